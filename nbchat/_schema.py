@@ -1,0 +1,95 @@
+"""JSON Schemas made strict-compatible, for ``strict: true`` tools and ``json_schema`` formats.
+
+Strict mode wants every property required, ``additionalProperties: false`` on every object, and
+optional fields written as a union with null. Pure functions over plain dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["StrictSchemaError", "strict_schema"]
+
+# Keywords strict mode rejects or that only cost prompt tokens.
+_DROP = ("default", "title")
+
+
+class StrictSchemaError(ValueError):
+    """The schema has a part strict mode cannot express."""
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A strict-compatible copy of ``schema``; the input is left as it was."""
+    if not isinstance(schema, dict):
+        raise StrictSchemaError(f"a JSON schema must be a dict, not {type(schema).__name__}")
+    result = copy.deepcopy(schema)
+    _strict(result, "$")
+    return result
+
+
+def _strict(node: Any, path: str) -> None:
+    if not isinstance(node, dict):
+        return
+    for key in _DROP:
+        node.pop(key, None)
+    if "oneOf" in node:
+        node["anyOf"] = node.pop("oneOf")
+    for key in ("$defs", "definitions"):
+        for name, sub in node.get(key, {}).items():
+            _strict(sub, f"{path}.{key}.{name}")
+    for key in ("anyOf", "allOf", "prefixItems"):
+        for i, sub in enumerate(node.get(key, [])):
+            _strict(sub, f"{path}.{key}[{i}]")
+    if isinstance(node.get("items"), dict):
+        _strict(node["items"], f"{path}[]")
+    if _is_object(node):
+        _strict_object(node, path)
+
+
+def _is_object(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node
+
+
+def _strict_object(node: dict[str, Any], path: str) -> None:
+    extra = node.get("additionalProperties")
+    properties: dict[str, Any] = node.setdefault("properties", {})
+    if isinstance(extra, dict) or (extra is True) or (not properties and extra is None):
+        where = path if path != "$" else "the top level"
+        raise StrictSchemaError(
+            f"{where} is a free-form object (a dict of any keys), which strict mode cannot "
+            "express; give it named fields or turn strict off"
+        )
+    required = set(node.get("required", []))
+    for name, sub in properties.items():
+        _strict(sub, f"{path}.{name}")
+        if name not in required:
+            properties[name] = _nullable(sub)
+    node["required"] = list(properties)
+    node["additionalProperties"] = False
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    if _allows_null(node):
+        return node
+    kind = node.get("type")
+    if isinstance(kind, str) and "$ref" not in node and "anyOf" not in node:
+        node["type"] = [kind, "null"]
+        if "enum" in node and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+        return node
+    if isinstance(kind, list):
+        node["type"] = [*kind, "null"]
+        return node
+    if "anyOf" in node and len(node) == 1:
+        node["anyOf"].append({"type": "null"})
+        return node
+    return {"anyOf": [node, {"type": "null"}]}
+
+
+def _allows_null(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_allows_null(sub) for sub in node.get("anyOf", []) if isinstance(sub, dict))
