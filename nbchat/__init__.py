@@ -1,34 +1,48 @@
 """nbchat: chat models in Jupyter, for any OpenAI-compatible server.
 
-``%load_ext nbchat`` registers the ``%%chat`` magics; ``nbchat.Client`` is the HTTP client.
+``%load_ext nbchat`` registers the ``%%chat`` magics; ``nbchat.Client`` is the HTTP client and
+``nbchat.Chat`` a conversation. Names load on first use so that loading the extension is quick.
 """
 
 from __future__ import annotations
 
-from ._client import DEFAULT_BASE_URL, AsyncClient, Client
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    IncompleteStreamError,
-    InternalServerError,
-    NbchatError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestValidationError,
-    ServiceUnavailableError,
-    UnprocessableEntityError,
-)
-from ._streaming import AsyncChatStream, ChatStream
-from ._types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Public name -> the private module that defines it.
+_EXPORTS = {
+    "Client": "_client",
+    "AsyncClient": "_client",
+    "DEFAULT_BASE_URL": "_client",
+    "ChatStream": "_streaming",
+    "AsyncChatStream": "_streaming",
+    "ChatCompletion": "_types",
+    "ChatCompletionChunk": "_types",
+    "ChatCompletionRequest": "_types",
+    "Chat": "_chat",
+    "ChatListener": "_chat",
+    "Reply": "_chat",
+    "session": "_sessions",
+    "NbchatError": "_exceptions",
+    "RequestValidationError": "_exceptions",
+    "APIError": "_exceptions",
+    "APIConnectionError": "_exceptions",
+    "APITimeoutError": "_exceptions",
+    "APIResponseValidationError": "_exceptions",
+    "IncompleteStreamError": "_exceptions",
+    "APIStatusError": "_exceptions",
+    "BadRequestError": "_exceptions",
+    "AuthenticationError": "_exceptions",
+    "PermissionDeniedError": "_exceptions",
+    "NotFoundError": "_exceptions",
+    "ConflictError": "_exceptions",
+    "UnprocessableEntityError": "_exceptions",
+    "RateLimitError": "_exceptions",
+    "InternalServerError": "_exceptions",
+    "ServiceUnavailableError": "_exceptions",
+}
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -41,9 +55,11 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "Chat",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
+    "ChatListener",
     "ChatStream",
     "Client",
     "ConflictError",
@@ -53,8 +69,69 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Reply",
     "RequestValidationError",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
     "__version__",
+    "last",
+    "load_ipython_extension",
+    "session",
+    "unload_ipython_extension",
 ]
+
+#: The last ChatCompletion any conversation received (None before the first).
+last: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbchat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nbchat.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbchat``: register the magics and the ``Chat`` settings."""
+    from ._extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from ._extension import unload
+
+    unload(ipython)
+
+
+if TYPE_CHECKING:
+    from ._chat import Chat, ChatListener, Reply
+    from ._client import DEFAULT_BASE_URL, AsyncClient, Client
+    from ._exceptions import (
+        APIConnectionError,
+        APIError,
+        APIResponseValidationError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConflictError,
+        IncompleteStreamError,
+        InternalServerError,
+        NbchatError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        RequestValidationError,
+        ServiceUnavailableError,
+        UnprocessableEntityError,
+    )
+    from ._sessions import session
+    from ._streaming import AsyncChatStream, ChatStream
+    from ._types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest

@@ -1,0 +1,506 @@
+"""Chat: one conversation — its messages, its settings, and the send/stream/tool loop.
+
+It prints nothing. Whoever wants to watch a reply form passes a listener; a failed call leaves
+the history as it was, except that an interrupted stream's partial reply is kept, marked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._exceptions import BadRequestError, IncompleteStreamError, RequestValidationError
+from ._types import ChatCompletion, ChatCompletionChunk
+
+__all__ = ["Chat", "ChatListener", "Reply"]
+
+FORMAT_VERSION = 1
+# Rounds of tool calls one send() runs before it stops and says so.
+MAX_TOOL_ROUNDS = 8
+
+# Settings that are request fields; anything else a caller passes to send() is passed through.
+REQUEST_SETTINGS = (
+    "model",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "seed",
+    "user",
+    "store",
+    "metadata",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "tool_choice",
+    "parallel_tool_calls",
+)
+
+
+class ChatListener:
+    """Hooks a renderer can override to watch a reply form. Every hook is optional."""
+
+    def on_request(self, body: dict[str, Any]) -> None:
+        """A request is about to be sent (the body as sent, without credentials)."""
+
+    def on_chunk(self, chunk: ChatCompletionChunk, stream: Any) -> None:
+        """A streamed chunk arrived; ``stream.completion`` is the snapshot so far."""
+
+    def on_completion(self, completion: ChatCompletion) -> None:
+        """One request finished (a tool loop makes several)."""
+
+    def on_tool_results(self, results: list[Any]) -> None:
+        """Tool calls of the last completion ran; these are their results."""
+
+
+@dataclass
+class _Entry:
+    message: dict[str, Any]
+    interrupted: bool = False
+
+
+@dataclass
+class Reply:
+    """What one ``send`` produced: the final completion, and everything about how it came."""
+
+    completion: ChatCompletion
+    completions: list[ChatCompletion] = field(default_factory=list)
+    request: dict[str, Any] = field(default_factory=dict)
+    parsed: Any = None
+    tool_results: list[Any] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+    time_to_first_token: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def content(self) -> str | None:
+        return self.completion.content
+
+    @property
+    def value(self) -> Any:
+        """The parsed object for structured replies, the text otherwise."""
+        return self.parsed if self.parsed is not None else self.content
+
+    def __str__(self) -> str:
+        return self.content or ""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ._render import reply_bundle
+
+        return reply_bundle(self)
+
+
+class Chat:
+    """A conversation with a chat model.
+
+    ``settings`` are request fields sent with every message (model, temperature, …);
+    ``send()`` takes per-call overrides. ``messages`` are plain JSON-ready dicts.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        system: str | None = None,
+        client: Any = None,
+        stream: bool = True,
+        name: str = "default",
+        **settings: Any,
+    ) -> None:
+        self.name = name
+        self.settings: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+        if model:
+            self.settings["model"] = model
+        self.stream = stream
+        self._client = client
+        # A client the user chose wins over the one the magic's settings name.
+        self._client_chosen = client is not None
+        self._entries: list[_Entry] = []
+        self._inflight: Any = None
+        self.last: ChatCompletion | None = None
+        self.last_reply: Reply | None = None
+        if system:
+            self.system = system
+
+    # -- history ------------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as protocol message dicts, ready for any client."""
+        return [json.loads(json.dumps(entry.message)) for entry in self._entries]
+
+    @property
+    def interrupted(self) -> list[int]:
+        """Indices of messages that hold a partial reply cut short by an interruption."""
+        return [i for i, entry in enumerate(self._entries) if entry.interrupted]
+
+    @property
+    def system(self) -> str | None:
+        if self._entries and self._entries[0].message.get("role") == "system":
+            return self._entries[0].message.get("content")
+        return None
+
+    @system.setter
+    def system(self, text: str | None) -> None:
+        has = bool(self._entries) and self._entries[0].message.get("role") == "system"
+        if text is None:
+            if has:
+                del self._entries[0]
+        elif has:
+            self._entries[0] = _Entry({"role": "system", "content": text})
+        else:
+            self._entries.insert(0, _Entry({"role": "system", "content": text}))
+
+    def add(self, message: dict[str, Any], *, interrupted: bool = False) -> None:
+        """Append a message as it is (validated as a request message)."""
+        _validate_messages([message])
+        self._entries.append(_Entry(dict(message), interrupted))
+
+    def reset(self) -> None:
+        """Forget every message but the system prompt."""
+        system = self.system
+        self._entries.clear()
+        self.last = None
+        self.last_reply = None
+        if system is not None:
+            self.system = system
+
+    def undo(self) -> list[dict[str, Any]]:
+        """Drop the last exchange (the last user message and all that followed); return it."""
+        for i in range(len(self._entries) - 1, -1, -1):
+            if self._entries[i].message.get("role") == "user":
+                dropped = [entry.message for entry in self._entries[i:]]
+                del self._entries[i:]
+                return dropped
+        return []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        model = self.settings.get("model", "default model")
+        return f"Chat(name={self.name!r}, model={model!r}, messages={len(self._entries)})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ._render import history_bundle
+
+        return history_bundle(self)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_json(self, **dumps: Any) -> str:
+        """The conversation and its settings as JSON; no credentials are included."""
+        data = {
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "settings": self.settings,
+            "stream": self.stream,
+            "messages": self.messages,
+            "interrupted": self.interrupted,
+        }
+        return json.dumps(data, ensure_ascii=False, **dumps)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, client: Any = None) -> Chat:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"Not a saved conversation: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+            raise ValueError("Not a saved conversation: no 'messages' list")
+        if data.get("version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(f"Saved with a newer nbchat (format {data['version']})")
+        chat = cls(client=client, name=data.get("name", "default"), stream=data.get("stream", True))
+        chat.settings = dict(data.get("settings") or {})
+        _validate_messages(data["messages"])
+        marked = set(data.get("interrupted") or [])
+        chat._entries = [_Entry(message, i in marked) for i, message in enumerate(data["messages"])]
+        return chat
+
+    # -- sending ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from ._endpoint import default_client
+
+            self._client = default_client()
+        return self._client
+
+    @client.setter
+    def client(self, client: Any) -> None:
+        self._client = client
+        self._client_chosen = client is not None
+
+    def use_client_unless_chosen(self, client: Any) -> None:
+        """Use ``client`` unless the user set one on this conversation themselves."""
+        if not self._client_chosen:
+            self._client = client
+
+    def request_body(
+        self, content: Any = None, *, stream: bool | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """The request ``send`` would make, validated, without sending it."""
+        messages = self.messages
+        if content is not None:
+            messages.append({"role": "user", "content": content})
+        params = self._params(overrides)
+        params["messages"] = messages
+        if stream if stream is not None else self.stream:
+            params["stream"] = True
+        from ._client import validate_request
+
+        return validate_request(params)
+
+    def send(
+        self,
+        content: Any = None,
+        *,
+        stream: bool | None = None,
+        listener: ChatListener | None = None,
+        tools: Sequence[Any] | None = None,
+        max_rounds: int | None = None,
+        confirm: Any = None,
+        parse: Callable[[ChatCompletion], Any] | None = None,
+        **overrides: Any,
+    ) -> Reply:
+        """Send ``content`` as the next user message and return the Reply.
+
+        ``content`` is a string or a list of content parts; None sends the history as it is
+        (to continue after tool results or an interruption). ``tools`` are functions or Tool
+        objects the model may call; their calls run and are answered until a final reply.
+        """
+        listener = listener or ChatListener()
+        use_stream = self.stream if stream is None else stream
+        checkpoint = len(self._entries)
+        if content is not None:
+            self._entries.append(_Entry({"role": "user", "content": content}))
+        params = self._params(overrides)
+        toolbox = None
+        if tools:
+            from ._tools import as_tool
+
+            toolbox = {tool.name: tool for tool in (as_tool(t) for t in tools)}
+            params["tools"] = [tool.definition() for tool in toolbox.values()]
+        reply = Reply(completion=ChatCompletion())
+        self._inflight = None
+        started = time.perf_counter()
+        rounds_left = max_rounds if max_rounds is not None else MAX_TOOL_ROUNDS
+        try:
+            while True:
+                body = {**params, "messages": self.messages}
+                completion = self._one_request(body, use_stream, listener, reply, started)
+                reply.completions.append(completion)
+                reply.completion = completion
+                self.last = completion
+                message = _assistant_message(completion)
+                calls = completion.choices[0].message.tool_calls if completion.choices else None
+                if not (toolbox is not None and calls):
+                    if message is not None:
+                        self._entries.append(_Entry(message))
+                    break
+                if rounds_left <= 0:
+                    reply.notes.append(
+                        f"Stopped after {len(reply.completions) - 1} rounds of tool calls, the "
+                        "limit; the model's last tool calls were not run. Raise max_rounds "
+                        "(%config Chat.max_tool_rounds) or send again to continue."
+                    )
+                    break
+                rounds_left -= 1
+                self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
+                from ._tools import run_tool_calls
+
+                results = run_tool_calls(calls, toolbox, confirm=confirm)
+                for result in results:
+                    self._entries.append(_Entry(result.message()))
+                reply.tool_results.extend(results)
+                listener.on_tool_results(results)
+        except KeyboardInterrupt:
+            self._keep_partial(checkpoint, reply)
+            raise
+        except IncompleteStreamError as exc:
+            reply.completion = exc.completion or reply.completion
+            self._keep_partial(checkpoint, reply)
+            raise
+        except BaseException:
+            self._inflight = None
+            del self._entries[checkpoint:]
+            raise
+        reply.elapsed = time.perf_counter() - started
+        self.last_reply = reply
+        _set_last(reply.completion)
+        if parse is not None:
+            try:
+                reply.parsed = parse(reply.completion)
+            except Exception as exc:
+                # The exchange happened and stays in history; the caller still gets the reply.
+                exc.reply = reply  # type: ignore[attr-defined]
+                raise
+        return reply
+
+    def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        params = {**self.settings}
+        for key, value in overrides.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        if not params.get("model"):
+            params["model"] = self._default_model()
+        return params
+
+    def _default_model(self) -> str:
+        model = getattr(self.client, "default_model", None)
+        if model:
+            return model
+        raise RequestValidationError(
+            "No model is set: pass model=... or set it with %config Chat.model = '...'",
+            field="model",
+        )
+
+    def _one_request(
+        self,
+        body: dict[str, Any],
+        use_stream: bool,
+        listener: ChatListener,
+        reply: Reply,
+        started: float,
+    ) -> ChatCompletion:
+        client = self.client
+        adapt = getattr(client, "adapt_request", None)
+        if adapt is not None:
+            body, notes = adapt(body)
+            reply.notes.extend(note for note in notes if note not in reply.notes)
+        if use_stream and "stream_options" not in body and _wants_usage(client):
+            # Ask for usage so the footer has token counts (a server may refuse, see below).
+            body = {**body, "stream_options": {"include_usage": True}}
+        shown = dict(body)
+        if use_stream:
+            shown["stream"] = True
+        reply.request = shown
+        listener.on_request(shown)
+        if not use_stream:
+            completion = client.create(**body)
+            if reply.time_to_first_token is None:
+                reply.time_to_first_token = time.perf_counter() - started
+            listener.on_completion(completion)
+            return completion
+        try:
+            stream = client.stream(**body)
+        except BadRequestError as exc:
+            if "stream_options" not in body or not _about_stream_options(exc):
+                raise
+            client.include_usage = False
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+            reply.request = {**body, "stream": True}
+            stream = client.stream(**body)
+        self._inflight = stream
+        with stream:
+            for chunk in stream:
+                if reply.time_to_first_token is None and _has_output(chunk):
+                    reply.time_to_first_token = time.perf_counter() - started
+                listener.on_chunk(chunk, stream)
+        self._inflight = None
+        completion = stream.completion
+        listener.on_completion(completion)
+        return completion
+
+    def _keep_partial(self, checkpoint: int, reply: Reply) -> None:
+        """After an interruption: keep complete tool rounds and the partial text, marked."""
+        stream, self._inflight = self._inflight, None
+        reply.interrupted = True
+        reply.elapsed = 0.0
+        _drop_unanswered_tool_calls(self._entries, checkpoint)
+        if stream is not None:
+            partial = stream.completion
+            reply.completion = partial
+            text = partial.content
+            if text:
+                self._entries.append(_Entry({"role": "assistant", "content": text}, True))
+        if len(self._entries) == checkpoint + 1 and self._entries[-1].message["role"] == "user":
+            # Nothing of the reply arrived: the cell leaves no trace.
+            del self._entries[checkpoint:]
+        self.last = reply.completion
+        self.last_reply = reply
+        _set_last(reply.completion)
+
+
+def _wants_usage(client: Any) -> bool:
+    return getattr(client, "include_usage", True) is not False
+
+
+def _about_stream_options(error: BadRequestError) -> bool:
+    return error.param == "stream_options" or "stream_options" in (error.message or "")
+
+
+def _has_output(chunk: ChatCompletionChunk) -> bool:
+    for choice in chunk.choices or ():
+        delta = choice.delta
+        if delta.content or delta.refusal or delta.tool_calls:
+            return True
+    return False
+
+
+def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
+    """The assistant message to keep in history, in the reference's request format."""
+    if not completion.choices:
+        return None
+    message = completion.choices[0].message
+    result: dict[str, Any] = {"role": "assistant", "content": message.content}
+    if message.tool_calls:
+        result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
+    if message.refusal:
+        result["refusal"] = message.refusal
+    if result["content"] is None and "tool_calls" not in result and "refusal" not in result:
+        return None
+    return result
+
+
+def _drop_unanswered_tool_calls(entries: list[_Entry], checkpoint: int) -> None:
+    """Remove a trailing assistant tool_calls message whose calls have no tool answers."""
+    while len(entries) > checkpoint:
+        last = entries[-1].message
+        if last.get("role") == "assistant" and last.get("tool_calls"):
+            del entries[-1]
+            continue
+        if last.get("role") == "tool":
+            # Keep only complete rounds: find the assistant message these answer.
+            i = len(entries) - 1
+            while i > checkpoint and entries[i].message.get("role") == "tool":
+                i -= 1
+            calls = entries[i].message.get("tool_calls") or []
+            answered = {e.message.get("tool_call_id") for e in entries[i + 1 :]}
+            if {c["id"] for c in calls} <= answered:
+                return
+            del entries[i:]
+            continue
+        return
+
+
+def _validate_messages(messages: Iterable[dict[str, Any]]) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from ._types import Message
+
+    adapter = TypeAdapter(list[Message])
+    try:
+        adapter.validate_python(list(messages))
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ValueError(f"Invalid message at {where}: {error['msg']}") from None
+
+
+def _set_last(completion: ChatCompletion) -> None:
+    import nbchat
+
+    nbchat.last = completion

@@ -1,0 +1,52 @@
+"""The defaults of every ``%%chat`` cell, as traitlets settings.
+
+``%config Chat.model = "gpt-4.1"`` or ``c.Chat.model = ...`` in an IPython profile; each cell
+may override them. The API key is never a setting: it is read from the environment.
+"""
+
+from __future__ import annotations
+
+from traitlets import Bool, CFloat, CInt, Dict, Enum, Float, Int, Unicode
+from traitlets.config import Configurable
+
+__all__ = ["Chat"]
+
+
+class Chat(Configurable):
+    """Defaults for %%chat cells (shown by ``%chat config``)."""
+
+    model = Unicode("", help="Model to use; empty means the server's default.").tag(config=True)
+    base_url = Unicode(
+        "", help="Server URL (…/v1). Empty: OPENAI_BASE_URL, else OpenAI or the local model."
+    ).tag(config=True)
+    api_key_env = Unicode(
+        "OPENAI_API_KEY", help="Name of the environment variable that holds the API key."
+    ).tag(config=True)
+    system = Unicode("", help="System prompt for new conversations.").tag(config=True)
+    temperature = CFloat(None, allow_none=True, help="Sampling temperature (0–2).").tag(config=True)
+    max_tokens = CInt(None, allow_none=True, help="Maximum tokens in a reply.").tag(config=True)
+    stream = Bool(True, help="Stream replies as they are generated.").tag(config=True)
+    request = Dict(help="Other request fields sent with every request, e.g. {'seed': 1}.").tag(
+        config=True
+    )
+    display = Enum(
+        ["auto", "live", "final", "text"],
+        default_value="auto",
+        help="live: update the output in place while streaming; final: show only the "
+        "finished reply (for frontends that cannot update outputs); text: plain text on "
+        "stdout; auto: live in Jupyter, text in terminal IPython.",
+    ).tag(config=True)
+    updates_per_second = Float(20.0, help="Most live updates of the output per second.").tag(
+        config=True
+    )
+    timeout = Float(600.0, help="Seconds to wait for a response.").tag(config=True)
+    max_retries = Int(2, help="Retries for rate limits, overloads and lost connections.").tag(
+        config=True
+    )
+    max_tool_rounds = Int(8, help="Most rounds of tool calls in one cell.").tag(config=True)
+    confirm_tools = Bool(False, help="Ask before running every tool the model calls.").tag(
+        config=True
+    )
+    interpolate = Bool(True, help="Replace {expression} in prompts with its value.").tag(
+        config=True
+    )

@@ -1,0 +1,180 @@
+"""A scripted OpenAI-compatible server behind httpx.MockTransport, for tests of the upper layers.
+
+Queue replies with ``reply()`` / ``error()``; each request pops one. Streamed requests get the
+same reply as SSE chunks (content in small pieces, tool-call arguments in fragments).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+import httpx
+
+from nbchat import Client
+
+SECRET = "sk-test-0123456789abcdef-SECRET"
+
+
+class FakeServer:
+    def __init__(self, *, piece: int = 3) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[httpx.Headers] = []
+        self._replies: deque[Any] = deque()
+        self.piece = piece
+
+    # -- scripting ------------------------------------------------------------------------------
+
+    def reply(
+        self,
+        content: str | None = "Hello!",
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        finish_reason: str | None = None,
+        refusal: str | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+        choices: int = 1,
+        model: str = "fake-model",
+        usage: dict[str, Any] | None = None,
+        cut_after: int | None = None,
+    ) -> FakeServer:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.get("id", f"call_{i}"),
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": call["arguments"]
+                        if isinstance(call["arguments"], str)
+                        else json.dumps(call["arguments"]),
+                    },
+                }
+                for i, call in enumerate(tool_calls)
+            ]
+        if refusal:
+            message["refusal"] = refusal
+        reason = finish_reason or ("tool_calls" if tool_calls else "stop")
+        completion = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1716936000,
+            "model": model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": message,
+                    "logprobs": {"content": logprobs} if logprobs else None,
+                    "finish_reason": reason,
+                }
+                for i in range(choices)
+            ],
+            "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        self._replies.append(("ok", completion, cut_after))
+        return self
+
+    def error(
+        self,
+        status: int,
+        message: str = "failed",
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> FakeServer:
+        body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+        self._replies.append(("error", (status, body, headers or {}), None))
+        return self
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def client(self, **options: Any) -> Client:
+        options.setdefault("max_retries", 0)
+        client = Client(
+            api_key=SECRET,
+            base_url="http://fake.test/v1",
+            transport=httpx.MockTransport(self.handle),
+            **options,
+        )
+        client._sleep = lambda seconds: None
+        return client
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else {}
+        self.requests.append(body)
+        self.headers.append(request.headers)
+        if not self._replies:
+            raise AssertionError(f"the fake server got an unexpected request: {body}")
+        kind, payload, cut_after = self._replies.popleft()
+        if kind == "error":
+            status, error, headers = payload
+            return httpx.Response(status, json=error, headers={"x-request-id": "req_1", **headers})
+        if body.get("stream"):
+            usage = (body.get("stream_options") or {}).get("include_usage")
+            events = list(sse_events(payload, piece=self.piece, usage=bool(usage)))
+            if cut_after is not None:
+                events = events[:cut_after]
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                content=iter(events),
+            )
+        return httpx.Response(200, json=payload)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+
+def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True):
+    """The byte events a server would stream for ``completion``."""
+    base = {k: completion[k] for k in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk"
+
+    def event(choices: list[Any], **extra: Any) -> bytes:
+        return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
+
+    for choice in completion["choices"]:
+        index = choice["index"]
+        message = choice["message"]
+        yield event([{"index": index, "delta": {"role": "assistant", "content": ""}}])
+        content = message.get("content") or ""
+        tokens = (choice.get("logprobs") or {}).get("content") or []
+        if tokens:
+            for token in tokens:
+                yield event(
+                    [
+                        {
+                            "index": index,
+                            "delta": {"content": token["token"]},
+                            "logprobs": {"content": [token]},
+                        }
+                    ]
+                )
+        else:
+            for start in range(0, len(content), piece):
+                yield event(
+                    [{"index": index, "delta": {"content": content[start : start + piece]}}]
+                )
+        if message.get("refusal"):
+            yield event([{"index": index, "delta": {"refusal": message["refusal"]}}])
+        for i, call in enumerate(message.get("tool_calls") or ()):
+            first = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            yield event([{"index": index, "delta": {"tool_calls": [first]}}])
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 5):
+                fragment = {"index": i, "function": {"arguments": arguments[start : start + 5]}}
+                yield event([{"index": index, "delta": {"tool_calls": [fragment]}}])
+        yield event([{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}])
+    if usage:
+        yield event([], usage=completion["usage"])
+    yield b"data: [DONE]\n\n"

