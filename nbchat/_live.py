@@ -50,6 +50,7 @@ class LiveView(ChatListener):
         self._dirty = False
         self._status = ""
         self._wrote_text = False
+        self._open_new_area = False
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class LiveView(ChatListener):
         self._block = [head]
         self._update()
         # The frozen block keeps its display area; the rest continues in a new one.
-        self._handles.append(None)
+        self._open_new_area = True
         self._block = [tail] if tail else []
         self._block_chars = len(tail)
 
@@ -152,9 +153,8 @@ class LiveView(ChatListener):
             "text/markdown": sanitize_markdown(text) + status + " ▌",
             "text/plain": text + status,
         }
-        if not self._handles or self._handles[-1] is None:
-            if self._handles and self._handles[-1] is None:
-                self._handles.pop()
+        if not self._handles or self._open_new_area:
+            self._open_new_area = False
             self._handles.append(self._show(bundle))
         else:
             self._handles[-1].update(bundle, raw=True)

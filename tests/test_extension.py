@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_loading_the_extension_imports_no_heavy_modules():
+    code = (
+        "import sys, json\n"
+        "from IPython.testing import globalipapp\n"
+        "globalipapp.start_ipython()\n"
+        "ip = globalipapp.get_ipython()\n"
+        "before = set(sys.modules)\n"
+        "ip.run_line_magic('load_ext', 'nbchat')\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    heavy = {"PIL", "pandas", "ipywidgets", "httpx", "pydantic", "numpy", "matplotlib"}
+    assert not heavy & {name.split(".")[0] for name in loaded}
+    assert "nbchat._magics" in loaded
+
+
+def test_load_registers_magics_and_settings_once():
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "nbchat")
+    ip.run_line_magic("reload_ext", "nbchat")
+    settings = [c for c in ip.configurables if type(c).__name__ == "Chat"]
+    assert len(settings) == 1
+    assert "chat" in ip.magics_manager.magics["cell"]
+    assert "chat" in ip.magics_manager.magics["line"]
+    ip.run_line_magic("config", "Chat.temperature = 0.5")
+    assert settings[0].temperature == 0.5
+    ip.run_line_magic("unload_ext", "nbchat")
+    ip.config.pop("Chat", None)
+    assert "chat" not in ip.magics_manager.magics["cell"]

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import io
+
+from nbchat._chat import Reply
+from nbchat._live import BLOCK_CHARS, LiveView
+from nbchat._types import ChatCompletion, ChatCompletionChunk
+
+
+class FakeHandle:
+    def __init__(self, log):
+        self.log = log
+
+    def update(self, bundle, raw=True):
+        self.log.append(("update", bundle))
+
+
+class FakeDisplay:
+    def __init__(self):
+        self.log = []
+
+    def __call__(self, bundle, raw=True, display_id=True):
+        self.log.append(("display", bundle))
+        return FakeHandle(self.log)
+
+    @property
+    def sent_chars(self) -> int:
+        return sum(len(bundle.get("text/plain", "")) for _, bundle in self.log)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def chunk(text: str) -> ChatCompletionChunk:
+    return ChatCompletionChunk.model_validate(
+        {"choices": [{"index": 0, "delta": {"content": text}}]}
+    )
+
+
+def reply_of(text: str) -> Reply:
+    completion = ChatCompletion.model_validate(
+        {
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    )
+    return Reply(completion=completion)
+
+
+def stream_through(view: LiveView, pieces, clock: Clock, step: float) -> None:
+    for piece in pieces:
+        clock.now += step
+        view.on_chunk(chunk(piece), None)
+
+
+def test_updates_are_limited_to_the_rate():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    # 10,000 tokens over 10 seconds: at most 20 updates a second.
+    stream_through(view, ["tok "] * 10_000, clock, step=0.001)
+    assert 150 <= view.updates <= 201
+
+
+def test_a_fast_stream_costs_few_updates():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    stream_through(view, ["tok "] * 10_000, clock, step=0.0)
+    assert view.updates <= 2 + 10_000 * 4 // BLOCK_CHARS
+
+
+def test_long_replies_are_split_so_each_update_sends_only_the_tail():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    stream_through(view, [paragraph] * 2000, clock, step=0.01)
+    total = len(paragraph) * 2000
+    # Each update re-sends at most a block, so what is sent grows linearly with the reply.
+    assert max(len(b.get("text/plain", "")) for _, b in display.log) < 2 * BLOCK_CHARS
+    assert display.sent_chars < 12 * total
+    opened = [entry for entry in display.log if entry[0] == "display"]
+    assert len(opened) > 10
+
+
+def test_finish_puts_the_whole_reply_in_the_first_area_and_empties_the_rest():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    stream_through(view, [paragraph] * 200, clock, step=0.1)
+    view.finish(reply_of(paragraph * 200))
+    finals = display.log[-len([e for e in display.log if e[0] == "display"]) :]
+    assert (paragraph * 200).strip() in finals[0][1]["text/markdown"]
+    assert all(bundle == {"text/plain": ""} for _, bundle in finals[1:])
+
+
+def test_final_mode_shows_nothing_until_done():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="final", display=display, clock=clock)
+    stream_through(view, ["a", "b"], clock, step=1.0)
+    assert display.log == []
+    view.finish(reply_of("ab"))
+    assert len(display.log) == 1
+    assert "ab" in display.log[0][1]["text/markdown"]
+
+
+def test_text_mode_writes_deltas_then_the_footer():
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    stream_through(view, ["Hel", "lo"], Clock(), step=0.0)
+    view.finish(reply_of("Hello"))
+    text = out.getvalue()
+    assert text.startswith("Hello\n")
+    assert "— m" in text
+
+
+def test_live_text_is_sanitized_while_streaming():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    stream_through(view, ["![a](http://x.test/i.png) <b>"], clock, step=1.0)
+    markdown = display.log[-1][1]["text/markdown"]
+    assert "![" not in markdown and "<b>" not in markdown
+
+
+def test_unknown_mode_is_refused():
+    try:
+        LiveView(mode="fancy")
+    except ValueError as exc:
+        assert "fancy" in str(exc)
+    else:
+        raise AssertionError("no error")

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from nbchat._chat import Chat, Reply
+from nbchat._exceptions import (
+    APIConnectionError,
+    AuthenticationError,
+    NotFoundError,
+    RateLimitError,
+)
+from nbchat._render import error_bundle, footer_text, history_bundle, reply_bundle
+from nbchat._types import ChatCompletion
+
+
+def completion(**overrides):
+    data = {
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": 35,
+            "completion_tokens": 32,
+            "total_tokens": 67,
+            "prompt_tokens_details": {"cached_tokens": 8},
+            "completion_tokens_details": {"reasoning_tokens": 4},
+        },
+    }
+    data.update(overrides)
+    return ChatCompletion.model_validate(data)
+
+
+def test_footer_has_model_finish_tokens_cached_reasoning_and_speed():
+    text = footer_text(completion(), time_to_first_token=0.25, elapsed=1.25)
+    assert text == (
+        "gpt-4.1-2025-04-14 · finish: stop · 35 prompt + 32 completion = 67 tokens "
+        "(8 cached, 4 reasoning) · first token 0.25 s · 32.0 tokens/s"
+    )
+
+
+def test_reply_bundle_has_markdown_and_plain_text():
+    bundle = reply_bundle(Reply(completion=completion()))
+    assert bundle["text/markdown"].startswith("Hi")
+    assert bundle["text/plain"].startswith("Hi\n— gpt-4.1")
+
+
+def test_refusal_and_content_filter_are_visible():
+    refused = completion(
+        choices=[
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": "I can't help."},
+                "finish_reason": "content_filter",
+            }
+        ]
+    )
+    bundle = reply_bundle(Reply(completion=refused))
+    assert "Refused" in bundle["text/markdown"]
+    assert "I can't help." in bundle["text/plain"]
+    assert "content_filter" in bundle["text/markdown"]
+
+
+def test_interrupted_reply_says_so():
+    bundle = reply_bundle(Reply(completion=completion(), interrupted=True))
+    assert "Interrupted" in bundle["text/markdown"]
+    assert "interrupted" in bundle["text/plain"]
+
+
+def test_error_card_fields_and_hints():
+    error = RateLimitError(
+        "Too many",
+        status_code=429,
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        request_id="req_9",
+    )
+    error.retries = 2
+    bundle = error_bundle(error)
+    for text in ("429", "rate_limit_error", "rate_limit_exceeded", "req_9", "after 2 retries"):
+        assert text in bundle["text/plain"]
+    assert "RateLimitError" in bundle["text/html"]
+
+
+def test_error_card_hints_for_auth_model_and_connection():
+    auth = error_bundle(AuthenticationError("bad key", status_code=401))
+    assert "OPENAI_API_KEY" in auth["text/plain"]
+    missing = error_bundle(NotFoundError("no model", status_code=404, code="model_not_found"))
+    assert "model" in missing["text/plain"].split("hint:")[1]
+    down = error_bundle(APIConnectionError("refused"))
+    assert "server running" in down["text/plain"]
+
+
+def test_error_card_escapes_html():
+    bundle = error_bundle(AuthenticationError("<script>x</script>", status_code=401))
+    assert "<script>" not in bundle["text/html"]
+
+
+def test_history_bundle_marks_roles_tools_and_interruptions():
+    chat = Chat("m")
+    chat.add({"role": "user", "content": "q"})
+    chat.add(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        }
+    )
+    chat.add({"role": "tool", "tool_call_id": "c1", "content": "1"})
+    chat.add({"role": "assistant", "content": "partial"}, interrupted=True)
+    bundle = history_bundle(chat)
+    assert "**user**: q" in bundle["text/markdown"]
+    assert "🔧 `f({})`" in bundle["text/markdown"]
+    assert "answer to c1" in bundle["text/markdown"]
+    assert "(interrupted)" in bundle["text/markdown"]
+    assert "4 messages" in bundle["text/plain"]
