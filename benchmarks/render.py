@@ -94,12 +94,9 @@ def main() -> None:
     best_on, best_off = min(on), min(off)
     print(f"reply: {args.tokens} tokens ({sum(len(e) for e in events) / 1e6:.2f} MB of SSE)")
     print(f"display updates sent: {max(updates)} (live area opened/updated/finished)")
-    print(
-        f"CPU, display off:  best {best_off * 1000:7.1f} ms  median {statistics.median(off) * 1000:7.1f} ms"
-    )
-    print(
-        f"CPU, live display: best {best_on * 1000:7.1f} ms  median {statistics.median(on) * 1000:7.1f} ms"
-    )
+    for label, times in (("display off: ", off), ("live display:", on)):
+        best, median = min(times) * 1000, statistics.median(times) * 1000
+        print(f"CPU, {label} best {best:7.1f} ms  median {median:7.1f} ms")
     print(f"ratio live/off: {best_on / best_off:.2f}x (target <= 1.5x)")
 
 
