@@ -196,13 +196,18 @@ class ChatCompletionAccumulator:
                     finish_reason=state.finish_reason,
                 )
             )
+        # Optional fields only when the stream had them, so that to_dict() shows what create()
+        # would have shown rather than a row of nulls.
+        optional = {
+            "system_fingerprint": self._system_fingerprint,
+            "service_tier": self._service_tier,
+            "usage": self._usage,
+        }
         return ChatCompletion(
             id=self._id,
             object="chat.completion",
             created=self._created,
             model=self._model,
-            system_fingerprint=self._system_fingerprint,
-            service_tier=self._service_tier,
             choices=choices,
-            usage=self._usage,
+            **{key: value for key, value in optional.items() if value is not None},
         )

@@ -10,7 +10,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ from ._retry import retry_delay, should_retry
 from ._streaming import AsyncChatStream, ChatStream
 from ._types import ChatCompletion, ChatCompletionRequest
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "AsyncStreamCall", "Client"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -54,6 +54,10 @@ def _describe(exc: ValidationError) -> tuple[str, str | None]:
     # In a union every branch reports; the deepest location is the one that says what is wrong.
     errors = exc.errors(include_url=False)
     error = max(errors, key=lambda e: len(e["loc"]))
+    if error["type"] == "field_rule":
+        # A rule across fields (top_logprobs needs logprobs…): its message names the field.
+        field = error["ctx"]["field"]
+        return f"Invalid request: {error['msg']}", field
     field = ".".join(_field_path(error["loc"])) or None
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] not in ("missing", "value_error", "model_type") and "input" in error:
@@ -162,7 +166,9 @@ class _BaseClient:
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(f"The request to {where} timed out.", request=request)
         why = redact(str(exc), self._api_key) or type(exc).__name__
-        return APIConnectionError(f"Could not connect to {where}: {why}", request=request)
+        if isinstance(exc, httpx.ConnectError):
+            return APIConnectionError(f"Could not connect to {where}: {why}", request=request)
+        return APIConnectionError(f"The connection to {where} failed: {why}", request=request)
 
     def _decide(self, error: APIError, response: httpx.Response | None, attempt: int) -> float:
         """Seconds to wait before trying again, or raise ``error`` when we should not."""
@@ -177,19 +183,40 @@ class _BaseClient:
         try:
             completion = ChatCompletion.model_validate_json(response.content)
         except ValidationError as exc:
-            text = response.text
-            raise APIResponseValidationError(
-                "The server's response is not a chat completion: "
-                + redact(text[:200] + ("…" if len(text) > 200 else ""), self._api_key),
-                request=response.request,
-                body=redact(text, self._api_key),
-            ) from exc
+            # Not chained: pydantic's message quotes the body, which may echo the key.
+            raise self._unreadable(response, "a chat completion", exc) from None
         extra = completion.__pydantic_extra__
         if extra and "error" in extra and not completion.choices:
             raise status_error_from_event(
                 {"error": extra["error"]}, response=response, secret=self._api_key
             )
         return completion
+
+    def _model_ids(self, response: httpx.Response) -> list[str]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._unreadable(response, "a list of models", None) from None
+        data = body.get("data") if isinstance(body, dict) else body
+        if not isinstance(data, list):
+            raise self._unreadable(response, "a list of models", None)
+        return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
+
+    def _unreadable(
+        self, response: httpx.Response, wanted: str, exc: ValidationError | None
+    ) -> APIResponseValidationError:
+        text = redact(response.text, self._api_key)
+        why = ""
+        if exc is not None:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            why = f" ({where}: {first['msg']})"
+        snippet = " ".join(text[:200].split()) + ("…" if len(text) > 200 else "")
+        return APIResponseValidationError(
+            f"The server's response is not {wanted}{why}: {snippet or '(empty body)'}",
+            request=response.request,
+            body=text,
+        )
 
 
 class Client(_BaseClient):
@@ -219,49 +246,48 @@ class Client(_BaseClient):
         """Send a chat completion request and return the ChatCompletion."""
         body, options = self._split(request, stream=False)
         response = self._send("POST", "/chat/completions", body, options)
-        try:
-            response.read()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, response.request) from exc
-        finally:
-            response.close()
         return self._completion(response)
 
     def stream(self, **request: Any) -> ChatStream:
         """Send a streamed request; iterate the returned ChatStream for chunks."""
         body, options = self._split(request, stream=True)
-        response = self._send("POST", "/chat/completions", body, options)
+        response = self._send("POST", "/chat/completions", body, options, stream=True)
         return ChatStream(response, secret=self._api_key)
 
     def models(self) -> list[str]:
         """The model ids the server lists at ``GET /models``."""
         response = self._send("GET", "/models", None, {})
-        try:
-            response.read()
-        finally:
-            response.close()
-        data = response.json().get("data", [])
-        return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
+        return self._model_ids(response)
 
     def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, options: dict[str, Any]
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        options: dict[str, Any],
+        *,
+        stream: bool = False,
     ) -> httpx.Response:
+        """The response, read unless ``stream``; failures are retried while nothing has reached
+        the caller (a streamed body is the caller's to read, so it is never retried)."""
         request = self._build(method, path, body, options)
         attempt = 0
         while True:
             response: httpx.Response | None = None
             try:
                 response = self._http.send(request, stream=True)
+                if not (stream and response.is_success):
+                    try:
+                        response.read()
+                    finally:
+                        response.close()
             except httpx.TransportError as exc:
+                response = None
                 error: APIError = self._transport_error(exc, request)
                 cause: BaseException = exc
             else:
                 if response.is_success:
                     return response
-                try:
-                    response.read()
-                finally:
-                    response.close()
                 error = status_error_from_response(response, secret=self._api_key)
                 cause = error
             try:
@@ -305,30 +331,32 @@ class AsyncClient(_BaseClient):
     async def create(self, **request: Any) -> ChatCompletion:
         body, options = self._split(request, stream=False)
         response = await self._send("POST", "/chat/completions", body, options)
-        try:
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, response.request) from exc
-        finally:
-            await response.aclose()
         return self._completion(response)
 
-    async def stream(self, **request: Any) -> AsyncChatStream:
+    def stream(self, **request: Any) -> AsyncStreamCall:
+        """Send a streamed request: ``async with client.stream(...) as stream`` (or await it).
+
+        The request is validated at once; it is sent when awaited or entered.
+        """
         body, options = self._split(request, stream=True)
-        response = await self._send("POST", "/chat/completions", body, options)
+        return AsyncStreamCall(self._open_stream(body, options))
+
+    async def _open_stream(self, body: dict[str, Any], options: dict[str, Any]) -> AsyncChatStream:
+        response = await self._send("POST", "/chat/completions", body, options, stream=True)
         return AsyncChatStream(response, secret=self._api_key)
 
     async def models(self) -> list[str]:
         response = await self._send("GET", "/models", None, {})
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        data = response.json().get("data", [])
-        return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
+        return self._model_ids(response)
 
     async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, options: dict[str, Any]
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        options: dict[str, Any],
+        *,
+        stream: bool = False,
     ) -> httpx.Response:
         request = self._build(method, path, body, options)
         attempt = 0
@@ -336,16 +364,18 @@ class AsyncClient(_BaseClient):
             response: httpx.Response | None = None
             try:
                 response = await self._http.send(request, stream=True)
+                if not (stream and response.is_success):
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.TransportError as exc:
+                response = None
                 error: APIError = self._transport_error(exc, request)
                 cause: BaseException = exc
             else:
                 if response.is_success:
                     return response
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
                 error = status_error_from_response(response, secret=self._api_key)
                 cause = error
             try:
@@ -365,3 +395,24 @@ class AsyncClient(_BaseClient):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class AsyncStreamCall:
+    """What ``AsyncClient.stream`` returns: an ``async with`` block, or an awaitable stream."""
+
+    __slots__ = ("_opening", "_stream")
+
+    def __init__(self, opening: Coroutine[Any, Any, AsyncChatStream]) -> None:
+        self._opening = opening
+        self._stream: AsyncChatStream | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncChatStream]:
+        return self._opening.__await__()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        self._stream = await self._opening
+        return self._stream
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            await self._stream.close()

@@ -243,6 +243,8 @@ def redact(value: Any, secret: str | None) -> Any:
 
 def error_fields(body: Any) -> tuple[str | None, str | None, str | int | None, str | None]:
     """(message, type, code, param) from an error body of any of the shapes servers use."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]  # some servers wrap the error object in a list
     error = body.get("error", body) if isinstance(body, dict) else None
     if isinstance(error, str):
         # Some servers send {"error": "text"}; keep a sibling message if there is one.
@@ -313,9 +315,12 @@ def status_error_from_event(
 
 def _message_from_non_json(response: httpx.Response, body: Any) -> str:
     reason = response.reason_phrase or "error"
+    if body is not None and not isinstance(body, str):
+        # JSON, but no error object we know: show it as it came.
+        body = json.dumps(body, ensure_ascii=False)
     if isinstance(body, str) and body.strip():
         text = " ".join(body.split())
-        if text.lstrip().startswith("<"):
+        if text.startswith("<"):
             return f"{response.status_code} {reason} (the server sent an HTML page, not JSON)"
         return text if len(text) <= 300 else text[:300] + "…"
     return f"{response.status_code} {reason} (empty response body)"

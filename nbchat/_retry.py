@@ -21,7 +21,16 @@ _NEVER = frozenset({400, 401, 403, 404, 422})
 
 
 def should_retry(error: APIError, response: httpx.Response | None = None) -> bool:
-    """True for 408, 409, 429, 5xx and connection failures, unless the server says otherwise."""
+    """True for 408, 409, 429, 5xx and connection failures, unless the server says otherwise.
+
+    A server's ``x-should-retry`` header overrides that choice, except for the answers that no
+    retry can change: 400, 401, 403, 404, 422, and a 429 for an exhausted quota.
+    """
+    if isinstance(error, APIStatusError) and (
+        error.status_code in _NEVER
+        or (error.status_code == 429 and error.code == "insufficient_quota")
+    ):
+        return False
     if response is not None:
         verdict = response.headers.get("x-should-retry", "").strip().lower()
         if verdict == "true":
@@ -31,11 +40,7 @@ def should_retry(error: APIError, response: httpx.Response | None = None) -> boo
     if not isinstance(error, APIStatusError):
         return True  # connection failures and time-outs
     status = error.status_code
-    if status in _NEVER:
-        return False
-    if status == 429:
-        return error.code != "insufficient_quota"
-    return status in (408, 409) or status >= 500
+    return status in (408, 409, 429) or status >= 500
 
 
 def retry_delay(

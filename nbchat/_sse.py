@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "iter_events"]
 
+_BOM = b"\xef\xbb\xbf"
+
 
 @dataclass(slots=True)
 class ServerSentEvent:
@@ -28,51 +30,95 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed bytes as they arrive; get back the events they complete."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_retry")
+    __slots__ = ("_data", "_event", "_head", "_id", "_partial", "_retry", "_skip_lf")
 
     def __init__(self) -> None:
-        self._buffer = b""
+        # Pieces of a line whose end has not arrived; joined once, when it does, so that one
+        # long line read in many small pieces costs linear time.
+        self._partial: list[bytes] = []
+        # The first bytes of the stream, while they could still be a split byte-order mark.
+        self._head: bytes | None = b""
+        # The last read ended in CR: an LF starting the next read belongs to the same CRLF.
+        self._skip_lf = False
         self._data: list[bytes] = []
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
-        lines = buffer.splitlines(keepends=True)
-        # A last line with no ending may continue in the next read; so may a lone CR, whose
-        # LF could be the first byte of the next read (CRLF split in two).
-        if lines and (lines[-1][-1:] not in b"\r\n" or lines[-1][-1:] == b"\r"):
-            self._buffer = lines.pop()
-        else:
-            self._buffer = b""
-        events: list[ServerSentEvent] = []
-        for line in lines:
-            event = self._line(line.rstrip(b"\r\n"))
-            if event is not None:
-                events.append(event)
-        return events
+        if self._head is not None:
+            head = self._head + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._head = head
+                return []
+            self._head = None
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial = []
+        lines = chunk.splitlines()
+        last = chunk[-1]
+        if last == 13:  # CR: the line is complete, but an LF may follow in the next read
+            self._skip_lf = True
+        elif last != 10:  # no line ending yet: the last line continues in the next read
+            self._partial.append(lines.pop())
+        return self._lines(lines)
 
     def flush(self) -> list[ServerSentEvent]:
-        """At end of stream: finish a pending line. An event without its blank line is dropped."""
-        events: list[ServerSentEvent] = []
-        if self._buffer:
-            line, self._buffer = self._buffer.rstrip(b"\r\n"), b""
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
-        return events
+        """At end of stream: finish a pending line. An event without its blank line is dropped.
+
+        Its data stays readable in ``pending``, for callers that want to look at it.
+        """
+        if self._head:
+            # A stream of fewer bytes than a byte-order mark is shorter than any event.
+            self._partial.append(self._head)
+        self._head = None
+        if not self._partial:
+            return []
+        line = b"".join(self._partial)
+        self._partial = []
+        return self._lines([line])
 
     @property
     def pending(self) -> bytes:
         """Data of an event not yet dispatched (for a stream cut off mid-event)."""
         return b"\n".join(self._data)
 
-    def _line(self, line: bytes) -> ServerSentEvent | None:
-        if not line:
-            return self._dispatch()
-        if line[:1] == b":":
-            return None
+    def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                # A blank line dispatches the event gathered so far, unless its data is empty
+                # (a bare "data:" is a keep-alive some servers send).
+                if data and (data[0] or len(data) > 1):
+                    events.append(
+                        ServerSentEvent(
+                            data[0] if len(data) == 1 else b"\n".join(data),
+                            self._event or "message",
+                            self._id,
+                            self._retry,
+                        )
+                    )
+                data.clear()
+                self._event = ""
+            elif line[:5] == b"data:":
+                # Nearly every line of a chat stream: the fast path.
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[:1] != b":":  # a line starting with a colon is a comment (keep-alive)
+                self._field(line)
+        return events
+
+    def _field(self, line: bytes) -> None:
         name, colon, value = line.partition(b":")
         if colon and value[:1] == b" ":
             value = value[1:]
@@ -85,17 +131,6 @@ class SSEDecoder:
                 self._id = value.decode("utf-8", errors="replace")
         elif name == b"retry" and value.isdigit():
             self._retry = int(value)
-        return None
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._data:
-            self._event = ""
-            return None
-        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-        event = ServerSentEvent(data, self._event or "message", self._id, self._retry)
-        self._data = []
-        self._event = ""
-        return event
 
 
 def iter_events(chunks: Iterable[bytes]) -> Iterator[ServerSentEvent]:

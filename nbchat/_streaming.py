@@ -6,6 +6,7 @@ keeps ``completion`` up to date. The response is closed in a ``finally`` whateve
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from ._accumulate import ChatCompletionAccumulator
 from ._exceptions import (
     APIResponseValidationError,
     IncompleteStreamError,
+    redact,
     status_error_from_event,
 )
 from ._sse import ServerSentEvent, SSEDecoder
@@ -24,7 +26,8 @@ from ._types import ChatCompletion, ChatCompletionChunk
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 
-_validate_chunk = ChatCompletionChunk.model_validate_json
+# The validator itself, not model_validate_json: one Python call less on every chunk.
+_validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_json
 
 
 class _StreamState:
@@ -51,12 +54,7 @@ class _StreamState:
             try:
                 chunk = _validate_chunk(data)
             except ValidationError as exc:
-                raise APIResponseValidationError(
-                    f"The stream sent an event that is not a chat completion chunk: "
-                    f"{_snippet(data)}",
-                    request=self.response.request,
-                    body=event.text,
-                ) from exc
+                raise self._not_a_chunk(event, exc) from None
             extra = chunk.__pydantic_extra__
             if extra and "error" in extra:
                 raise self._error(data)
@@ -68,11 +66,41 @@ class _StreamState:
         return self.chunks_from(self._decoder.feed(raw))
 
     def finish(self) -> list[ChatCompletionChunk]:
-        chunks = [] if self.done else self.chunks_from(self._decoder.flush())
-        if not self.done and self._decoder.pending.strip() == b"[DONE]":
-            self.done = True
+        if self.done:
+            return []
+        chunks = self.chunks_from(self._decoder.flush())
+        pending = self._decoder.pending.strip()
+        if pending and not self.done:
+            # The last event lacks only its blank line: a server that ends the body right after
+            # it still said everything. A cut in the middle of the JSON is no chunk, though.
+            if pending == b"[DONE]":
+                self.done = True
+            else:
+                with contextlib.suppress(APIResponseValidationError):
+                    chunks += self.chunks_from([ServerSentEvent(pending)])
         if not self.done and not self.accumulator.finished:
             raise self.cut_short("the connection closed")
+        return chunks
+
+    @property
+    def is_json(self) -> bool:
+        kind = self.response.headers.get("content-type", "")
+        return kind.split(";", 1)[0].strip().lower() == "application/json"
+
+    def whole(self, raw: bytes) -> list[ChatCompletionChunk]:
+        """The one chunk of a server that ignored ``stream`` and answered with plain JSON."""
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
+            body = body[0]  # an error object wrapped in a list, as some servers send
+            raw = json.dumps(body).encode()
+        if isinstance(body, dict) and "choices" in body and "error" not in body:
+            raw = json.dumps(_as_chunk(body)).encode()
+        # An error object (or anything else) takes the road a stream event would.
+        chunks = self.chunks_from([ServerSentEvent(raw)])
+        self.done = True
         return chunks
 
     def cut_short(self, why: str) -> IncompleteStreamError:
@@ -83,12 +111,28 @@ class _StreamState:
             completion=self.completion,
         )
 
+    def broken_by(self, exc: httpx.TransportError) -> str:
+        why = redact(str(exc), self._secret)
+        return f"{type(exc).__name__}: {why}" if why else type(exc).__name__
+
     @property
     def completion(self) -> ChatCompletion:
         if self._snapshot is None or self._snapshot_at != self.accumulator.chunks:
             self._snapshot = self.accumulator.snapshot()
             self._snapshot_at = self.accumulator.chunks
         return self._snapshot
+
+    def _not_a_chunk(self, event: ServerSentEvent, exc: ValidationError) -> Exception:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the event"
+        text = redact(event.text, self._secret)
+        snippet = text if len(text) <= 200 else text[:200] + "…"
+        return APIResponseValidationError(
+            f"The stream sent an event that is not a chat completion chunk "
+            f"({where}: {first['msg']}): {snippet}",
+            request=self.response.request,
+            body=text,
+        )
 
     def _error(self, data: bytes) -> Exception:
         try:
@@ -102,9 +146,22 @@ class _StreamState:
         return status_error_from_event(body, response=self.response, secret=self._secret)
 
 
-def _snippet(data: bytes, limit: int = 200) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return text if len(text) <= limit else text[:limit] + "…"
+def _as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
+    """A ChatCompletion as a dict, turned into the single chunk that carries all of it."""
+    choices = []
+    for choice in completion.get("choices") or []:
+        if not isinstance(choice, dict):
+            return completion  # not a completion after all: let validation say so
+        delta = dict(choice.get("message") or {})
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [
+                {"index": n, **call} if isinstance(call, dict) else call
+                for n, call in enumerate(calls)
+            ]
+        rest = {key: value for key, value in choice.items() if key != "message"}
+        choices.append({**rest, "delta": delta})
+    return {**completion, "object": "chat.completion.chunk", "choices": choices}
 
 
 class ChatStream:
@@ -136,13 +193,16 @@ class ChatStream:
         state = self._state
         try:
             try:
-                for raw in state.response.iter_bytes():
-                    yield from state.feed(raw)
-                    if state.done:
-                        return
+                if state.is_json:
+                    body = state.response.read()
+                else:
+                    for raw in state.response.iter_bytes():
+                        yield from state.feed(raw)
+                        if state.done:
+                            return
             except httpx.TransportError as exc:
-                raise state.cut_short(type(exc).__name__) from exc
-            yield from state.finish()
+                raise state.cut_short(state.broken_by(exc)) from exc
+            yield from state.whole(body) if state.is_json else state.finish()
         finally:
             state.response.close()
 
@@ -188,14 +248,17 @@ class AsyncChatStream:
         state = self._state
         try:
             try:
-                async for raw in state.response.aiter_bytes():
-                    for chunk in state.feed(raw):
-                        yield chunk
-                    if state.done:
-                        return
+                if state.is_json:
+                    body = await state.response.aread()
+                else:
+                    async for raw in state.response.aiter_bytes():
+                        for chunk in state.feed(raw):
+                            yield chunk
+                        if state.done:
+                            return
             except httpx.TransportError as exc:
-                raise state.cut_short(type(exc).__name__) from exc
-            for chunk in state.finish():
+                raise state.cut_short(state.broken_by(exc)) from exc
+            for chunk in state.whole(body) if state.is_json else state.finish():
                 yield chunk
         finally:
             await state.response.aclose()

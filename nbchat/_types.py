@@ -6,9 +6,10 @@ names and pass others through; responses accept anything a server adds.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AssistantMessage",
@@ -53,6 +54,14 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    # Tags (role, type) have defaults so that callers may leave them out, yet the server needs
+    # them: they count as set even when built as ``UserMessage(content=...)``.
+    _always_sent: ClassVar[tuple[str, ...]] = ()
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self._always_sent:
+            self.__pydantic_fields_set__.update(self._always_sent)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of exactly the fields that were set."""
         return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
@@ -72,6 +81,8 @@ class _Response(BaseModel):
 
 
 class TextPart(_Request):
+    _always_sent = ("type",)
+
     type: Literal["text"] = "text"
     text: str
 
@@ -82,6 +93,8 @@ class ImageURL(_Request):
 
 
 class ImageURLPart(_Request):
+    _always_sent = ("type",)
+
     type: Literal["image_url"] = "image_url"
     image_url: ImageURL
 
@@ -99,26 +112,38 @@ class ToolCall(_Response):
     type: str = "function"
     function: FunctionCall
 
+    def model_post_init(self, context: Any, /) -> None:
+        # Sent back in an assistant message, a tool call needs its type even when left out.
+        self.__pydantic_fields_set__.add("type")
+
 
 class SystemMessage(_Request):
+    _always_sent = ("role",)
+
     role: Literal["system"] = "system"
     content: str | list[TextPart]
     name: str | None = None
 
 
 class DeveloperMessage(_Request):
+    _always_sent = ("role",)
+
     role: Literal["developer"] = "developer"
     content: str | list[TextPart]
     name: str | None = None
 
 
 class UserMessage(_Request):
+    _always_sent = ("role",)
+
     role: Literal["user"] = "user"
     content: str | list[ContentPart]
     name: str | None = None
 
 
 class AssistantMessage(_Request):
+    _always_sent = ("role",)
+
     role: Literal["assistant"] = "assistant"
     content: str | list[TextPart] | None = None
     refusal: str | None = None
@@ -133,6 +158,8 @@ class AssistantMessage(_Request):
 
 
 class ToolMessage(_Request):
+    _always_sent = ("role",)
+
     role: Literal["tool"] = "tool"
     tool_call_id: str
     content: str | list[TextPart]
@@ -156,6 +183,8 @@ class FunctionDefinition(_Request):
 
 
 class ToolDefinition(_Request):
+    _always_sent = ("type",)
+
     type: Literal["function"] = "function"
     function: FunctionDefinition
 
@@ -165,6 +194,8 @@ class _ToolChoiceFunction(_Request):
 
 
 class NamedToolChoice(_Request):
+    _always_sent = ("type",)
+
     type: Literal["function"] = "function"
     function: _ToolChoiceFunction
 
@@ -233,6 +264,25 @@ class ChatCompletionRequest(_Request):
     store: bool | None = None
     metadata: dict[str, str] | None = None
 
+    @field_validator(
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "top_logprobs",
+        mode="before",
+    )
+    @classmethod
+    def _no_bool_numbers(cls, value: Any) -> Any:
+        # pydantic would read True as 1: a number field given a flag is a mistake, not a 1.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {value}")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _stop_sequences(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -261,19 +311,26 @@ class ChatCompletionRequest(_Request):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
-            raise ValueError("top_logprobs needs logprobs=True")
+            raise _field_error("top_logprobs", "needs logprobs=True")
         if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed with stream=True")
+            raise _field_error("stream_options", "is only allowed with stream=True")
         if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
-            raise ValueError("tool_choice needs tools")
+            raise _field_error("tool_choice", "needs tools")
         if self.parallel_tool_calls is not None and not self.tools:
-            raise ValueError("parallel_tool_calls needs tools")
+            raise _field_error("parallel_tool_calls", "needs tools")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the fields the caller set: no defaults and no top-level nulls."""
         body = super().to_dict()
         return {key: value for key, value in body.items() if value is not None}
+
+
+def _field_error(field: str, problem: str) -> PydanticCustomError:
+    # A rule across fields fails on the model as a whole; the context says which field to blame.
+    return PydanticCustomError(
+        "field_rule", "{field} {problem}", {"field": field, "problem": problem}
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,329 @@
+from __future__ import annotations
+
+from typing import Any
+
+from nbchat._accumulate import ChatCompletionAccumulator
+from nbchat._types import ChatCompletion, ChatCompletionChunk
+
+# The reference's tool-call streaming example, chunk by chunk.
+REFERENCE_TOOL_CHUNKS: list[dict[str, Any]] = [
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_abc",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": ""},
+                        }
+                    ]
+                },
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"loc'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'ation":'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Beijing"}'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+]
+
+
+def chunk(delta: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A chunk dict with one choice (index 0 unless given)."""
+    choice: dict[str, Any] = {"index": fields.pop("index", 0), "delta": delta or {}}
+    for key in ("finish_reason", "logprobs"):
+        if key in fields:
+            choice[key] = fields.pop(key)
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1716936000,
+        "model": "gpt-4.1",
+        "choices": [choice],
+        **fields,
+    }
+
+
+def accumulate(chunks: list[dict[str, Any]]) -> ChatCompletion:
+    accumulator = ChatCompletionAccumulator()
+    for data in chunks:
+        accumulator.handle_chunk(ChatCompletionChunk.model_validate(data))
+    return accumulator.snapshot()
+
+
+def tool_delta(**call: Any) -> dict[str, Any]:
+    return {"tool_calls": [call]}
+
+
+def test_reference_tool_stream_merges_argument_fragments() -> None:
+    completion = accumulate(REFERENCE_TOOL_CHUNKS)
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.id == "call_abc"
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == '{"location":"Beijing"}'
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert completion.choices[0].message.content is None
+
+
+def test_content_fragments_are_joined_in_order() -> None:
+    completion = accumulate(
+        [
+            chunk({"role": "assistant", "content": ""}),
+            chunk({"content": "秋"}),
+            chunk({"content": "风"}),
+            chunk({}, finish_reason="stop"),
+        ]
+    )
+    message = completion.choices[0].message
+    assert message.role == "assistant"
+    assert message.content == "秋风"
+    assert message.refusal is None
+    assert completion.choices[0].finish_reason == "stop"
+
+
+def test_refusal_fragments_are_joined() -> None:
+    completion = accumulate(
+        [
+            chunk({"role": "assistant", "refusal": "I can't "}),
+            chunk({"refusal": "help with that."}),
+            chunk({}, finish_reason="stop"),
+        ]
+    )
+    assert completion.choices[0].message.refusal == "I can't help with that."
+    assert completion.choices[0].message.content is None
+
+
+def test_parallel_tool_calls_are_merged_by_index_even_interleaved() -> None:
+    completion = accumulate(
+        [
+            chunk(tool_delta(index=0, id="call_001", type="function", function={"name": "a"})),
+            chunk(tool_delta(index=1, id="call_002", type="function", function={"name": "b"})),
+            chunk(tool_delta(index=1, function={"arguments": '{"city": '})),
+            chunk(tool_delta(index=0, function={"arguments": '{"city": '})),
+            chunk(tool_delta(index=0, function={"arguments": '"Beijing"}'})),
+            chunk(tool_delta(index=1, function={"arguments": '"Shanghai"}'})),
+            chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    calls = completion.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("call_001", "a", '{"city": "Beijing"}'),
+        ("call_002", "b", '{"city": "Shanghai"}'),
+    ]
+
+
+def test_an_id_and_name_repeated_in_every_chunk_are_not_doubled() -> None:
+    fragments = ['{"q"', ": ", '"x"}']
+    completion = accumulate(
+        [
+            chunk(
+                tool_delta(
+                    index=0,
+                    id="call_9",
+                    type="function",
+                    function={"name": "search", "arguments": f},
+                )
+            )
+            for f in fragments
+        ]
+        + [chunk({}, finish_reason="tool_calls")]
+    )
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.id == "call_9"
+    assert call.function.name == "search"
+    assert call.function.arguments == '{"q": "x"}'
+
+
+def test_a_name_sent_in_fragments_is_joined() -> None:
+    completion = accumulate(
+        [
+            chunk(tool_delta(index=0, id="c", function={"name": "get_"})),
+            chunk(tool_delta(index=0, function={"name": "weather", "arguments": "{}"})),
+        ]
+    )
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.function.name == "get_weather"
+
+
+def test_a_server_that_omits_index_still_gets_one_call_per_id() -> None:
+    completion = accumulate(
+        [
+            chunk(
+                tool_delta(id="call_a", type="function", function={"name": "f", "arguments": ""})
+            ),
+            chunk(tool_delta(function={"arguments": '{"n": '})),
+            chunk(tool_delta(function={"arguments": "1}"})),
+            chunk(
+                tool_delta(id="call_b", type="function", function={"name": "g", "arguments": "{"})
+            ),
+            chunk(tool_delta(id="call_b", function={"arguments": "}"})),
+            chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    calls = completion.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("call_a", "f", '{"n": 1}'),
+        ("call_b", "g", "{}"),
+    ]
+
+
+def test_logprobs_are_appended_across_chunks() -> None:
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []}
+
+    completion = accumulate(
+        [
+            chunk({"content": "蓝"}, logprobs={"content": [token("蓝", -0.0023)]}),
+            chunk({"content": "色"}, logprobs={"content": [token("色", -0.0001)]}),
+            chunk({"refusal": "no"}, logprobs={"content": None, "refusal": [token("no", -1.0)]}),
+            chunk({}, finish_reason="stop", logprobs=None),
+        ]
+    )
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert [(t.token, t.logprob, t.bytes) for t in logprobs.content or []] == [
+        ("蓝", -0.0023, [232, 147, 157]),
+        ("色", -0.0001, [232, 137, 178]),
+    ]
+    assert [t.token for t in logprobs.refusal or []] == ["no"]
+
+
+def test_no_logprobs_in_the_stream_means_logprobs_none() -> None:
+    completion = accumulate([chunk({"content": "x"}, logprobs=None, finish_reason="stop")])
+    assert completion.choices[0].logprobs is None
+
+
+def test_usage_comes_from_the_usage_only_chunk() -> None:
+    usage = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
+    completion = accumulate(
+        [
+            chunk({"content": "hi"}),
+            chunk({}, finish_reason="stop"),
+            {**chunk(), "choices": [], "usage": usage},
+        ]
+    )
+    assert completion.usage is not None
+    assert completion.usage.to_dict() == usage
+    assert completion.choices[0].message.content == "hi"
+    assert len(completion.choices) == 1
+
+
+def test_chunks_with_choices_null_or_empty_are_tolerated() -> None:
+    completion = accumulate(
+        [{**chunk(), "choices": None}, {**chunk(), "choices": []}, chunk({"content": "a"})]
+    )
+    assert completion.choices[0].message.content == "a"
+
+
+def test_n_above_one_gives_one_choice_per_index_in_order() -> None:
+    completion = accumulate(
+        [
+            chunk({"content": "B1"}, index=1),
+            chunk({"content": "A1"}, index=0),
+            chunk({"content": "B2"}, index=1),
+            chunk({"content": "A2"}, index=0),
+            chunk({}, index=1, finish_reason="length"),
+            chunk({}, index=0, finish_reason="stop"),
+        ]
+    )
+    assert [(c.index, c.message.content, c.finish_reason) for c in completion.choices] == [
+        (0, "A1A2", "stop"),
+        (1, "B1B2", "length"),
+    ]
+
+
+def test_unknown_finish_reason_is_kept() -> None:
+    completion = accumulate([chunk({"content": "x"}, finish_reason="eos_token")])
+    assert completion.choices[0].finish_reason == "eos_token"
+
+
+def test_unknown_delta_text_fields_are_joined_like_content() -> None:
+    completion = accumulate(
+        [
+            chunk({"reasoning_content": "Let me "}),
+            chunk({"reasoning_content": "think."}),
+            chunk({"content": "42"}, finish_reason="stop"),
+        ]
+    )
+    message = completion.choices[0].message
+    assert message.content == "42"
+    assert message.to_dict()["reasoning_content"] == "Let me think."
+
+
+def test_header_fields_come_from_the_chunks() -> None:
+    completion = accumulate(
+        [
+            {**chunk({"content": "x"}), "system_fingerprint": "fp_1", "service_tier": "default"},
+            chunk({}, finish_reason="stop"),
+        ]
+    )
+    assert (completion.id, completion.object, completion.created, completion.model) == (
+        "chatcmpl-1",
+        "chat.completion",
+        1716936000,
+        "gpt-4.1",
+    )
+    assert completion.system_fingerprint == "fp_1"
+    assert completion.service_tier == "default"
+
+
+def test_snapshot_leaves_out_optional_fields_the_stream_did_not_have() -> None:
+    data = accumulate([chunk({"content": "x"}, finish_reason="stop")]).to_dict()
+    assert "system_fingerprint" not in data
+    assert "service_tier" not in data
+    assert "usage" not in data
+
+
+def test_finished_once_every_choice_has_a_finish_reason() -> None:
+    accumulator = ChatCompletionAccumulator()
+    assert not accumulator.finished
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "a"}, index=0)))
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "b"}, index=1)))
+    accumulator.handle_chunk(
+        ChatCompletionChunk.model_validate(chunk({}, index=0, finish_reason="stop"))
+    )
+    assert not accumulator.finished
+    accumulator.handle_chunk(
+        ChatCompletionChunk.model_validate(chunk({}, index=1, finish_reason="stop"))
+    )
+    assert accumulator.finished
+    assert accumulator.chunks == 4
+
+
+def test_snapshot_mid_stream_is_the_partial_answer_and_later_ones_grow() -> None:
+    accumulator = ChatCompletionAccumulator()
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "Hel"})))
+    first = accumulator.snapshot()
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "lo"})))
+    assert first.choices[0].message.content == "Hel"
+    assert first.choices[0].finish_reason is None
+    assert accumulator.snapshot().choices[0].message.content == "Hello"
