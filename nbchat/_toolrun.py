@@ -110,7 +110,9 @@ class ToolResult:
         return {
             "tool_call_id": self.tool_call_id,
             "name": self.name,
-            "arguments": json.loads(pydantic_core.to_json(self.arguments, fallback=repr)),
+            "arguments": json.loads(
+                pydantic_core.to_json(self.arguments, fallback=repr, inf_nan_mode="null")
+            ),
             "status": self.status,
             "error": self.error,
             "duration": self.duration,
@@ -161,7 +163,10 @@ def run_tool_calls(
             if policy.needs_confirmation(tool):
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
-                    decision = _run_awaitable(decision)
+                    try:
+                        decision = _run_awaitable(decision)
+                    except Exception as exc:
+                        decision = exc
                 refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
                 if refusal is not None:
                     results.append(refusal)
@@ -169,7 +174,8 @@ def run_tool_calls(
             started = time.perf_counter()
             try:
                 value = tool.invoke(kwargs)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
+                # A tool that calls exit() is a failed call, not the end of the session.
                 results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
                 continue
             duration = time.perf_counter() - started
@@ -206,7 +212,10 @@ async def arun_tool_calls(
             if policy.needs_confirmation(tool):
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
-                    decision = await decision
+                    try:
+                        decision = await decision
+                    except Exception as exc:
+                        decision = exc
                 refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
                 if refusal is not None:
                     results.append(refusal)
@@ -214,7 +223,8 @@ async def arun_tool_calls(
             started = time.perf_counter()
             try:
                 value = await tool.ainvoke(kwargs)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
+                # A tool that calls exit() is a failed call, not the end of the session.
                 results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
                 continue
             duration = time.perf_counter() - started
@@ -352,7 +362,7 @@ def _success(
 def _raised(
     call: ToolCall,
     kwargs: dict[str, Any],
-    exc: Exception,
+    exc: BaseException,
     duration: float,
     max_chars: int | None,
 ) -> ToolResult:

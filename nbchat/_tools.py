@@ -98,7 +98,9 @@ class ToolDefinitionError(NbchatError, TypeError):
 class ToolArgumentsError(NbchatError, ValueError):
     """The arguments the model sent for a tool are not valid JSON or fail validation."""
 
-    def __init__(self, message: str, *, tool_name: str, errors: list[dict[str, Any]] | None = None):
+    def __init__(
+        self, message: str, *, tool_name: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.tool_name = tool_name
@@ -144,7 +146,7 @@ class Tool:
         self.is_async = _is_async(fn)
         # Look like the function to help(), inspect and IPython's ``?``.
         self.__wrapped__ = fn
-        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__doc__ = getattr(_hinted(fn), "__doc__", None)
         self.__name__ = self.name
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
         self.__module__ = getattr(fn, "__module__", __name__)

@@ -503,3 +503,22 @@ def test_to_dict_is_plain_data() -> None:
     assert json.loads(json.dumps(data)) == data
     assert data["status"] == "ok"
     assert data["arguments"] == {"location": "Beijing, China", "units": None}
+
+
+def test_tool_calling_exit_is_a_failed_call() -> None:
+    def leave() -> None:
+        raise SystemExit(3)
+
+    [result] = run_tool_calls([_call("c1", "leave", "{}")], [leave])
+    assert result.error == "SystemExit: 3"
+
+
+def test_async_confirm_that_raises_declines_in_the_sync_runner() -> None:
+    async def broken(tool: Any, arguments: dict[str, Any]) -> str:
+        raise RuntimeError("no widget")
+
+    [result] = run_tool_calls(
+        [_call("c1", "delete_file", '{"path": "a"}')], [delete_file], confirm=broken
+    )
+    assert result.declined and CALLS == []
+    assert result.error == "confirmation failed: RuntimeError: no widget"
