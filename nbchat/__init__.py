@@ -25,6 +25,16 @@ _EXPORTS = {
     "ChatListener": "_chat",
     "Reply": "_chat",
     "session": "_sessions",
+    "tool": "_tools",
+    "as_tool": "_tools",
+    "Tool": "_tools",
+    "ToolArgumentsError": "_tools",
+    "ToolDefinitionError": "_tools",
+    "ToolPolicy": "_toolrun",
+    "ToolResult": "_toolrun",
+    "ToolRunInterrupted": "_toolrun",
+    "run_tool_calls": "_toolrun",
+    "arun_tool_calls": "_toolrun",
     "NbchatError": "_exceptions",
     "RequestValidationError": "_exceptions",
     "APIError": "_exceptions",
@@ -72,11 +82,21 @@ __all__ = [
     "Reply",
     "RequestValidationError",
     "ServiceUnavailableError",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolRunInterrupted",
     "UnprocessableEntityError",
     "__version__",
+    "arun_tool_calls",
+    "as_tool",
     "last",
     "load_ipython_extension",
+    "run_tool_calls",
     "session",
+    "tool",
     "unload_ipython_extension",
 ]
 
@@ -134,4 +154,12 @@ if TYPE_CHECKING:
     )
     from ._sessions import session
     from ._streaming import AsyncChatStream, ChatStream
+    from ._toolrun import (
+        ToolPolicy,
+        ToolResult,
+        ToolRunInterrupted,
+        arun_tool_calls,
+        run_tool_calls,
+    )
+    from ._tools import Tool, ToolArgumentsError, ToolDefinitionError, as_tool, tool
     from ._types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest

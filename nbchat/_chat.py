@@ -126,6 +126,7 @@ class Chat:
         self._client_chosen = client is not None
         self._entries: list[_Entry] = []
         self._inflight: Any = None
+        self._tool_policy: Any = None
         self.last: ChatCompletion | None = None
         self.last_reply: Reply | None = None
         if system:
@@ -241,6 +242,15 @@ class Chat:
         self._client = client
         self._client_chosen = client is not None
 
+    @property
+    def tool_policy(self) -> Any:
+        """Which tools the user approved with "always" in this conversation."""
+        if self._tool_policy is None:
+            from ._toolrun import ToolPolicy
+
+            self._tool_policy = ToolPolicy()
+        return self._tool_policy
+
     def use_client_unless_chosen(self, client: Any) -> None:
         """Use ``client`` unless the user set one on this conversation themselves."""
         if not self._client_chosen:
@@ -277,7 +287,11 @@ class Chat:
 
         ``content`` is a string or a list of content parts; None sends the history as it is
         (to continue after tool results or an interruption). ``tools`` are functions or Tool
-        objects the model may call; their calls run and are answered until a final reply.
+        objects the model may call; their calls run and are answered until a final reply, at
+        most ``max_rounds`` rounds. ``confirm`` is True (ask with input()) or a callback
+        ``(tool, arguments) -> "yes" | "no" | "always"`` asked before every tool runs; tools
+        made with ``confirm=True`` are asked about regardless. ``parse`` turns the final
+        completion into ``reply.parsed``.
         """
         listener = listener or ChatListener()
         use_stream = self.stream if stream is None else stream
@@ -287,9 +301,9 @@ class Chat:
         params = self._params(overrides)
         toolbox = None
         if tools:
-            from ._tools import as_tool
+            from ._tools import tools_by_name
 
-            toolbox = {tool.name: tool for tool in (as_tool(t) for t in tools)}
+            toolbox = tools_by_name(tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
         reply = Reply(completion=ChatCompletion())
         self._inflight = None
@@ -316,10 +330,28 @@ class Chat:
                     )
                     break
                 rounds_left -= 1
+                if params.get("tool_choice") not in (None, "auto", "none"):
+                    # A forced choice applies to the first round; forcing it again would
+                    # never let the model answer.
+                    params["tool_choice"] = "auto"
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
-                from ._tools import run_tool_calls
+                from ._toolrun import ToolRunInterrupted, run_tool_calls
 
-                results = run_tool_calls(calls, toolbox, confirm=confirm)
+                policy = self.tool_policy
+                if callable(confirm):
+                    from ._toolrun import ToolPolicy
+
+                    # A callback given for this call is asked before every tool; "always"
+                    # answers still reach the conversation's policy.
+                    policy = ToolPolicy(confirm_all=True, approved=policy.approved)
+                try:
+                    results = run_tool_calls(calls, toolbox, confirm=confirm, policy=policy)
+                except ToolRunInterrupted as exc:
+                    # Every call is answered (the unfinished ones as interrupted): keep them.
+                    for result in exc.results:
+                        self._entries.append(_Entry(result.message()))
+                    reply.tool_results.extend(exc.results)
+                    raise
                 for result in results:
                     self._entries.append(_Entry(result.message()))
                 reply.tool_results.extend(results)

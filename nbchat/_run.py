@@ -124,6 +124,13 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     content = build_content(text, args, namespace)
     fields = overrides_from(args, settings, namespace)
     tools = [_lookup(namespace, name, "Tool") for name in args.tools or ()]
+    if tools:
+        from ._tools import ToolDefinitionError, tools_by_name
+
+        try:
+            tools_by_name(tools)
+        except ToolDefinitionError as exc:
+            raise UsageError(f"--tools: {exc}") from None
     schema = None
     if args.schema:
         schema = _lookup(namespace, args.schema, "Schema")
@@ -149,9 +156,9 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         except RequestValidationError as exc:
             raise UsageError(str(exc)) from None
         if tools:
-            from ._tools import as_tool
+            from ._tools import tool_definitions
 
-            body["tools"] = [as_tool(tool).definition() for tool in tools]
+            body["tools"] = tool_definitions(tools)
         url = f"{chat.client.base_url}/chat/completions"
         _show(request_bundle(body, url=url, title="Dry run (not sent)"))
         return None
@@ -170,11 +177,8 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
                 schema_or_model=schema,
             )
 
-    confirm = None
-    if args.confirm or settings.confirm_tools:
-        from ._tools import ask_confirm
-
-        confirm = ask_confirm
+    # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
+    confirm = True if args.confirm or settings.confirm_tools else None
     try:
         reply = chat.send(
             content,

@@ -24,27 +24,60 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise StrictSchemaError(f"a JSON schema must be a dict, not {type(schema).__name__}")
     result = copy.deepcopy(schema)
-    _strict(result, "$")
+    _strict(result, "$", result)
     return result
 
 
-def _strict(node: Any, path: str) -> None:
+def _strict(node: Any, path: str, root: dict[str, Any]) -> None:
     if not isinstance(node, dict):
         return
     for key in _DROP:
         node.pop(key, None)
     if "oneOf" in node:
         node["anyOf"] = node.pop("oneOf")
+    if "$ref" in node and len(node) > 1 and "anyOf" not in node:
+        # Strict mode allows no keywords beside $ref; a one-branch anyOf keeps the description.
+        node["anyOf"] = [{"$ref": node.pop("$ref")}]
     for key in ("$defs", "definitions"):
         for name, sub in node.get(key, {}).items():
-            _strict(sub, f"{path}.{key}.{name}")
+            _strict(sub, f"{path}.{key}.{name}", root)
+    if "$ref" in node and len(node) > 1:
+        _inline_ref(node, path, root)
     for key in ("anyOf", "allOf", "prefixItems"):
         for i, sub in enumerate(node.get(key, [])):
-            _strict(sub, f"{path}.{key}[{i}]")
+            _strict(sub, f"{path}.{key}[{i}]", root)
     if isinstance(node.get("items"), dict):
-        _strict(node["items"], f"{path}[]")
+        _strict(node["items"], f"{path}[]", root)
     if _is_object(node):
-        _strict_object(node, path)
+        _strict_object(node, path, root)
+
+
+def _inline_ref(node: dict[str, Any], path: str, root: dict[str, Any]) -> None:
+    """Write a ``$ref`` that has sibling keywords out in full.
+
+    Strict mode rejects ``{"$ref": …, "description": …}`` (the shape pydantic gives a described
+    nested model or enum), and a root that is only a ``$ref`` (a recursive model) is not an
+    object. The definitions themselves stay, so recursive references still resolve.
+    """
+    target = _resolve(node["$ref"], root, path)
+    keep = {key: value for key, value in node.items() if key != "$ref"}
+    node.clear()
+    node.update(copy.deepcopy(target))
+    node.update(keep)
+
+
+def _resolve(ref: Any, root: dict[str, Any], path: str) -> dict[str, Any]:
+    target: Any = root
+    if isinstance(ref, str) and ref.startswith("#"):
+        for part in ref[1:].split("/")[1:] if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+    else:
+        target = None
+    if not isinstance(target, dict) or target is root:
+        where = path if path != "$" else "the top level"
+        raise StrictSchemaError(f"{where} refers to {ref!r}, which this schema does not define")
+    return target
 
 
 def _is_object(node: dict[str, Any]) -> bool:
@@ -52,7 +85,7 @@ def _is_object(node: dict[str, Any]) -> bool:
     return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node
 
 
-def _strict_object(node: dict[str, Any], path: str) -> None:
+def _strict_object(node: dict[str, Any], path: str, root: dict[str, Any]) -> None:
     extra = node.get("additionalProperties")
     properties: dict[str, Any] = node.setdefault("properties", {})
     if isinstance(extra, dict) or (extra is True) or (not properties and extra is None):
@@ -63,7 +96,7 @@ def _strict_object(node: dict[str, Any], path: str) -> None:
         )
     required = set(node.get("required", []))
     for name, sub in properties.items():
-        _strict(sub, f"{path}.{name}")
+        _strict(sub, f"{path}.{name}", root)
         if name not in required:
             properties[name] = _nullable(sub)
     node["required"] = list(properties)

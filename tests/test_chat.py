@@ -187,3 +187,196 @@ def test_interrupt_during_stream_keeps_partial(monkeypatch):
         chat.send("go")
     assert chat.messages[-1] == {"role": "assistant", "content": "partial"}
     assert chat.interrupted == [1]
+
+
+# -- the tool loop ------------------------------------------------------------------------------
+
+
+def get_weather(location: str, units: str | None = None) -> dict:
+    """获取指定城市的当前天气信息。"""
+    return {"Beijing": {"temp": 28, "condition": "晴"}, "Shanghai": {"temp": 32}}[location]
+
+
+def test_reference_multi_turn_tool_conversation_is_replayed_message_by_message():
+    server = FakeServer()
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "call_001", "name": "get_weather", "arguments": '{"location":"Beijing"}'}
+        ],
+    )
+    server.reply("北京今天晴天,气温28°C。")
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "call_002", "name": "get_weather", "arguments": '{"location":"Shanghai"}'}
+        ],
+    )
+    server.reply("上海32°C。")
+    chat = make_chat(server, system="你是一个专业助手。", stream=False)
+    chat.send("北京今天天气?", tools=[get_weather])
+    chat.send("那上海呢?", tools=[get_weather])
+    assert chat.messages == [
+        {"role": "system", "content": "你是一个专业助手。"},
+        {"role": "user", "content": "北京今天天气?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_001",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location":"Beijing"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_001", "content": '{"temp":28,"condition":"晴"}'},
+        {"role": "assistant", "content": "北京今天晴天,气温28°C。"},
+        {"role": "user", "content": "那上海呢?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_002",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location":"Shanghai"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_002", "content": '{"temp":32}'},
+        {"role": "assistant", "content": "上海32°C。"},
+    ]
+    # Each request carried the history so far and the tool definition.
+    assert [len(r["messages"]) for r in server.requests] == [2, 4, 6, 8]
+    assert server.requests[1]["messages"][3]["tool_call_id"] == "call_001"
+    assert server.requests[0]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_parallel_calls_all_run_and_are_all_answered_before_the_next_request():
+    server = FakeServer()
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "call_001", "name": "get_weather", "arguments": {"location": "Beijing"}},
+            {"id": "call_002", "name": "get_weather", "arguments": {"location": "Shanghai"}},
+        ],
+    )
+    server.reply("both")
+    reply = make_chat(server).send("天气?", tools=[get_weather])
+    tool_messages = [m for m in server.requests[1]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["call_001", "call_002"]
+    assert reply.content == "both"
+    assert [r.ok for r in reply.tool_results] == [True, True]
+
+
+def test_streamed_tool_call_fragments_are_assembled_and_run():
+    server = FakeServer()
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "call_abc", "name": "get_weather", "arguments": {"location": "Beijing"}}
+        ],
+    )
+    server.reply("done")
+    reply = make_chat(server).send("x", tools=[get_weather])
+    assert reply.tool_results[0].value == {"temp": 28, "condition": "晴"}
+    assert server.requests[0]["stream"] is True
+
+
+def test_unknown_tool_bad_arguments_and_raising_tool_are_answered_as_errors():
+    calls = []
+
+    def boom(x: int) -> int:
+        """Always fails."""
+        calls.append(x)
+        raise RuntimeError("kaput")
+
+    server = FakeServer()
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "a", "name": "rm_rf", "arguments": {}},
+            {"id": "b", "name": "boom", "arguments": "{not json"},
+            {"id": "c", "name": "boom", "arguments": {"x": "NaN-ish"}},
+            {"id": "d", "name": "boom", "arguments": {"x": 1}},
+        ],
+    )
+    server.reply("sorry")
+    reply = make_chat(server).send("x", tools=[boom])
+    answers = {
+        m["tool_call_id"]: m["content"]
+        for m in server.requests[1]["messages"]
+        if m["role"] == "tool"
+    }
+    assert "rm_rf" in answers["a"] and "error" in answers["a"]
+    assert "error" in answers["b"] and "error" in answers["c"]
+    assert "RuntimeError" in answers["d"] and "kaput" in answers["d"]
+    assert calls == [1]
+    assert [r.ok for r in reply.tool_results] == [False, False, False, False]
+
+
+def test_round_cap_stops_the_loop_with_a_note_and_a_well_formed_history():
+    server = FakeServer()
+    for i in range(3):
+        server.reply(
+            None,
+            tool_calls=[
+                {"id": f"c{i}", "name": "get_weather", "arguments": {"location": "Beijing"}}
+            ],
+        )
+    chat = make_chat(server)
+    reply = chat.send("loop", tools=[get_weather], max_rounds=2)
+    assert len(server.requests) == 3
+    assert "Stopped after 2 rounds" in reply.notes[0]
+    roles = [m["role"] for m in chat.messages]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool"]
+
+
+def test_forced_tool_choice_applies_to_the_first_round_only():
+    server = FakeServer()
+    server.reply(
+        None, tool_calls=[{"id": "c", "name": "get_weather", "arguments": {"location": "Beijing"}}]
+    )
+    server.reply("final")
+    make_chat(server).send(
+        "x",
+        tools=[get_weather],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    assert server.requests[0]["tool_choice"]["function"]["name"] == "get_weather"
+    assert server.requests[1]["tool_choice"] == "auto"
+
+
+def test_confirmation_no_is_sent_back_and_yes_runs():
+    ran = []
+
+    def delete_file(path: str) -> str:
+        """Delete a file."""
+        ran.append(path)
+        return "deleted"
+
+    server = FakeServer()
+    server.reply(None, tool_calls=[{"id": "c1", "name": "delete_file", "arguments": {"path": "a"}}])
+    server.reply("ok")
+    server.reply(None, tool_calls=[{"id": "c2", "name": "delete_file", "arguments": {"path": "b"}}])
+    server.reply("ok")
+    chat = make_chat(server)
+    chat.send("rm a", tools=[delete_file], confirm=lambda tool, args: "no")
+    declined = next(m for m in server.requests[1]["messages"] if m["role"] == "tool")
+    assert "declined" in declined["content"]
+    assert ran == []
+    chat.send("rm b", tools=[delete_file], confirm=lambda tool, args: "yes")
+    assert ran == ["b"]
+
+
+def test_failure_mid_loop_leaves_history_as_before_the_call():
+    server = FakeServer()
+    server.reply(
+        None, tool_calls=[{"id": "c", "name": "get_weather", "arguments": {"location": "Beijing"}}]
+    )
+    server.error(500, "boom", type="api_error")
+    chat = make_chat(server)
+    with pytest.raises(nbchat.InternalServerError):
+        chat.send("x", tools=[get_weather])
+    assert chat.messages == []

@@ -325,3 +325,33 @@ def test_model_markdown_cannot_fetch_images_or_run_html(shell):
     assert "![" not in markdown
     assert "<script>" not in markdown
     assert "[🖼 x](http://evil.test/?q=secret)" in markdown
+
+
+def test_tools_options_reach_the_request_and_the_loop_runs(shell):
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    shell.user_ns["add"] = add
+    shell.server.reply(
+        None, tool_calls=[{"id": "c1", "name": "add", "arguments": {"a": 2, "b": 3}}]
+    )
+    shell.server.reply("It is 5.")
+    shell.run_cell_magic("chat", "--tools add --tool-choice add --no-parallel-tools", "2+3?")
+    first, second = shell.server.requests
+    assert first["tools"][0]["function"]["name"] == "add"
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert first["parallel_tool_calls"] is False
+    assert {"role": "tool", "tool_call_id": "c1", "content": "5"} in second["messages"]
+    markdown = final_markdown(shell)
+    assert "<details><summary>✅ add(" in markdown
+    assert "It is 5." in markdown
+
+
+def test_unknown_or_unusable_tools_are_usage_errors(shell):
+    with pytest.raises(UsageError, match="nope"):
+        shell.run_cell_magic("chat", "--tools nope", "hi")
+    shell.user_ns["anon"] = lambda x: x
+    with pytest.raises(UsageError, match="--tools"):
+        shell.run_cell_magic("chat", "--tools anon", "hi")
+    assert shell.server.requests == []
