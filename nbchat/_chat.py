@@ -281,6 +281,9 @@ class Chat:
         max_rounds: int | None = None,
         confirm: Any = None,
         parse: Callable[[ChatCompletion], Any] | None = None,
+        images: Sequence[Any] = (),
+        data: Sequence[Any] = (),
+        detail: str | None = None,
         **overrides: Any,
     ) -> Reply:
         """Send ``content`` as the next user message and return the Reply.
@@ -291,9 +294,15 @@ class Chat:
         most ``max_rounds`` rounds. ``confirm`` is True (ask with input()) or a callback
         ``(tool, arguments) -> "yes" | "no" | "always"`` asked before every tool runs; tools
         made with ``confirm=True`` are asked about regardless. ``parse`` turns the final
-        completion into ``reply.parsed``.
+        completion into ``reply.parsed``. ``images`` (PIL images, arrays, figures, paths,
+        bytes, URLs) and ``data`` (DataFrames, dicts, lists…) are attached to the message;
+        ``detail`` is the images' detail (low, high, auto).
         """
         listener = listener or ChatListener()
+        if images or data:
+            from ._content import build_content
+
+            content, _ = build_content(content or "", images=images, data=data, detail=detail)
         use_stream = self.stream if stream is None else stream
         checkpoint = len(self._entries)
         if content is not None:

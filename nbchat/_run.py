@@ -75,31 +75,16 @@ def _lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
-def build_content(text: str, args: Any, namespace: dict[str, Any]) -> Any:
-    """The user message content: the text, then data blocks and images as parts."""
-    blocks = []
-    for name in args.data or ():
-        from ._data import data_block
+def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any, Any]:
+    """The user message content and its attachments, from --image and --data variables."""
+    from ._content import build_content as build
 
-        try:
-            block = data_block(_lookup(namespace, name, "Data"), name=name)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--data {name}: {exc}") from None
-        blocks.append(block.text)
-    if blocks:
-        text = "\n\n".join([text.rstrip(), *blocks]) if text.strip() else "\n\n".join(blocks)
-    if not args.image:
-        return text
-    from ._images import image_part
-
-    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text.strip() else []
-    for name in args.image:
-        try:
-            part = image_part(_lookup(namespace, name, "Image"), detail=args.detail or "auto")
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--image {name}: {exc}") from None
-        parts.append(part.part)
-    return parts
+    images = [_lookup(namespace, name, "Image") for name in args.image or ()]
+    data = [_lookup(namespace, name, "Data") for name in args.data or ()]
+    try:
+        return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
 
 
 def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
@@ -121,7 +106,7 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     if args.json and args.schema:
         raise UsageError("Use --json or --schema, not both")
-    content = build_content(text, args, namespace)
+    content, attachments = build_content(text, args, namespace)
     fields = overrides_from(args, settings, namespace)
     tools = [_lookup(namespace, name, "Tool") for name in args.tools or ()]
     if tools:
@@ -163,6 +148,8 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         _show(request_bundle(body, url=url, title="Dry run (not sent)"))
         return None
 
+    if attachments:
+        display(attachments)
     mode = display_mode(shell, settings)
     view = LiveView(mode=mode, rate=settings.updates_per_second)
     parse = None

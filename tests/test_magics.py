@@ -355,3 +355,34 @@ def test_unknown_or_unusable_tools_are_usage_errors(shell):
     with pytest.raises(UsageError, match="--tools"):
         shell.run_cell_magic("chat", "--tools anon", "hi")
     assert shell.server.requests == []
+
+
+def test_images_and_data_become_parts_with_a_prompt_summary(shell):
+    from PIL import Image
+
+    shell.user_ns["photo"] = Image.new("RGB", (1024, 1024), "red")
+    shell.user_ns["rows"] = [{"a": 1}, {"a": 2}]
+    shell.server.reply("seen")
+    shell.run_cell_magic("chat", "--image photo --detail low --data rows", "Describe")
+    content = shell.server.last["messages"][-1]["content"]
+    assert content[0]["type"] == "text"
+    assert content[0]["text"].startswith("Describe\n\nData `rows`")
+    assert '[{"a":1},{"a":2}]' in content[0]["text"]
+    image = content[1]["image_url"]
+    assert image["detail"] == "low"
+    assert image["url"].startswith("data:image/")
+    summary = next(o for o in shell.publisher.outputs if "text/html" in o["data"])["data"]
+    assert "<img" in summary["text/html"]
+    assert "85 tokens" in summary["text/plain"]
+
+
+def test_bad_image_is_a_usage_error_and_nothing_is_sent(shell, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not an image")
+    shell.user_ns["bad"] = str(path)
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("chat", "--image bad", "What is it?")
+    shell.user_ns["weird"] = object()
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("chat", "--image weird", "What is it?")
+    assert shell.server.requests == []
