@@ -284,6 +284,8 @@ class Chat:
         images: Sequence[Any] = (),
         data: Sequence[Any] = (),
         detail: str | None = None,
+        schema: Any = None,
+        json: bool = False,
         **overrides: Any,
     ) -> Reply:
         """Send ``content`` as the next user message and return the Reply.
@@ -296,9 +298,15 @@ class Chat:
         made with ``confirm=True`` are asked about regardless. ``parse`` turns the final
         completion into ``reply.parsed``. ``images`` (PIL images, arrays, figures, paths,
         bytes, URLs) and ``data`` (DataFrames, dicts, lists…) are attached to the message;
-        ``detail`` is the images' detail (low, high, auto).
+        ``detail`` is the images' detail (low, high, auto). ``json=True`` asks for a JSON
+        object and ``schema`` (a pydantic model class or a JSON-schema dict) for a reply of
+        that shape (strict json_schema); ``reply.parsed`` then holds the validated instance
+        or object, and a reply that is not valid raises StructuredOutputError (with
+        ``.reply``), never passing as valid.
         """
         listener = listener or ChatListener()
+        if schema is not None or json:
+            parse = _structured_parser(schema, json, overrides, parse)
         if images or data:
             from ._content import build_content
 
@@ -473,6 +481,30 @@ class Chat:
         self.last = reply.completion
         self.last_reply = reply
         _set_last(reply.completion)
+
+
+def _structured_parser(
+    schema: Any, json: bool, overrides: dict[str, Any], parse: Any
+) -> Callable[[ChatCompletion], Any]:
+    from ._structured import parse_reply, response_format_for
+
+    if schema is not None and json:
+        raise RequestValidationError("Pass json=True or schema=..., not both", field="schema")
+    if parse is not None:
+        raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
+    overrides.setdefault("response_format", response_format_for(schema, json=json))
+
+    def parse_structured(completion: ChatCompletion) -> Any:
+        choice = completion.choices[0] if completion.choices else None
+        message = choice.message if choice is not None else None
+        return parse_reply(
+            message.content if message else None,
+            message.refusal if message else None,
+            schema_or_model=schema,
+            finish_reason=choice.finish_reason if choice is not None else None,
+        )
+
+    return parse_structured
 
 
 def _wants_usage(client: Any) -> bool:

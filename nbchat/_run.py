@@ -116,14 +116,14 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             tools_by_name(tools)
         except ToolDefinitionError as exc:
             raise UsageError(f"--tools: {exc}") from None
-    schema = None
-    if args.schema:
-        schema = _lookup(namespace, args.schema, "Schema")
-    if args.json or schema is not None:
+    schema = _lookup(namespace, args.schema, "Schema") if args.schema else None
+    if args.json:
+        fields["response_format"] = {"type": "json_object"}
+    if schema is not None:
         from ._structured import response_format_for
 
         try:
-            fields["response_format"] = response_format_for(schema, json=args.json)
+            fields["response_format"] = response_format_for(schema)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--schema {args.schema}: {exc}") from None
     stream = settings.stream and not args.no_stream
@@ -152,18 +152,6 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         display(attachments)
     mode = display_mode(shell, settings)
     view = LiveView(mode=mode, rate=settings.updates_per_second)
-    parse = None
-    if args.json or schema is not None:
-        from ._structured import parse_reply
-
-        def parse(completion: Any) -> Any:
-            message = completion.choices[0].message if completion.choices else None
-            return parse_reply(
-                message.content if message else None,
-                message.refusal if message else None,
-                schema_or_model=schema,
-            )
-
     # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
     confirm = True if args.confirm or settings.confirm_tools else None
     try:
@@ -174,7 +162,8 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             tools=tools or None,
             max_rounds=settings.max_tool_rounds,
             confirm=confirm,
-            parse=parse,
+            schema=schema,
+            json=args.json,
             **fields,
         )
     except RequestValidationError as exc:

@@ -380,3 +380,31 @@ def test_failure_mid_loop_leaves_history_as_before_the_call():
     with pytest.raises(nbchat.InternalServerError):
         chat.send("x", tools=[get_weather])
     assert chat.messages == []
+
+
+def test_send_with_a_schema_returns_the_validated_instance():
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    server = FakeServer().reply('{"name": "Paris", "population": 2100000}')
+    reply = make_chat(server).send("A city", schema=City)
+    assert reply.parsed == City(name="Paris", population=2100000)
+    assert reply.value == reply.parsed
+    assert server.last["response_format"]["json_schema"]["name"] == "City"
+
+
+def test_schema_mismatch_raises_with_the_reply_attached_and_keeps_history():
+    from nbchat._structured import StructuredOutputError
+
+    server = FakeServer().reply('{"name": "Paris"}')
+    chat = make_chat(server)
+    with pytest.raises(StructuredOutputError) as info:
+        chat.send(
+            "A city",
+            schema={"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+        )
+    assert info.value.reply.content == '{"name": "Paris"}'
+    assert len(chat.messages) == 2

@@ -386,3 +386,35 @@ def test_bad_image_is_a_usage_error_and_nothing_is_sent(shell, tmp_path):
     with pytest.raises(UsageError):
         shell.run_cell_magic("chat", "--image weird", "What is it?")
     assert shell.server.requests == []
+
+
+def test_schema_sends_strict_json_schema_and_out_holds_the_instance(shell):
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        age: int
+        city: str | None = None
+
+    shell.user_ns["Person"] = Person
+    shell.server.reply('{"name": "张三", "age": 28, "city": null}')
+    shell.run_cell_magic("chat", "--schema Person -o person", "介绍一下张三")
+    fmt = shell.server.last["response_format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["additionalProperties"] is False
+    assert sorted(fmt["json_schema"]["schema"]["required"]) == ["age", "city", "name"]
+    assert shell.user_ns["person"] == Person(name="张三", age=28)
+
+
+def test_json_mode_parses_and_invalid_json_fails_the_cell_with_the_raw_reply(shell):
+    shell.server.reply('{"a": 1}')
+    shell.run_cell_magic("chat", "--json -o obj", "json please")
+    assert shell.server.last["response_format"] == {"type": "json_object"}
+    assert shell.user_ns["obj"] == {"a": 1}
+    shell.server.reply("{not json")
+    result = shell.run_cell("%%chat --json -o obj\nagain")
+    assert type(result.error_in_exec).__name__ == "ChatCellError"
+    assert "not valid JSON" in str(result.error_in_exec)
+    assert shell.user_ns["obj"] is None
+    assert "{not json" in shell.publisher.text()
