@@ -31,6 +31,8 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 def _strict(node: Any, path: str, root: dict[str, Any]) -> None:
     if not isinstance(node, dict):
         return
+    if node is root and "$ref" in node:
+        _inline_ref(node, path, root)
     for key in _DROP:
         node.pop(key, None)
     if "oneOf" in node:
@@ -41,8 +43,6 @@ def _strict(node: Any, path: str, root: dict[str, Any]) -> None:
     for key in ("$defs", "definitions"):
         for name, sub in node.get(key, {}).items():
             _strict(sub, f"{path}.{key}.{name}", root)
-    if "$ref" in node and len(node) > 1:
-        _inline_ref(node, path, root)
     for key in ("anyOf", "allOf", "prefixItems"):
         for i, sub in enumerate(node.get(key, [])):
             _strict(sub, f"{path}.{key}[{i}]", root)
@@ -53,11 +53,10 @@ def _strict(node: Any, path: str, root: dict[str, Any]) -> None:
 
 
 def _inline_ref(node: dict[str, Any], path: str, root: dict[str, Any]) -> None:
-    """Write a ``$ref`` that has sibling keywords out in full.
+    """Write a root ``$ref`` out in full: the root must be an object, not a reference.
 
-    Strict mode rejects ``{"$ref": …, "description": …}`` (the shape pydantic gives a described
-    nested model or enum), and a root that is only a ``$ref`` (a recursive model) is not an
-    object. The definitions themselves stay, so recursive references still resolve.
+    A recursive model's schema is ``{"$defs": {...}, "$ref": "#/$defs/Node"}``. The
+    definitions stay, so the recursive references inside still resolve.
     """
     target = _resolve(node["$ref"], root, path)
     keep = {key: value for key, value in node.items() if key != "$ref"}
