@@ -170,6 +170,12 @@ class _BaseClient:
             return APIConnectionError(f"Could not connect to {where}: {why}", request=request)
         return APIConnectionError(f"The connection to {where} failed: {why}", request=request)
 
+    def _safe_cause(self, cause: BaseException) -> BaseException | None:
+        # A traceback prints the cause's message; drop the cause if it carries the key.
+        if self._api_key and self._api_key in str(cause):
+            return None
+        return cause
+
     def _decide(self, error: APIError, response: httpx.Response | None, attempt: int) -> float:
         """Seconds to wait before trying again, or raise ``error`` when we should not."""
         if isinstance(error, APIStatusError):
@@ -294,7 +300,7 @@ class Client(_BaseClient):
                 delay = self._decide(error, response, attempt)
             except APIError:
                 if cause is not error:
-                    raise error from cause
+                    raise error from self._safe_cause(cause)
                 raise
             self._sleep(delay)
             attempt += 1
@@ -382,7 +388,7 @@ class AsyncClient(_BaseClient):
                 delay = self._decide(error, response, attempt)
             except APIError:
                 if cause is not error:
-                    raise error from cause
+                    raise error from self._safe_cause(cause)
                 raise
             await self._sleep(delay)
             attempt += 1

@@ -86,8 +86,11 @@ def _is_object(node: dict[str, Any]) -> bool:
 
 def _strict_object(node: dict[str, Any], path: str, root: dict[str, Any]) -> None:
     extra = node.get("additionalProperties")
+    # "properties": {} names no fields (a tool without parameters); no "properties" at all, and
+    # nothing that closes the object, is a dict of any keys.
+    named = "properties" in node
     properties: dict[str, Any] = node.setdefault("properties", {})
-    if isinstance(extra, dict) or (extra is True) or (not properties and extra is None):
+    if isinstance(extra, dict) or (extra is True) or (not named and extra is None):
         where = path if path != "$" else "the top level"
         raise StrictSchemaError(
             f"{where} is a free-form object (a dict of any keys), which strict mode cannot "

@@ -6,7 +6,6 @@ keeps ``completion`` up to date. The response is closed in a ``finally`` whateve
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -42,13 +41,14 @@ class _StreamState:
         self._snapshot: ChatCompletion | None = None
         self._snapshot_at = -1
 
-    def chunks_from(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
-        chunks = []
+    def chunks_from(self, events: list[ServerSentEvent]) -> Iterator[ChatCompletionChunk]:
+        # A generator, so that chunks read before a bad event still reach the caller first.
+        handle = self.accumulator.handle_chunk
         for event in events:
             data = event.data
             if data == b"[DONE]":
                 self.done = True
-                break
+                return
             if event.event == "error":
                 raise self._error(data)
             try:
@@ -58,36 +58,36 @@ class _StreamState:
             extra = chunk.__pydantic_extra__
             if extra and "error" in extra:
                 raise self._error(data)
-            self.accumulator.handle_chunk(chunk)
-            chunks.append(chunk)
-        return chunks
+            handle(chunk)
+            yield chunk
 
-    def feed(self, raw: bytes) -> list[ChatCompletionChunk]:
+    def feed(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
         return self.chunks_from(self._decoder.feed(raw))
 
-    def finish(self) -> list[ChatCompletionChunk]:
+    def finish(self) -> Iterator[ChatCompletionChunk]:
         if self.done:
-            return []
-        chunks = self.chunks_from(self._decoder.flush())
+            return
+        yield from self.chunks_from(self._decoder.flush())
         pending = self._decoder.pending.strip()
-        if pending and not self.done:
+        if pending == b"[DONE]":
+            self.done = True
+        elif pending and not self.done:
             # The last event lacks only its blank line: a server that ends the body right after
             # it still said everything. A cut in the middle of the JSON is no chunk, though.
-            if pending == b"[DONE]":
-                self.done = True
-            else:
-                with contextlib.suppress(APIResponseValidationError):
-                    chunks += self.chunks_from([ServerSentEvent(pending)])
+            try:
+                last = list(self.chunks_from([ServerSentEvent(pending)]))
+            except APIResponseValidationError:
+                last = []
+            yield from last
         if not self.done and not self.accumulator.finished:
             raise self.cut_short("the connection closed")
-        return chunks
 
     @property
     def is_json(self) -> bool:
         kind = self.response.headers.get("content-type", "")
         return kind.split(";", 1)[0].strip().lower() == "application/json"
 
-    def whole(self, raw: bytes) -> list[ChatCompletionChunk]:
+    def whole(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
         """The one chunk of a server that ignored ``stream`` and answered with plain JSON."""
         try:
             body: Any = json.loads(raw)
@@ -99,9 +99,8 @@ class _StreamState:
         if isinstance(body, dict) and "choices" in body and "error" not in body:
             raw = json.dumps(_as_chunk(body)).encode()
         # An error object (or anything else) takes the road a stream event would.
-        chunks = self.chunks_from([ServerSentEvent(raw)])
+        yield from self.chunks_from([ServerSentEvent(raw)])
         self.done = True
-        return chunks
 
     def cut_short(self, why: str) -> IncompleteStreamError:
         return IncompleteStreamError(
@@ -110,6 +109,10 @@ class _StreamState:
             request=self.response.request,
             completion=self.completion,
         )
+
+    def safe_cause(self, exc: BaseException) -> BaseException | None:
+        # A traceback prints the cause's message; drop the cause if it carries the key.
+        return None if self._secret and self._secret in str(exc) else exc
 
     def broken_by(self, exc: httpx.TransportError) -> str:
         why = redact(str(exc), self._secret)
@@ -201,7 +204,7 @@ class ChatStream:
                         if state.done:
                             return
             except httpx.TransportError as exc:
-                raise state.cut_short(state.broken_by(exc)) from exc
+                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
             yield from state.whole(body) if state.is_json else state.finish()
         finally:
             state.response.close()
@@ -257,7 +260,7 @@ class AsyncChatStream:
                         if state.done:
                             return
             except httpx.TransportError as exc:
-                raise state.cut_short(state.broken_by(exc)) from exc
+                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
             for chunk in state.whole(body) if state.is_json else state.finish():
                 yield chunk
         finally:

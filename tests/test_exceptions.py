@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from nbchat._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    IncompleteStreamError,
+    InternalServerError,
+    NbchatError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+    class_for_status,
+    error_fields,
+    redact,
+    status_error_from_event,
+    status_error_from_response,
+)
+
+URL = "https://api.example.com/v1/chat/completions"
+SECRET = "sk-proj-VERYSECRET0123456789"
+
+# The reference's table of common errors: status, type, code, and the class it must become.
+ERROR_TABLE = [
+    (400, "invalid_request_error", "context_length_exceeded", BadRequestError),
+    (400, "invalid_request_error", "invalid_api_key", BadRequestError),
+    (401, "authentication_error", None, AuthenticationError),
+    (403, "permission_error", None, PermissionDeniedError),
+    (404, "invalid_request_error", "model_not_found", NotFoundError),
+    (409, "invalid_request_error", None, ConflictError),
+    (422, "invalid_request_error", None, UnprocessableEntityError),
+    (429, "rate_limit_error", "rate_limit_exceeded", RateLimitError),
+    (500, "api_error", None, InternalServerError),
+    (503, "api_error", "engine_overloaded", ServiceUnavailableError),
+    (502, "api_error", None, InternalServerError),
+    (504, "api_error", None, InternalServerError),
+    (599, "api_error", None, InternalServerError),
+]
+
+
+def response(
+    status: int,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    content = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    result = httpx.Response(
+        status, content=content, headers=headers or {}, request=httpx.Request("POST", URL)
+    )
+    result.read()
+    return result
+
+
+def test_the_tree_lets_callers_catch_broadly_or_narrowly() -> None:
+    assert issubclass(RequestValidationError, NbchatError)
+    assert issubclass(RequestValidationError, ValueError)
+    assert issubclass(APITimeoutError, APIConnectionError)
+    for cls in (APIConnectionError, APIResponseValidationError, IncompleteStreamError):
+        assert issubclass(cls, APIError)
+    for _, _, _, cls in ERROR_TABLE:
+        assert issubclass(cls, APIStatusError)
+        assert issubclass(cls, NbchatError)
+    assert issubclass(ServiceUnavailableError, InternalServerError)
+    assert not issubclass(APIError, ValueError)
+
+
+@pytest.mark.parametrize(("status", "type_", "code", "cls"), ERROR_TABLE)
+def test_each_status_of_the_table_gives_its_class_and_fields(
+    status: int, type_: str, code: str | None, cls: type[APIStatusError]
+) -> None:
+    body = {"error": {"message": f"failed with {status}", "type": type_, "param": "model"}}
+    if code is not None:
+        body["error"]["code"] = code
+    error = status_error_from_response(response(status, body, headers={"x-request-id": "req_123"}))
+    assert type(error) is cls
+    assert error.status_code == status
+    assert error.message == f"failed with {status}"
+    assert error.type == type_
+    assert error.code == code
+    assert error.param == "model"
+    assert error.request_id == "req_123"
+    assert error.body == body
+    assert error.request is not None and str(error.request.url) == URL
+    assert error.response is not None and error.response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(400, BadRequestError), (402, APIStatusError), (408, APIStatusError), (418, APIStatusError)],
+)
+def test_other_4xx_statuses_get_the_base_status_error(
+    status: int, cls: type[APIStatusError]
+) -> None:
+    assert class_for_status(status) is cls
+
+
+def test_the_reference_error_body_is_read_field_by_field() -> None:
+    body = {
+        "error": {
+            "message": (
+                "This model's maximum context length is 128000 tokens. "
+                "However, you requested 150000 tokens."
+            ),
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+    error = status_error_from_response(response(400, body))
+    assert isinstance(error, BadRequestError)
+    assert error.message.startswith("This model's maximum context length is 128000 tokens.")
+    assert (error.type, error.code, error.param) == (
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+    )
+    assert error.request_id is None
+    assert str(error) == (
+        "Error code: 400 - type: invalid_request_error - code: context_length_exceeded - "
+        + body["error"]["message"]
+    )
+
+
+def test_an_html_502_page_gives_a_readable_message() -> None:
+    page = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>nginx</body></html>"
+    error = status_error_from_response(
+        response(502, raw=page, headers={"content-type": "text/html"})
+    )
+    assert isinstance(error, InternalServerError)
+    assert error.status_code == 502
+    assert error.message == "502 Bad Gateway (the server sent an HTML page, not JSON)"
+    assert "\n" not in str(error)
+    assert error.body == page.decode()
+    assert error.type is None and error.code is None
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"), [(503, ServiceUnavailableError), (401, AuthenticationError)]
+)
+def test_an_empty_body_still_gives_the_class_and_a_message(
+    status: int, cls: type[APIStatusError]
+) -> None:
+    error = status_error_from_response(response(status, raw=b""))
+    assert type(error) is cls
+    assert (
+        error.message == f"{status} {httpx.codes.get_reason_phrase(status)} (empty response body)"
+    )
+    assert error.body is None
+
+
+def test_a_plain_text_body_becomes_the_message() -> None:
+    error = status_error_from_response(response(500, raw=b"upstream   timed\nout"))
+    assert error.message == "upstream timed out"
+
+
+def test_a_very_long_text_body_is_shortened_in_the_message_but_kept_in_body() -> None:
+    text = "x" * 5000
+    error = status_error_from_response(response(500, raw=text.encode()))
+    assert len(error.message) <= 301
+    assert error.body == text
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        ({"error": "model 'llama' not found"}, "model 'llama' not found", None),
+        ({"detail": "Not Found"}, "Not Found", None),
+        ({"message": "bad key", "code": 401}, "bad key", 401),
+        ([{"error": {"message": "quota", "code": 429, "status": "X"}}], "quota", 429),
+        ({"error": {"message": "m", "code": True}}, "m", None),
+    ],
+    ids=["error-string", "detail", "top-level-message", "list-wrapped", "bool-code"],
+)
+def test_error_bodies_of_other_servers_are_understood(
+    body: Any, message: str, code: int | None
+) -> None:
+    error = status_error_from_response(response(400, body))
+    assert error.message == message
+    assert error.code == code
+
+
+def test_a_json_body_with_no_error_object_is_shown_as_it_came() -> None:
+    error = status_error_from_response(response(500, [1, 2]))
+    assert error.message == "[1, 2]"
+
+
+def test_a_detail_list_is_serialized_into_the_message() -> None:
+    body = {"detail": [{"loc": ["body", "model"], "msg": "field required"}]}
+    error = status_error_from_response(response(422, body))
+    assert isinstance(error, UnprocessableEntityError)
+    assert json.loads(error.message) == body["detail"]
+
+
+def test_error_fields_of_unusable_bodies_are_all_none() -> None:
+    assert error_fields(None) == (None, None, None, None)
+    assert error_fields("text") == (None, None, None, None)
+    assert error_fields({"error": None}) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("type_", "status", "cls"),
+    [
+        ("invalid_request_error", 400, BadRequestError),
+        ("authentication_error", 401, AuthenticationError),
+        ("permission_error", 403, PermissionDeniedError),
+        ("rate_limit_error", 429, RateLimitError),
+        ("api_error", 500, InternalServerError),
+        ("server_error", 500, InternalServerError),
+        (None, 500, InternalServerError),
+    ],
+)
+def test_an_error_event_in_a_stream_gets_its_status_from_its_type(
+    type_: str | None, status: int, cls: type[APIStatusError]
+) -> None:
+    body = {"error": {"message": "boom", "type": type_}}
+    error = status_error_from_event(body)
+    assert type(error) is cls
+    assert error.status_code == status
+    assert error.message == "boom"
+    assert error.body == body
+
+
+def test_an_error_event_with_its_own_status_code_uses_it() -> None:
+    error = status_error_from_event({"error": {"message": "busy", "status_code": 503}})
+    assert isinstance(error, ServiceUnavailableError)
+
+
+def test_an_error_event_takes_the_request_id_of_the_stream_response() -> None:
+    stream = response(200, raw=b"", headers={"x-request-id": "req_9"})
+    error = status_error_from_event({"error": {"message": "x"}}, response=stream)
+    assert error.request_id == "req_9"
+
+
+def test_a_secret_echoed_by_the_server_is_redacted_from_message_and_body() -> None:
+    body = {
+        "error": {
+            "message": f"Incorrect API key provided: {SECRET}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+            "details": [{"key": SECRET}, {SECRET: "as a key"}],
+        }
+    }
+    error = status_error_from_response(response(401, body), secret=SECRET)
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error)
+    assert SECRET not in json.dumps(error.body)
+    assert error.message == "Incorrect API key provided: sk-….", error.message
+
+
+def test_a_secret_in_an_html_or_text_body_is_redacted() -> None:
+    page = f"<html><body>bad key {SECRET}</body></html>".encode()
+    error = status_error_from_response(response(403, raw=page), secret=SECRET)
+    assert SECRET not in str(error.body)
+    text_error = status_error_from_response(response(403, raw=SECRET.encode()), secret=SECRET)
+    assert SECRET not in text_error.message
+    assert SECRET not in str(text_error.body)
+
+
+def test_a_secret_in_a_stream_error_event_is_redacted() -> None:
+    error = status_error_from_event({"error": {"message": f"key {SECRET}"}}, secret=SECRET)
+    assert SECRET not in str(error)
+    assert SECRET not in json.dumps(error.body)
+
+
+def test_redact_masks_every_occurrence_and_leaves_other_values() -> None:
+    value = {"a": [SECRET, 1, None, f"x{SECRET}y{SECRET}"], SECRET: True}
+    masked = redact(value, SECRET)
+    assert SECRET not in json.dumps(masked)
+    assert masked["a"][1:3] == [1, None]
+    assert masked["a"][3] == "xsk-…ysk-…"
+    assert redact(value, None) is value
+    assert redact("short", "short") == "…"  # a short secret is hidden entirely
+
+
+def test_request_validation_error_names_its_field() -> None:
+    error = RequestValidationError("Invalid request: n: too small", field="n")
+    assert error.field == "n"
+    assert error.message == str(error) == "Invalid request: n: too small"
+
+
+def test_incomplete_stream_error_carries_the_partial_completion() -> None:
+    marker = object()
+    error = IncompleteStreamError("cut short", completion=marker)
+    assert error.completion is marker
+    assert error.message == "cut short"
+
+
+def test_connection_errors_have_readable_defaults() -> None:
+    assert str(APIConnectionError()) == "Could not connect to the server."
+    assert str(APITimeoutError()) == "The request timed out."

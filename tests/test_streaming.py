@@ -1,0 +1,580 @@
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from nbchat import AsyncClient, Client
+from nbchat._exceptions import (
+    APIResponseValidationError,
+    IncompleteStreamError,
+    InternalServerError,
+    RateLimitError,
+)
+
+SECRET = "sk-stream-SECRET-0123456789abcdef"
+MESSAGES = [{"role": "user", "content": "写一首关于秋天的诗"}]
+HEAD = {
+    "id": "chatcmpl-abc",
+    "object": "chat.completion.chunk",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+}
+
+# The reference's streaming example, byte for byte as a server would send it.
+REFERENCE_STREAM = (
+    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
+    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+    '"logprobs":null,"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
+    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"秋"},'
+    '"logprobs":null,"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
+    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"风"},'
+    '"logprobs":null,"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
+    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{},"logprobs":null,'
+    '"finish_reason":"stop"}]}\n\n'
+    "data: [DONE]\n\n"
+).encode()
+
+# The reference's tool-call streaming example.
+REFERENCE_TOOL_STREAM = (
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_abc",'
+    b'"type":"function","function":{"name":"get_weather","arguments":""}}]},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
+    b'{"arguments":"{\\"loc"}}]},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
+    b'{"arguments":"ation\\":"}}]},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
+    b'{"arguments":"\\"Beijing\\"}"}}]},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+CHAT_RESPONSE = {
+    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
+    "object": "chat.completion",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": (
+                    "量子纠缠是指两个粒子无论相距多远,对其中一个的测量会瞬间影响另一个的状态。"
+                ),
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 35,
+        "completion_tokens": 32,
+        "total_tokens": 67,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "system_fingerprint": "fp_a1b2c3d4e5",
+}
+
+TOOL_CALL_RESPONSE = {
+    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
+    "object": "chat.completion",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_abc123xyz",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"location": "Beijing, China", "units": "celsius"}',
+                        },
+                    }
+                ],
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 82, "completion_tokens": 23, "total_tokens": 105},
+}
+
+
+def sse(*events: dict[str, Any] | str, done: bool = True) -> bytes:
+    """An SSE body: each dict becomes a ``data:`` event; strings are sent as they are."""
+    parts = [
+        event if isinstance(event, str) else f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+        for event in events
+    ]
+    if done:
+        parts.append("data: [DONE]\n\n")
+    return "".join(parts).encode()
+
+
+def delta_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choice = {"index": extra.pop("index", 0), "delta": delta, "finish_reason": finish}
+    if "logprobs" in extra:
+        choice["logprobs"] = extra.pop("logprobs")
+    return {**HEAD, "choices": [choice], **extra}
+
+
+class Server:
+    """Serves the given body (bytes, or a list of reads) to every request it gets."""
+
+    def __init__(self, body: bytes | list[bytes] | Callable[[], Iterator[bytes]]) -> None:
+        self.body = body
+        self.requests: list[httpx.Request] = []
+        self.headers = {"content-type": "text/event-stream"}
+
+    def pieces(self) -> Iterator[bytes]:
+        if callable(self.body):
+            return self.body()
+        return iter([self.body] if isinstance(self.body, bytes) else self.body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, headers=self.headers, content=self.pieces())
+
+    def client(self) -> Client:
+        return Client(api_key=SECRET, transport=httpx.MockTransport(self), max_retries=2)
+
+    async def _apieces(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces():
+            await asyncio.sleep(0)
+            yield piece
+
+    async def ahandle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, headers=self.headers, content=self._apieces())
+
+    def async_client(self) -> AsyncClient:
+        return AsyncClient(api_key=SECRET, transport=httpx.MockTransport(self.ahandle))
+
+
+def collect(body: bytes | list[bytes] | Callable[[], Iterator[bytes]]) -> tuple[list, Any]:
+    server = Server(body)
+    with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        chunks = [chunk.to_dict() for chunk in stream]
+        return chunks, stream.completion
+
+
+def test_reference_stream_yields_its_chunks_and_the_whole_answer() -> None:
+    server = Server(REFERENCE_STREAM)
+    with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        contents = [chunk.choices[0].delta.content for chunk in stream if chunk.choices]
+        completion = stream.completion
+    assert contents == ["", "秋", "风", None]
+    assert completion.content == "秋风"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].message.role == "assistant"
+    assert (completion.id, completion.object, completion.model, completion.created) == (
+        "chatcmpl-abc",
+        "chat.completion",
+        "gpt-4.1-2025-04-14",
+        1716936000,
+    )
+    assert json.loads(server.requests[0].content)["stream"] is True
+
+
+def test_reference_tool_stream_gives_one_tool_call_with_joined_arguments() -> None:
+    _, completion = collect(REFERENCE_TOOL_STREAM)
+    [call] = completion.choices[0].message.tool_calls
+    assert (call.id, call.function.name) == ("call_abc", "get_weather")
+    assert json.loads(call.function.arguments) == {"location": "Beijing"}
+    assert completion.choices[0].finish_reason == "tool_calls"
+
+
+def test_the_stream_is_a_context_manager_that_closes_the_response() -> None:
+    server = Server(REFERENCE_STREAM)
+    with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        first = next(stream)
+        assert first.choices[0].delta.role == "assistant"
+        assert not stream.response.is_closed
+    assert stream.response.is_closed
+    assert list(stream) == []
+
+
+def test_reading_to_the_end_closes_the_response_without_a_with_block() -> None:
+    stream = Server(REFERENCE_STREAM).client().stream(model="gpt-4.1", messages=MESSAGES)
+    assert stream.until_done().content == "秋风"
+    assert stream.response.is_closed
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+def test_a_split_at_every_byte_offset_yields_identical_chunks(ending: bytes) -> None:
+    expected, _ = collect(REFERENCE_STREAM)
+    body = REFERENCE_STREAM.replace(b"\n", ending)
+    server = Server(body)
+    client = server.client()
+    for at in range(len(body) + 1):
+        server.body = [body[:at], body[at:]]
+        with client.stream(model="gpt-4.1", messages=MESSAGES) as stream:
+            assert [chunk.to_dict() for chunk in stream] == expected, f"split at byte {at}"
+            assert stream.completion.content == "秋风"
+
+
+def test_comments_and_keep_alives_anywhere_are_ignored() -> None:
+    body = b": connected\n\n" + REFERENCE_STREAM.replace(
+        b"\n\ndata:", b"\n\n: keep-alive\n\ndata:", 2
+    ).replace(b'data: {"id"', b': inside\ndata: {"id"').replace(
+        b"data: [DONE]", b":\n\ndata: \n\ndata: [DONE]"
+    )
+    assert collect(body) == collect(REFERENCE_STREAM)
+
+
+def test_data_without_the_space_and_split_over_lines_is_read() -> None:
+    chunk = json.dumps(delta_chunk({"content": "hi"}, "stop"), indent=1)
+    body = "".join(f"data:{line}\n" for line in chunk.splitlines()) + "\ndata:[DONE]\n\n"
+    chunks, completion = collect(body.encode())
+    assert len(chunks) == 1
+    assert completion.content == "hi"
+
+
+def test_done_ends_the_stream_and_what_follows_is_not_read() -> None:
+    body = REFERENCE_STREAM + b"data: this is not json\n\n"
+    chunks, completion = collect(body)
+    assert len(chunks) == 4
+    assert completion.content == "秋风"
+
+
+def test_an_error_object_inside_a_200_stream_raises_the_typed_error() -> None:
+    error = {
+        "error": {
+            "message": "Rate limit reached for gpt-4.1",
+            "type": "rate_limit_error",
+            "code": "rate_limit_exceeded",
+        }
+    }
+    server = Server(sse(delta_chunk({"content": "半"}), error))
+    server.headers["x-request-id"] = "req_stream_1"
+    stream = server.client().stream(model="gpt-4.1", messages=MESSAGES)
+    seen = []
+    with pytest.raises(RateLimitError) as info:
+        for chunk in stream:
+            seen.append(chunk)
+    assert len(seen) == 1
+    assert info.value.status_code == 429
+    assert info.value.message == "Rate limit reached for gpt-4.1"
+    assert info.value.code == "rate_limit_exceeded"
+    assert info.value.request_id == "req_stream_1"
+    assert info.value.body == error
+    assert stream.completion.content == "半"
+    assert stream.response.is_closed
+    assert len(server.requests) == 1
+
+
+def test_an_error_event_type_raises_the_typed_error() -> None:
+    body = sse(
+        delta_chunk({"content": "x"}),
+        'event: error\ndata: {"message": "overloaded", "type": "server_error"}\n\n',
+    )
+    with pytest.raises(InternalServerError) as info:
+        collect(body)
+    assert info.value.message == "overloaded"
+    assert info.value.status_code == 500
+
+
+def test_an_error_event_whose_data_is_not_json_still_raises_with_its_text() -> None:
+    with pytest.raises(InternalServerError, match="upstream went away"):
+        collect(sse("event: error\ndata: upstream went away\n\n"))
+
+
+def test_chunks_with_choices_null_or_empty_are_tolerated() -> None:
+    body = sse(
+        {**HEAD, "choices": None},
+        {**HEAD, "choices": []},
+        delta_chunk({"content": "ok"}, "stop"),
+    )
+    chunks, completion = collect(body)
+    assert [chunk["choices"] for chunk in chunks[:2]] == [None, []]
+    assert completion.content == "ok"
+
+
+def test_usage_arrives_in_the_usage_only_chunk() -> None:
+    usage = {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+    body = sse(delta_chunk({"content": "hi"}, "stop"), {**HEAD, "choices": [], "usage": usage})
+    _, completion = collect(body)
+    assert completion.usage.to_dict() == usage
+
+
+def test_a_stream_ending_without_done_or_finish_reason_is_cut_short() -> None:
+    body = sse(delta_chunk({"role": "assistant", "content": "秋"}), delta_chunk({"content": "风"}))
+    body = body[: body.index(b"data: [DONE]")]
+    stream = Server(body).client().stream(model="gpt-4.1", messages=MESSAGES)
+    seen = []
+    with pytest.raises(IncompleteStreamError) as info:
+        for chunk in stream:
+            seen.append(chunk)
+    assert len(seen) == 2
+    assert "cut short" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert info.value.completion.content == "秋风"
+    assert info.value.completion.choices[0].finish_reason is None
+    assert stream.completion.content == "秋风"
+    assert stream.response.is_closed
+
+
+def test_a_stream_cut_in_the_middle_of_an_event_keeps_what_came_before() -> None:
+    body = REFERENCE_STREAM[: REFERENCE_STREAM.index(b'"finish_reason":"stop"')]
+    with pytest.raises(IncompleteStreamError) as info:
+        collect(body)
+    assert info.value.completion.content == "秋风"
+
+
+def test_a_finish_reason_without_done_is_a_complete_stream() -> None:
+    body = REFERENCE_STREAM.replace(b"data: [DONE]\n\n", b"")
+    _, completion = collect(body)
+    assert completion.content == "秋风"
+
+
+def test_a_last_event_missing_only_its_blank_line_is_kept() -> None:
+    body = REFERENCE_STREAM.replace(b"data: [DONE]\n\n", b"")[:-2]
+    _, completion = collect(body)
+    assert completion.choices[0].finish_reason == "stop"
+    collect(REFERENCE_STREAM[:-2])  # "data: [DONE]" without its line ending still ends it
+
+
+def test_a_transport_error_mid_stream_raises_incomplete_and_is_not_retried() -> None:
+    def broken() -> Iterator[bytes]:
+        yield sse(delta_chunk({"content": "Hello, "}), done=False)
+        yield b'data: {"id":"chatcmpl-abc","choi'
+        raise httpx.ReadError("connection reset by peer")
+
+    server = Server(broken)
+    stream = server.client().stream(model="gpt-4.1", messages=MESSAGES)
+    seen = []
+    with pytest.raises(IncompleteStreamError) as info:
+        for chunk in stream:
+            seen.append(chunk)
+    assert len(seen) == 1
+    assert "cut short" in str(info.value)
+    assert "connection reset by peer" in str(info.value)
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+    assert info.value.completion.content == "Hello, "
+    assert stream.completion.content == "Hello, "
+    assert len(server.requests) == 1
+
+
+def test_an_event_that_is_not_a_chunk_raises_response_validation_error() -> None:
+    body = sse(delta_chunk({"content": "a"}), f"data: {{not json {SECRET}\n\n")
+    with pytest.raises(APIResponseValidationError) as info:
+        collect(body)
+    assert "not a chat completion chunk" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert SECRET not in str(info.value.body)
+    assert info.value.__cause__ is None
+
+
+def test_an_event_of_the_wrong_shape_names_the_field() -> None:
+    with pytest.raises(APIResponseValidationError, match="choices"):
+        collect(sse({**HEAD, "choices": "lots"}))
+
+
+def test_a_server_error_in_the_stream_that_echoes_the_key_is_redacted() -> None:
+    body = sse({"error": {"message": f"bad key {SECRET}", "type": "authentication_error"}})
+    with pytest.raises(Exception) as info:
+        collect(body)
+    assert SECRET not in str(info.value)
+    assert SECRET not in json.dumps(info.value.body)
+
+
+def test_a_server_that_ignores_stream_and_sends_json_still_streams_one_chunk() -> None:
+    server = Server(json.dumps(TOOL_CALL_RESPONSE).encode())
+    server.headers = {"content-type": "application/json; charset=utf-8"}
+    with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        chunks = list(stream)
+        completion = stream.completion
+    assert len(chunks) == 1
+    assert completion.to_dict() == TOOL_CALL_RESPONSE
+
+
+def test_a_json_error_body_on_a_200_stream_raises_the_typed_error() -> None:
+    server = Server(json.dumps({"error": {"message": "nope", "type": "server_error"}}).encode())
+    server.headers = {"content-type": "application/json"}
+    stream = server.client().stream(model="gpt-4.1", messages=MESSAGES)
+    with pytest.raises(InternalServerError, match="nope"):
+        list(stream)
+    assert stream.response.is_closed
+
+
+def as_stream(response: dict[str, Any], *, piece: int = 7) -> bytes:
+    """A non-streamed response as the chunks a server would stream for it."""
+    head = {k: response[k] for k in ("id", "created", "model") if k in response}
+    head["object"] = "chat.completion.chunk"
+    if "system_fingerprint" in response:
+        head["system_fingerprint"] = response["system_fingerprint"]
+    events: list[dict[str, Any]] = []
+    for choice in response["choices"]:
+        index, message = choice.get("index", 0), choice["message"]
+
+        def event(delta: dict[str, Any], finish: str | None = None, index: int = index) -> None:
+            events.append(
+                {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+            )
+
+        event({"role": "assistant", "content": "" if message.get("content") else None})
+        text = message.get("content") or ""
+        for at in range(0, len(text), piece):
+            event({"content": text[at : at + piece]})
+        for n, call in enumerate(message.get("tool_calls") or []):
+            first = {"index": n, "id": call["id"], "type": "function"}
+            event({"tool_calls": [{**first, "function": {"name": call["function"]["name"]}}]})
+            arguments = call["function"]["arguments"]
+            for at in range(0, len(arguments), piece):
+                fragment = {"arguments": arguments[at : at + piece]}
+                event({"tool_calls": [{"index": n, "function": fragment}]})
+        if choice.get("logprobs"):
+            for token in choice["logprobs"]["content"]:
+                events.append(
+                    {
+                        **head,
+                        "choices": [
+                            {"index": index, "delta": {}, "logprobs": {"content": [token]}}
+                        ],
+                    }
+                )
+        event({}, choice["finish_reason"])
+    if "usage" in response:
+        events.append({**head, "choices": [], "usage": response["usage"]})
+    return sse(*events)
+
+
+@pytest.mark.parametrize("response", [CHAT_RESPONSE, TOOL_CALL_RESPONSE], ids=["chat", "tool_call"])
+def test_stream_completion_equals_what_create_returns(response: dict[str, Any]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, content=as_stream(response))
+        return httpx.Response(200, json=response)
+
+    client = Client(api_key=SECRET, transport=httpx.MockTransport(handler))
+    created = client.create(model="gpt-4.1", messages=MESSAGES)
+    with client.stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        streamed = stream.until_done()
+    assert streamed.model_dump() == created.model_dump()
+    assert streamed.to_dict() == created.to_dict() == response
+
+
+def test_stream_completion_equals_create_with_n_choices_and_logprobs() -> None:
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []}
+
+    response = {
+        "id": "chatcmpl-n",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": {"content": [token(t, -0.5) for t in text]},
+                "finish_reason": "stop",
+            }
+            for i, text in enumerate(["蓝色", "天蓝"])
+        ],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, content=as_stream(response, piece=1))
+        return httpx.Response(200, json=response)
+
+    client = Client(api_key=SECRET, transport=httpx.MockTransport(handler))
+    created = client.create(model="m", messages=MESSAGES, n=2, logprobs=True)
+    streamed = client.stream(model="m", messages=MESSAGES, n=2, logprobs=True).until_done()
+    assert [c.message.content for c in streamed.choices] == ["蓝色", "天蓝"]
+    assert streamed.model_dump() == created.model_dump()
+
+
+def test_async_stream_works_with_async_with_and_with_await() -> None:
+    async def main() -> tuple[list[str | None], str | None, str | None, bool]:
+        server = Server([REFERENCE_STREAM[:100], REFERENCE_STREAM[100:]])
+        client = server.async_client()
+        async with client.stream(model="gpt-4.1", messages=MESSAGES) as stream:
+            contents = [chunk.choices[0].delta.content async for chunk in stream]
+            first = stream.completion.content
+        closed = stream.response.is_closed
+        awaited = await client.stream(model="gpt-4.1", messages=MESSAGES)
+        second = (await awaited.until_done()).content
+        await client.aclose()
+        return contents, first, second, closed
+
+    contents, first, second, closed = asyncio.run(main())
+    assert contents == ["", "秋", "风", None]
+    assert first == second == "秋风"
+    assert closed
+
+
+def test_async_stream_cut_short_keeps_the_partial_answer() -> None:
+    def broken() -> Iterator[bytes]:
+        yield sse(delta_chunk({"content": "Hel"}), done=False)
+        raise httpx.RemoteProtocolError("peer closed connection")
+
+    async def main() -> tuple[IncompleteStreamError, str | None, int]:
+        server = Server(broken)
+        stream = await server.async_client().stream(model="gpt-4.1", messages=MESSAGES)
+        try:
+            async for _ in stream:
+                pass
+        except IncompleteStreamError as exc:
+            return exc, stream.completion.content, len(server.requests)
+        raise AssertionError("no error")
+
+    error, content, requests = asyncio.run(main())
+    assert "cut short" in str(error)
+    assert error.completion.content == content == "Hel"
+    assert requests == 1
+
+
+def test_async_stream_without_done_or_finish_reason_is_cut_short() -> None:
+    body = sse(delta_chunk({"content": "秋"}), done=False)
+
+    async def main() -> IncompleteStreamError:
+        async with Server(body).async_client().stream(model="m", messages=MESSAGES) as stream:
+            with pytest.raises(IncompleteStreamError) as info:
+                async for _ in stream:
+                    pass
+        return info.value
+
+    assert asyncio.run(main()).completion.content == "秋"
+
+
+def test_async_stream_error_event_raises_the_typed_error() -> None:
+    body = sse({"error": {"message": "slow down", "type": "rate_limit_error"}})
+
+    async def main() -> None:
+        async with Server(body).async_client().stream(model="m", messages=MESSAGES) as stream:
+            async for _ in stream:
+                pass
+
+    with pytest.raises(RateLimitError, match="slow down"):
+        asyncio.run(main())
+
+
+def test_the_callers_response_dict_is_not_changed_by_streaming_it() -> None:
+    response = copy.deepcopy(TOOL_CALL_RESPONSE)
+    collect(as_stream(response))
+    assert response == TOOL_CALL_RESPONSE

@@ -1,0 +1,932 @@
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from nbchat._types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    DeveloperMessage,
+    ErrorBody,
+    FunctionCall,
+    FunctionDefinition,
+    ImageURL,
+    ImageURLPart,
+    NamedToolChoice,
+    SystemMessage,
+    TextPart,
+    ToolCall,
+    ToolDefinition,
+    ToolMessage,
+    UserMessage,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Payloads of the protocol reference, transcribed as Python literals. Where the reference
+# elides a part ("[...]"), the part is filled in from the reference's own examples.
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "获取指定城市的当前天气信息。",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "城市名称,如:Beijing, China"},
+                "units": {
+                    "type": ["string", "null"],
+                    "enum": ["celsius", "fahrenheit"],
+                    "description": "温度单位,默认 celsius",
+                },
+            },
+            "required": ["location", "units"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+SIMPLE_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "system", "content": "你是一个有帮助的助手。"},
+        {"role": "user", "content": "用一句话解释量子纠缠。"},
+    ],
+    "temperature": 0.7,
+    "max_tokens": 200,
+}
+
+ALL_FIELDS_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [{"role": "user", "content": "今天天气怎么样?"}],
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "max_tokens": 4096,
+    "n": 1,
+    "stop": ["\n", "END"],
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "logit_bias": {"50256": -100},
+    "seed": 42,
+    "user": "user-abc123",
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "auto",
+    "stream": False,
+    "logprobs": False,
+    "top_logprobs": None,
+    "response_format": {"type": "text"},
+    "parallel_tool_calls": True,
+    "store": False,
+}
+
+TOOL_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [{"role": "user", "content": "北京现在天气怎么样?"}],
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "auto",
+}
+
+TOOL_RESULT_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "user", "content": "北京现在天气怎么样?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_abc123xyz",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"location": "Beijing, China", "units": "celsius"}',
+                    },
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_abc123xyz",
+            "content": '{"temperature": 28, "condition": "晴天", "humidity": 45}',
+        },
+    ],
+    "tools": [WEATHER_TOOL],
+}
+
+PARALLEL_TOOL_RESULTS_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "user", "content": "北京和上海现在天气怎么样?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_001",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"location": "Beijing, China", "units": "celsius"}',
+                    },
+                },
+                {
+                    "id": "call_002",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"location": "Shanghai, China", "units": "celsius"}',
+                    },
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_001", "content": '{"temperature": 28}'},
+        {"role": "tool", "tool_call_id": "call_002", "content": '{"temperature": 32}'},
+    ],
+}
+
+VISION_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "请描述这张图片,并告诉我图中文字内容。"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://example.com/screenshot.png", "detail": "high"},
+                },
+            ],
+        }
+    ],
+    "max_tokens": 500,
+}
+
+BASE64_IMAGE_PART = {
+    "type": "image_url",
+    "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQ...", "detail": "low"},
+}
+
+IMAGE_MESSAGE = {
+    "role": "user",
+    "content": [
+        {"type": "text", "text": "这张图片里有什么?"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/image.jpg", "detail": "auto"},
+        },
+    ],
+}
+
+STREAM_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [{"role": "user", "content": "写一首关于秋天的诗"}],
+    "stream": True,
+}
+
+JSON_MODE_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "system", "content": "你必须以 JSON 格式回复,包含字段:name, age, city。"},
+        {"role": "user", "content": "介绍一下张三,28岁,住在上海。"},
+    ],
+    "response_format": {"type": "json_object"},
+}
+
+JSON_SCHEMA_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [{"role": "user", "content": "介绍一下张三,28岁,住在上海。"}],
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "person_info",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "age": {"type": "integer"},
+                    "city": {"type": "string"},
+                },
+                "required": ["name", "age", "city"],
+                "additionalProperties": False,
+            },
+        },
+    },
+}
+
+LOGPROBS_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [{"role": "user", "content": "天空是什么颜色?"}],
+    "logprobs": True,
+    "top_logprobs": 3,
+}
+
+MULTI_TURN_REQUEST = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "system", "content": "你是一个专业助手。"},
+        {"role": "user", "content": "北京今天天气?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_001",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location":"Beijing"}'},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_001",
+            "content": '{"temp": 28, "condition": "晴"}',
+        },
+        {"role": "assistant", "content": "北京今天晴天,气温28°C。"},
+        {"role": "user", "content": "那上海呢?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_002",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location":"Shanghai"}'},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_002",
+            "content": '{"temp": 32, "condition": "多云"}',
+        },
+    ],
+}
+
+TOOL_CHOICES = [
+    "auto",
+    "required",
+    "none",
+    {"type": "function", "function": {"name": "get_weather"}},
+]
+
+CHAT_RESPONSE = {
+    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
+    "object": "chat.completion",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": (
+                    "量子纠缠是指两个粒子无论相距多远,对其中一个的测量会瞬间影响另一个的状态。"
+                ),
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 35,
+        "completion_tokens": 32,
+        "total_tokens": 67,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "system_fingerprint": "fp_a1b2c3d4e5",
+}
+
+TOOL_CALL_RESPONSE = {
+    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
+    "object": "chat.completion",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_abc123xyz",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"location": "Beijing, China", "units": "celsius"}',
+                        },
+                    }
+                ],
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 82, "completion_tokens": 23, "total_tokens": 105},
+}
+
+TOOL_FOLLOW_UP_RESPONSE = {
+    "id": "chatcmpl-B2C3D4E5F6G7H8I9",
+    "object": "chat.completion",
+    "created": 1716936010,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "北京现在天气晴朗,气温28°C,湿度45%,是个好天气!",
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 130, "completion_tokens": 25, "total_tokens": 155},
+}
+
+PARALLEL_TOOL_CALLS_RESPONSE = {
+    "choices": [
+        {
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_001",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"location": "Beijing, China", "units": "celsius"}',
+                        },
+                    },
+                    {
+                        "id": "call_002",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"location": "Shanghai, China", "units": "celsius"}',
+                        },
+                    },
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ]
+}
+
+JSON_MODE_CONTENT = '{"name": "张三", "age": 28, "city": "上海"}'
+
+LOGPROBS_RESPONSE = {
+    "choices": [
+        {
+            "message": {"role": "assistant", "content": "蓝色"},
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "蓝",
+                        "logprob": -0.0023,
+                        "bytes": [232, 147, 157],
+                        "top_logprobs": [
+                            {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157]},
+                            {"token": "天", "logprob": -6.21, "bytes": [229, 164, 169]},
+                            {"token": "深", "logprob": -7.45, "bytes": [230, 150, 177]},
+                        ],
+                    },
+                    {
+                        "token": "色",
+                        "logprob": -0.0001,
+                        "bytes": [232, 137, 178],
+                        "top_logprobs": [
+                            {"token": "色", "logprob": -0.0001, "bytes": [232, 137, 178]},
+                        ],
+                    },
+                ]
+            },
+            "finish_reason": "stop",
+        }
+    ]
+}
+
+# The reference's annotated "every response field" example, with its placeholders filled.
+FULL_RESPONSE = {
+    "id": "chatcmpl-xxx",
+    "object": "chat.completion",
+    "created": 1716936000,
+    "model": "gpt-4.1-2025-04-14",
+    "system_fingerprint": "fp_xxx",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "...",
+                "tool_calls": [
+                    {
+                        "id": "call_001",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                    }
+                ],
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 35,
+        "completion_tokens": 32,
+        "total_tokens": 67,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+}
+
+STREAM_CHUNKS = [
+    {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "created": 1716936000,
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        ],
+    },
+    {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "created": 1716936000,
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [
+            {"index": 0, "delta": {"content": "秋"}, "logprobs": None, "finish_reason": None}
+        ],
+    },
+    {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "created": 1716936000,
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [
+            {"index": 0, "delta": {"content": "风"}, "logprobs": None, "finish_reason": None}
+        ],
+    },
+    {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "created": 1716936000,
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+    },
+]
+
+TOOL_STREAM_CHUNKS = [
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_abc",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": ""},
+                        }
+                    ]
+                },
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"loc'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'ation":'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Beijing"}'}}]},
+                "finish_reason": None,
+            }
+        ]
+    },
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+]
+
+ERROR_BODY = {
+    "error": {
+        "message": (
+            "This model's maximum context length is 128000 tokens. "
+            "However, you requested 150000 tokens."
+        ),
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+
+REFERENCE_REQUESTS = {
+    "simple": SIMPLE_REQUEST,
+    "tool": TOOL_REQUEST,
+    "tool_result": TOOL_RESULT_REQUEST,
+    "parallel_tool_results": PARALLEL_TOOL_RESULTS_REQUEST,
+    "vision": VISION_REQUEST,
+    "stream": STREAM_REQUEST,
+    "json_mode": JSON_MODE_REQUEST,
+    "json_schema": JSON_SCHEMA_REQUEST,
+    "logprobs": LOGPROBS_REQUEST,
+    "multi_turn": MULTI_TURN_REQUEST,
+}
+
+REFERENCE_RESPONSES = {
+    "chat": CHAT_RESPONSE,
+    "tool_call": TOOL_CALL_RESPONSE,
+    "tool_follow_up": TOOL_FOLLOW_UP_RESPONSE,
+    "parallel_tool_calls": PARALLEL_TOOL_CALLS_RESPONSE,
+    "logprobs": LOGPROBS_RESPONSE,
+    "full": FULL_RESPONSE,
+}
+
+
+def round_trip(payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate, serialize, and go through JSON text as the client does."""
+    return json.loads(json.dumps(ChatCompletionRequest.model_validate(payload).to_dict()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_REQUESTS))
+def test_reference_requests_round_trip_unchanged(name: str) -> None:
+    payload = REFERENCE_REQUESTS[name]
+    assert round_trip(payload) == payload
+
+
+def test_the_all_fields_request_round_trips_without_its_null() -> None:
+    expected = {k: v for k, v in ALL_FIELDS_REQUEST.items() if v is not None}
+    assert round_trip(ALL_FIELDS_REQUEST) == expected
+    assert "top_logprobs" not in round_trip(ALL_FIELDS_REQUEST)
+
+
+@pytest.mark.parametrize("choice", TOOL_CHOICES, ids=["auto", "required", "none", "function"])
+def test_every_reference_tool_choice_round_trips(choice: Any) -> None:
+    payload = {**TOOL_REQUEST, "tool_choice": choice}
+    assert round_trip(payload) == payload
+
+
+@pytest.mark.parametrize(
+    "message", [IMAGE_MESSAGE, {"role": "user", "content": [BASE64_IMAGE_PART]}]
+)
+def test_reference_image_messages_round_trip(message: dict[str, Any]) -> None:
+    payload = {"model": "gpt-4.1", "messages": [message]}
+    assert round_trip(payload) == payload
+
+
+def test_validation_leaves_the_callers_payload_as_it_was() -> None:
+    payload = copy.deepcopy(MULTI_TURN_REQUEST)
+    round_trip(payload)
+    assert payload == MULTI_TURN_REQUEST
+
+
+def test_a_request_serializes_only_the_fields_that_were_set() -> None:
+    request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert request.to_dict() == {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_top_level_nulls_are_dropped() -> None:
+    request = ChatCompletionRequest.model_validate(
+        {**SIMPLE_REQUEST, "temperature": None, "seed": None, "tools": None}
+    )
+    data = request.to_dict()
+    assert "temperature" not in data
+    assert "seed" not in data
+    assert "tools" not in data
+    assert None not in data.values()
+
+
+def test_unknown_request_fields_pass_through_untouched() -> None:
+    extra = {
+        "top_k": 40,
+        "repetition_penalty": 1.1,
+        "chat_template_kwargs": {"enable_thinking": False, "nested": [1, "two", None]},
+        "reasoning_effort": "low",
+    }
+    data = ChatCompletionRequest.model_validate({**SIMPLE_REQUEST, **extra}).to_dict()
+    assert data == {**SIMPLE_REQUEST, **extra}
+
+
+def test_unknown_message_fields_pass_through() -> None:
+    message = {"role": "user", "content": "hi", "name": "alice", "x_custom": {"a": 1}}
+    payload = {"model": "m", "messages": [message]}
+    assert round_trip(payload) == payload
+
+
+def test_a_request_built_from_model_classes_keeps_roles_and_types() -> None:
+    request = ChatCompletionRequest(
+        model="gpt-4.1",
+        messages=[
+            SystemMessage(content="be brief"),
+            DeveloperMessage(content="use metric units"),
+            UserMessage(
+                content=[
+                    TextPart(text="what is this?"),
+                    ImageURLPart(image_url=ImageURL(url="https://example.com/a.png", detail="low")),
+                ]
+            ),
+            AssistantMessage(
+                tool_calls=[
+                    ToolCall(id="call_1", function=FunctionCall(name="f", arguments="{}")),
+                ]
+            ),
+            ToolMessage(tool_call_id="call_1", content="42"),
+            AssistantMessage(refusal="I can't help with that."),
+        ],
+        tools=[
+            ToolDefinition(function=FunctionDefinition(name="f", parameters={"type": "object"}))
+        ],
+        tool_choice=NamedToolChoice(function={"name": "f"}),
+    )
+    assert request.to_dict() == {
+        "model": "gpt-4.1",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "developer", "content": "use metric units"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/a.png", "detail": "low"},
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            {"role": "assistant", "refusal": "I can't help with that."},
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+    }
+
+
+def test_response_format_json_schema_is_sent_under_the_key_schema() -> None:
+    data = round_trip(JSON_SCHEMA_REQUEST)
+    assert "schema" in data["response_format"]["json_schema"]
+    assert "schema_" not in data["response_format"]["json_schema"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "system", "content": "你是一个专业的客服助手,回答要简洁、友好。"},
+        {"role": "system", "content": [{"type": "text", "text": "be brief"}]},
+        {"role": "developer", "content": "follow the house style"},
+        {"role": "user", "content": "今天天气怎么样?"},
+        IMAGE_MESSAGE,
+        {"role": "assistant", "content": "今天天气晴朗,气温25度。"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_abc123",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"location": "Beijing", "units": "celsius"}',
+                    },
+                }
+            ],
+        },
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {
+            "role": "tool",
+            "tool_call_id": "call_abc123",
+            "content": '{"temperature": 25, "condition": "晴天"}',
+        },
+    ],
+    ids=[
+        "system",
+        "system-parts",
+        "developer",
+        "user",
+        "user-image",
+        "assistant",
+        "assistant-tool-calls",
+        "assistant-refusal",
+        "tool",
+    ],
+)
+def test_every_message_shape_of_the_reference_is_accepted(message: dict[str, Any]) -> None:
+    payload = {"model": "gpt-4.1", "messages": [message]}
+    assert round_trip(payload) == payload
+
+
+@pytest.mark.parametrize("detail", ["low", "high", "auto"])
+def test_image_detail_accepts_low_high_auto(detail: str) -> None:
+    part = {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": detail}}
+    payload = {"model": "m", "messages": [{"role": "user", "content": [part]}]}
+    assert round_trip(payload) == payload
+
+
+@pytest.mark.parametrize(
+    ("message", "where"),
+    [
+        ({"role": "user"}, "content"),
+        ({"role": "user", "content": 5}, "content"),
+        ({"role": "wizard", "content": "hi"}, "wizard"),
+        ({"content": "hi"}, "role"),
+        ({"role": "assistant", "content": None}, "tool_calls"),
+        ({"role": "tool", "content": "x"}, "tool_call_id"),
+        ({"role": "user", "content": [{"type": "video", "video": "x"}]}, "video"),
+        ({"role": "user", "content": [{"type": "text"}]}, "text"),
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, "url"),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "u", "detail": "max"}}],
+            },
+            "detail",
+        ),
+        ({"role": "system", "content": [BASE64_IMAGE_PART]}, "image_url"),
+        (
+            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]},
+            "id",
+        ),
+    ],
+    ids=[
+        "no-content",
+        "number-content",
+        "unknown-role",
+        "no-role",
+        "empty-assistant",
+        "tool-without-id",
+        "unknown-part",
+        "text-part-without-text",
+        "image-without-url",
+        "bad-detail",
+        "image-in-system",
+        "tool-call-without-id",
+    ],
+)
+def test_malformed_messages_are_rejected(message: dict[str, Any], where: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": [message]})
+    assert where in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_RESPONSES))
+def test_reference_responses_round_trip_unchanged(name: str) -> None:
+    payload = REFERENCE_RESPONSES[name]
+    completion = ChatCompletion.model_validate_json(json.dumps(payload))
+    assert completion.to_dict() == payload
+
+
+def test_reference_chat_response_fields_are_typed() -> None:
+    completion = ChatCompletion.model_validate(CHAT_RESPONSE)
+    assert completion.content == CHAT_RESPONSE["choices"][0]["message"]["content"]
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == 67
+    assert completion.usage.prompt_tokens_details is not None
+    assert completion.usage.prompt_tokens_details.cached_tokens == 0
+    assert completion.system_fingerprint == "fp_a1b2c3d4e5"
+
+
+def test_reference_tool_call_arguments_parse_as_json() -> None:
+    completion = ChatCompletion.model_validate(PARALLEL_TOOL_CALLS_RESPONSE)
+    calls = completion.choices[0].message.tool_calls or []
+    assert [json.loads(call.function.arguments)["location"] for call in calls] == [
+        "Beijing, China",
+        "Shanghai, China",
+    ]
+
+
+def test_reference_json_mode_content_is_json() -> None:
+    completion = ChatCompletion.model_validate(
+        {"choices": [{"message": {"role": "assistant", "content": JSON_MODE_CONTENT}}]}
+    )
+    assert json.loads(completion.content or "") == {"name": "张三", "age": 28, "city": "上海"}
+
+
+def test_reference_logprobs_are_typed() -> None:
+    completion = ChatCompletion.model_validate(LOGPROBS_RESPONSE)
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    first = logprobs.content[0]
+    assert (first.token, first.logprob, bytes(first.bytes or []).decode()) == ("蓝", -0.0023, "蓝")
+    assert [top.token for top in first.top_logprobs] == ["蓝", "天", "深"]
+
+
+@pytest.mark.parametrize("index", range(len(STREAM_CHUNKS)))
+def test_reference_stream_chunks_round_trip(index: int) -> None:
+    payload = STREAM_CHUNKS[index]
+    assert ChatCompletionChunk.model_validate_json(json.dumps(payload)).to_dict() == payload
+
+
+@pytest.mark.parametrize("index", range(len(TOOL_STREAM_CHUNKS)))
+def test_reference_tool_stream_chunks_round_trip(index: int) -> None:
+    payload = TOOL_STREAM_CHUNKS[index]
+    assert ChatCompletionChunk.model_validate(payload).to_dict() == payload
+
+
+def test_reference_error_body_round_trips() -> None:
+    body = ErrorBody.model_validate(ERROR_BODY)
+    assert body.error.code == "context_length_exceeded"
+    assert body.error.param == "messages"
+    assert body.to_dict() == ERROR_BODY
+
+
+def test_responses_keep_unknown_fields_at_every_level() -> None:
+    payload = copy.deepcopy(CHAT_RESPONSE)
+    payload["service_tier"] = "default"
+    payload["prompt_logprobs"] = None
+    payload["choices"][0]["message"]["reasoning_content"] = "thinking…"
+    payload["choices"][0]["stop_reason"] = 128009
+    payload["usage"]["prompt_tokens_details"]["image_tokens"] = 85
+    payload["x_server"] = {"queue_ms": 3}
+    completion = ChatCompletion.model_validate(payload)
+    assert completion.to_dict() == payload
+    assert completion.choices[0].message.to_dict()["reasoning_content"] == "thinking…"
+
+
+@pytest.mark.parametrize("reason", ["eos", "end_turn", "function_call", "max_tokens", "abort"])
+def test_unknown_finish_reasons_are_kept(reason: str) -> None:
+    payload = copy.deepcopy(CHAT_RESPONSE)
+    payload["choices"][0]["finish_reason"] = reason
+    assert ChatCompletion.model_validate(payload).choices[0].finish_reason == reason
+
+
+def test_a_chunk_with_choices_null_is_valid() -> None:
+    chunk = ChatCompletionChunk.model_validate(
+        {"id": "x", "choices": None, "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+    )
+    assert chunk.choices is None
+    assert chunk.usage is not None and chunk.usage.prompt_tokens == 1
+
+
+def test_a_response_without_choices_has_no_content() -> None:
+    assert ChatCompletion.model_validate({"id": "x"}).content is None
