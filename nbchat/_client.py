@@ -53,13 +53,30 @@ def validate_request(params: dict[str, Any]) -> dict[str, Any]:
 def _describe(exc: ValidationError) -> tuple[str, str | None]:
     # In a union every branch reports; the deepest location is the one that says what is wrong.
     errors = exc.errors(include_url=False)
-    error = max(errors, key=lambda e: len(e["loc"]))
+    depth = max(len(e["loc"]) for e in errors)
+    deepest = [e for e in errors if len(e["loc"]) == depth]
+    # Among equals, a branch the input was not meant for only says "should be a valid list";
+    # the branch it was meant for says what is wrong with it.
+    meant = [e for e in deepest if not e["type"].endswith("_type")]
+    error = (meant or deepest)[0]
     if error["type"] == "field_rule":
         # A rule across fields (top_logprobs needs logprobs…): its message names the field.
         field = error["ctx"]["field"]
         return f"Invalid request: {error['msg']}", field
     field = ".".join(_field_path(error["loc"])) or None
     message = error["msg"].removeprefix("Value error, ")
+    ctx = error.get("ctx") or {}
+    if error["type"] == "union_tag_invalid":
+        tag = ctx["discriminator"].strip("'")
+        message = f"{tag} {ctx['tag']!r} is not one of {ctx['expected_tags']}"
+        return f"Invalid request: {field}: {message}", field
+    if error["type"] == "union_tag_not_found":
+        return f"Invalid request: {field}: needs a {ctx['discriminator']} field", field
+    if not meant and len(deepest) > 1:
+        # The input fits no branch of a union: name them all.
+        message = " or ".join(
+            [message] + [e["msg"].removeprefix("Input should be ") for e in deepest[1:]]
+        )
     if error["type"] not in ("missing", "value_error", "model_type") and "input" in error:
         shown = repr(error["input"])
         message += f" (got {shown if len(shown) <= 60 else shown[:60] + '…'})"
@@ -140,13 +157,14 @@ class _BaseClient:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         headers.update(options.get("extra_headers") or {})
+        # None means no time limit, as in httpx; leaving timeout out means the client's.
         timeout = options.get("timeout", self.timeout)
         return self._http.build_request(  # type: ignore[attr-defined]
             method,
             self.base_url + path,
             json=params,
             headers=headers,
-            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            timeout=timeout,
         )
 
     @staticmethod

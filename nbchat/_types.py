@@ -100,6 +100,9 @@ class ImageURLPart(_Request):
 
 
 ContentPart = Annotated[TextPart | ImageURLPart, Field(discriminator="type")]
+# A list of parts needs at least one: servers answer 400 to an empty one.
+_TextParts = Annotated[list[TextPart], Field(min_length=1)]
+_ContentParts = Annotated[list[ContentPart], Field(min_length=1)]
 
 
 class FunctionCall(_Response):
@@ -121,7 +124,7 @@ class SystemMessage(_Request):
     _always_sent = ("role",)
 
     role: Literal["system"] = "system"
-    content: str | list[TextPart]
+    content: str | _TextParts
     name: str | None = None
 
 
@@ -129,7 +132,7 @@ class DeveloperMessage(_Request):
     _always_sent = ("role",)
 
     role: Literal["developer"] = "developer"
-    content: str | list[TextPart]
+    content: str | _TextParts
     name: str | None = None
 
 
@@ -137,7 +140,7 @@ class UserMessage(_Request):
     _always_sent = ("role",)
 
     role: Literal["user"] = "user"
-    content: str | list[ContentPart]
+    content: str | _ContentParts
     name: str | None = None
 
 
@@ -145,7 +148,7 @@ class AssistantMessage(_Request):
     _always_sent = ("role",)
 
     role: Literal["assistant"] = "assistant"
-    content: str | list[TextPart] | None = None
+    content: str | _TextParts | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
     name: str | None = None
@@ -162,7 +165,7 @@ class ToolMessage(_Request):
 
     role: Literal["tool"] = "tool"
     tool_call_id: str
-    content: str | list[TextPart]
+    content: str | _TextParts
 
 
 Message = Annotated[

@@ -381,6 +381,43 @@ def test_a_message_error_names_the_message_and_its_field() -> None:
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        (
+            [{"role": "wizard", "content": "hi"}],
+            "messages.0: role 'wizard' is not one of "
+            "'system', 'developer', 'user', 'assistant', 'tool'",
+        ),
+        ([{"content": "hi"}], "messages.0: needs a 'role' field"),
+        (
+            [{"role": "user", "content": [{"type": "audio"}]}],
+            "messages.0.content.0: type 'audio' is not one of 'text', 'image_url'",
+        ),
+        (
+            [{"role": "user", "content": []}],
+            "messages.0.content: List should have at least 1 item after validation, not 0 (got [])",
+        ),
+        (
+            [{"role": "user", "content": 5}],
+            "messages.0.content: Input should be a valid string or a valid list (got 5)",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text"}]}],
+            "messages.0.content.0.text: Field required",
+        ),
+    ],
+    ids=["unknown-role", "no-role", "unknown-part", "empty-parts", "number", "part-without-text"],
+)
+def test_message_errors_say_what_is_wrong_in_words(messages: list, expected: str) -> None:
+    server = Server()
+    client, _ = client_for(server)
+    with pytest.raises(RequestValidationError) as info:
+        client.create(model="gpt-4.1", messages=messages)
+    assert str(info.value) == f"Invalid request: {expected}"
+    assert server.requests == []
+
+
 def test_an_async_bad_request_sends_nothing() -> None:
     server = Server()
     client, _ = async_client_for(server)
@@ -504,6 +541,19 @@ def test_per_call_options_are_not_request_fields() -> None:
     assert request.headers["x-trace"] == "t1"
     assert request.headers["x-team"] == "a"
     assert request.extensions["timeout"]["read"] == 3.0
+
+
+def test_timeouts_default_to_the_clients_and_none_means_no_limit() -> None:
+    server = Server()
+    client, _ = client_for(server)
+    client.create(**BASE)
+    assert server.requests[0].extensions["timeout"]["read"] == 600.0
+    assert server.requests[0].extensions["timeout"]["connect"] == 10.0
+    client.create(**BASE, timeout=None)
+    assert set(server.requests[1].extensions["timeout"].values()) == {None}
+    unlimited, _ = client_for(server, timeout=None)
+    unlimited.create(**BASE)
+    assert set(server.requests[2].extensions["timeout"].values()) == {None}
 
 
 def test_stream_sends_stream_true_and_yields_chunks() -> None:

@@ -793,6 +793,8 @@ def test_image_detail_accepts_low_high_auto(detail: str) -> None:
     [
         ({"role": "user"}, "content"),
         ({"role": "user", "content": 5}, "content"),
+        ({"role": "user", "content": []}, "at least 1 item"),
+        ({"role": "system", "content": []}, "at least 1 item"),
         ({"role": "wizard", "content": "hi"}, "wizard"),
         ({"content": "hi"}, "role"),
         ({"role": "assistant", "content": None}, "tool_calls"),
@@ -816,6 +818,8 @@ def test_image_detail_accepts_low_high_auto(detail: str) -> None:
     ids=[
         "no-content",
         "number-content",
+        "empty-parts",
+        "empty-system-parts",
         "unknown-role",
         "no-role",
         "empty-assistant",
