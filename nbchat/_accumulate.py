@@ -40,6 +40,7 @@ class _ChoiceState:
         "logprobs",
         "refusal",
         "refusal_logprobs",
+        "renumbered",
         "role",
         "saw_logprobs",
         "tool_calls",
@@ -52,6 +53,8 @@ class _ChoiceState:
         self.refusal: list[str] = []
         self.tool_calls: dict[int, _ToolCallState] = {}
         self.tool_index_by_id: dict[str, int] = {}
+        # Server index → our index, for servers that reuse one index for several calls.
+        self.renumbered: dict[int, int] = {}
         self.logprobs: list[Any] = []
         self.refusal_logprobs: list[Any] = []
         self.saw_logprobs = False
@@ -139,9 +142,19 @@ class ChatCompletionAccumulator:
             if delta.id and delta.id in state.tool_index_by_id:
                 index = state.tool_index_by_id[delta.id]
             elif delta.id or not state.tool_calls:
-                index = len(state.tool_calls)
+                index = max(state.tool_calls, default=-1) + 1
             else:
                 index = max(state.tool_calls)
+        else:
+            index = state.renumbered.get(index, index)
+            known = state.tool_calls.get(index)
+            if delta.id and known is not None and known.id and delta.id != known.id:
+                # A server that numbers every call 0: a new id at a used index is a new call,
+                # and the fragments that follow at that index belong to it.
+                new = state.tool_index_by_id.get(delta.id)
+                if new is None:
+                    new = max(state.tool_calls) + 1
+                state.renumbered[delta.index] = index = new
         call = state.tool_calls.get(index)
         if call is None:
             call = state.tool_calls[index] = _ToolCallState()

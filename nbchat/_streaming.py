@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ._accumulate import ChatCompletionAccumulator
 from ._exceptions import (
+    APIError,
     APIResponseValidationError,
     IncompleteStreamError,
     redact,
@@ -27,6 +28,8 @@ __all__ = ["AsyncChatStream", "ChatStream"]
 
 # The validator itself, not model_validate_json: one Python call less on every chunk.
 _validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_json
+_HEAD = 512
+_SSE_STARTS = (b"data", b":", b"event", b"id", b"retry", b"\xef\xbb\xbf")
 
 
 class _StreamState:
@@ -39,6 +42,8 @@ class _StreamState:
         self.accumulator = ChatCompletionAccumulator()
         self.done = False
         self._snapshot: ChatCompletion | None = None
+        # The first bytes, kept until a chunk arrives, to show what came if none ever does.
+        self._head = b""
         self._snapshot_at = -1
 
     def chunks_from(self, events: list[ServerSentEvent]) -> Iterator[ChatCompletionChunk]:
@@ -62,6 +67,8 @@ class _StreamState:
             yield chunk
 
     def feed(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
+        if len(self._head) < _HEAD and not self.accumulator.chunks:
+            self._head += raw[:_HEAD]
         return self.chunks_from(self._decoder.feed(raw))
 
     def finish(self) -> Iterator[ChatCompletionChunk]:
@@ -80,7 +87,21 @@ class _StreamState:
                 last = []
             yield from last
         if not self.done and not self.accumulator.finished:
+            head = self._head.lstrip()
+            if head and not self.accumulator.chunks and not head.startswith(_SSE_STARTS):
+                raise self._not_a_stream()
             raise self.cut_short("the connection closed")
+
+    def _not_a_stream(self) -> APIError:
+        """Bytes came, but not one event: say what came instead of "cut short"."""
+        kind = self.response.headers.get("content-type", "").split(";", 1)[0].strip()
+        text = " ".join(redact(self._head.decode("utf-8", "replace"), self._secret).split())
+        return APIResponseValidationError(
+            f"The server answered with {kind or 'a body'}, not an event stream: {text[:200]}"
+            + ("…" if len(text) > 200 else ""),
+            request=self.response.request,
+            body=text,
+        )
 
     @property
     def is_json(self) -> bool:

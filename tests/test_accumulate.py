@@ -327,3 +327,21 @@ def test_snapshot_mid_stream_is_the_partial_answer_and_later_ones_grow() -> None
     assert first.choices[0].message.content == "Hel"
     assert first.choices[0].finish_reason is None
     assert accumulator.snapshot().choices[0].message.content == "Hello"
+
+
+def test_a_server_that_numbers_every_call_zero_still_gets_one_call_per_id() -> None:
+    completion = accumulate(
+        [
+            chunk(tool_delta(index=0, id="call_a", function={"name": "get_weather"})),
+            chunk(tool_delta(index=0, function={"arguments": '{"city": "Beijing"}'})),
+            chunk(tool_delta(index=0, id="call_b", function={"name": "get_weather"})),
+            chunk(tool_delta(index=0, function={"arguments": '{"city": '})),
+            chunk(tool_delta(index=0, function={"arguments": '"Shanghai"}'})),
+            chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    calls = completion.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("call_a", "get_weather", '{"city": "Beijing"}'),
+        ("call_b", "get_weather", '{"city": "Shanghai"}'),
+    ]

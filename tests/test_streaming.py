@@ -578,3 +578,20 @@ def test_the_callers_response_dict_is_not_changed_by_streaming_it() -> None:
     response = copy.deepcopy(TOOL_CALL_RESPONSE)
     collect(as_stream(response))
     assert response == TOOL_CALL_RESPONSE
+
+
+def test_an_html_page_instead_of_a_stream_says_what_came() -> None:
+    server = Server(b"<html><head><title>Jupyter</title></head><body>Log in</body></html>")
+    server.headers = {"content-type": "text/html"}
+    stream = server.client().stream(model="gpt-4.1", messages=MESSAGES)
+    with pytest.raises(APIResponseValidationError) as info:
+        list(stream)
+    assert str(info.value).startswith("The server answered with text/html, not an event stream:")
+    assert "Log in" in str(info.value)
+
+
+def test_a_stream_of_only_keep_alives_that_closes_is_cut_short() -> None:
+    with pytest.raises(IncompleteStreamError, match="cut short"):
+        collect(b": keep-alive\n\n: keep-alive\n\n")
+    with pytest.raises(IncompleteStreamError, match="cut short"):
+        collect(b"")
