@@ -42,9 +42,9 @@ class _StreamState:
         self.accumulator = ChatCompletionAccumulator()
         self.done = False
         self._snapshot: ChatCompletion | None = None
+        self._snapshot_at = -1
         # The first bytes, kept until a chunk arrives, to show what came if none ever does.
         self._head = b""
-        self._snapshot_at = -1
 
     def chunks_from(self, events: list[ServerSentEvent]) -> Iterator[ChatCompletionChunk]:
         # A generator, so that chunks read before a bad event still reach the caller first.
