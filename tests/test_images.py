@@ -172,6 +172,33 @@ def test_a_graphic_with_few_colours_is_png():
     assert (part.width, part.height) == (1024, 768)
 
 
+def test_an_antialiased_chart_is_sent_as_a_palette_png():
+    figure, axes = plt.subplots(figsize=(16, 12), dpi=100)
+    axes.plot(np.sin(np.linspace(0, 20, 500)), linewidth=3)
+    axes.set_title("wave")
+    figure.canvas.draw()
+    pixels = Image.fromarray(np.asarray(figure.canvas.buffer_rgba())).convert("RGB")
+    plt.close(figure)
+    assert len(pixels.getcolors(1 << 20)) > 256
+    part = image_part(pixels, "high")
+    assert part.url.startswith(PNG_PREFIX)
+    assert decode(part).mode == "P"
+    full = encoded(pixels.resize((part.width, part.height)), "PNG")
+    assert part.nbytes < len(full) / 2
+
+
+def test_a_noisy_picture_inside_a_screenshot_is_not_posterised():
+    rng = np.random.default_rng(3)
+    noisy = (rng.integers(0, 16, (300, 300, 3)) * 17).astype(np.uint8)  # 4096 colours
+    screen = Image.new("RGB", (600, 600), "white")
+    screen.paste(Image.fromarray(noisy), (0, 0))
+    part = image_part(screen, "high")
+    assert part.url.startswith(PNG_PREFIX)
+    sent = decode(part)
+    assert sent.mode == "RGB"
+    assert sent.tobytes() == screen.tobytes()
+
+
 def test_a_palette_image_is_sent_as_png():
     image = Image.new("P", (64, 64))
     image.putpalette([0, 0, 0, 255, 255, 0] + [0] * 762)
@@ -265,13 +292,17 @@ def test_a_matplotlib_figure_is_rendered_as_png_at_its_own_dpi():
         plt.close(figure)
 
 
-def test_a_big_figure_is_downscaled_for_low_detail():
+@pytest.mark.parametrize(("detail", "box"), [("low", (512, 256)), ("high", (1536, 768))])
+def test_a_big_figure_is_drawn_at_a_lower_dpi_not_shrunk(detail, box):
     figure, axes = plt.subplots(figsize=(20, 10), dpi=100)
     axes.plot([1, 3, 2])
     try:
-        part = image_part(figure, "low")
-        assert max(part.width, part.height) == 512
-        assert part.tokens == 85
+        part = image_part(figure, detail)
+        # Drawn straight at the size the API uses (less the cropped margins): no resampling.
+        assert part.width <= box[0] and part.height <= box[1]
+        assert part.width > box[0] * 0.8
+        assert not part.resized
+        assert figure.dpi == 100
     finally:
         plt.close(figure)
 
