@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import heapq
 import html
 import io
@@ -266,22 +267,25 @@ def _from_data_url(url: str, detail: str) -> ImagePart:
 
 def _from_file(path: str, detail: str) -> ImagePart:
     name = os.path.basename(path) or path
+    shown = path if len(path) <= 120 else path[:120] + "…"
     try:
         size = os.stat(path).st_size
         if os.path.isdir(path):
-            raise ImageError(f"{path} is a directory, not an image file")
+            raise ImageError(f"{shown} is a directory, not an image file")
         if size > MAX_FILE_BYTES:
             raise ImageError(
                 f"{name} is {_human_bytes(size)}, over the {_human_bytes(MAX_FILE_BYTES)} limit"
             )
         with open(path, "rb") as file:
             data = file.read()
-    except FileNotFoundError:
-        raise ImageError(f"no such image file: {path}") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"no such image file: {shown}") from None
     except ImageError:
         raise
     except OSError as exc:
-        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ImageError(f"no such image file: {shown}") from None
+        raise ImageError(f"cannot read {shown}: {exc.strerror or exc}") from None
     return _from_bytes(data, detail, f"file {name}")
 
 

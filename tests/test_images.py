@@ -420,6 +420,11 @@ def test_a_missing_file_is_an_error(tmp_path: Path):
     one_line_error(str(tmp_path / "nope.png"), "no such image file")
 
 
+def test_a_long_string_that_is_no_file_gets_a_short_error():
+    error = one_line_error("a description, not a path " * 20, "no such image file")
+    assert len(str(error)) < 160
+
+
 def test_a_directory_is_an_error(tmp_path: Path):
     one_line_error(tmp_path, "is a directory")
 
