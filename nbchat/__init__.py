@@ -35,6 +35,21 @@ _EXPORTS = {
     "ToolRunInterrupted": "_toolrun",
     "run_tool_calls": "_toolrun",
     "arun_tool_calls": "_toolrun",
+    "DataBlock": "_data",
+    "DataError": "_data",
+    "data_block": "_data",
+    "ImageError": "_images",
+    "ImagePart": "_images",
+    "estimate_image_tokens": "_images",
+    "image_part": "_images",
+    "LogprobsError": "_logprobs",
+    "logprobs_frame": "_logprobs",
+    "logprobs_html": "_logprobs",
+    "logprobs_summary": "_logprobs",
+    "StructuredOutputError": "_structured",
+    "parse_reply": "_structured",
+    "response_format_for": "_structured",
+    "to_frame": "_structured",
     "NbchatError": "_exceptions",
     "RequestValidationError": "_exceptions",
     "APIError": "_exceptions",
@@ -73,8 +88,13 @@ __all__ = [
     "ChatStream",
     "Client",
     "ConflictError",
+    "DataBlock",
+    "DataError",
+    "ImageError",
+    "ImagePart",
     "IncompleteStreamError",
     "InternalServerError",
+    "LogprobsError",
     "NbchatError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -82,6 +102,7 @@ __all__ = [
     "Reply",
     "RequestValidationError",
     "ServiceUnavailableError",
+    "StructuredOutputError",
     "Tool",
     "ToolArgumentsError",
     "ToolDefinitionError",
@@ -92,10 +113,19 @@ __all__ = [
     "__version__",
     "arun_tool_calls",
     "as_tool",
+    "data_block",
+    "estimate_image_tokens",
+    "image_part",
     "last",
     "load_ipython_extension",
+    "logprobs_frame",
+    "logprobs_html",
+    "logprobs_summary",
+    "parse_reply",
+    "response_format_for",
     "run_tool_calls",
     "session",
+    "to_frame",
     "tool",
     "unload_ipython_extension",
 ]
@@ -133,6 +163,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from ._chat import Chat, ChatListener, Reply
     from ._client import DEFAULT_BASE_URL, AsyncClient, Client
+    from ._data import DataBlock, DataError, data_block
     from ._exceptions import (
         APIConnectionError,
         APIError,
@@ -152,8 +183,11 @@ if TYPE_CHECKING:
         ServiceUnavailableError,
         UnprocessableEntityError,
     )
+    from ._images import ImageError, ImagePart, estimate_image_tokens, image_part
+    from ._logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
     from ._sessions import session
     from ._streaming import AsyncChatStream, ChatStream
+    from ._structured import StructuredOutputError, parse_reply, response_format_for, to_frame
     from ._toolrun import (
         ToolPolicy,
         ToolResult,

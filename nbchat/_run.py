@@ -206,13 +206,14 @@ def _one_line(exc: Any) -> str:
 
 
 def _show_logprobs(reply: Any) -> None:
-    from ._logprobs import logprobs_html, logprobs_summary
+    from ._logprobs import logprobs_frame, logprobs_html, logprobs_summary
 
     completion = reply.completion
     if not completion.choices or completion.choices[0].logprobs is None:
         _show({"text/plain": "The server sent no logprobs for this reply."})
         return
     display(logprobs_html(completion))
+    display(logprobs_frame(completion))
     display(logprobs_summary(completion))
 
 

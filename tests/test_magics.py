@@ -418,3 +418,31 @@ def test_json_mode_parses_and_invalid_json_fails_the_cell_with_the_raw_reply(she
     assert "not valid JSON" in str(result.error_in_exec)
     assert shell.user_ns["obj"] is None
     assert "{not json" in shell.publisher.text()
+
+
+def test_logprobs_option_sends_fields_and_shows_colours_table_and_summary(shell):
+    tokens = [
+        {
+            "token": "蓝",
+            "logprob": -0.0023,
+            "bytes": [232, 147, 157],
+            "top_logprobs": [
+                {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157]},
+                {"token": "天", "logprob": -6.21, "bytes": [229, 164, 169]},
+            ],
+        },
+        {
+            "token": "色",
+            "logprob": -0.0001,
+            "bytes": [232, 137, 178],
+            "top_logprobs": [{"token": "色", "logprob": -0.0001, "bytes": [232, 137, 178]}],
+        },
+    ]
+    shell.server.reply("蓝色", logprobs=tokens)
+    shell.run_cell_magic("chat", "--logprobs 2", "天空是什么颜色?")
+    assert shell.server.last["logprobs"] is True
+    assert shell.server.last["top_logprobs"] == 2
+    text = shell.publisher.text()
+    assert "perplexity" in text.lower()
+    assert "天 (0.20%)" in text
+    assert nbchat.last.choices[0].logprobs.content[0].token == "蓝"

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import nbchat
+
+EXPECTED = {
+    # the client and its protocol types
+    "Client",
+    "AsyncClient",
+    "DEFAULT_BASE_URL",
+    "ChatStream",
+    "AsyncChatStream",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    # conversations
+    "Chat",
+    "ChatListener",
+    "Reply",
+    "session",
+    "last",
+    # errors
+    "NbchatError",
+    "RequestValidationError",
+    "APIError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIResponseValidationError",
+    "IncompleteStreamError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    # tools
+    "tool",
+    "as_tool",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolRunInterrupted",
+    "run_tool_calls",
+    "arun_tool_calls",
+    # notebook objects in, structured results out
+    "image_part",
+    "ImagePart",
+    "ImageError",
+    "estimate_image_tokens",
+    "data_block",
+    "DataBlock",
+    "DataError",
+    "response_format_for",
+    "parse_reply",
+    "to_frame",
+    "StructuredOutputError",
+    "logprobs_frame",
+    "logprobs_html",
+    "logprobs_summary",
+    "LogprobsError",
+    # the extension
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    "__version__",
+}
+
+
+def test_public_names_are_exactly_the_intended_ones():
+    assert set(nbchat.__all__) == EXPECTED
+    assert len(nbchat.__all__) == len(set(nbchat.__all__))
+
+
+def test_every_public_name_resolves():
+    for name in nbchat.__all__:
+        assert hasattr(nbchat, name), name
+    assert set(nbchat.__all__) <= set(dir(nbchat))
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        nbchat.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("no error")
+
+
+def test_errors_form_one_tree():
+    assert issubclass(nbchat.RateLimitError, nbchat.APIStatusError)
+    assert issubclass(nbchat.APIStatusError, nbchat.APIError)
+    assert issubclass(nbchat.APITimeoutError, nbchat.APIConnectionError)
+    assert issubclass(nbchat.ServiceUnavailableError, nbchat.InternalServerError)
+    for name in (
+        "RequestValidationError",
+        "APIError",
+        "ToolDefinitionError",
+        "ImageError",
+        "DataError",
+        "StructuredOutputError",
+        "LogprobsError",
+    ):
+        assert issubclass(getattr(nbchat, name), nbchat.NbchatError), name
