@@ -108,6 +108,8 @@ class LogprobsExplorer:
         self.summary = w.HTML()
         self.text = w.HTML()
         self.text.add_class("nbchat-explorer-text")
+        # The alternatives pop up below a token: nothing around them may clip it.
+        self.text.layout.overflow = "visible"
         self.details = w.HTML()
         self.details.add_class("nbchat-explorer-details")
         self.table = w.Output()
@@ -127,7 +129,8 @@ class LogprobsExplorer:
                 self.text,
                 self.details,
                 self.table,
-            ]
+            ],
+            layout=w.Layout(overflow="visible"),
         )
         self.widget.add_class("nbchat-explorer")
 
@@ -203,11 +206,15 @@ class LogprobsExplorer:
             f"family,monospace);font-size:0.92em}}"
             f".{uid} .nbx-tok{{position:relative;cursor:pointer;border-radius:3px;padding:1px 0}}"
             f".{uid} .nbx-tok.nbx-selected{{outline:2px solid #1976d2}}"
-            f".{uid} .nbx-pop{{display:none;position:absolute;left:0;top:1.7em;z-index:10;"
+            f".{uid} .nbx-pop{{display:none;position:absolute;left:0;top:1.7em;z-index:1000;"
             f"background:var(--jp-layout-color0,#fff);color:var(--jp-content-font-color1,#000);"
             f"border:1px solid #999;border-radius:4px;padding:4px 6px;white-space:nowrap;"
             f"box-shadow:0 2px 6px rgba(0,0,0,.25);font-size:0.9em;line-height:1.3}}"
             f".{uid} .nbx-tok:hover .nbx-pop,.{uid} .nbx-tok:focus .nbx-pop{{display:block}}"
+            # ipywidgets' HTML widget clips its content; the pop-ups must overflow it.
+            f".nbchat-explorer-area,.nbchat-explorer,.nbchat-explorer .widget-box,"
+            f".nbchat-explorer .widget-html,.nbchat-explorer .widget-html-content"
+            f"{{overflow:visible !important}}"
             f"</style>"
         )
         spans = []

@@ -150,6 +150,8 @@ class ChatPanel:
         self._exchanges: list[tuple[int, list[dict[str, Any]], list[dict[str, str]]]] = []
         self._errors: list[tuple[int, list[dict[str, Any]], list[dict[str, str]]]] = []
         self._seen: tuple[int, Any] = (-1, None)
+        self._tokens_used = 0
+        self._counted: Any = None
 
         defaults = self.chat.settings
         model = defaults.get("model") or (settings.model if settings is not None else "") or ""
@@ -273,12 +275,12 @@ class ChatPanel:
                 system_box,
                 self.conversation,
                 self.live,
-                self.footer,
                 self.explorer_area,
                 images,
                 self.thumbnails,
                 w.HBox([self.prompt, buttons], layout=w.Layout(width="100%")),
                 self.status,
+                self.footer,
                 self._keys,
             ],
             layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"),
@@ -452,7 +454,12 @@ class ChatPanel:
                 time_to_first_token=reply.time_to_first_token,
                 elapsed=reply.elapsed or None,
             )
-            self.footer.value = f"<small>{html.escape(text)}</small>"
+            self._tokens_used += 0 if reply is self._counted else _tokens(reply)
+            self._counted = reply
+            used = (
+                f" · {self._tokens_used} tokens used from this panel" if self._tokens_used else ""
+            )
+            self.footer.value = f"<small>Last reply: {html.escape(text)}{used}</small>"
         if self.system.value != (self.chat.system or ""):
             self.system.value = self.chat.system or ""
         self._refresh_image_variables()
@@ -611,6 +618,10 @@ class ChatPanel:
         ]
         if list(self.image_var.options) != names:
             self.image_var.options = names
+
+
+def _tokens(reply: Any) -> int:
+    return sum(c.usage.total_tokens or 0 for c in reply.completions if c.usage is not None)
 
 
 def _is_image(value: Any) -> bool:

@@ -1,0 +1,116 @@
+"""A tiny OpenAI-compatible chat server on loopback for the browser test, streaming slowly.
+
+It answers GET /v1/models and POST /v1/chat/completions (streamed SSE, with logprobs on request).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL = "slow-model"
+SHORT = "Hello from the test server!"
+# Long enough that Stop lands well before the end.
+LONG = " ".join(f"word{i}" for i in range(400))
+
+
+class LLMServer:
+    """``with LLMServer() as server:`` serves on ``server.base_url`` (…/v1) in a thread."""
+
+    def __init__(self, *, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self.disconnects = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") == "/v1/models":
+                    self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+                else:
+                    self._json(404, {"error": {"message": f"No route {self.path}"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                owner.requests.append(body)
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": f"No route {self.path}"}})
+                    return
+                owner._stream(self, body)
+
+            def _json(self, status: int, data: Any) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> LLMServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _stream(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        prompt = str(body["messages"][-1].get("content", ""))
+        text = LONG if "long" in prompt.lower() else SHORT
+        pieces = [text[i : i + 6] for i in range(0, len(text), 6)]
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("cache-control", "no-cache")
+        handler.end_headers()
+        base = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+        }
+
+        def send(choices: list[Any], **extra: Any) -> None:
+            data = json.dumps({**base, "choices": choices, **extra})
+            handler.wfile.write(f"data: {data}\n\n".encode())
+            handler.wfile.flush()
+
+        try:
+            send([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+            for i, piece in enumerate(pieces):
+                time.sleep(self.delay)
+                choice: dict[str, Any] = {"index": 0, "delta": {"content": piece}}
+                if body.get("logprobs"):
+                    p = 0.95 if i % 3 else 0.2
+                    top = [
+                        {"token": piece, "logprob": math.log(p)},
+                        {"token": piece.upper(), "logprob": math.log((1 - p) / 2)},
+                    ]
+                    choice["logprobs"] = {
+                        "content": [{"token": piece, "logprob": math.log(p), "top_logprobs": top}]
+                    }
+                send([choice])
+            send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(pieces),
+                    "total_tokens": 7 + len(pieces),
+                }
+                send([], usage=usage)
+            handler.wfile.write(b"data: [DONE]\n\n")
+            handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.disconnects += 1
