@@ -50,6 +50,9 @@ _EXPORTS = {
     "parse_reply": "_structured",
     "response_format_for": "_structured",
     "to_frame": "_structured",
+    "panel": "_panel",
+    "ChatPanel": "_panel",
+    "explore": "_explorer",
     "NbchatError": "_exceptions",
     "RequestValidationError": "_exceptions",
     "APIError": "_exceptions",
@@ -85,6 +88,7 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatCompletionRequest",
     "ChatListener",
+    "ChatPanel",
     "ChatStream",
     "Client",
     "ConflictError",
@@ -115,12 +119,14 @@ __all__ = [
     "as_tool",
     "data_block",
     "estimate_image_tokens",
+    "explore",
     "image_part",
     "last",
     "load_ipython_extension",
     "logprobs_frame",
     "logprobs_html",
     "logprobs_summary",
+    "panel",
     "parse_reply",
     "response_format_for",
     "run_tool_calls",
@@ -183,8 +189,10 @@ if TYPE_CHECKING:
         ServiceUnavailableError,
         UnprocessableEntityError,
     )
+    from ._explorer import explore
     from ._images import ImageError, ImagePart, estimate_image_tokens, image_part
     from ._logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
+    from ._panel import ChatPanel, panel
     from ._sessions import session
     from ._streaming import AsyncChatStream, ChatStream
     from ._structured import StructuredOutputError, parse_reply, response_format_for, to_frame

@@ -63,6 +63,10 @@ EXPECTED = {
     "logprobs_html",
     "logprobs_summary",
     "LogprobsError",
+    # widgets
+    "panel",
+    "ChatPanel",
+    "explore",
     # the extension
     "load_ipython_extension",
     "unload_ipython_extension",
