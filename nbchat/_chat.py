@@ -79,6 +79,8 @@ class Reply:
     interrupted: bool = False
     elapsed: float = 0.0
     time_to_first_token: float | None = None
+    #: Streamed chunks that carried output, for servers that report no usage in streams.
+    output_chunks: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -455,8 +457,10 @@ class Chat:
         self._inflight = stream
         with stream:
             for chunk in stream:
-                if reply.time_to_first_token is None and _has_output(chunk):
-                    reply.time_to_first_token = time.perf_counter() - started
+                if _has_output(chunk):
+                    reply.output_chunks += 1
+                    if reply.time_to_first_token is None:
+                        reply.time_to_first_token = time.perf_counter() - started
                 listener.on_chunk(chunk, stream)
         self._inflight = None
         completion = stream.completion

@@ -40,6 +40,7 @@ def footer_text(
     *,
     time_to_first_token: float | None = None,
     elapsed: float | None = None,
+    counted_tokens: int = 0,
 ) -> str:
     """model · finish_reason · tokens · time to first token · tokens per second."""
     parts = [completion.model or "unknown model"]
@@ -62,12 +63,16 @@ def footer_text(
         if extra:
             tokens += f" ({', '.join(extra)})"
         parts.append(tokens)
+    elif counted_tokens:
+        # Servers that send no usage in streams still send about one token per chunk.
+        parts.append(f"~{counted_tokens} completion tokens (counted; no usage from the server)")
     if time_to_first_token is not None:
         parts.append(f"first token {time_to_first_token:.2f} s")
-    if usage is not None and elapsed and time_to_first_token is not None:
+    generated = usage.completion_tokens if usage is not None else counted_tokens
+    if generated and elapsed and time_to_first_token is not None:
         generating = elapsed - time_to_first_token
-        if generating > 0 and usage.completion_tokens:
-            parts.append(f"{usage.completion_tokens / generating:.1f} tokens/s")
+        if generating > 0:
+            parts.append(f"{generated / generating:.1f} tokens/s")
     return " · ".join(parts)
 
 
@@ -100,6 +105,7 @@ def completion_bundle(
     interrupted: bool = False,
     notes: list[str] | None = None,
     prefix: tuple[str, str] = ("", ""),
+    counted_tokens: int = 0,
 ) -> dict[str, str]:
     md: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
@@ -118,7 +124,12 @@ def completion_bundle(
     if interrupted:
         md.append("> ⏹ **Interrupted** — the partial reply above is kept in the conversation.")
         text.append("[interrupted: the partial reply is kept]")
-    footer = footer_text(completion, time_to_first_token=time_to_first_token, elapsed=elapsed)
+    footer = footer_text(
+        completion,
+        time_to_first_token=time_to_first_token,
+        elapsed=elapsed,
+        counted_tokens=counted_tokens,
+    )
     md.append(f"<sub>{html.escape(footer)}</sub>")
     text.append(f"— {footer}")
     return {"text/markdown": "\n\n".join(p for p in md if p), "text/plain": "\n".join(text)}
@@ -134,6 +145,7 @@ def reply_bundle(reply: Any) -> dict[str, str]:
         interrupted=reply.interrupted,
         notes=reply.notes,
         prefix=prefix,
+        counted_tokens=getattr(reply, "output_chunks", 0),
     )
 
 

@@ -114,3 +114,11 @@ def test_history_bundle_marks_roles_tools_and_interruptions():
     assert "answer to c1" in bundle["text/markdown"]
     assert "(interrupted)" in bundle["text/markdown"]
     assert "4 messages" in bundle["text/plain"]
+
+
+def test_footer_counts_streamed_tokens_when_the_server_sends_no_usage():
+    bare = completion(usage=None)
+    text = footer_text(bare, time_to_first_token=0.5, elapsed=2.5, counted_tokens=40)
+    assert "~40 completion tokens (counted; no usage from the server)" in text
+    assert "20.0 tokens/s" in text
+    assert "counted" not in footer_text(completion(), counted_tokens=40)
