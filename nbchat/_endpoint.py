@@ -23,6 +23,8 @@ class LocalServerClient(Client):
     """A Client for nbchat's local server: knows its model and adapts what it lacks."""
 
     default_model: str | None = None
+    # The server ignores stream_options: the footer counts streamed tokens instead.
+    include_usage = False
 
     def adapt_request(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         from .local import adapt_request
