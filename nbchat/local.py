@@ -195,7 +195,7 @@ def _default_threads() -> int:
         cpus = os.cpu_count() or 1
     # One core stays free: llama.cpp's threads wait for each other by spinning, so when the
     # notebook (or anything) takes a core from one of them, all stall. On 2 cores, 1 thread
-    # gave a steady 50 tokens/s; 2 threads gave 85-95 when idle but 7-30 under load.
+    # gave a steady 50 tokens/s; 2 threads gave 110 when idle, but 2-30 with one core busy.
     return max(1, min(4, cpus - 1))
 
 
@@ -221,6 +221,7 @@ class LocalServer:
         self.n_ctx = plan.n_ctx
         self.log_path = log_path
         self._answered = False
+        self._owner = os.getpid()
 
     @property
     def pid(self) -> int:
@@ -275,6 +276,8 @@ class LocalServer:
         from ._client import Client
 
         kwargs.setdefault("api_key", "")
+        # A transport of our own: httpx would otherwise send loopback requests to HTTP_PROXY.
+        kwargs.setdefault("transport", httpx.HTTPTransport())
         return Client(base_url=self.base_url, **kwargs)
 
     def __enter__(self) -> LocalServer:
@@ -305,12 +308,16 @@ def _signal_group(process: subprocess.Popen[bytes], *, kill: bool) -> None:
     if os.name == "posix":
         import signal
 
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-    elif kill:
-        process.kill()
-    else:
-        process.terminate()
+            return
+        except (ProcessLookupError, PermissionError):
+            pass  # not a group leader after all: signal the process itself
+    with contextlib.suppress(ProcessLookupError):
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -332,7 +339,8 @@ _registry_lock = threading.RLock()
 def stop_all() -> None:
     """Stop every server this process started (run at exit)."""
     with _registry_lock:
-        servers = list(_registry)
+        # A forked child inherits the registry; its exit must not end its parent's servers.
+        servers = [server for server in _registry if server._owner == os.getpid()]
     for server in servers:
         server.stop()
 
@@ -672,7 +680,8 @@ def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
     notes += _adapt_response_format(out)
     notes += _adapt_tools(out)
-    out["messages"] = [_adapt_message(i, m) for i, m in enumerate(out.get("messages") or [])]
+    if "messages" in out:
+        out["messages"] = [_adapt_message(i, m) for i, m in enumerate(out["messages"])]
     return out, notes
 
 

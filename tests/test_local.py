@@ -287,6 +287,31 @@ def test_stop_kills_a_server_that_ignores_terminate(tmp_path: Path) -> None:
     server.stop()  # a second stop is harmless
 
 
+def test_stop_ends_a_process_that_does_not_lead_its_own_group(tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], stdout=log, stderr=log
+        )
+    server = LocalServer(process, plan=_plan(), port=1, log_path=log_path)
+    server.stop(grace=5)
+    assert server.returncode == -signal.SIGTERM
+
+
+def test_exit_leaves_the_servers_of_a_parent_process_alone(tmp_path: Path) -> None:
+    server = _fake_server(tmp_path, "import time; time.sleep(60)")
+    local._registry.append(server)
+    try:
+        server._owner = os.getpid() + 1  # as if this were a forked child
+        local.stop_all()
+        assert server.running and server in local._registry
+        server._owner = os.getpid()
+        local.stop_all()
+        assert not server.running and server not in local._registry
+    finally:
+        server.stop()
+
+
 def test_log_tail_keeps_only_the_last_lines(tmp_path: Path) -> None:
     server = _fake_server(tmp_path, "print('\\n'.join(f'line {i}' for i in range(100)))")
     server.wait(10)
@@ -581,6 +606,16 @@ def test_the_server_answers_a_plain_chat(server: LocalServer) -> None:
     assert choice.message.content
     assert choice.finish_reason in ("stop", "length")
     assert completion.usage is not None and 1 <= completion.usage.completion_tokens <= 8
+
+
+@pytest.mark.integration
+def test_the_servers_client_ignores_proxy_settings(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    with server.client(max_retries=0) as client:
+        assert client.models() == [server.model]
 
 
 @pytest.mark.integration
