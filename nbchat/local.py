@@ -363,7 +363,7 @@ class _Plan:
     n_ctx: int
     chat_format: str | None
     extra_buffers: bool
-    options: tuple[tuple[str, str], ...]
+    options: tuple[tuple[str, Any], ...]
 
     def server_args(self, port: int) -> list[str]:
         flags: dict[str, Any] = {
@@ -438,7 +438,7 @@ def start(
         n_ctx=n_ctx,
         chat_format=chat_format,
         extra_buffers=extra_buffers if extra_buffers is not None else not _cpu_has_amx(),
-        options=tuple(sorted((k, json.dumps(v, default=str)) for k, v in server_options.items())),
+        options=tuple(sorted(server_options.items())),
     )
     with _registry_lock:
         for server in _registry:
@@ -641,13 +641,12 @@ def _scrub_settings_env() -> None:
 # Requests
 
 
-_TEXT_ONLY = "the local server reads text only"
+_TEXT_ONLY = "the local model reads text only"
 
 
-def _unsupported(field: str, problem: str) -> RequestValidationError:
-    return RequestValidationError(
-        f"Invalid request: {field}: {problem} is unsupported by the local server", field=field
-    )
+def _unsupported(field: str, what: str, instead: str = "") -> RequestValidationError:
+    message = f"Invalid request: {field}: {what} is unsupported by the local server"
+    return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
 
 
 def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -662,7 +661,7 @@ def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
     n = out.pop("n", None)
     if n is not None and n != 1:
-        raise _unsupported("n", f"n={n} (it returns one choice per request)")
+        raise _unsupported("n", f"n={n}", "it returns one choice; send separate requests")
     if set(out.get("modalities") or ()) - {"text"} or out.get("audio"):
         raise _unsupported("modalities", "audio output")
     if out.get("web_search_options") is not None:
@@ -725,7 +724,7 @@ def _adapt_tools(out: dict[str, Any]) -> list[str]:
     if choice == "required":
         if len(names) > 1:
             raise _unsupported(
-                "tool_choice", "'required' with several tools (name one function instead)"
+                "tool_choice", "'required' with several tools", "name one function instead"
             )
         out["tool_choice"] = {"type": "function", "function": {"name": names[0]}}
         return []
@@ -759,11 +758,7 @@ def _join_text(index: int, parts: list[Any]) -> str:
         # A part without a type is text, as in nbchat's own request model.
         kind = part.get("type", "text") if isinstance(part, Mapping) else type(part).__name__
         if kind != "text":
-            raise RequestValidationError(
-                f"Invalid request: messages.{index}.content: {kind} input is unsupported by "
-                f"the local server ({_TEXT_ONLY})",
-                field=f"messages.{index}.content",
-            )
+            raise _unsupported(f"messages.{index}.content", f"{kind} input", _TEXT_ONLY)
         texts.append(part.get("text", ""))
     return "\n".join(texts)
 

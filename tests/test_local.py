@@ -194,6 +194,33 @@ def test_extra_options_become_flags_but_cannot_move_the_server() -> None:
     assert _flag(args, "host") == "127.0.0.1"
 
 
+def test_start_turns_its_options_into_the_plan_it_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if local._missing_modules():
+        pytest.skip("llama-cpp-python[server] is not installed")
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF")
+    launched: list[tuple[local._Plan, int]] = []
+
+    def launch(plan: local._Plan, port: int, timeout: float) -> str:
+        launched.append((plan, port))
+        return "server"
+
+    monkeypatch.setattr(local, "_launch", launch)
+    result = local.start(
+        model, 0, n_ctx=512, n_threads=3, cache_type="ram", tensor_split=[1, 2], extra_buffers=False
+    )
+    assert result == "server"
+    plan, port = launched[0]
+    assert port > 0
+    assert (plan.alias, plan.n_ctx, plan.threads, plan.extra_buffers) == ("tiny", 512, 3, False)
+    args = plan.server_args(port)
+    assert _flag(args, "cache_type") == "ram"
+    assert args[args.index("--tensor_split") + 1 : args.index("--tensor_split") + 3] == ["1", "2"]
+    assert _flag(args, "model") == str(model.resolve())
+
+
 def test_the_child_finds_nbchat_from_a_source_checkout() -> None:
     env = local._child_env()
     root = str(Path(local.__file__).resolve().parent.parent)
@@ -369,8 +396,8 @@ def test_n_above_one_is_refused_in_one_line(n: int) -> None:
         adapt_request({"model": "m", "messages": USER, "n": n})
     assert caught.value.field == "n"
     assert str(caught.value) == (
-        f"Invalid request: n: n={n} (it returns one choice per request) "
-        "is unsupported by the local server"
+        f"Invalid request: n: n={n} is unsupported by the local server "
+        "(it returns one choice; send separate requests)"
     )
 
 
@@ -514,7 +541,7 @@ def test_non_text_parts_are_refused(part: dict[str, Any], kind: str) -> None:
     assert caught.value.field == "messages.1.content"
     assert str(caught.value) == (
         f"Invalid request: messages.1.content: {kind} input is unsupported by the local server "
-        "(the local server reads text only)"
+        "(the local model reads text only)"
     )
 
 
