@@ -455,13 +455,24 @@ class Chat:
             reply.request = {**body, "stream": True}
             stream = client.stream(**body)
         self._inflight = stream
-        with stream:
-            for chunk in stream:
-                if _has_output(chunk):
-                    reply.output_chunks += 1
-                    if reply.time_to_first_token is None:
-                        reply.time_to_first_token = time.perf_counter() - started
-                listener.on_chunk(chunk, stream)
+        try:
+            with stream:
+                for chunk in stream:
+                    if _has_output(chunk):
+                        reply.output_chunks += 1
+                        if reply.time_to_first_token is None:
+                            reply.time_to_first_token = time.perf_counter() - started
+                    listener.on_chunk(chunk, stream)
+        except IncompleteStreamError as exc:
+            explain = getattr(client, "explain_broken_stream", None)
+            if explain is None or stream.completion.choices:
+                raise
+            # Some servers drop a stream they cannot serve without saying why; ask again.
+            real = explain(body)
+            if real is None:
+                raise
+            self._inflight = None
+            raise real from exc
         self._inflight = None
         completion = stream.completion
         listener.on_completion(completion)

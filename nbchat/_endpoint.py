@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from ._client import Client
 from ._exceptions import NbchatError
 
@@ -30,6 +32,12 @@ class LocalServerClient(Client):
         from .local import adapt_request
 
         return adapt_request(body)
+
+    def explain_broken_stream(self, body: dict[str, Any]) -> Exception | None:
+        """The real error behind a stream the server dropped before its first chunk."""
+        from .local import explain_broken_stream
+
+        return explain_broken_stream(self, body)
 
 
 def default_client(
@@ -57,7 +65,10 @@ def _local_client(options: dict[str, Any], announce: Callable[[str], None]) -> C
     except ImportError as exc:  # pragma: no cover - the module ships with nbchat
         raise NbchatError(str(exc)) from None
     server = local.start()
-    client = LocalServerClient(api_key="", base_url=server.base_url, **options)
+    # A transport of our own: httpx would otherwise send loopback requests to HTTP_PROXY.
+    client = LocalServerClient(
+        api_key="", base_url=server.base_url, transport=httpx.HTTPTransport(), **options
+    )
     client.default_model = server.model
     global _announced
     if not _announced:

@@ -98,12 +98,15 @@ def test_forced_tool_call_runs_through_the_tool_loop(client):
     assert conversation.messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
-def test_context_length_exceeded_is_a_bad_request_with_its_code(client):
+@pytest.mark.parametrize("stream", [False, True])
+def test_context_length_exceeded_is_a_bad_request_with_its_code(client, stream):
     too_long = "word " * 5000
+    conversation = chat(client, stream=stream)
     with pytest.raises(nbchat.BadRequestError) as info:
-        chat(client, stream=False).send(too_long)
+        conversation.send(too_long)
     assert info.value.code == "context_length_exceeded"
     assert info.value.status_code == 400
+    assert conversation.messages == []
 
 
 def test_interrupted_stream_keeps_the_partial_reply(client):
