@@ -2,12 +2,14 @@
 
 Queue replies with ``reply()`` / ``error()``; each request pops one. Streamed requests get the
 same reply as SSE chunks (content in small pieces, tool-call arguments in fragments).
+``streaming_client()`` answers every request with raw bytes instead, for streams cut short.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -128,6 +130,16 @@ class FakeServer:
     @property
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
+
+
+def streaming_client(events: Callable[[], Iterator[bytes]]) -> Client:
+    """A client that answers every request with the bytes a fresh ``events()`` yields, read as
+    they come, so the generator can raise (an interrupt, a dropped connection) mid-stream."""
+    return Client(
+        api_key=SECRET,
+        base_url="http://fake.test/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=events())),
+    )
 
 
 def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True):

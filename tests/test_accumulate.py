@@ -4,56 +4,7 @@ from typing import Any
 
 from nbchat._accumulate import ChatCompletionAccumulator
 from nbchat._types import ChatCompletion, ChatCompletionChunk
-
-# The reference's tool-call streaming example, chunk by chunk.
-REFERENCE_TOOL_CHUNKS: list[dict[str, Any]] = [
-    {
-        "choices": [
-            {
-                "index": 0,
-                "delta": {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": "call_abc",
-                            "type": "function",
-                            "function": {"name": "get_weather", "arguments": ""},
-                        }
-                    ]
-                },
-                "finish_reason": None,
-            }
-        ]
-    },
-    {
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"loc'}}]},
-                "finish_reason": None,
-            }
-        ]
-    },
-    {
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'ation":'}}]},
-                "finish_reason": None,
-            }
-        ]
-    },
-    {
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Beijing"}'}}]},
-                "finish_reason": None,
-            }
-        ]
-    },
-    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-]
+from tests.reference import TOOL_STREAM_CHUNKS
 
 
 def chunk(delta: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -84,7 +35,7 @@ def tool_delta(**call: Any) -> dict[str, Any]:
 
 
 def test_reference_tool_stream_merges_argument_fragments() -> None:
-    completion = accumulate(REFERENCE_TOOL_CHUNKS)
+    completion = accumulate(TOOL_STREAM_CHUNKS)
     [call] = completion.choices[0].message.tool_calls or []
     assert call.id == "call_abc"
     assert call.type == "function"

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import httpx
 import pytest
 
 import nbchat
 from nbchat import Chat, ChatListener, RateLimitError
 from nbchat._exceptions import IncompleteStreamError
-from tests.fakeserver import SECRET, FakeServer
+from tests.fakeserver import SECRET, FakeServer, streaming_client
+from tests.reference import MULTI_TURN_REQUEST
 
 
 def make_chat(server: FakeServer, **kwargs) -> Chat:
@@ -177,11 +177,7 @@ def test_interrupt_during_stream_keeps_partial(monkeypatch):
         yield b'data: {"choices":[{"index":0,"delta":{"content":"tial"}}]}\n\n'
         raise KeyboardInterrupt
 
-    client = nbchat.Client(
-        api_key=SECRET,
-        base_url="http://fake.test/v1",
-        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=events())),
-    )
+    client = streaming_client(events)
     chat = Chat("m", client=client)
     with pytest.raises(KeyboardInterrupt):
         chat.send("go")
@@ -216,34 +212,12 @@ def test_reference_multi_turn_tool_conversation_is_replayed_message_by_message()
     chat = make_chat(server, system="你是一个专业助手。", stream=False)
     chat.send("北京今天天气?", tools=[get_weather])
     chat.send("那上海呢?", tools=[get_weather])
+    # The reference's history, with the tool results as this get_weather's values serialize.
+    history = MULTI_TURN_REQUEST["messages"]
     assert chat.messages == [
-        {"role": "system", "content": "你是一个专业助手。"},
-        {"role": "user", "content": "北京今天天气?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_001",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"location":"Beijing"}'},
-                }
-            ],
-        },
+        *history[:3],
         {"role": "tool", "tool_call_id": "call_001", "content": '{"temp":28,"condition":"晴"}'},
-        {"role": "assistant", "content": "北京今天晴天,气温28°C。"},
-        {"role": "user", "content": "那上海呢?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_002",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"location":"Shanghai"}'},
-                }
-            ],
-        },
+        *history[4:7],
         {"role": "tool", "tool_call_id": "call_002", "content": '{"temp":32}'},
         {"role": "assistant", "content": "上海32°C。"},
     ]

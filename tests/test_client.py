@@ -29,61 +29,21 @@ from nbchat._exceptions import (
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
+from tests.reference import (
+    CHAT_RESPONSE,
+    ERROR_BODY,
+    PERSON_INFO_FORMAT,
+    SIMPLE_REQUEST,
+    USER_MESSAGE,
+    VISION_REQUEST,
+    WEATHER_TOOL,
+)
 
 SECRET = "sk-proj-CLIENTSECRET-0123456789abcdef"
 NOW = 1_716_936_000.0
-USER = [{"role": "user", "content": "今天天气怎么样?"}]
+USER = [USER_MESSAGE]
 BASE = {"model": "gpt-4.1", "messages": USER}
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "获取指定城市的当前天气信息。",
-        "strict": True,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string"},
-                "units": {"type": ["string", "null"], "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["location", "units"],
-            "additionalProperties": False,
-        },
-    },
-}
-PERSON_SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "person_info",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "age": {"type": "integer"},
-                "city": {"type": "string"},
-            },
-            "required": ["name", "age", "city"],
-            "additionalProperties": False,
-        },
-    },
-}
-CHAT_RESPONSE = {
-    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
-    "object": "chat.completion",
-    "created": 1716936000,
-    "model": "gpt-4.1-2025-04-14",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "今天天气晴朗,气温25度。", "refusal": None},
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 35, "completion_tokens": 32, "total_tokens": 67},
-    "system_fingerprint": "fp_a1b2c3d4e5",
-}
+ANSWER = CHAT_RESPONSE["choices"][0]["message"]["content"]
 STREAM_BODY = (
     b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
     b'"choices":[{"index":0,"delta":{"role":"assistant","content":"ok"},"finish_reason":null}]}\n\n'
@@ -91,14 +51,6 @@ STREAM_BODY = (
     b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
     b"data: [DONE]\n\n"
 )
-ERROR_BODY = {
-    "error": {
-        "message": "This model's maximum context length is 128000 tokens.",
-        "type": "invalid_request_error",
-        "param": "messages",
-        "code": "context_length_exceeded",
-    }
-}
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
@@ -204,7 +156,7 @@ VALID = [
     ("top_logprobs", 20, {"logprobs": True}),
     ("response_format", {"type": "text"}, {}),
     ("response_format", {"type": "json_object"}, {}),
-    ("response_format", PERSON_SCHEMA, {}),
+    ("response_format", PERSON_INFO_FORMAT, {}),
     ("parallel_tool_calls", False, {"tools": [WEATHER_TOOL]}),
     ("store", True, {}),
     ("metadata", {"project": "nbchat", "run": "7"}, {}),
@@ -448,35 +400,9 @@ def test_unknown_request_fields_pass_through_untouched() -> None:
 @pytest.mark.parametrize(
     "request_",
     [
-        {
-            "model": "gpt-4.1",
-            "messages": [
-                {"role": "system", "content": "你是一个有帮助的助手。"},
-                {"role": "user", "content": "用一句话解释量子纠缠。"},
-            ],
-            "temperature": 0.7,
-            "max_tokens": 200,
-        },
-        {
-            "model": "gpt-4.1",
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "请描述这张图片,并告诉我图中文字内容。"},
-                        {
-                            "type": "image_url",
-                            "image_url": {
-                                "url": "https://example.com/screenshot.png",
-                                "detail": "high",
-                            },
-                        },
-                    ],
-                }
-            ],
-            "max_tokens": 500,
-        },
-        {"model": "gpt-4.1", "messages": USER, "response_format": PERSON_SCHEMA},
+        SIMPLE_REQUEST,
+        VISION_REQUEST,
+        {"model": "gpt-4.1", "messages": USER, "response_format": PERSON_INFO_FORMAT},
         {"model": "gpt-4.1", "messages": USER, "logprobs": True, "top_logprobs": 3},
     ],
     ids=["simple", "vision", "json_schema", "logprobs"],
@@ -507,7 +433,7 @@ def test_create_posts_to_chat_completions_and_returns_the_completion() -> None:
     client, _ = client_for(server, base_url="https://llm.example.com/v1/")
     completion = client.create(**BASE)
     assert completion.to_dict() == CHAT_RESPONSE
-    assert completion.content == "今天天气晴朗,气温25度。"
+    assert completion.content == ANSWER
     [request] = server.requests
     assert request.method == "POST"
     assert str(request.url) == "https://llm.example.com/v1/chat/completions"
@@ -692,7 +618,7 @@ def test_transient_statuses_are_retried_until_success(status: int) -> None:
         error_reply(status), error_reply(status), httpx.Response(200, json=CHAT_RESPONSE)
     )
     client, delays = client_for(server, max_retries=2)
-    assert client.create(**BASE).content == "今天天气晴朗,气温25度。"
+    assert client.create(**BASE).content == ANSWER
     assert len(server.requests) == 3
     assert delays == [0.5, 1.0]
 

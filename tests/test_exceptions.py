@@ -30,6 +30,7 @@ from nbchat._exceptions import (
     status_error_from_event,
     status_error_from_response,
 )
+from tests.reference import ERROR_BODY
 
 URL = "https://api.example.com/v1/chat/completions"
 SECRET = "sk-proj-VERYSECRET0123456789"
@@ -111,18 +112,7 @@ def test_other_4xx_statuses_get_the_base_status_error(
 
 
 def test_the_reference_error_body_is_read_field_by_field() -> None:
-    body = {
-        "error": {
-            "message": (
-                "This model's maximum context length is 128000 tokens. "
-                "However, you requested 150000 tokens."
-            ),
-            "type": "invalid_request_error",
-            "param": "messages",
-            "code": "context_length_exceeded",
-        }
-    }
-    error = status_error_from_response(response(400, body))
+    error = status_error_from_response(response(400, ERROR_BODY))
     assert isinstance(error, BadRequestError)
     assert error.message.startswith("This model's maximum context length is 128000 tokens.")
     assert (error.type, error.code, error.param) == (
@@ -133,7 +123,7 @@ def test_the_reference_error_body_is_read_field_by_field() -> None:
     assert error.request_id is None
     assert str(error) == (
         "Error code: 400 - type: invalid_request_error - code: context_length_exceeded - "
-        + body["error"]["message"]
+        + ERROR_BODY["error"]["message"]
     )
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
@@ -10,7 +9,8 @@ from IPython.testing import globalipapp
 
 import nbchat
 from nbchat import _sessions
-from tests.fakeserver import SECRET, FakeServer, sse_events
+from tests.fakeserver import SECRET, FakeServer, sse_events, streaming_client
+from tests.reference import LOGPROBS_RESPONSE
 
 
 class RecordingPublisher(DisplayPublisher):
@@ -233,11 +233,7 @@ def test_interrupted_stream_keeps_the_partial_reply_marked(shell, monkeypatch):
                 raise KeyboardInterrupt
             yield event
 
-    client = nbchat.Client(
-        api_key=SECRET,
-        base_url="http://fake.test/v1",
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=events())),
-    )
+    client = streaming_client(events)
     monkeypatch.setattr(_sessions, "client_for", lambda settings: client)
     result = shell.run_cell("%%chat\ninterrupt me")
     assert type(result.error_in_exec).__name__ == "ChatCellError"
@@ -421,23 +417,9 @@ def test_json_mode_parses_and_invalid_json_fails_the_cell_with_the_raw_reply(she
 
 
 def test_logprobs_option_sends_fields_and_shows_colours_table_and_summary(shell):
-    tokens = [
-        {
-            "token": "蓝",
-            "logprob": -0.0023,
-            "bytes": [232, 147, 157],
-            "top_logprobs": [
-                {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157]},
-                {"token": "天", "logprob": -6.21, "bytes": [229, 164, 169]},
-            ],
-        },
-        {
-            "token": "色",
-            "logprob": -0.0001,
-            "bytes": [232, 137, 178],
-            "top_logprobs": [{"token": "色", "logprob": -0.0001, "bytes": [232, 137, 178]}],
-        },
-    ]
+    # The reference's tokens, with the two alternatives that --logprobs 2 asks for.
+    blue, colour = LOGPROBS_RESPONSE["choices"][0]["logprobs"]["content"]
+    tokens = [{**blue, "top_logprobs": blue["top_logprobs"][:2]}, colour]
     shell.server.reply("蓝色", logprobs=tokens)
     shell.run_cell_magic("chat", "--logprobs 2", "天空是什么颜色?")
     assert shell.server.last["logprobs"] is True

@@ -6,31 +6,11 @@ from typing import Any
 import pytest
 
 from nbchat._schema import StrictSchemaError, strict_schema
+from tests.reference import PERSON_INFO_FORMAT, WEATHER_TOOL
 
 # The reference's get_weather parameters and person_info schema: already strict.
-WEATHER_PARAMETERS = {
-    "type": "object",
-    "properties": {
-        "location": {"type": "string", "description": "城市名称,如:Beijing, China"},
-        "units": {
-            "type": ["string", "null"],
-            "enum": ["celsius", "fahrenheit"],
-            "description": "温度单位,默认 celsius",
-        },
-    },
-    "required": ["location", "units"],
-    "additionalProperties": False,
-}
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "age": {"type": "integer"},
-        "city": {"type": "string"},
-    },
-    "required": ["name", "age", "city"],
-    "additionalProperties": False,
-}
+WEATHER_PARAMETERS = WEATHER_TOOL["function"]["parameters"]
+PERSON_SCHEMA = PERSON_INFO_FORMAT["json_schema"]["schema"]
 
 
 def obj(properties: dict[str, Any], **rest: Any) -> dict[str, Any]:

@@ -3,23 +3,7 @@ from __future__ import annotations
 import pytest
 
 from nbchat._sse import ServerSentEvent, SSEDecoder, iter_events
-
-# The reference's streaming example, as a server sends it (events end with a blank line).
-REFERENCE_STREAM = (
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"秋"},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"风"},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{},"logprobs":null,'
-    '"finish_reason":"stop"}]}\n\n'
-    "data: [DONE]\n\n"
-).encode()
+from tests.reference import STREAM_BYTES
 
 # Everything the decoder must get right at once: comments and keep-alives between events and
 # inside one, multi-line data, the optional space, event/id fields, CJK text, an empty event.
@@ -66,7 +50,7 @@ def decode(pieces: list[bytes]) -> list[tuple[bytes, str, str | None]]:
 
 
 def test_reference_stream_gives_one_event_per_data_line() -> None:
-    events = list(iter_events([REFERENCE_STREAM]))
+    events = list(iter_events([STREAM_BYTES]))
     assert len(events) == 5
     assert events[1].data.decode() == (
         '{"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
@@ -91,8 +75,8 @@ def test_a_split_at_every_byte_offset_gives_the_same_events(ending: str) -> None
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
 def test_a_split_at_every_pair_of_offsets_of_the_reference_stream(ending: str) -> None:
-    body = REFERENCE_STREAM.replace(b"\n", ending.encode())
-    expected = decode([REFERENCE_STREAM])
+    body = STREAM_BYTES.replace(b"\n", ending.encode())
+    expected = decode([STREAM_BYTES])
     step = 7  # every pair would be 600k decodes; a prime stride still meets every line edge
     for first in range(0, len(body), step):
         for second in range(first, len(body), step * 13):

@@ -16,111 +16,19 @@ from nbchat._exceptions import (
     InternalServerError,
     RateLimitError,
 )
-
-SECRET = "sk-stream-SECRET-0123456789abcdef"
-MESSAGES = [{"role": "user", "content": "写一首关于秋天的诗"}]
-HEAD = {
-    "id": "chatcmpl-abc",
-    "object": "chat.completion.chunk",
-    "created": 1716936000,
-    "model": "gpt-4.1-2025-04-14",
-}
-
-# The reference's streaming example, byte for byte as a server would send it.
-REFERENCE_STREAM = (
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"秋"},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{"content":"风"},'
-    '"logprobs":null,"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-abc","object":"chat.completion.chunk","created":1716936000,'
-    '"model":"gpt-4.1-2025-04-14","choices":[{"index":0,"delta":{},"logprobs":null,'
-    '"finish_reason":"stop"}]}\n\n'
-    "data: [DONE]\n\n"
-).encode()
-
-# The reference's tool-call streaming example.
-REFERENCE_TOOL_STREAM = (
-    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_abc",'
-    b'"type":"function","function":{"name":"get_weather","arguments":""}}]},'
-    b'"finish_reason":null}]}\n\n'
-    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
-    b'{"arguments":"{\\"loc"}}]},"finish_reason":null}]}\n\n'
-    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
-    b'{"arguments":"ation\\":"}}]},"finish_reason":null}]}\n\n'
-    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
-    b'{"arguments":"\\"Beijing\\"}"}}]},"finish_reason":null}]}\n\n'
-    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
-    b"data: [DONE]\n\n"
+from tests.reference import (
+    CHAT_RESPONSE,
+    STREAM_BYTES,
+    STREAM_CHUNKS,
+    STREAM_REQUEST,
+    TOOL_CALL_RESPONSE,
+    TOOL_STREAM_BYTES,
 )
 
-CHAT_RESPONSE = {
-    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
-    "object": "chat.completion",
-    "created": 1716936000,
-    "model": "gpt-4.1-2025-04-14",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": (
-                    "量子纠缠是指两个粒子无论相距多远,对其中一个的测量会瞬间影响另一个的状态。"
-                ),
-                "refusal": None,
-            },
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {
-        "prompt_tokens": 35,
-        "completion_tokens": 32,
-        "total_tokens": 67,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    },
-    "system_fingerprint": "fp_a1b2c3d4e5",
-}
-
-TOOL_CALL_RESPONSE = {
-    "id": "chatcmpl-A1B2C3D4E5F6G7H8",
-    "object": "chat.completion",
-    "created": 1716936000,
-    "model": "gpt-4.1-2025-04-14",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_abc123xyz",
-                        "type": "function",
-                        "function": {
-                            "name": "get_weather",
-                            "arguments": '{"location": "Beijing, China", "units": "celsius"}',
-                        },
-                    }
-                ],
-                "refusal": None,
-            },
-            "logprobs": None,
-            "finish_reason": "tool_calls",
-        }
-    ],
-    "usage": {"prompt_tokens": 82, "completion_tokens": 23, "total_tokens": 105},
-}
+SECRET = "sk-stream-SECRET-0123456789abcdef"
+MESSAGES = STREAM_REQUEST["messages"]
+# The fields every chunk of the reference stream carries besides its choices.
+HEAD = {key: value for key, value in STREAM_CHUNKS[0].items() if key != "choices"}
 
 
 def sse(*events: dict[str, Any] | str, done: bool = True) -> bytes:
@@ -182,7 +90,7 @@ def collect(body: bytes | list[bytes] | Callable[[], Iterator[bytes]]) -> tuple[
 
 
 def test_reference_stream_yields_its_chunks_and_the_whole_answer() -> None:
-    server = Server(REFERENCE_STREAM)
+    server = Server(STREAM_BYTES)
     with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
         contents = [chunk.choices[0].delta.content for chunk in stream if chunk.choices]
         completion = stream.completion
@@ -200,7 +108,7 @@ def test_reference_stream_yields_its_chunks_and_the_whole_answer() -> None:
 
 
 def test_reference_tool_stream_gives_one_tool_call_with_joined_arguments() -> None:
-    _, completion = collect(REFERENCE_TOOL_STREAM)
+    _, completion = collect(TOOL_STREAM_BYTES)
     [call] = completion.choices[0].message.tool_calls
     assert (call.id, call.function.name) == ("call_abc", "get_weather")
     assert json.loads(call.function.arguments) == {"location": "Beijing"}
@@ -208,7 +116,7 @@ def test_reference_tool_stream_gives_one_tool_call_with_joined_arguments() -> No
 
 
 def test_the_stream_is_a_context_manager_that_closes_the_response() -> None:
-    server = Server(REFERENCE_STREAM)
+    server = Server(STREAM_BYTES)
     with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
         first = next(stream)
         assert first.choices[0].delta.role == "assistant"
@@ -218,15 +126,15 @@ def test_the_stream_is_a_context_manager_that_closes_the_response() -> None:
 
 
 def test_reading_to_the_end_closes_the_response_without_a_with_block() -> None:
-    stream = Server(REFERENCE_STREAM).client().stream(model="gpt-4.1", messages=MESSAGES)
+    stream = Server(STREAM_BYTES).client().stream(model="gpt-4.1", messages=MESSAGES)
     assert stream.until_done().content == "秋风"
     assert stream.response.is_closed
 
 
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
 def test_a_split_at_every_byte_offset_yields_identical_chunks(ending: bytes) -> None:
-    expected, _ = collect(REFERENCE_STREAM)
-    body = REFERENCE_STREAM.replace(b"\n", ending)
+    expected, _ = collect(STREAM_BYTES)
+    body = STREAM_BYTES.replace(b"\n", ending)
     server = Server(body)
     client = server.client()
     for at in range(len(body) + 1):
@@ -237,12 +145,12 @@ def test_a_split_at_every_byte_offset_yields_identical_chunks(ending: bytes) -> 
 
 
 def test_comments_and_keep_alives_anywhere_are_ignored() -> None:
-    body = b": connected\n\n" + REFERENCE_STREAM.replace(
+    body = b": connected\n\n" + STREAM_BYTES.replace(
         b"\n\ndata:", b"\n\n: keep-alive\n\ndata:", 2
     ).replace(b'data: {"id"', b': inside\ndata: {"id"').replace(
         b"data: [DONE]", b":\n\ndata: \n\ndata: [DONE]"
     )
-    assert collect(body) == collect(REFERENCE_STREAM)
+    assert collect(body) == collect(STREAM_BYTES)
 
 
 def test_data_without_the_space_and_split_over_lines_is_read() -> None:
@@ -254,7 +162,7 @@ def test_data_without_the_space_and_split_over_lines_is_read() -> None:
 
 
 def test_done_ends_the_stream_and_what_follows_is_not_read() -> None:
-    body = REFERENCE_STREAM + b"data: this is not json\n\n"
+    body = STREAM_BYTES + b"data: this is not json\n\n"
     chunks, completion = collect(body)
     assert len(chunks) == 4
     assert completion.content == "秋风"
@@ -338,23 +246,23 @@ def test_a_stream_ending_without_done_or_finish_reason_is_cut_short() -> None:
 
 
 def test_a_stream_cut_in_the_middle_of_an_event_keeps_what_came_before() -> None:
-    body = REFERENCE_STREAM[: REFERENCE_STREAM.index(b'"finish_reason":"stop"')]
+    body = STREAM_BYTES[: STREAM_BYTES.index(b'"finish_reason":"stop"')]
     with pytest.raises(IncompleteStreamError) as info:
         collect(body)
     assert info.value.completion.content == "秋风"
 
 
 def test_a_finish_reason_without_done_is_a_complete_stream() -> None:
-    body = REFERENCE_STREAM.replace(b"data: [DONE]\n\n", b"")
+    body = STREAM_BYTES.replace(b"data: [DONE]\n\n", b"")
     _, completion = collect(body)
     assert completion.content == "秋风"
 
 
 def test_a_last_event_missing_only_its_blank_line_is_kept() -> None:
-    body = REFERENCE_STREAM.replace(b"data: [DONE]\n\n", b"")[:-2]
+    body = STREAM_BYTES.replace(b"data: [DONE]\n\n", b"")[:-2]
     _, completion = collect(body)
     assert completion.choices[0].finish_reason == "stop"
-    collect(REFERENCE_STREAM[:-2])  # "data: [DONE]" without its line ending still ends it
+    collect(STREAM_BYTES[:-2])  # "data: [DONE]" without its line ending still ends it
 
 
 def test_a_transport_error_mid_stream_raises_incomplete_and_is_not_retried() -> None:
@@ -511,7 +419,7 @@ def test_stream_completion_equals_create_with_n_choices_and_logprobs() -> None:
 
 def test_async_stream_works_with_async_with_and_with_await() -> None:
     async def main() -> tuple[list[str | None], str | None, str | None, bool]:
-        server = Server([REFERENCE_STREAM[:100], REFERENCE_STREAM[100:]])
+        server = Server([STREAM_BYTES[:100], STREAM_BYTES[100:]])
         client = server.async_client()
         async with client.stream(model="gpt-4.1", messages=MESSAGES) as stream:
             contents = [chunk.choices[0].delta.content async for chunk in stream]

@@ -27,6 +27,7 @@ from nbchat._toolrun import (
 )
 from nbchat._tools import as_tool, tool
 from nbchat._types import ChatCompletion, ToolCall, ToolMessage
+from tests.reference import PARALLEL_TOOL_CALLS_RESPONSE
 
 CALLS: list[str] = []
 
@@ -84,39 +85,7 @@ def _error(result: ToolResult) -> str:
 
 def test_parallel_calls_all_run_and_answer_in_order() -> None:
     # The reference's parallel-call response, as the client would parse it.
-    completion = ChatCompletion.model_validate(
-        {
-            "choices": [
-                {
-                    "message": {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": "call_001",
-                                "type": "function",
-                                "function": {
-                                    "name": "get_weather",
-                                    "arguments": '{"location": "Beijing, China", "units": '
-                                    '"celsius"}',
-                                },
-                            },
-                            {
-                                "id": "call_002",
-                                "type": "function",
-                                "function": {
-                                    "name": "get_weather",
-                                    "arguments": '{"location": "Shanghai, China", "units": '
-                                    '"celsius"}',
-                                },
-                            },
-                        ],
-                    },
-                    "finish_reason": "tool_calls",
-                }
-            ]
-        }
-    )
+    completion = ChatCompletion.model_validate(PARALLEL_TOOL_CALLS_RESPONSE)
     calls = completion.choices[0].message.tool_calls
     results = run_tool_calls(calls, {"get_weather": get_weather})
     assert CALLS == ["Beijing, China", "Shanghai, China"]

@@ -24,29 +24,7 @@ from nbchat._tools import (
     tools_by_name,
 )
 from nbchat._types import ToolDefinition
-
-# The reference's get_weather tool, as the seed document writes it.
-REFERENCE_GET_WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "获取指定城市的当前天气信息。",
-        "strict": True,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "description": "城市名称,如:Beijing, China"},
-                "units": {
-                    "type": ["string", "null"],
-                    "enum": ["celsius", "fahrenheit"],
-                    "description": "温度单位,默认 celsius",
-                },
-            },
-            "required": ["location", "units"],
-            "additionalProperties": False,
-        },
-    },
-}
+from tests.reference import WEATHER_TOOL
 
 
 def get_weather(location: str, units: Optional[Literal["celsius", "fahrenheit"]] = None) -> dict:  # noqa: UP045
@@ -353,7 +331,7 @@ def test_parse_docstring_returns_empty_for_none() -> None:
 
 def test_get_weather_matches_the_reference_definition() -> None:
     definition = as_tool(get_weather).definition()
-    expected = REFERENCE_GET_WEATHER
+    expected = WEATHER_TOOL
     assert definition["type"] == "function"
     function = definition["function"]
     assert function["name"] == "get_weather"
