@@ -441,8 +441,6 @@ class Chat:
         listener.on_request(shown)
         if not use_stream:
             completion = client.create(**body)
-            if reply.time_to_first_token is None:
-                reply.time_to_first_token = time.perf_counter() - started
             listener.on_completion(completion)
             return completion
         try:

@@ -343,6 +343,10 @@ class LogprobsSummary:
                 )
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # The notebook's plain-text form is the readable summary, not the dataclass fields.
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{row['position']}</td><td><code>{html.escape(_visible(row['label']))}"

@@ -66,13 +66,17 @@ def footer_text(
     elif counted_tokens:
         # Servers that send no usage in streams still send about one token per chunk.
         parts.append(f"~{counted_tokens} completion tokens (counted; no usage from the server)")
+    generated = usage.completion_tokens if usage is not None else counted_tokens
     if time_to_first_token is not None:
         parts.append(f"first token {time_to_first_token:.2f} s")
-    generated = usage.completion_tokens if usage is not None else counted_tokens
-    if generated and elapsed and time_to_first_token is not None:
-        generating = elapsed - time_to_first_token
-        if generating > 0:
+        generating = (elapsed or 0) - time_to_first_token
+        if generated and generating > 0:
             parts.append(f"{generated / generating:.1f} tokens/s")
+    elif elapsed:
+        # Unstreamed: one wait for the whole reply, prompt processing included.
+        parts.append(f"{elapsed:.2f} s")
+        if generated:
+            parts.append(f"{generated / elapsed:.1f} tokens/s overall")
     return " · ".join(parts)
 
 
@@ -215,13 +219,32 @@ def mask_secrets(value: Any, secrets: list[str]) -> Any:
 def request_bundle(
     body: dict[str, Any], *, url: str = "", title: str = "Request"
 ) -> dict[str, str]:
-    """A request as pretty JSON (credentials are never part of a body)."""
-    shown = json.dumps(body, indent=2, ensure_ascii=False)
+    """A request as pretty JSON (credentials are never part of a body).
+
+    Long data URLs are shortened for display: an image would otherwise put megabytes of base64
+    into the notebook.
+    """
+    shown = json.dumps(_elide_data_urls(body), indent=2, ensure_ascii=False)
     head = f"{title}: POST {url}" if url else title
     return {
         "text/markdown": f"**{html.escape(head)}**\n\n```json\n{shown}\n```",
         "text/plain": f"{head}\n{shown}",
     }
+
+
+_DATA_URL_SHOWN = 80
+
+
+def _elide_data_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _elide_data_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_elide_data_urls(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:") and len(value) > 2 * _DATA_URL_SHOWN:
+        head, tail = value[:_DATA_URL_SHOWN], value[-_DATA_URL_SHOWN:]
+        hidden = len(value) - 2 * _DATA_URL_SHOWN
+        return f"{head}…({hidden:,} characters not shown)…{tail}"
+    return value
 
 
 def _hint(error: BaseException) -> str | None:

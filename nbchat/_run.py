@@ -140,14 +140,14 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         raise UsageError(str(exc)) from None
 
     if args.dry_run:
+        if tools:
+            from ._tools import tool_definitions
+
+            fields["tools"] = tool_definitions(tools)
         try:
             body = chat.request_body(content, stream=stream, **fields)
         except RequestValidationError as exc:
             raise UsageError(str(exc)) from None
-        if tools:
-            from ._tools import tool_definitions
-
-            body["tools"] = tool_definitions(tools)
         url = f"{chat.client.base_url}/chat/completions"
         _show(request_bundle(body, url=url, title="Dry run (not sent)"))
         return None

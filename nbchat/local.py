@@ -696,10 +696,29 @@ def _adapt_response_format(out: dict[str, Any]) -> list[str]:
     if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
         return []
     schema = (fmt.get("json_schema") or {}).get("schema")
+    if schema is not None:
+        schema = _grammar_friendly(schema)
     out["response_format"] = (
         {"type": "json_object", "schema": schema} if schema is not None else {"type": "json_object"}
     )
     return ["response_format json_schema was sent as json_object with the schema."]
+
+
+def _grammar_friendly(schema: Any) -> Any:
+    """The schema with ``type`` dropped beside ``enum`` where ``type`` is a list.
+
+    The server's grammar ignores ``enum`` when ``type`` is a list (as strict schemas write an
+    optional enum: ``["string", "null"]``), so the model could send any string; the enum alone
+    (which lists null too) says the same and is enforced.
+    """
+    if isinstance(schema, list):
+        return [_grammar_friendly(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    node = {key: _grammar_friendly(value) for key, value in schema.items()}
+    if "enum" in node and isinstance(node.get("type"), list):
+        del node["type"]
+    return node
 
 
 def _adapt_tools(out: dict[str, Any]) -> list[str]:
@@ -712,6 +731,8 @@ def _adapt_tools(out: dict[str, Any]) -> list[str]:
         names.append(function.get("name"))
         if function.get("parameters") is None:
             function["parameters"] = {"type": "object", "properties": {}}
+        else:
+            function["parameters"] = _grammar_friendly(function["parameters"])
     choice = out.get("tool_choice")
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name")
@@ -729,6 +750,9 @@ def _adapt_tools(out: dict[str, Any]) -> list[str]:
         out["tool_choice"] = {"type": "function", "function": {"name": names[0]}}
         return []
     if choice == "none":
+        return []
+    if any(message.get("role") == "tool" for message in out.get("messages") or ()):
+        # After tool results the model is meant to answer in text: nothing to warn about.
         return []
     return [
         "The local model calls a tool only when tool_choice names it; "
@@ -776,13 +800,17 @@ def explain_broken_stream(client: Client, body: Mapping[str, Any]) -> APIStatusE
     """Why a stream from the local server broke before its first chunk, or None if unknown.
 
     The server drops a stream whose prompt does not fit the context without saying why; the
-    same request unstreamed (one token long) gets the real error, which is returned.
+    same request unstreamed gets the real error, which is returned.
     """
     probe = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    probe["max_tokens"] = 1
-    probe.pop("max_completion_tokens", None)
+    # The user's own max_tokens keeps the server's message about their request; the probe
+    # only generates if the prompt fits after all.
+    probe.setdefault("max_tokens", probe.pop("max_completion_tokens", 1))
     try:
         client.create(**probe)
     except APIStatusError as exc:
+        # The pooled connection was the one the server dropped: its reconnect is not a retry
+        # of this error, so the card should not count it as one.
+        exc.retries = 0
         return exc
     return None

@@ -583,7 +583,7 @@ def test_explain_broken_stream_returns_the_servers_error_for_the_same_request() 
     error = explain_broken_stream(client, body)
     assert isinstance(error, BadRequestError)
     assert error.code == "context_length_exceeded"
-    assert sent == [{"model": "m", "messages": USER, "max_tokens": 1}]
+    assert sent == [{"model": "m", "messages": USER, "max_tokens": 50}]
 
 
 def test_explain_broken_stream_is_none_when_the_request_succeeds() -> None:
@@ -801,3 +801,58 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def test_adapt_request_drops_type_lists_beside_enums_so_the_grammar_enforces_them():
+    from nbchat import local
+
+    units = {"type": ["string", "null"], "enum": ["celsius", "fahrenheit", None]}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"units": units}},
+                },
+            }
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "w", "schema": {"type": "object", "properties": {"u": units}}},
+        },
+    }
+    out, _ = local.adapt_request(body)
+    sent = out["tools"][0]["function"]["parameters"]["properties"]["units"]
+    assert sent == {"enum": ["celsius", "fahrenheit", None]}
+    assert out["response_format"]["schema"]["properties"]["u"] == sent
+    assert body["tools"][0]["function"]["parameters"]["properties"]["units"] == units
+
+
+def test_no_auto_tool_note_once_tool_results_are_in_the_history():
+    from nbchat import local
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    first = {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": tools}
+    _, notes = local.adapt_request(first)
+    assert any("tool_choice" in note for note in notes)
+    later = {
+        **first,
+        "tool_choice": "auto",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c", "content": "1"},
+        ],
+    }
+    _, notes = local.adapt_request(later)
+    assert not any("tool_choice" in note for note in notes)

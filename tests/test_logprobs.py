@@ -338,3 +338,17 @@ def test_importing_the_module_does_not_import_pandas():
     code = "import sys, nbchat._logprobs\nprint('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_summary_plain_text_in_ipython_is_the_readable_summary():
+    from IPython.lib.pretty import pretty
+
+    from nbchat._logprobs import logprobs_summary
+
+    tokens = [
+        {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157], "top_logprobs": []},
+        {"token": "色", "logprob": -0.0001, "bytes": [232, 137, 178], "top_logprobs": []},
+    ]
+    text = pretty(logprobs_summary(tokens))
+    assert text.startswith("2 tokens, mean logprob")
+    assert "LogprobsSummary(" not in text

@@ -442,3 +442,26 @@ def test_no_endpoint_and_no_local_extra_says_how_to_fix_it(shell, monkeypatch):
     monkeypatch.setattr(_sessions, "client_for", unavailable)
     with pytest.raises(UsageError, match=r"nbchat\[local\].*OPENAI_API_KEY"):
         shell.run_cell_magic("chat", "", "hi")
+
+
+def test_dry_run_with_tools_and_a_forced_choice_shows_both(shell):
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    shell.user_ns["add"] = add
+    shell.run_cell_magic("chat", "--dry-run --tools add --tool-choice add", "2+3?")
+    text = final_markdown(shell)
+    assert '"name": "add"' in text
+    assert '"tool_choice"' in text
+    assert shell.server.requests == []
+
+
+def test_dry_run_shortens_image_data_urls(shell):
+    from PIL import Image
+
+    shell.user_ns["noise"] = Image.effect_noise((512, 512), 64)
+    shell.run_cell_magic("chat", "--dry-run --image noise", "What is it?")
+    text = final_markdown(shell)
+    assert "characters not shown" in text
+    assert len(text) < 5000

@@ -122,3 +122,26 @@ def test_footer_counts_streamed_tokens_when_the_server_sends_no_usage():
     assert "~40 completion tokens (counted; no usage from the server)" in text
     assert "20.0 tokens/s" in text
     assert "counted" not in footer_text(completion(), counted_tokens=40)
+
+
+def test_unstreamed_footer_shows_the_whole_wait_not_a_first_token():
+    text = footer_text(completion(), elapsed=2.0)
+    assert "first token" not in text
+    assert "2.00 s" in text
+    assert "16.0 tokens/s overall" in text
+
+
+def test_request_bundle_shortens_data_urls_but_not_ordinary_text():
+    from nbchat._render import request_bundle
+
+    url = "data:image/png;base64," + "A" * 10_000
+    body = {
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+        ],
+        "model": "x" * 300,
+    }
+    bundle = request_bundle(body)
+    assert "characters not shown" in bundle["text/plain"]
+    assert "A" * 1000 not in bundle["text/plain"]
+    assert "x" * 300 in bundle["text/plain"]
