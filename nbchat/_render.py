@@ -271,6 +271,15 @@ def _hint(error: BaseException) -> str | None:
             "without saving it: import os, getpass; os.environ['OPENAI_API_KEY'] = "
             "getpass.getpass()"
         )
+    if (
+        error.status_code == 400
+        and "json" in (error.message or "").lower()
+        and (error.param in (None, "messages", "response_format"))
+    ):
+        return (
+            "In JSON mode some servers (OpenAI among them) want the word JSON in the messages: "
+            "say 'reply in JSON' in the prompt or the system prompt."
+        )
     if error.status_code == 403:
         return "This key may not use this model or endpoint."
     if error.status_code == 404 or code == "model_not_found":

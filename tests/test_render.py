@@ -145,3 +145,16 @@ def test_request_bundle_shortens_data_urls_but_not_ordinary_text():
     assert "characters not shown" in bundle["text/plain"]
     assert "A" * 1000 not in bundle["text/plain"]
     assert "x" * 300 in bundle["text/plain"]
+
+
+def test_json_mode_error_hints_at_the_word_json():
+    from nbchat._exceptions import BadRequestError
+
+    error = BadRequestError(
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+        "type 'json_object'.",
+        status_code=400,
+        type="invalid_request_error",
+        param="messages",
+    )
+    assert "word JSON" in error_bundle(error)["text/plain"]
