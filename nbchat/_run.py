@@ -150,6 +150,9 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             raise UsageError(str(exc)) from None
         url = f"{chat.client.base_url}/chat/completions"
         _show(request_bundle(body, url=url, title="Dry run (not sent)"))
+        if args.out:
+            # The request itself, in full (the display shortens image data).
+            namespace[args.out] = body
         return None
 
     if attachments:

@@ -457,11 +457,13 @@ def test_dry_run_with_tools_and_a_forced_choice_shows_both(shell):
     assert shell.server.requests == []
 
 
-def test_dry_run_shortens_image_data_urls(shell):
+def test_dry_run_shortens_image_data_urls_but_out_holds_them_in_full(shell):
     from PIL import Image
 
     shell.user_ns["noise"] = Image.effect_noise((512, 512), 64)
-    shell.run_cell_magic("chat", "--dry-run --image noise", "What is it?")
+    shell.run_cell_magic("chat", "--dry-run --image noise -o body", "What is it?")
     text = final_markdown(shell)
     assert "characters not shown" in text
     assert len(text) < 5000
+    url = shell.user_ns["body"]["messages"][-1]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/") and len(url) > 5000

@@ -1,3 +1,9 @@
+"""What every test run shares, the tests' and the notebooks': markers and a hermetic environment.
+
+It sits at the root so that ``pytest notebooks/`` alone gets it too.
+"""
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
