@@ -11,9 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._markdown import FENCE, closes_fence
+
 __all__ = ["InterpolationError", "interpolate"]
 
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _SPEC = re.compile(r"^[<>=^]?[+\-]?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?$")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 
@@ -32,7 +33,7 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
     run: list[str] = []
     fence: str | None = None
     for line in lines:
-        match = _FENCE.match(line)
+        match = FENCE.match(line)
         inside = fence is not None
         if not inside and match:
             result.append(_substitute("".join(run), namespace))
@@ -42,21 +43,12 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
             continue
         if inside:
             result.append(line)
-            if _closes(match, line, fence):
+            if closes_fence(match, line, fence):
                 fence = None
             continue
         run.append(line)
     result.append(_substitute("".join(run), namespace))
     return "".join(result)
-
-
-def _closes(match: re.Match[str] | None, line: str, fence: str) -> bool:
-    return (
-        match is not None
-        and match.group(1)[0] == fence[0]
-        and len(match.group(1)) >= len(fence)
-        and not line.strip().strip(fence[0])
-    )
 
 
 def _substitute(text: str, namespace: Mapping[str, Any]) -> str:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_inside_fence", "sanitize_markdown"]
+__all__ = ["FENCE", "closes_fence", "is_inside_fence", "sanitize_markdown"]
 
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
 _IMAGE = re.compile(r"!\[")
 
@@ -18,10 +18,10 @@ def sanitize_markdown(text: str) -> str:
     out: list[str] = []
     fence: str | None = None
     for line in text.splitlines(keepends=True):
-        match = _FENCE.match(line)
+        match = FENCE.match(line)
         if fence is not None:
             out.append(line)
-            if _closes(match, line, fence):
+            if closes_fence(match, line, fence):
                 fence = None
             continue
         if match:
@@ -36,16 +36,17 @@ def is_inside_fence(text: str) -> bool:
     """True when ``text`` ends inside an open code fence."""
     fence: str | None = None
     for line in text.splitlines():
-        match = _FENCE.match(line)
+        match = FENCE.match(line)
         if fence is not None:
-            if _closes(match, line, fence):
+            if closes_fence(match, line, fence):
                 fence = None
         elif match:
             fence = match.group(1)
     return fence is not None
 
 
-def _closes(match: re.Match[str] | None, line: str, fence: str) -> bool:
+def closes_fence(match: re.Match[str] | None, line: str, fence: str) -> bool:
+    """True when ``line`` (with ``match``, FENCE matched on it) closes the open ``fence``."""
     return (
         match is not None
         and match.group(1)[0] == fence[0]

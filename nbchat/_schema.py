@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["StrictSchemaError", "strict_schema"]
+__all__ = ["StrictSchemaError", "accepts_null", "resolve_ref", "strict_schema"]
 
 # Keywords strict mode rejects or that only cost prompt tokens.
 _DROP = ("default", "title")
@@ -128,3 +128,46 @@ def _allows_null(node: dict[str, Any]) -> bool:
     if kind == "null" or (isinstance(kind, list) and "null" in kind):
         return True
     return any(_allows_null(sub) for sub in node.get("anyOf", []) if isinstance(sub, dict))
+
+
+def resolve_ref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow ``$ref`` (local pointers only) until a schema without one; KeyError if dangling."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#") or seen > 64:
+            raise KeyError(ref)
+        target: Any = root
+        for part in ref[1:].split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, dict) or part not in target:
+                raise KeyError(ref)
+            target = target[part]
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**target, **siblings} if siblings and isinstance(target, dict) else target
+        seen += 1
+    return node
+
+
+def accepts_null(node: Any, root: dict[str, Any], depth: int = 0) -> bool:
+    """True when ``node`` (within ``root``, for $ref) lets a value be null."""
+    if node is True or node == {}:
+        return True
+    if not isinstance(node, dict) or depth > 64:
+        return False
+    try:
+        node = resolve_ref(node, root)
+    except KeyError:
+        return True
+    kind = node.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    if "enum" in node and None in node["enum"]:
+        return True
+    if "const" in node and node["const"] is None:
+        return True
+    return any(
+        accepts_null(sub, root, depth + 1)
+        for key in ("anyOf", "oneOf")
+        for sub in node.get(key, [])
+    )

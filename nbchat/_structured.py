@@ -29,6 +29,8 @@ from typing import Any
 
 from ._exceptions import NbchatError
 from ._schema import StrictSchemaError, strict_schema
+from ._schema import accepts_null as _accepts_null
+from ._schema import resolve_ref as _resolve
 
 __all__ = [
     "StructuredOutputError",
@@ -316,48 +318,6 @@ def _branches(node: dict[str, Any], root: dict[str, Any]) -> list[dict[str, Any]
                 except KeyError:
                     continue
     return found
-
-
-def _accepts_null(node: Any, root: dict[str, Any], depth: int = 0) -> bool:
-    if node is True or node == {}:
-        return True
-    if not isinstance(node, dict) or depth > 64:
-        return False
-    try:
-        node = _resolve(node, root)
-    except KeyError:
-        return True
-    kind = node.get("type")
-    if kind == "null" or (isinstance(kind, list) and "null" in kind):
-        return True
-    if "enum" in node and None in node["enum"]:
-        return True
-    if "const" in node and node["const"] is None:
-        return True
-    return any(
-        _accepts_null(sub, root, depth + 1)
-        for key in ("anyOf", "oneOf")
-        for sub in node.get(key, [])
-    )
-
-
-def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    """Follow ``$ref`` (local pointers only) until a schema without one; KeyError if dangling."""
-    seen = 0
-    while isinstance(node, dict) and "$ref" in node:
-        ref = node["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#") or seen > 64:
-            raise KeyError(ref)
-        target: Any = root
-        for part in ref[1:].split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(target, dict) or part not in target:
-                raise KeyError(ref)
-            target = target[part]
-        siblings = {k: v for k, v in node.items() if k != "$ref"}
-        node = {**target, **siblings} if siblings and isinstance(target, dict) else target
-        seen += 1
-    return node
 
 
 # ---------------------------------------------------------------------------------------------

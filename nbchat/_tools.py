@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from ._exceptions import NbchatError
-from ._schema import StrictSchemaError, strict_schema
+from ._schema import StrictSchemaError, accepts_null, resolve_ref, strict_schema
 
 __all__ = [
     "MAX_ROUNDS",
@@ -630,29 +630,11 @@ def _describe_error(error: Mapping[str, Any]) -> str:
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> Any:
-    seen = 0
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 32:
-        ref = node["$ref"]
-        if not ref.startswith("#/"):
-            return node
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        node = target
-        seen += 1
-    return node
-
-
-def _allows_null(node: Any, root: dict[str, Any]) -> bool:
-    node = _resolve(node, root)
-    if not isinstance(node, dict) or not node:
-        return True
-    kind = node.get("type")
-    if kind == "null" or (isinstance(kind, list) and "null" in kind):
-        return True
-    if "enum" in node and None in node["enum"]:
-        return True
-    return any(_allows_null(sub, root) for sub in node.get("anyOf", []))
+    """Follow local $refs; a dangling one resolves to the empty (any) schema."""
+    try:
+        return resolve_ref(node, root)
+    except KeyError:
+        return {}
 
 
 def _object_schema(node: Any, root: dict[str, Any]) -> dict[str, Any] | None:
@@ -680,7 +662,7 @@ def _drop_defaulted_nulls(value: Any, node: Any, root: dict[str, Any]) -> Any:
             if sub is None:
                 result[key] = item
             elif item is None and key in properties and key not in required:
-                if _allows_null(sub, root):
+                if accepts_null(sub, root):
                     result[key] = None
             else:
                 result[key] = _drop_defaulted_nulls(item, sub, root)
