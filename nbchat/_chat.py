@@ -18,8 +18,6 @@ from ._types import ChatCompletion, ChatCompletionChunk
 __all__ = ["Chat", "ChatListener", "Reply"]
 
 FORMAT_VERSION = 1
-# Rounds of tool calls one send() runs before it stops and says so.
-MAX_TOOL_ROUNDS = 8
 
 # Settings that are request fields; anything else a caller passes to send() is passed through.
 REQUEST_SETTINGS = (
@@ -327,7 +325,11 @@ class Chat:
         reply = Reply(completion=ChatCompletion())
         self._inflight = None
         started = time.perf_counter()
-        rounds_left = max_rounds if max_rounds is not None else MAX_TOOL_ROUNDS
+        rounds_left = max_rounds
+        if rounds_left is None:
+            from ._tools import MAX_ROUNDS
+
+            rounds_left = MAX_ROUNDS
         try:
             while True:
                 body = {**params, "messages": self.messages}

@@ -39,13 +39,12 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel
 
-from ._tools import MAX_ROUNDS, Tool, ToolArgumentsError, _run_awaitable, tools_by_name
+from ._tools import Tool, ToolArgumentsError, _run_awaitable, tools_by_name
 from ._types import ToolCall
 
 __all__ = [
     "MAX_RESULT_CHARS",
     "MAX_RESULT_ROWS",
-    "MAX_ROUNDS",
     "ConfirmCallback",
     "ToolPolicy",
     "ToolResult",

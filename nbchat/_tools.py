@@ -70,26 +70,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: Default cap on model ↔ tool rounds in one turn; the conversation loop enforces it.
 MAX_ROUNDS = 8
 
-# Running calls lives in _toolrun (which imports this module); these names are reachable from
-# here too, loaded on first use.
-_RUN_NAMES = {
-    "ToolPolicy",
-    "ToolResult",
-    "ToolRunInterrupted",
-    "arun_tool_calls",
-    "encode_result",
-    "input_confirm",
-    "run_tool_calls",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RUN_NAMES:
-        from . import _toolrun
-
-        return getattr(_toolrun, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 class ToolDefinitionError(NbchatError, TypeError):
     """A function or class cannot become a tool (no type hint, a lambda, ``*args``, …)."""
