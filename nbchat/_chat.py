@@ -356,26 +356,7 @@ class Chat:
                     # never let the model answer.
                     params["tool_choice"] = "auto"
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
-                from ._toolrun import ToolRunInterrupted, run_tool_calls
-
-                policy = self.tool_policy
-                if callable(confirm):
-                    from ._toolrun import ToolPolicy
-
-                    # A callback given for this call is asked before every tool; "always"
-                    # answers still reach the conversation's policy.
-                    policy = ToolPolicy(confirm_all=True, approved=policy.approved)
-                try:
-                    results = run_tool_calls(calls, toolbox, confirm=confirm, policy=policy)
-                except ToolRunInterrupted as exc:
-                    # Every call is answered (the unfinished ones as interrupted): keep them.
-                    for result in exc.results:
-                        self._entries.append(_Entry(result.message()))
-                    reply.tool_results.extend(exc.results)
-                    raise
-                for result in results:
-                    self._entries.append(_Entry(result.message()))
-                reply.tool_results.extend(results)
+                results = self._answer_tool_calls(calls, toolbox, confirm, reply)
                 listener.on_tool_results(results)
         except KeyboardInterrupt:
             self._keep_partial(checkpoint, reply)
@@ -399,6 +380,30 @@ class Chat:
                 exc.reply = reply  # type: ignore[attr-defined]
                 raise
         return reply
+
+    def _answer_tool_calls(
+        self, calls: list[Any], toolbox: dict[str, Any], confirm: Any, reply: Reply
+    ) -> list[Any]:
+        """Run one round of tool calls and append one tool message per call."""
+        from ._toolrun import ToolPolicy, ToolRunInterrupted, run_tool_calls
+
+        policy = self.tool_policy
+        if callable(confirm):
+            # A callback given for this call is asked before every tool; "always" answers
+            # still reach the conversation's policy.
+            policy = ToolPolicy(confirm_all=True, approved=policy.approved)
+        interrupted: ToolRunInterrupted | None = None
+        try:
+            results = run_tool_calls(calls, toolbox, confirm=confirm, policy=policy)
+        except ToolRunInterrupted as exc:
+            # Every call is answered (the unfinished ones as interrupted): keep them too.
+            results, interrupted = exc.results, exc
+        for result in results:
+            self._entries.append(_Entry(result.message()))
+        reply.tool_results.extend(results)
+        if interrupted is not None:
+            raise interrupted
+        return results
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         params = {**self.settings}

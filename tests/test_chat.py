@@ -382,3 +382,20 @@ def test_schema_mismatch_raises_with_the_reply_attached_and_keeps_history():
         )
     assert info.value.reply.content == '{"name": "Paris"}'
     assert len(chat.messages) == 2
+
+
+def test_ctrl_c_in_a_tool_keeps_a_well_formed_history():
+    def slow(x: int) -> int:
+        """Takes long."""
+        raise KeyboardInterrupt
+
+    server = FakeServer()
+    server.reply(None, tool_calls=[{"id": "c1", "name": "slow", "arguments": {"x": 1}}])
+    chat = make_chat(server)
+    with pytest.raises(KeyboardInterrupt):
+        chat.send("go", tools=[slow])
+    roles = [m["role"] for m in chat.messages]
+    assert roles == ["user", "assistant", "tool"]
+    assert chat.messages[2]["tool_call_id"] == "c1"
+    assert "interrupt" in chat.messages[2]["content"].lower()
+    assert chat.last_reply.interrupted
