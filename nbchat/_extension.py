@@ -1,10 +1,34 @@
-"""Loading and unloading the IPython extension: the magics and the ``Chat`` settings object."""
+"""Loading and unloading the IPython extension: the magics, the ``Chat`` settings object, and
+an input transformer that keeps a ``%chat`` prompt ending in "?" from becoming a help request.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["load", "unload"]
+__all__ = ["keep_question_marks", "load", "unload"]
+
+_LINE_MAGIC = re.compile(r"^([ \t]*)%chat(?:[ \t]+(.*?))?[ \t]*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Turn ``%chat … ?`` lines into explicit magic calls before IPython reads "?" as help.
+
+    IPython treats a line ending in "?" as ``pinfo`` of its last name, so ``%chat Why?``
+    would show help for ``Why`` instead of asking. Cell magics (``%%chat``) are not affected.
+    """
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        match = _LINE_MAGIC.match(line.rstrip("\r\n"))
+        if match and line.rstrip().endswith("?"):
+            indent, args = match.group(1), match.group(2) or ""
+            out.append(f"{indent}get_ipython().run_line_magic('chat', {args!r})\n")
+        else:
+            out.append(line)
+    return out
 
 
 def load(ipython: Any) -> None:
@@ -17,6 +41,9 @@ def load(ipython: Any) -> None:
         settings = Chat(parent=ipython)
         ipython.configurables.append(settings)
     ipython.register_magics(ChatMagics(ipython, settings))
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
 
 
 def unload(ipython: Any) -> None:
@@ -26,3 +53,6 @@ def unload(ipython: Any) -> None:
     magics = ipython.magics_manager.magics
     magics["line"].pop("chat", None)
     magics["cell"].pop("chat", None)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks in cleanup:
+        cleanup.remove(keep_question_marks)

@@ -101,12 +101,14 @@ class LiveView(ChatListener):
         """Replace the live area with the finished reply."""
         bundle = reply_bundle(reply)
         if self.mode == "text":
-            footer = bundle["text/plain"].rsplit("\n", 1)[-1]
+            plain = bundle["text/plain"]
             if self._wrote_text:
+                # The text is on the screen already: add what follows it (tool calls,
+                # warnings, notes, the footer).
                 self._write("\n")
-            if not self._wrote_text and reply.content:
-                self._write(reply.content + "\n")
-            self._write(footer + "\n")
+                if reply.content:
+                    plain = plain.replace(reply.content, "", 1).strip("\n")
+            self._write(plain + "\n")
             return
         if not self._handles:
             self._show(bundle)

@@ -38,3 +38,21 @@ def test_load_registers_magics_and_settings_once():
     ip.run_line_magic("unload_ext", "nbchat")
     ip.config.pop("Chat", None)
     assert "chat" not in ip.magics_manager.magics["cell"]
+
+
+def test_a_line_prompt_ending_in_a_question_mark_is_sent_not_taken_as_help():
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "nbchat")
+    try:
+        code = ip.transform_cell("x = 1\n%chat -t 0 And in Spanish?\n")
+        assert code == "x = 1\nget_ipython().run_line_magic('chat', '-t 0 And in Spanish?')\n"
+        cell = ip.transform_cell("%%chat\nHow are you?\n")
+        assert cell == "get_ipython().run_cell_magic('chat', '', 'How are you?\\n')\n"
+        assert "pinfo" in ip.transform_cell("len?\n")
+    finally:
+        ip.run_line_magic("unload_ext", "nbchat")
+        ip.config.pop("Chat", None)
+    assert "pinfo" in ip.transform_cell("%chat Why?\n")

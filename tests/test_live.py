@@ -138,3 +138,16 @@ def test_unknown_mode_is_refused():
         assert "fancy" in str(exc)
     else:
         raise AssertionError("no error")
+
+
+def test_text_mode_shows_warnings_after_the_streamed_text():
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    stream_through(view, ["partial ", "answer"], Clock(), step=0.0)
+    reply = reply_of("partial answer")
+    reply.completion.choices[0].finish_reason = "length"
+    view.finish(reply)
+    text = out.getvalue()
+    assert text.count("partial answer") == 1
+    assert "[warning]" in text and "max_tokens" in text
+    assert text.rstrip().splitlines()[-1].startswith("— m")
