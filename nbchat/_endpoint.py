@@ -82,4 +82,5 @@ def _local_client(options: dict[str, Any], announce: Callable[[str], None]) -> C
 
 
 def _print_once(message: str) -> None:
-    print(message, file=sys.stderr)
+    # stdout: it is information, and notebooks show stderr as if something had failed.
+    print(message, file=sys.stdout)
