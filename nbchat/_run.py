@@ -208,8 +208,15 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
 
 
 def _one_line(exc: Any) -> str:
+    """What fails the cell: short, since the card above has the details."""
+    from ._exceptions import APIStatusError
+
+    name = type(exc).__name__
+    if isinstance(exc, APIStatusError):
+        code = f", {exc.code}" if exc.code else ""
+        return f"{name} ({exc.status_code}{code}); the card above has the details."
     text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+    return f"{name}: {text.splitlines()[0]}" if text else name
 
 
 def _show_logprobs(reply: Any) -> None:

@@ -209,6 +209,9 @@ def test_context_length_error_suggests_reset(shell):
     card = shell.publisher.outputs[-1]["data"]["text/plain"]
     assert "context_length_exceeded" in card
     assert "%chat reset" in card
+    assert str(result.error_in_exec) == (
+        "BadRequestError (400, context_length_exceeded); the card above has the details."
+    )
     assert "param: messages" in card
 
 
