@@ -438,6 +438,9 @@ class Chat:
         if adapt is not None:
             body, notes = adapt(body)
             reply.notes.extend(note for note in notes if note not in reply.notes)
+        if not use_stream and "stream_options" in body:
+            # A setting meant for streams (Chat.request) must not break an unstreamed call.
+            body = {k: v for k, v in body.items() if k != "stream_options"}
         if use_stream and "stream_options" not in body and _wants_usage(client):
             # Ask for usage so the footer has token counts (a server may refuse, see below).
             body = {**body, "stream_options": {"include_usage": True}}

@@ -399,3 +399,12 @@ def test_ctrl_c_in_a_tool_keeps_a_well_formed_history():
     assert chat.messages[2]["tool_call_id"] == "c1"
     assert "interrupt" in chat.messages[2]["content"].lower()
     assert chat.last_reply.interrupted
+
+
+def test_stream_options_setting_is_honoured_when_streaming_and_dropped_when_not():
+    server = FakeServer().reply("a").reply("b")
+    chat = make_chat(server, stream_options={"include_usage": False})
+    chat.send("streamed")
+    assert server.requests[0]["stream_options"] == {"include_usage": False}
+    chat.send("whole", stream=False)
+    assert "stream_options" not in server.requests[1]
