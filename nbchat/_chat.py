@@ -417,11 +417,27 @@ class Chat:
         return params
 
     def _default_model(self) -> str:
-        model = getattr(self.client, "default_model", None)
+        client = self.client
+        model = getattr(client, "default_model", None)
         if model:
             return model
+        # A server that serves one model (Ollama, LM Studio, vLLM often do) names it itself.
+        listed: list[str] = []
+        lister = getattr(client, "models", None)
+        if lister is not None:
+            try:
+                listed = list(lister())
+            except Exception:
+                listed = []
+        if len(listed) == 1:
+            client.default_model = listed[0]
+            return listed[0]
+        hint = ""
+        if listed:
+            shown = ", ".join(listed[:5]) + (", …" if len(listed) > 5 else "")
+            hint = f" (the server lists {len(listed)}: {shown})"
         raise RequestValidationError(
-            "No model is set: pass model=... or set it with %config Chat.model = '...'",
+            f"No model is set{hint}: pass model=..., -m on the cell, or %config Chat.model = '...'",
             field="model",
         )
 

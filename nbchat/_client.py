@@ -138,6 +138,8 @@ class _BaseClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.headers = dict(headers or {})
+        #: The model to use when a request names none (set for servers that serve one).
+        self.default_model: str | None = None
         # Seams for tests: a fake clock and a fixed jitter.
         self._random: Callable[[], float] = random.random
         self._now: Callable[[], float] = time.time

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
 import nbchat
@@ -408,3 +411,32 @@ def test_stream_options_setting_is_honoured_when_streaming_and_dropped_when_not(
     assert server.requests[0]["stream_options"] == {"include_usage": False}
     chat.send("whole", stream=False)
     assert "stream_options" not in server.requests[1]
+
+
+def _models_server(models: list[str]) -> tuple[nbchat.Client, list[str]]:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": m} for m in models]})
+        body = json.loads(request.content)
+        message = {"role": "assistant", "content": body["model"]}
+        return httpx.Response(200, json={"choices": [{"message": message}]})
+
+    client = nbchat.Client(base_url="http://one.test/v1", transport=httpx.MockTransport(handle))
+    return client, seen
+
+
+def test_a_server_with_one_model_supplies_it_when_none_is_set():
+    client, seen = _models_server(["llama3.2"])
+    chat = Chat(client=client, stream=False)
+    assert chat.send("hi").content == "llama3.2"
+    chat.send("again")
+    assert seen.count("GET /v1/models") == 1
+
+
+def test_a_server_with_many_models_gets_a_clear_error_listing_them():
+    client, _ = _models_server(["a", "b", "c"])
+    with pytest.raises(nbchat.RequestValidationError, match=r"lists 3: a, b, c"):
+        Chat(client=client, stream=False).send("hi")
