@@ -238,14 +238,17 @@ def _dumps(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _hard_cut(text: str, max_tokens: int) -> tuple[str, str]:
-    """Last resort when even the smallest structure is over budget: cut the text itself."""
+def _within_budget(text: str, note: str | None, max_tokens: int) -> tuple[str, str | None]:
+    """(text, note) under ``max_tokens``: the last resort, when even the smallest structure is
+    over budget, cuts the text itself and says so in the note."""
+    if estimate_tokens(text) <= max_tokens:
+        return text, note
     keep = max(0, max_tokens - 20)
     cut = text
     while estimate_tokens(cut) > keep and cut:
         cut = cut[: max(0, len(cut) * keep // max(1, estimate_tokens(cut)) - 1)]
-    note = f"text cut at {len(cut):,} of {len(text):,} characters"
-    return f"{cut} … [{note}]", note
+    cut_note = f"text cut at {len(cut):,} of {len(text):,} characters"
+    return f"{cut} … [{cut_note}]", f"{note}; {cut_note}" if note else cut_note
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,9 +305,7 @@ def _frame_block(
     note = "; ".join(
         n for n in (_left_out(n_rows, rows, "rows"), _left_out(n_cols, cols, "columns")) if n
     )
-    if estimate_tokens(text) > max_tokens:
-        text, cut_note = _hard_cut(text, max_tokens)
-        note = f"{note}; {cut_note}" if note else cut_note
+    text, note = _within_budget(text, note, max_tokens)
     return DataBlock(
         text=text,
         tokens=estimate_tokens(text),
@@ -364,9 +365,7 @@ def _series_block(series: Any, name: str | None, max_rows: int, max_tokens: int)
     rows = _largest_fitting(lambda r: _dumps(payload(r)), keep, max_tokens)
     text = _dumps(payload(rows))
     note = _left_out(n, rows, "items")
-    if estimate_tokens(text) > max_tokens:
-        text, cut_note = _hard_cut(text, max_tokens)
-        note = f"{note}; {cut_note}" if note else cut_note
+    text, note = _within_budget(text, note, max_tokens)
     return DataBlock(
         text=text,
         tokens=estimate_tokens(text),
@@ -423,9 +422,7 @@ def _array_block(array: Any, name: str | None, max_rows: int, max_tokens: int) -
     limit = max(1, _largest_fitting(lambda k: _dumps(payload(max(k, 1))), largest, max_tokens))
     text = _dumps(payload(limit))
     note = _array_notes(shape, limit)
-    if estimate_tokens(text) > max_tokens:
-        text, cut_note = _hard_cut(text, max_tokens)
-        note = f"{note}; {cut_note}" if note else cut_note
+    text, note = _within_budget(text, note, max_tokens)
     return DataBlock(
         text=text,
         tokens=estimate_tokens(text),
@@ -456,9 +453,7 @@ def _value_block(obj: Any, name: str | None, max_rows: int, max_tokens: int) -> 
     cuts = _count_cuts(obj, limit)
     note = f"{_amount(cuts, 'items')} left out (the middle of long lists and dicts)"
     note = note if cuts else None
-    if estimate_tokens(text) > max_tokens:
-        text, cut_note = _hard_cut(text, max_tokens)
-        note = f"{note}; {cut_note}" if note else cut_note
+    text, note = _within_budget(text, note, max_tokens)
     shown = None if size is None else min(size, limit)
     return DataBlock(
         text=text,
