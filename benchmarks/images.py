@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nbchat._images import ImagePart, image_part, target_size
+from nbchat.convert.images import ImagePart, image_part, target_size
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -13,63 +13,63 @@ __version__ = "0.1.0"
 
 # Public name -> the private module that defines it.
 _EXPORTS = {
-    "Client": "_client",
-    "AsyncClient": "_client",
-    "DEFAULT_BASE_URL": "_client",
-    "ChatStream": "_streaming",
-    "AsyncChatStream": "_streaming",
-    "ChatCompletion": "_types",
-    "ChatCompletionChunk": "_types",
-    "ChatCompletionRequest": "_types",
-    "Chat": "_chat",
-    "ChatListener": "_chat",
-    "Reply": "_chat",
-    "session": "_sessions",
-    "tool": "_tools",
-    "as_tool": "_tools",
-    "Tool": "_tools",
-    "ToolArgumentsError": "_tools",
-    "ToolDefinitionError": "_tools",
-    "ToolPolicy": "_toolrun",
-    "ToolResult": "_toolrun",
-    "ToolRunInterrupted": "_toolrun",
-    "run_tool_calls": "_toolrun",
-    "arun_tool_calls": "_toolrun",
-    "DataBlock": "_data",
-    "DataError": "_data",
-    "data_block": "_data",
-    "ImageError": "_images",
-    "ImagePart": "_images",
-    "estimate_image_tokens": "_images",
-    "image_part": "_images",
-    "LogprobsError": "_logprobs",
-    "logprobs_frame": "_logprobs",
-    "logprobs_html": "_logprobs",
-    "logprobs_summary": "_logprobs",
-    "StructuredOutputError": "_structured",
-    "parse_reply": "_structured",
-    "response_format_for": "_structured",
-    "to_frame": "_structured",
-    "panel": "_panel",
-    "ChatPanel": "_panel",
-    "explore": "_explorer",
-    "NbchatError": "_exceptions",
-    "RequestValidationError": "_exceptions",
-    "APIError": "_exceptions",
-    "APIConnectionError": "_exceptions",
-    "APITimeoutError": "_exceptions",
-    "APIResponseValidationError": "_exceptions",
-    "IncompleteStreamError": "_exceptions",
-    "APIStatusError": "_exceptions",
-    "BadRequestError": "_exceptions",
-    "AuthenticationError": "_exceptions",
-    "PermissionDeniedError": "_exceptions",
-    "NotFoundError": "_exceptions",
-    "ConflictError": "_exceptions",
-    "UnprocessableEntityError": "_exceptions",
-    "RateLimitError": "_exceptions",
-    "InternalServerError": "_exceptions",
-    "ServiceUnavailableError": "_exceptions",
+    "Client": "transport.client",
+    "AsyncClient": "transport.client",
+    "DEFAULT_BASE_URL": "transport.client",
+    "ChatStream": "transport.streaming",
+    "AsyncChatStream": "transport.streaming",
+    "ChatCompletion": "protocol.types",
+    "ChatCompletionChunk": "protocol.types",
+    "ChatCompletionRequest": "protocol.types",
+    "Chat": "conversation.chat",
+    "ChatListener": "protocol.listener",
+    "Reply": "conversation.chat",
+    "session": "conversation.sessions",
+    "tool": "convert.tools",
+    "as_tool": "convert.tools",
+    "Tool": "convert.tools",
+    "ToolArgumentsError": "convert.tools",
+    "ToolDefinitionError": "convert.tools",
+    "ToolPolicy": "conversation.toolrun",
+    "ToolResult": "conversation.toolrun",
+    "ToolRunInterrupted": "conversation.toolrun",
+    "run_tool_calls": "conversation.toolrun",
+    "arun_tool_calls": "conversation.toolrun",
+    "DataBlock": "convert.data",
+    "DataError": "convert.data",
+    "data_block": "convert.data",
+    "ImageError": "convert.images",
+    "ImagePart": "convert.images",
+    "estimate_image_tokens": "convert.images",
+    "image_part": "convert.images",
+    "LogprobsError": "render.logprobs",
+    "logprobs_frame": "render.logprobs",
+    "logprobs_html": "render.logprobs",
+    "logprobs_summary": "render.logprobs",
+    "StructuredOutputError": "convert.structured",
+    "parse_reply": "convert.structured",
+    "response_format_for": "convert.structured",
+    "to_frame": "convert.structured",
+    "panel": "notebook.panel",
+    "ChatPanel": "notebook.panel",
+    "explore": "notebook.explorer",
+    "NbchatError": "protocol.exceptions",
+    "RequestValidationError": "protocol.exceptions",
+    "APIError": "protocol.exceptions",
+    "APIConnectionError": "protocol.exceptions",
+    "APITimeoutError": "protocol.exceptions",
+    "APIResponseValidationError": "protocol.exceptions",
+    "IncompleteStreamError": "protocol.exceptions",
+    "APIStatusError": "protocol.exceptions",
+    "BadRequestError": "protocol.exceptions",
+    "AuthenticationError": "protocol.exceptions",
+    "PermissionDeniedError": "protocol.exceptions",
+    "NotFoundError": "protocol.exceptions",
+    "ConflictError": "protocol.exceptions",
+    "UnprocessableEntityError": "protocol.exceptions",
+    "RateLimitError": "protocol.exceptions",
+    "InternalServerError": "protocol.exceptions",
+    "ServiceUnavailableError": "protocol.exceptions",
 }
 
 __all__ = [
@@ -136,11 +136,13 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-#: The last ChatCompletion any conversation received (None before the first).
-last: Any = None
-
 
 def __getattr__(name: str) -> Any:
+    if name == "last":
+        # The last ChatCompletion any conversation received (None before the first).
+        from .conversation import chat
+
+        return chat.last_completion
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'nbchat' has no attribute {name!r}")
@@ -150,27 +152,44 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | {"last"})
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbchat``: register the magics and the ``Chat`` settings."""
-    from ._extension import load
+    from .notebook.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from ._extension import unload
+    from .notebook.extension import unload
 
     unload(ipython)
 
 
 if TYPE_CHECKING:
-    from ._chat import Chat, ChatListener, Reply
-    from ._client import DEFAULT_BASE_URL, AsyncClient, Client
-    from ._data import DataBlock, DataError, data_block
-    from ._exceptions import (
+    from .conversation.chat import Chat, Reply
+    from .conversation.sessions import session
+    from .conversation.toolrun import (
+        ToolPolicy,
+        ToolResult,
+        ToolRunInterrupted,
+        arun_tool_calls,
+        run_tool_calls,
+    )
+    from .convert.data import DataBlock, DataError, data_block
+    from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
+    from .convert.structured import (
+        StructuredOutputError,
+        parse_reply,
+        response_format_for,
+        to_frame,
+    )
+    from .convert.tools import Tool, ToolArgumentsError, ToolDefinitionError, as_tool, tool
+    from .notebook.explorer import explore
+    from .notebook.panel import ChatPanel, panel
+    from .protocol.exceptions import (
         APIConnectionError,
         APIError,
         APIResponseValidationError,
@@ -189,19 +208,8 @@ if TYPE_CHECKING:
         ServiceUnavailableError,
         UnprocessableEntityError,
     )
-    from ._explorer import explore
-    from ._images import ImageError, ImagePart, estimate_image_tokens, image_part
-    from ._logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
-    from ._panel import ChatPanel, panel
-    from ._sessions import session
-    from ._streaming import AsyncChatStream, ChatStream
-    from ._structured import StructuredOutputError, parse_reply, response_format_for, to_frame
-    from ._toolrun import (
-        ToolPolicy,
-        ToolResult,
-        ToolRunInterrupted,
-        arun_tool_calls,
-        run_tool_calls,
-    )
-    from ._tools import Tool, ToolArgumentsError, ToolDefinitionError, as_tool, tool
-    from ._types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+    from .protocol.listener import ChatListener
+    from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+    from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
+    from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
+    from .transport.streaming import AsyncChatStream, ChatStream

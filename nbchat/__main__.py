@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
-from ._exceptions import NbchatError
+from .protocol.exceptions import NbchatError
 
 if TYPE_CHECKING:
     from .local import LocalServer

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbchat._accumulate import ChatCompletionAccumulator
-from nbchat._types import ChatCompletion, ChatCompletionChunk
+from nbchat.protocol.types import ChatCompletion, ChatCompletionChunk
+from nbchat.transport.accumulate import ChatCompletionAccumulator
 from tests.reference import TOOL_STREAM_CHUNKS
 
 

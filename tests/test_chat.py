@@ -7,7 +7,7 @@ import pytest
 
 import nbchat
 from nbchat import Chat, ChatListener, RateLimitError
-from nbchat._exceptions import IncompleteStreamError
+from nbchat.protocol.exceptions import IncompleteStreamError
 from tests.fakeserver import SECRET, FakeServer, streaming_client
 from tests.reference import MULTI_TURN_REQUEST
 
@@ -146,7 +146,7 @@ def test_server_refusing_stream_options_is_asked_again_without_them():
     reply = chat.send("x")
     assert reply.content == "ok"
     assert "stream_options" not in server.requests[1]
-    assert chat.client.include_usage is False
+    assert chat.client.profile.supports("stream_usage") is False
 
 
 def test_no_model_anywhere_is_a_clear_error():
@@ -374,7 +374,7 @@ def test_send_with_a_schema_returns_the_validated_instance():
 
 
 def test_schema_mismatch_raises_with_the_reply_attached_and_keeps_history():
-    from nbchat._structured import StructuredOutputError
+    from nbchat.convert.structured import StructuredOutputError
 
     server = FakeServer().reply('{"name": "Paris"}')
     chat = make_chat(server)

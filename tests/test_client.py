@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client
-from nbchat._exceptions import (
+from nbchat.protocol.exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from nbchat._data import DataBlock, DataError, data_block, estimate_tokens
-from nbchat._exceptions import NbchatError
+from nbchat.convert.data import DataBlock, DataError, data_block, estimate_tokens
+from nbchat.protocol.exceptions import NbchatError
 
 
 def loads(block: DataBlock):
@@ -332,7 +332,7 @@ def test_dicts_and_lists_work_without_pandas_or_numpy():
         "import sys\n"
         "sys.modules['pandas'] = None\n"
         "sys.modules['numpy'] = None\n"
-        "from nbchat._data import data_block\n"
+        "from nbchat.convert.data import data_block\n"
         "print(data_block({'a': [1, 2, 3, 4, 5]}, max_rows=2).text)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -340,6 +340,9 @@ def test_dicts_and_lists_work_without_pandas_or_numpy():
 
 
 def test_importing_the_module_does_not_import_pandas_or_numpy():
-    code = "import sys, nbchat._data\nprint([m for m in ('pandas', 'numpy') if m in sys.modules])"
+    code = (
+        "import sys, nbchat.convert.data\n"
+        "print([m for m in ('pandas', 'numpy') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

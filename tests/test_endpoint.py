@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nbchat import _endpoint
-from nbchat._endpoint import LocalServerClient, default_client
+from nbchat.conversation import endpoint as _endpoint
+from nbchat.conversation.endpoint import default_client
 
 
 def test_configured_base_url_wins(monkeypatch):
@@ -11,7 +11,7 @@ def test_configured_base_url_wins(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     client = default_client()
     assert client.base_url == "http://127.0.0.1:9/v1"
-    assert not isinstance(client, LocalServerClient)
+    assert not client.profile.local
 
 
 def test_api_key_alone_means_the_default_endpoint(monkeypatch):
@@ -33,7 +33,7 @@ def test_nothing_configured_starts_the_local_server_and_says_so_once(monkeypatch
     said = []
     first = default_client(announce=said.append)
     default_client(announce=said.append)
-    assert isinstance(first, LocalServerClient)
+    assert first.profile.local
     assert first.base_url == "http://127.0.0.1:5555/v1"
     assert first.default_model == "smollm2"
     assert len(said) == 1

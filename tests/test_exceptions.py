@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nbchat._exceptions import (
+from nbchat.protocol.exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,

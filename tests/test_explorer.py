@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from nbchat._chat import Reply
-from nbchat._explorer import explore, token_colour
-from nbchat._types import ChatCompletion
+from nbchat.conversation.chat import Reply
+from nbchat.notebook.explorer import explore, token_colour
+from nbchat.protocol.types import ChatCompletion
 
 pytest.importorskip("ipywidgets")
 
@@ -145,7 +145,7 @@ def test_a_reply_without_logprobs_says_how_to_get_them():
 
 
 def test_table_button_shows_the_logprobs_frame(monkeypatch):
-    module = types.ModuleType("nbchat._logprobs")
+    module = types.ModuleType("nbchat.render.logprobs")
 
     class Frame:
         def __init__(self, completion):
@@ -155,7 +155,7 @@ def test_table_button_shows_the_logprobs_frame(monkeypatch):
             return "<table><tr><td>frame</td></tr></table>"
 
     module.logprobs_frame = Frame
-    monkeypatch.setitem(sys.modules, "nbchat._logprobs", module)
+    monkeypatch.setitem(sys.modules, "nbchat.render.logprobs", module)
     c = completion()
     explorer = explore(c)
     explorer.table_button.value = True
@@ -166,8 +166,8 @@ def test_table_button_shows_the_logprobs_frame(monkeypatch):
 
 
 def test_table_button_without_the_logprobs_module_says_so(monkeypatch):
-    monkeypatch.setitem(sys.modules, "nbchat._logprobs", None)
+    monkeypatch.setitem(sys.modules, "nbchat.render.logprobs", None)
     explorer = explore(completion())
     assert explorer.show_table() is None
     (output,) = explorer.table.outputs
-    assert "needs nbchat._logprobs" in output["data"]["text/plain"]
+    assert "needs nbchat.render.logprobs" in output["data"]["text/plain"]

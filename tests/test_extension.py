@@ -19,7 +19,7 @@ def test_loading_the_extension_imports_no_heavy_modules():
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     heavy = {"PIL", "pandas", "ipywidgets", "httpx", "pydantic", "numpy", "matplotlib"}
     assert not heavy & {name.split(".")[0] for name in loaded}
-    assert "nbchat._magics" in loaded
+    assert "nbchat.notebook.magics" in loaded
 
 
 def test_load_registers_magics_and_settings_once():

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbchat import _images
-from nbchat._exceptions import NbchatError
-from nbchat._images import (
+from nbchat.convert import images as _images
+from nbchat.convert.images import (
     ImageError,
     ImagePart,
     estimate_image_tokens,
     image_part,
     target_size,
 )
+from nbchat.protocol.exceptions import NbchatError
 
 plt.switch_backend("Agg")
 
@@ -538,7 +538,7 @@ def test_a_url_part_shows_the_link_without_loading_it():
 
 def test_importing_the_module_does_not_import_pillow_numpy_or_matplotlib():
     code = (
-        "import sys, nbchat._images\n"
+        "import sys, nbchat.convert.images\n"
         "heavy = [m for m in ('PIL', 'numpy', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)"
     )

@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 import nbchat
-from nbchat import _endpoint, _sessions
-from nbchat._endpoint import LocalServerClient
+from nbchat.conversation import endpoint as _endpoint
+from nbchat.conversation import sessions as _sessions
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def client():
         mp.delenv("OPENAI_BASE_URL", raising=False)
         mp.setattr(_endpoint, "_announced", True)
         client = _endpoint.default_client()
-    assert isinstance(client, LocalServerClient)
+    assert client.profile.local
     return client
 
 

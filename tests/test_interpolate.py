@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbchat._interpolate import InterpolationError, interpolate
+from nbchat.convert.interpolate import InterpolationError, interpolate
 
 NS = {"x": 3, "name": "Bob", "items": [1, 2], "price": 2.5}
 

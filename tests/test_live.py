@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import io
 
-from nbchat._chat import Reply
-from nbchat._live import BLOCK_CHARS, LiveView
-from nbchat._types import ChatCompletion, ChatCompletionChunk
+from nbchat.conversation.chat import Reply
+from nbchat.protocol.types import ChatCompletion, ChatCompletionChunk
+from nbchat.render.live import BLOCK_CHARS, LiveView
 
 
 class FakeHandle:

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from nbchat import BadRequestError, Client, IncompleteStreamError, NbchatError, local
-from nbchat._exceptions import RequestValidationError
 from nbchat.local import (
     LocalServer,
     LocalServerError,
@@ -24,6 +23,7 @@ from nbchat.local import (
     adapt_request,
     explain_broken_stream,
 )
+from nbchat.protocol.exceptions import RequestValidationError
 
 USER = [{"role": "user", "content": "Hi"}]
 WEATHER = {

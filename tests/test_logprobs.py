@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from nbchat._accumulate import ChatCompletionAccumulator
-from nbchat._exceptions import NbchatError
-from nbchat._logprobs import (
+from nbchat.protocol.exceptions import NbchatError
+from nbchat.protocol.types import ChatCompletion, ChatCompletionChunk
+from nbchat.render.logprobs import (
     COLUMNS,
     LogprobsError,
     LogprobsTable,
@@ -21,7 +21,7 @@ from nbchat._logprobs import (
     logprobs_summary,
     token_logprobs,
 )
-from nbchat._types import ChatCompletion, ChatCompletionChunk
+from nbchat.transport.accumulate import ChatCompletionAccumulator
 
 # The reference's example (天空是什么颜色? → 蓝色), verbatim.
 BLUE = {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157]}
@@ -335,7 +335,7 @@ def test_percentages(p, text):
 
 
 def test_importing_the_module_does_not_import_pandas():
-    code = "import sys, nbchat._logprobs\nprint('pandas' in sys.modules)"
+    code = "import sys, nbchat.render.logprobs\nprint('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -343,7 +343,7 @@ def test_importing_the_module_does_not_import_pandas():
 def test_summary_plain_text_in_ipython_is_the_readable_summary():
     from IPython.lib.pretty import pretty
 
-    from nbchat._logprobs import logprobs_summary
+    from nbchat.render.logprobs import logprobs_summary
 
     tokens = [
         {"token": "蓝", "logprob": -0.0023, "bytes": [232, 147, 157], "top_logprobs": []},

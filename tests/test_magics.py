@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 
 import nbchat
-from nbchat import _sessions
+from nbchat.conversation import sessions as _sessions
 from tests.fakeserver import SECRET, FakeServer, sse_events, streaming_client
 from tests.reference import LOGPROBS_RESPONSE
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from nbchat._markdown import is_inside_fence, sanitize_markdown
+from nbchat.convert.fences import is_inside_fence
+from nbchat.render.markdown import sanitize_markdown
 
 
 def test_remote_images_become_links():

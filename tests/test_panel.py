@@ -10,11 +10,12 @@ import httpx
 import pytest
 from IPython.testing import globalipapp
 
-from nbchat import Client, _sessions
-from nbchat._chat import Chat
-from nbchat._exceptions import RateLimitError
-from nbchat._panel import SEND_MARK, ChatPanel, panel
-from nbchat._render import error_bundle
+from nbchat import Client
+from nbchat.conversation import sessions as _sessions
+from nbchat.conversation.chat import Chat
+from nbchat.notebook.panel import SEND_MARK, ChatPanel, panel
+from nbchat.protocol.exceptions import RateLimitError
+from nbchat.render.bundles import error_bundle
 from tests.fakeserver import SECRET, FakeServer, sse_events
 
 pytest.importorskip("ipywidgets")

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from nbchat._chat import Chat, Reply
-from nbchat._exceptions import (
+from nbchat.conversation.chat import Chat, Reply
+from nbchat.protocol.exceptions import (
     APIConnectionError,
     AuthenticationError,
     NotFoundError,
     RateLimitError,
 )
-from nbchat._render import error_bundle, footer_text, history_bundle, reply_bundle
-from nbchat._types import ChatCompletion
+from nbchat.protocol.types import ChatCompletion
+from nbchat.render.bundles import error_bundle, footer_text, history_bundle, reply_bundle
 
 
 def completion(**overrides):
@@ -132,7 +132,7 @@ def test_unstreamed_footer_shows_the_whole_wait_not_a_first_token():
 
 
 def test_request_bundle_shortens_data_urls_but_not_ordinary_text():
-    from nbchat._render import request_bundle
+    from nbchat.render.bundles import request_bundle
 
     url = "data:image/png;base64," + "A" * 10_000
     body = {
@@ -148,7 +148,7 @@ def test_request_bundle_shortens_data_urls_but_not_ordinary_text():
 
 
 def test_json_mode_error_hints_at_the_word_json():
-    from nbchat._exceptions import BadRequestError
+    from nbchat.protocol.exceptions import BadRequestError
 
     error = BadRequestError(
         "'messages' must contain the word 'json' in some form, to use 'response_format' of "

@@ -5,13 +5,13 @@ import email.utils
 import httpx
 import pytest
 
-from nbchat._exceptions import (
+from nbchat.protocol.exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     class_for_status,
 )
-from nbchat._retry import INITIAL_DELAY, MAX_DELAY, retry_delay, should_retry
+from nbchat.transport.retry import INITIAL_DELAY, MAX_DELAY, retry_delay, should_retry
 
 NOW = 1_716_936_000.0
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from nbchat._schema import StrictSchemaError, strict_schema
+from nbchat.protocol.schema import StrictSchemaError, strict_schema
 from tests.reference import PERSON_INFO_FORMAT, WEATHER_TOOL
 
 # The reference's get_weather parameters and person_info schema: already strict.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbchat._sse import ServerSentEvent, SSEDecoder, iter_events
+from nbchat.transport.sse import ServerSentEvent, SSEDecoder, iter_events
 from tests.reference import STREAM_BYTES
 
 # Everything the decoder must get right at once: comments and keep-alives between events and

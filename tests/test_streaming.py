@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client
-from nbchat._exceptions import (
+from nbchat.protocol.exceptions import (
     APIResponseValidationError,
     IncompleteStreamError,
     InternalServerError,

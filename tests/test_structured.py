@@ -10,9 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
 
-from nbchat._exceptions import NbchatError
-from nbchat._schema import StrictSchemaError, strict_schema
-from nbchat._structured import (
+from nbchat.convert.structured import (
     StructuredOutputError,
     parse_reply,
     response_format_for,
@@ -20,6 +18,8 @@ from nbchat._structured import (
     to_frame,
     validate_json,
 )
+from nbchat.protocol.exceptions import NbchatError
+from nbchat.protocol.schema import StrictSchemaError, strict_schema
 
 
 class Colour(enum.StrEnum):
@@ -529,6 +529,6 @@ def test_what_is_not_records_cannot_be_a_frame():
 
 
 def test_importing_the_module_does_not_import_pandas():
-    code = "import sys, nbchat._structured\nprint('pandas' in sys.modules)"
+    code = "import sys, nbchat.convert.structured\nprint('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from nbchat._toolrun import (
+from nbchat.conversation.toolrun import (
     MAX_RESULT_CHARS,
     MAX_RESULT_ROWS,
     ToolPolicy,
@@ -25,8 +25,8 @@ from nbchat._toolrun import (
     input_confirm,
     run_tool_calls,
 )
-from nbchat._tools import as_tool, tool
-from nbchat._types import ChatCompletion, ToolCall, ToolMessage
+from nbchat.convert.tools import as_tool, tool
+from nbchat.protocol.types import ChatCompletion, ToolCall, ToolMessage
 from tests.reference import PARALLEL_TOOL_CALLS_RESPONSE
 
 CALLS: list[str] = []

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 from pydantic import BaseModel, Field
 
-from nbchat._tools import (
+from nbchat.convert.tools import (
     MAX_ROUNDS,
     Tool,
     ToolArgumentsError,
@@ -23,7 +23,7 @@ from nbchat._tools import (
     tool_definitions,
     tools_by_name,
 )
-from nbchat._types import ToolDefinition
+from nbchat.protocol.types import ToolDefinition
 from tests.reference import WEATHER_TOOL
 
 

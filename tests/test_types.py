@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nbchat._types import (
+from nbchat.protocol.types import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,

@@ -42,7 +42,7 @@ def _missing() -> str | None:
 def _notebook(base_url: str) -> dict:
     source = (
         "import nbchat\n"
-        "from nbchat._panel import panel\n"
+        "from nbchat.notebook.panel import panel\n"
         f"client = nbchat.Client(api_key='test-key', base_url={base_url!r}, max_retries=0)\n"
         "p = panel('browser', client=client)\n"
         "p"

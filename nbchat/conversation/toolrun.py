@@ -1,0 +1,509 @@
+"""Running the tool calls of one assistant reply: check, confirm, run, and encode each result.
+
+``run_tool_calls()`` answers every tool call with exactly one ToolResult, in order, and only the
+tools passed in can run; ``ToolResult.message()`` is the tool message to append to the history.
+
+Decisions, so a user knows what to expect:
+
+- Calls run one after another in the order the model gave them, never concurrently: tools touch
+  notebook state, and confirmation prompts must not interleave.
+- A call naming a tool that was not passed, arguments that are not JSON or fail validation, a
+  tool that raises, and a call the user declines are all answered to the model with
+  ``{"error": "..."}`` naming the problem; the tool is not run in the first three cases.
+- Confirmation: before running a tool with ``confirm=True``, or any tool when
+  ``ToolPolicy.confirm_all`` is on, ``confirm(tool, kwargs)`` is asked. It returns ``"yes"``,
+  ``"no"``, ``"always"`` (or True / False; anything else counts as no). ``"always"`` adds the tool
+  to ``ToolPolicy.approved``, so keep one ToolPolicy per session. Without a callback the user is
+  asked with ``input()`` (``input_confirm``); no input to read means no.
+- Results: a ``str`` is sent as it is (not JSON-quoted), so a tool can answer in prose; a
+  pydantic model as ``model_dump_json()``; a DataFrame as JSON records (a non-default index
+  becomes columns), at most ``MAX_RESULT_ROWS`` rows with a note saying how many there were;
+  dataclasses, datetimes (ISO 8601), sets, Decimal, UUID, paths, numpy scalars and arrays
+  become JSON; NaN and infinity become null; anything else its ``repr()``. Every message is
+  cut at ``MAX_RESULT_CHARS`` characters with a note at the end saying so.
+- Ctrl-C while tools run raises ToolRunInterrupted (a KeyboardInterrupt) carrying one result
+  per call, the unfinished ones answered as interrupted, so the history can stay well-formed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel
+
+from ..convert.tools import Tool, ToolArgumentsError, _run_awaitable, tools_by_name
+from ..protocol.types import ToolCall
+
+__all__ = [
+    "MAX_RESULT_CHARS",
+    "MAX_RESULT_ROWS",
+    "ConfirmCallback",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolRunInterrupted",
+    "arun_tool_calls",
+    "encode_result",
+    "input_confirm",
+    "run_tool_calls",
+]
+
+#: A tool message longer than this many characters is cut, with a note (about 5k tokens).
+MAX_RESULT_CHARS = 20_000
+#: A DataFrame result sends at most this many rows, with a note giving the total.
+MAX_RESULT_ROWS = 100
+
+ConfirmCallback = Callable[[Tool, dict[str, Any]], Any]
+
+_YES = {"yes", "y", "true", "ok", "run"}
+_ALWAYS = {"always", "a"}
+
+
+@dataclass
+class ToolPolicy:
+    """Confirmation state of a session: ask for every tool, and the tools approved for good."""
+
+    confirm_all: bool = False
+    approved: set[str] = field(default_factory=set)
+
+    def needs_confirmation(self, tool: Tool) -> bool:
+        return (tool.confirm or self.confirm_all) and tool.name not in self.approved
+
+
+@dataclass
+class ToolResult:
+    """What happened to one tool call, and the tool message that answers it."""
+
+    tool_call_id: str
+    name: str
+    #: The validated kwargs; the parsed JSON if validation failed; the raw text if not JSON.
+    arguments: dict[str, Any] | str
+    ok: bool
+    #: The message content sent to the model: the encoded value, or {"error": ...}.
+    content: str
+    value: Any = None
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+    declined: bool = False
+    #: Seconds spent in the tool itself; 0 when it did not run.
+    duration: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """``"ok"``, ``"declined"`` or ``"error"``."""
+        return "ok" if self.ok else "declined" if self.declined else "error"
+
+    def message(self) -> dict[str, str]:
+        """The protocol tool message: ``{"role": "tool", "tool_call_id": ..., "content": ...}``."""
+        return {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.content}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for display or logs (the Python value itself is left out)."""
+        return {
+            "tool_call_id": self.tool_call_id,
+            "name": self.name,
+            "arguments": json.loads(
+                pydantic_core.to_json(self.arguments, fallback=repr, inf_nan_mode="null")
+            ),
+            "status": self.status,
+            "error": self.error,
+            "duration": self.duration,
+            "content": self.content,
+        }
+
+
+class ToolRunInterrupted(KeyboardInterrupt):
+    """Ctrl-C while tools ran; ``results`` still answers every call (the rest as interrupted)."""
+
+    def __init__(self, results: list[ToolResult]) -> None:
+        super().__init__("tool calls interrupted")
+        self.results = results
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run_tool_calls(
+    tool_calls: Iterable[ToolCall | Mapping[str, Any]],
+    tools: Mapping[str, Any] | Iterable[Any] | None,
+    *,
+    confirm: ConfirmCallback | bool | None = None,
+    policy: ToolPolicy | None = None,
+    max_chars: int | None = MAX_RESULT_CHARS,
+    max_rows: int = MAX_RESULT_ROWS,
+) -> list[ToolResult]:
+    """Run the calls of one assistant reply; one ToolResult per call, in the same order.
+
+    ``tools`` maps names to tools (a Tool, function or model class; a list works too) and is
+    the only set of code that may run. ``confirm`` is the callback asked where ``policy`` says
+    so (default ``input_confirm``); ``confirm=True`` asks before every tool, like
+    ``ToolPolicy(confirm_all=True)``. Pass the session's ``policy`` so that "always" lasts;
+    without one, it lasts for this reply only.
+    """
+    calls = [_as_tool_call(call) for call in tool_calls]
+    table = tools_by_name(tools)
+    policy, ask = _confirmation(confirm, policy)
+    results: list[ToolResult] = []
+    try:
+        for call in calls:
+            step = _prepare(call, table, max_chars)
+            if isinstance(step, ToolResult):
+                results.append(step)
+                continue
+            tool, kwargs = step
+            if policy.needs_confirmation(tool):
+                decision = _ask(ask, tool, kwargs)
+                if inspect.isawaitable(decision):
+                    try:
+                        decision = _run_awaitable(decision)
+                    except Exception as exc:
+                        decision = exc
+                refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+            started = time.perf_counter()
+            try:
+                value = tool.invoke(kwargs)
+            except (Exception, SystemExit) as exc:
+                # A tool that calls exit() is a failed call, not the end of the session.
+                results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
+                continue
+            duration = time.perf_counter() - started
+            results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
+    except KeyboardInterrupt as exc:
+        raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
+    return results
+
+
+async def arun_tool_calls(
+    tool_calls: Iterable[ToolCall | Mapping[str, Any]],
+    tools: Mapping[str, Any] | Iterable[Any] | None,
+    *,
+    confirm: ConfirmCallback | bool | None = None,
+    policy: ToolPolicy | None = None,
+    max_chars: int | None = MAX_RESULT_CHARS,
+    max_rows: int = MAX_RESULT_ROWS,
+) -> list[ToolResult]:
+    """Like run_tool_calls(), awaiting async tools and an async ``confirm`` on this loop.
+
+    Sync tools still run in this thread, one after another, like in run_tool_calls().
+    """
+    calls = [_as_tool_call(call) for call in tool_calls]
+    table = tools_by_name(tools)
+    policy, ask = _confirmation(confirm, policy)
+    results: list[ToolResult] = []
+    try:
+        for call in calls:
+            step = _prepare(call, table, max_chars)
+            if isinstance(step, ToolResult):
+                results.append(step)
+                continue
+            tool, kwargs = step
+            if policy.needs_confirmation(tool):
+                decision = _ask(ask, tool, kwargs)
+                if inspect.isawaitable(decision):
+                    try:
+                        decision = await decision
+                    except Exception as exc:
+                        decision = exc
+                refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+            started = time.perf_counter()
+            try:
+                value = await tool.ainvoke(kwargs)
+            except (Exception, SystemExit) as exc:
+                # A tool that calls exit() is a failed call, not the end of the session.
+                results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
+                continue
+            duration = time.perf_counter() - started
+            results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
+    except KeyboardInterrupt as exc:
+        raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
+    return results
+
+
+def _confirmation(
+    confirm: ConfirmCallback | bool | None, policy: ToolPolicy | None
+) -> tuple[ToolPolicy, ConfirmCallback]:
+    if policy is None:
+        policy = ToolPolicy()
+    if confirm is True and not policy.confirm_all:
+        # A copy sharing ``approved``: "always" still reaches the caller's policy.
+        policy = ToolPolicy(confirm_all=True, approved=policy.approved)
+    ask = confirm if callable(confirm) else input_confirm
+    return policy, ask
+
+
+def input_confirm(tool: Tool, arguments: Mapping[str, Any]) -> str:
+    """Ask on the terminal or notebook with input(): ``"yes"``, ``"no"`` or ``"always"``."""
+    shown = ", ".join(f"{key}={_short_repr(value)}" for key, value in arguments.items())
+    try:
+        answer = input(f"Run {tool.name}({shown})? [y]es / [n]o / [a]lways: ")
+    except EOFError:
+        return "no"
+    answer = answer.strip().lower()
+    if answer in _ALWAYS:
+        return "always"
+    return "yes" if answer in _YES else "no"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _as_tool_call(call: Any) -> ToolCall:
+    if isinstance(call, ToolCall):
+        return call
+    if isinstance(call, Mapping):
+        return ToolCall.model_validate(dict(call))
+    if isinstance(call, BaseModel):
+        return ToolCall.model_validate(call.model_dump())
+    raise TypeError(f"a tool call must be a ToolCall or a dict, not {type(call).__name__}")
+
+
+def _prepare(
+    call: ToolCall, table: dict[str, Tool], max_chars: int | None
+) -> ToolResult | tuple[Tool, dict[str, Any]]:
+    name = call.function.name
+    raw = call.function.arguments
+    if call.type != "function":
+        return _failure(call, raw, f"unsupported tool call type {call.type!r}", max_chars)
+    tool = table.get(name)
+    if tool is None:
+        available = ", ".join(sorted(table)) or "none"
+        message = f"unknown tool {name!r}; the tools available are: {available}"
+        return _failure(call, _parsed_or_raw(raw), message, max_chars)
+    try:
+        kwargs = tool.validate(raw)
+    except ToolArgumentsError as exc:
+        return _failure(call, _parsed_or_raw(raw), exc.message, max_chars, exception=exc)
+    return tool, kwargs
+
+
+def _ask(ask: ConfirmCallback, tool: Tool, kwargs: dict[str, Any]) -> Any:
+    try:
+        return ask(tool, dict(kwargs))
+    except Exception as exc:
+        # A broken confirmation never lets a call through.
+        return exc
+
+
+def _apply_decision(
+    decision: Any,
+    call: ToolCall,
+    tool: Tool,
+    kwargs: dict[str, Any],
+    policy: ToolPolicy,
+    max_chars: int | None,
+) -> ToolResult | None:
+    """None to go ahead, or the ToolResult of a declined call."""
+    if isinstance(decision, Exception):
+        result = _failure(
+            call,
+            kwargs,
+            f"the user declined to run {tool.name}",
+            max_chars,
+            exception=decision,
+        )
+        result.declined = True
+        result.error = f"confirmation failed: {type(decision).__name__}: {decision}"
+        return result
+    answer = decision.strip().lower() if isinstance(decision, str) else None
+    if answer in _ALWAYS:
+        policy.approved.add(tool.name)
+        return None
+    if decision is True or answer in _YES:
+        return None
+    result = _failure(call, kwargs, f"the user declined to run {tool.name}", max_chars)
+    result.declined = True
+    return result
+
+
+def _success(
+    call: ToolCall,
+    kwargs: dict[str, Any],
+    value: Any,
+    duration: float,
+    max_chars: int | None,
+    max_rows: int,
+) -> ToolResult:
+    try:
+        content = encode_result(value, max_chars=max_chars, max_rows=max_rows)
+    except Exception as exc:
+        message = f"the result could not be encoded: {type(exc).__name__}: {exc}"
+        result = _failure(call, kwargs, message, max_chars, exception=exc)
+        result.value = value
+        result.duration = duration
+        return result
+    return ToolResult(
+        tool_call_id=call.id,
+        name=call.function.name,
+        arguments=kwargs,
+        ok=True,
+        content=content,
+        value=value,
+        duration=duration,
+    )
+
+
+def _raised(
+    call: ToolCall,
+    kwargs: dict[str, Any],
+    exc: BaseException,
+    duration: float,
+    max_chars: int | None,
+) -> ToolResult:
+    text = str(exc)
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    result = _failure(call, kwargs, message, max_chars, exception=exc)
+    result.duration = duration
+    return result
+
+
+def _failure(
+    call: ToolCall,
+    arguments: dict[str, Any] | str,
+    message: str,
+    max_chars: int | None,
+    *,
+    exception: BaseException | None = None,
+) -> ToolResult:
+    return ToolResult(
+        tool_call_id=call.id,
+        name=call.function.name,
+        arguments=arguments,
+        ok=False,
+        content=_cap(_compact_json({"error": message}), max_chars),
+        error=message,
+        exception=exception,
+    )
+
+
+def _compact_json(value: Any) -> str:
+    # The same spacing as encoded results: no spaces, no ASCII escapes.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _interrupted(
+    calls: Sequence[ToolCall], done: list[ToolResult], max_chars: int | None
+) -> list[ToolResult]:
+    rest = [
+        _failure(
+            call, _parsed_or_raw(call.function.arguments), "interrupted by the user", max_chars
+        )
+        for call in calls[len(done) :]
+    ]
+    return [*done, *rest]
+
+
+def _parsed_or_raw(raw: str) -> dict[str, Any] | str:
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+    return data if isinstance(data, dict) else raw
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding results
+
+
+def encode_result(
+    value: Any, *, max_chars: int | None = MAX_RESULT_CHARS, max_rows: int = MAX_RESULT_ROWS
+) -> str:
+    """The tool message content for a tool's return value (see the module docstring)."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    else:
+        text = _to_json(value, max_rows)
+    return _cap(text, max_chars)
+
+
+def _to_json(value: Any, max_rows: int) -> str:
+    def fallback(item: Any) -> Any:
+        return _jsonable(item, max_rows)
+
+    try:
+        return pydantic_core.to_json(value, fallback=fallback, inf_nan_mode="null").decode()
+    except pydantic_core.PydanticSerializationError:
+        pass
+    try:
+        # Bytes that are not UTF-8 text.
+        encoded = pydantic_core.to_json(
+            value, fallback=fallback, inf_nan_mode="null", bytes_mode="base64"
+        )
+        return encoded.decode()
+    except pydantic_core.PydanticSerializationError:
+        return repr(value)
+
+
+def _jsonable(value: Any, max_rows: int) -> Any:
+    """JSON-ready data for the types pydantic does not know; a repr() for the rest."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        if isinstance(value, pandas.DataFrame):
+            return _frame_records(value, max_rows)
+        if isinstance(value, pandas.Series):
+            return _frame_records(value.to_frame(), max_rows)
+        if isinstance(value, pandas.Index):
+            return _jsonable_list(value.tolist(), max_rows)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        if isinstance(value, numpy.generic):
+            return value.item()
+        if isinstance(value, numpy.ndarray):
+            return value.tolist()
+    return repr(value)
+
+
+def _jsonable_list(values: list[Any], max_rows: int) -> Any:
+    if len(values) <= max_rows:
+        return values
+    return {
+        "note": f"showing the first {max_rows} of {len(values)} values",
+        "values": values[:max_rows],
+    }
+
+
+def _frame_records(frame: Any, max_rows: int) -> Any:
+    index = frame.index
+    default_index = type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1
+    if not default_index:
+        # An index name that is also a column name: keep the columns, lose the index.
+        with contextlib.suppress(ValueError):
+            frame = frame.reset_index()
+    total = len(frame)
+    shown = frame.head(max_rows)
+    try:
+        records = json.loads(shown.to_json(orient="records", date_format="iso"))
+    except ValueError:
+        # Repeated column names cannot be record keys.
+        columns = [str(column) for column in shown.columns]
+        values = json.loads(shown.to_json(orient="values", date_format="iso"))
+        records = {"columns": columns, "data": values}
+    if total > max_rows:
+        return {"note": f"showing the first {max_rows} of {total} rows", "records": records}
+    return records
+
+
+def _cap(text: str, max_chars: int | None) -> str:
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return (
+        text[:max_chars]
+        + f"\n[truncated: the result has {len(text)} characters; the first {max_chars} are shown]"
+    )

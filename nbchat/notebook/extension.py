@@ -1,0 +1,58 @@
+"""Loading and unloading the IPython extension: the magics, the ``Chat`` settings object, and
+an input transformer that keeps a ``%chat`` prompt ending in "?" from becoming a help request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["keep_question_marks", "load", "unload"]
+
+_LINE_MAGIC = re.compile(r"^([ \t]*)%chat(?:[ \t]+(.*?))?[ \t]*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Turn ``%chat … ?`` lines into explicit magic calls before IPython reads "?" as help.
+
+    IPython treats a line ending in "?" as ``pinfo`` of its last name, so ``%chat Why?``
+    would show help for ``Why`` instead of asking. Cell magics (``%%chat``) are not affected.
+    """
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        match = _LINE_MAGIC.match(line.rstrip("\r\n"))
+        if match and line.rstrip().endswith("?"):
+            indent, args = match.group(1), match.group(2) or ""
+            out.append(f"{indent}get_ipython().run_line_magic('chat', {args!r})\n")
+        else:
+            out.append(line)
+    return out
+
+
+def load(ipython: Any) -> None:
+    from .magics import ChatMagics
+    from .settings import Chat
+
+    settings = next((c for c in ipython.configurables if isinstance(c, Chat)), None)
+    if settings is None:
+        # parent=ipython gives the settings the shell's config: profiles and %config reach it.
+        settings = Chat(parent=ipython)
+        ipython.configurables.append(settings)
+    ipython.register_magics(ChatMagics(ipython, settings))
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
+
+
+def unload(ipython: Any) -> None:
+    from .settings import Chat
+
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, Chat)]
+    magics = ipython.magics_manager.magics
+    magics["line"].pop("chat", None)
+    magics["cell"].pop("chat", None)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks in cleanup:
+        cleanup.remove(keep_question_marks)

@@ -1,0 +1,179 @@
+"""The ``%%chat`` cell magic and ``%chat`` line magic: parse options, call the layers, display.
+
+Mistakes are UsageErrors (one line, no traceback, nothing sent); failed requests show an error
+card and fail the cell with a one-line error, so headless runs stop there.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .settings import Chat as ChatSettings
+
+__all__ = ["ChatMagics"]
+
+SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config")
+
+
+def _logit_bias(text: str) -> tuple[str, float]:
+    token, sep, bias = text.partition("=")
+    if not sep or not token.strip().isdigit():
+        raise ValueError(text)
+    return token.strip(), float(bias)
+
+
+def _tool_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(text)
+    return names
+
+
+@magics_class
+class ChatMagics(Magics):
+    """``%%chat`` and ``%chat``."""
+
+    def __init__(self, shell: Any, settings: ChatSettings) -> None:
+        super().__init__(shell)
+        self.settings = settings
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model name.")
+    @argument("-s", "--system", metavar="TEXT", help="System prompt of this conversation.")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature, 0–2.")
+    @argument("--top-p", type=float, help="Nucleus sampling, 0–1.")
+    @argument("--max-tokens", type=int, help="Most tokens in the reply.")
+    @argument("-n", type=int, help="How many choices to generate.")
+    @argument("--stop", action="append", metavar="S", help="Stop sequence (repeatable).")
+    @argument("--presence-penalty", type=float, help="-2 to 2.")
+    @argument("--frequency-penalty", type=float, help="-2 to 2.")
+    @argument(
+        "--logit-bias",
+        action="append",
+        type=_logit_bias,
+        metavar="ID=BIAS",
+        help="Token bias, e.g. 50256=-100 (repeatable).",
+    )
+    @argument("--seed", type=int, help="Sampling seed.")
+    @argument("--user", help="End-user id for abuse monitoring.")
+    @argument("--store", action="store_true", default=None, help="Ask the server to store it.")
+    @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
+    @argument("--session", default="default", metavar="NAME", help="Named conversation.")
+    @argument("--new", action="store_true", help="Start this conversation afresh.")
+    @argument("-o", "--out", metavar="VAR", help="Store the result in this variable.")
+    @argument("--raw", action="store_true", help="Also show the raw JSON exchanged.")
+    @argument("--no-interpolate", action="store_true", help="Keep {braces} as written.")
+    @argument("--dry-run", action="store_true", help="Show the request without sending it.")
+    @argument("--image", action="append", metavar="VAR", help="Attach an image (repeatable).")
+    @argument("--detail", choices=("low", "high", "auto"), help="Image detail.")
+    @argument("--data", action="append", metavar="VAR", help="Attach data as JSON (repeatable).")
+    @argument("--json", action="store_true", help="Ask for a JSON object.")
+    @argument("--schema", metavar="NAME", help="Pydantic model or JSON schema for the reply.")
+    @argument(
+        "--logprobs",
+        nargs="?",
+        const=5,
+        type=int,
+        metavar="N",
+        help="Show token probabilities with N alternatives (default 5).",
+    )
+    @argument("--tools", type=_tool_names, metavar="F,G", help="Functions the model may call.")
+    @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
+    @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
+    @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @line_cell_magic
+    def chat(self, line: str, cell: str | None = None) -> Any:
+        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
+
+        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations.
+        """
+        tokens, rest = split_options(line, self.chat.parser)
+        if cell is None:
+            words = rest.split()
+            if len(words) == 1 and words[0] in SUBCOMMANDS:
+                args = self._parse(tokens)
+                return self._subcommand(words[0], args)
+            prompt = rest
+        else:
+            if rest.strip():
+                raise UsageError(
+                    f"Unexpected text after the options: {rest.strip()!r} "
+                    "(the prompt goes in the cell body)"
+                )
+            prompt = cell
+        args = self._parse(tokens)
+        from .run import run_cell
+
+        return run_cell(self.shell, self.settings, args, prompt)
+
+    def _parse(self, tokens: list[str]) -> Any:
+        return self.chat.parser.parse_args(tokens)
+
+    def _subcommand(self, name: str, args: Any) -> Any:
+        from .run import subcommand
+
+        return subcommand(self.shell, self.settings, name, args)
+
+
+def split_options(line: str, parser: Any) -> tuple[list[str], str]:
+    """Split ``line`` into option tokens and the free text after them (kept as written).
+
+    Only the options are shell-split, so a prompt may hold quotes and apostrophes freely.
+    """
+    takes_value = set()
+    for action in parser._actions:
+        if action.nargs == 0:
+            continue
+        takes_value.update(action.option_strings)
+    optional_value = {
+        opt for action in parser._actions if action.nargs == "?" for opt in action.option_strings
+    }
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    tokens: list[str] = []
+    while True:
+        start = stream.tell()
+        try:
+            token = lexer.get_token()
+        except ValueError as exc:
+            if tokens and tokens[-1] in takes_value:
+                raise UsageError(f"Bad quoting in the options: {exc}") from None
+            return tokens, line[start:].strip()
+        if token is None or token == lexer.eof:
+            return tokens, ""
+        if not token.startswith("-") or token in ("-", "--") or _is_number(token):
+            if token == "--":
+                return tokens, line[stream.tell() :].strip()
+            return tokens, line[start:].strip()
+        tokens.append(token)
+        name = token.split("=", 1)[0]
+        if name in takes_value and "=" not in token:
+            mark = stream.tell()
+            try:
+                value = lexer.get_token()
+            except ValueError as exc:
+                raise UsageError(f"Bad quoting in the value of {token}: {exc}") from None
+            if value is None or value == lexer.eof:
+                if name in optional_value:
+                    return tokens, ""
+                raise UsageError(f"Option {token} needs a value")
+            if name in optional_value and not _is_number(value):
+                # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
+                return tokens, line[mark:].strip()
+            tokens.append(value)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True

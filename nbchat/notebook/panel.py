@@ -1,0 +1,688 @@
+"""The chat panel: an ipywidgets front end to one named conversation, streaming in a thread.
+
+``panel("x")`` and ``%%chat --session x`` share one Chat; replies, tool calls and errors are shown
+with the same bundles as the magic. ipywidgets is imported only when a panel is made.
+
+Enter sends, Shift+Enter adds a line. ipywidgets sends no key events from a Textarea, so the
+panel displays a few lines of JavaScript (in its own Output widget, which JupyterLab trusts) that
+turn a plain Enter in the prompt into an end-of-prompt mark appended to the text; the kernel sees
+the mark in the synced value and sends. The mark travels in the same widget state as the text, so
+the last keystrokes can never arrive after the send. Where front-end JavaScript does not run, the
+Send button does the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from typing import Any
+
+from ..conversation.chat import Chat
+from ..render.bundles import error_bundle, footer_text, reply_bundle
+from ..render.live import LiveView
+from ..render.markdown import sanitize_markdown
+from .widgets import ipywidgets_module
+
+__all__ = ["ChatPanel", "StopRequested", "panel"]
+
+# Appended to the prompt by the front end when Enter (without Shift) is pressed: a private-use
+# character nobody types.
+SEND_MARK = "\ue000"
+LOGPROB_ALTERNATIVES = 5
+
+_ENTER_TO_SEND_JS = """
+(function () {
+  if (window.__nbchatEnterToSend) { return; }
+  window.__nbchatEnterToSend = true;
+  document.addEventListener('keydown', function (event) {
+    if (event.key !== 'Enter' || event.shiftKey || event.isComposing) { return; }
+    var area = event.target;
+    if (!area || area.tagName !== 'TEXTAREA' || !area.closest('.nbchat-prompt')) { return; }
+    event.preventDefault();
+    event.stopPropagation();
+    area.value = area.value + '\\ue000';
+    area.dispatchEvent(new Event('input', {bubbles: true}));
+  }, true);
+})();
+"""
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised inside the streaming thread when Stop is pressed.
+
+    A KeyboardInterrupt, so that Chat keeps the partial reply, marked, as for a real interrupt.
+    """
+
+
+def panel(session: str | None = None, *, client: Any = None) -> ChatPanel:
+    """A chat panel on the conversation ``session`` (the magic's ``--session``; default
+    "default"). ``client`` is the server to talk to; otherwise the magic's settings choose it."""
+    return ChatPanel(session or "default", client=client)
+
+
+def _output(bundle: dict[str, str]) -> dict[str, Any]:
+    return {"output_type": "display_data", "data": dict(bundle), "metadata": {}}
+
+
+class _Area:
+    """A display handle over one slot of an Output widget's ``outputs``; LiveView updates it."""
+
+    def __init__(self, out: Any, index: int) -> None:
+        self._out = out
+        self._index = index
+
+    def update(self, bundle: dict[str, str], raw: bool = True) -> None:
+        outputs = list(self._out.outputs)
+        outputs[self._index] = _output(bundle)
+        self._out.outputs = tuple(outputs)
+
+
+class _PanelListener(LiveView):
+    """The magic's live rendering, into the panel's live area, ending early when Stop is set."""
+
+    def __init__(self, owner: ChatPanel, *, rate: float) -> None:
+        super().__init__(mode="live", rate=rate, display=self._display_into)
+        self._owner = owner
+
+    def _display_into(self, bundle: dict[str, str], raw: bool = True, display_id: Any = None):
+        out = self._owner.live
+        out.outputs = (*out.outputs, _output(bundle))
+        return _Area(out, len(out.outputs) - 1)
+
+    def on_request(self, body: dict[str, Any]) -> None:
+        if self._owner._stop.is_set():
+            raise StopRequested
+
+    def on_chunk(self, chunk: Any, stream: Any) -> None:
+        if self._owner._stop.is_set():
+            raise StopRequested
+        super().on_chunk(chunk, stream)
+
+
+class ChatPanel:
+    """The widget tree and its behaviour. Display it; ``.widget`` is the ipywidgets VBox."""
+
+    def __init__(
+        self,
+        session: str = "default",
+        *,
+        client: Any = None,
+        chat: Chat | None = None,
+        shell: Any = None,
+        list_models: bool = True,
+        updates_per_second: float = 10.0,
+    ) -> None:
+        w = ipywidgets_module()
+        from ..conversation.sessions import session as get_session
+
+        self.chat = chat if chat is not None else get_session(session)
+        self._shell = shell if shell is not None else _current_shell()
+        settings = _magic_settings(self._shell)
+        if client is not None:
+            self.chat.client = client
+        elif settings is not None:
+            from ..conversation.sessions import client_for
+
+            self.chat.use_client_unless_chosen(client_for(settings))
+        if (
+            settings is not None
+            and len(self.chat) == 0
+            and settings.system
+            and not self.chat.system
+        ):
+            self.chat.system = settings.system
+        self._rate = updates_per_second
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.attachments: list[Any] = []
+        # Rendered exchanges sent from this panel, and errors: (start, messages, bundles).
+        self._exchanges: list[tuple[int, list[dict[str, Any]], list[dict[str, str]]]] = []
+        self._errors: list[tuple[int, list[dict[str, Any]], list[dict[str, str]]]] = []
+        self._seen: tuple[int, Any] = (-1, None)
+        self._tokens_used = 0
+        self._counted: Any = None
+
+        defaults = self.chat.settings
+        model = defaults.get("model") or (settings.model if settings is not None else "") or ""
+        temperature = defaults.get("temperature")
+        if temperature is None and settings is not None:
+            temperature = settings.temperature
+        max_tokens = defaults.get("max_tokens")
+        if max_tokens is None and settings is not None:
+            max_tokens = settings.max_tokens
+
+        self.title = w.HTML(self._title_html())
+        self.model = w.Combobox(
+            value=model,
+            placeholder="model (server default)",
+            options=[],
+            ensure_option=False,
+            description="Model",
+            layout=w.Layout(width="260px"),
+        )
+        self.temperature_on = w.Checkbox(
+            value=temperature is not None, description="temperature", indent=False
+        )
+        self.temperature_on.layout.width = "auto"
+        self.temperature = w.FloatSlider(
+            value=1.0 if temperature is None else float(temperature),
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            readout_format=".2f",
+            disabled=temperature is None,
+            layout=w.Layout(width="200px"),
+        )
+        self.max_tokens = w.BoundedIntText(
+            value=int(max_tokens or 0),
+            min=0,
+            max=1_000_000,
+            description="max tokens",
+            tooltip="0: no limit set",
+            layout=w.Layout(width="170px"),
+        )
+        self.json_mode = w.ToggleButton(value=False, description="JSON", tooltip="JSON mode")
+        self.logprobs = w.ToggleButton(
+            value=False, description="logprobs", tooltip="Ask for token probabilities"
+        )
+        self.explore_button = w.ToggleButton(
+            value=False,
+            description="Explore",
+            tooltip="Token probabilities of the last reply",
+            icon="search",
+        )
+        for button in (self.json_mode, self.logprobs, self.explore_button):
+            button.layout.width = "auto"
+        self.system = w.Textarea(
+            value=self.chat.system or "",
+            placeholder="System prompt (empty: none)",
+            continuous_update=False,
+            layout=w.Layout(width="100%"),
+        )
+        system_box = w.Accordion(children=[self.system])
+        system_box.set_title(0, "System prompt")
+        system_box.selected_index = None
+
+        self.conversation = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.conversation.add_class("nbchat-conversation")
+        self.live = w.Output()
+        self.live.add_class("nbchat-live")
+        self.footer = w.HTML("")
+        self.footer.add_class("nbchat-footer")
+
+        self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
+        self.image_var = w.Dropdown(
+            options=[], description="or variable", layout={"width": "240px"}
+        )
+        self.attach_button = w.Button(description="Attach", tooltip="Attach the chosen image")
+        self.clear_attachments = w.Button(description="Clear images", tooltip="Remove attachments")
+        for button in (self.attach_button, self.clear_attachments):
+            button.layout.width = "auto"
+        self.thumbnails = w.HTML("")
+        self.thumbnails.add_class("nbchat-thumbnails")
+
+        self.prompt = w.Textarea(
+            placeholder="Message — Enter sends, Shift+Enter adds a line",
+            continuous_update=True,
+            rows=3,
+            layout=w.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.prompt.add_class("nbchat-prompt")
+        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.send_button.add_class("nbchat-send")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
+        self.stop_button.add_class("nbchat-stop")
+        self.stop_button.disabled = True
+        self.status = w.HTML("")
+        self.status.add_class("nbchat-status")
+        self.explorer_area = w.VBox([])
+        self.explorer_area.add_class("nbchat-explorer-area")
+        self._keys = w.Output(layout=w.Layout(height="0px", overflow="hidden"))
+        self._keys.outputs = (_output({"application/javascript": _ENTER_TO_SEND_JS}),)
+
+        controls = w.HBox(
+            [
+                self.model,
+                self.temperature_on,
+                self.temperature,
+                self.max_tokens,
+                self.json_mode,
+                self.logprobs,
+                self.explore_button,
+            ],
+            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        images = w.HBox(
+            [self.upload, self.image_var, self.attach_button, self.clear_attachments],
+            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        buttons = w.VBox([self.send_button, self.stop_button])
+        self.widget = w.VBox(
+            [
+                self.title,
+                controls,
+                system_box,
+                self.conversation,
+                self.live,
+                self.explorer_area,
+                images,
+                self.thumbnails,
+                w.HBox([self.prompt, buttons], layout=w.Layout(width="100%")),
+                self.status,
+                self.footer,
+                self._keys,
+            ],
+            layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"),
+        )
+        self.widget.add_class("nbchat-panel")
+
+        self.prompt.observe(self._on_prompt, names="value")
+        self.send_button.on_click(lambda _: self.send())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.system.observe(self._on_system, names="value")
+        self.temperature_on.observe(self._on_temperature_on, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.attach_button.on_click(lambda _: self.attach_variable())
+        self.clear_attachments.on_click(lambda _: self.clear_images())
+        self.explore_button.observe(self._on_explore, names="value")
+
+        self.refresh()
+        self._hook_cells()
+        if list_models:
+            threading.Thread(target=self.load_models, daemon=True).start()
+
+    # -- display ------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"ChatPanel(session={self.chat.name!r}, messages={len(self.chat)})"
+
+    def _title_html(self) -> str:
+        import html
+
+        return f"<b>💬 nbchat</b> — conversation <code>{html.escape(self.chat.name)}</code>"
+
+    # -- models -------------------------------------------------------------------------------
+
+    def load_models(self) -> list[str]:
+        """Fill the model picker from the server's model list; on failure it stays free text."""
+        try:
+            names = sorted(self.chat.client.models())
+        except Exception:
+            return []
+        self.model.options = names
+        if not self.model.value and len(names) == 1:
+            self.model.value = names[0]
+        return names
+
+    # -- sending ------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def request_fields(self) -> dict[str, Any]:
+        """The per-message request fields the controls set (None leaves the conversation's)."""
+        fields: dict[str, Any] = {}
+        model = self.model.value.strip()
+        if model:
+            fields["model"] = model
+        if self.temperature_on.value:
+            fields["temperature"] = round(self.temperature.value, 4)
+        if self.max_tokens.value:
+            fields["max_tokens"] = int(self.max_tokens.value)
+        if self.json_mode.value:
+            fields["response_format"] = {"type": "json_object"}
+        if self.logprobs.value:
+            fields["logprobs"] = True
+            fields["top_logprobs"] = LOGPROB_ALTERNATIVES
+        return fields
+
+    def send(self, text: str | None = None) -> threading.Thread | None:
+        """Send ``text`` (default: the prompt box) with the attachments; returns the thread."""
+        if text is None:
+            text = self.prompt.value
+        text = text.replace(SEND_MARK, "").strip()
+        if self.busy:
+            self.status.value = "⏳ Still answering — Stop it first."
+            return None
+        if not text and not self.attachments:
+            self.status.value = "Write a message first."
+            return None
+        content: Any = text
+        if self.attachments:
+            content = [{"type": "text", "text": text}] if text else []
+            content += [part.to_dict() for part in self.attachments]
+        thumbs = [part.thumbnail for part in self.attachments if part.thumbnail]
+        self.prompt.value = ""
+        self.attachments = []
+        self.thumbnails.value = ""
+        self._stop.clear()
+        self.send_button.disabled = True
+        self.stop_button.disabled = False
+        self.status.value = "⏳ Answering…"
+        self.live.outputs = (_output(_user_bundle(text, thumbs)),)
+        thread = threading.Thread(
+            target=self._run, args=(content, text, thumbs), daemon=True, name="nbchat-panel"
+        )
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """End the reply being streamed; what arrived so far is kept, marked as interrupted."""
+        if self.busy:
+            self._stop.set()
+            self.status.value = "⏹ Stopping…"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the reply in progress; True when none is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+    def _run(self, content: Any, text: str, thumbs: list[str]) -> None:
+        chat = self.chat
+        start = len(chat)
+        listener = _PanelListener(self, rate=self._rate)
+        user = _user_bundle(text, thumbs)
+        status = ""
+        try:
+            reply = chat.send(content, listener=listener, **self.request_fields())
+        except StopRequested:
+            reply = chat.last_reply if chat.last_reply is not None else None
+            if reply is not None and reply.interrupted:
+                self._remember(start, [user, reply_bundle(reply)])
+            status = "⏹ Stopped; the partial reply is kept in the conversation."
+        except Exception as exc:
+            # The same card as the magic shows; an incomplete stream also keeps its partial.
+            reply = chat.last_reply if getattr(chat.last_reply, "interrupted", False) else None
+            bundles = [user]
+            if reply is not None:
+                bundles.append(reply_bundle(reply))
+            bundles.append(error_bundle(exc))
+            if reply is not None:
+                self._remember(start, bundles)
+            else:
+                self._errors.append((start, chat.messages[:start], bundles))
+            status = f"⚠ {type(exc).__name__}"
+        else:
+            self._remember(start, [user, reply_bundle(reply)])
+        finally:
+            self.live.outputs = ()
+            self.send_button.disabled = False
+            self.stop_button.disabled = True
+        self.status.value = status
+        self.refresh(force=True)
+        if self.explore_button.value:
+            self._show_explorer()
+
+    def _remember(self, start: int, bundles: list[dict[str, str]]) -> None:
+        self._exchanges.append((start, self.chat.messages[start:], bundles))
+
+    # -- the conversation view ----------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw the conversation from the Chat (the magic may have changed it)."""
+        messages = self.chat.messages
+        key = (len(messages), messages[-1] if messages else None)
+        if not force and key == self._seen:
+            return
+        self._seen = key
+        self.conversation.outputs = tuple(_output(b) for b in self._bundles(messages))
+        reply = self.chat.last_reply
+        self.footer.value = ""
+        if reply is not None and reply.completion.choices:
+            import html
+
+            text = footer_text(
+                reply.completion,
+                time_to_first_token=reply.time_to_first_token,
+                elapsed=reply.elapsed or None,
+            )
+            self._tokens_used += 0 if reply is self._counted else _tokens(reply)
+            self._counted = reply
+            used = (
+                f" · {self._tokens_used} tokens used from this panel" if self._tokens_used else ""
+            )
+            self.footer.value = f"<small>Last reply: {html.escape(text)}{used}</small>"
+        if self.system.value != (self.chat.system or ""):
+            self.system.value = self.chat.system or ""
+        self._refresh_image_variables()
+
+    def _bundles(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        exchanges = {
+            start: (len(kept), bundles)
+            for start, kept, bundles in self._exchanges
+            if kept and messages[start : start + len(kept)] == kept
+        }
+        errors: dict[int, list[dict[str, str]]] = {}
+        for start, before, bundles in self._errors:
+            if messages[:start] == before:
+                errors.setdefault(start, []).extend(bundles)
+        interrupted = set(self.chat.interrupted)
+        shown: list[dict[str, str]] = []
+        i = 0
+        while i < len(messages):
+            shown.extend(errors.pop(i, ()))
+            if i in exchanges:
+                count, bundles = exchanges[i]
+                shown.extend(bundles)
+                i += count
+                continue
+            shown.append(_message_bundle(messages[i], i in interrupted))
+            i += 1
+        for bundles in errors.values():
+            shown.extend(bundles)
+        return shown
+
+    def _hook_cells(self) -> None:
+        """Redraw after every cell, so that %%chat turns in the same session show up here."""
+        shell = self._shell
+        if shell is None or not hasattr(shell, "events"):
+            return
+        ref = weakref.ref(self)
+
+        def after_cell(*_: Any) -> None:
+            me = ref()
+            if me is None:
+                with contextlib.suppress(ValueError):
+                    shell.events.unregister("post_run_cell", after_cell)
+                return
+            if not me.busy:
+                me.refresh()
+
+        shell.events.register("post_run_cell", after_cell)
+        self._after_cell = after_cell
+
+    def close(self) -> None:
+        """Stop any reply, unhook from the shell and close the widgets."""
+        self.stop()
+        hook = getattr(self, "_after_cell", None)
+        if hook is not None and self._shell is not None:
+            with contextlib.suppress(ValueError):
+                self._shell.events.unregister("post_run_cell", hook)
+        self.widget.close()
+
+    # -- controls -----------------------------------------------------------------------------
+
+    def _on_prompt(self, change: dict[str, Any]) -> None:
+        value = change["new"]
+        if SEND_MARK in value:
+            self.send(value)
+
+    def _on_system(self, change: dict[str, Any]) -> None:
+        text = change["new"].strip()
+        if text != (self.chat.system or ""):
+            self.chat.system = text or None
+
+    def _on_temperature_on(self, change: dict[str, Any]) -> None:
+        self.temperature.disabled = not change["new"]
+
+    def _on_explore(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self._show_explorer()
+        else:
+            self.explorer_area.children = ()
+
+    def _show_explorer(self) -> None:
+        reply = self.chat.last_reply
+        w = ipywidgets_module()
+        if reply is None:
+            self.explorer_area.children = (w.HTML("<i>No reply yet.</i>"),)
+            return
+        from .explorer import explore
+
+        try:
+            explorer = explore(reply.completion)
+        except ValueError as exc:
+            self.explorer_area.children = (w.HTML(f"<i>{_escape(str(exc))}</i>"),)
+            return
+        self.explorer = explorer
+        self.explorer_area.children = (explorer.widget,)
+
+    # -- images -------------------------------------------------------------------------------
+
+    def attach(self, obj: Any, detail: str = "auto") -> Any:
+        """Attach an image (anything nbchat's image conversion takes) to the next message."""
+        from ..convert.images import image_part
+
+        part = image_part(obj, detail)
+        self.attachments.append(part)
+        self._show_thumbnails()
+        return part
+
+    def attach_variable(self) -> None:
+        name = self.image_var.value
+        if not name:
+            self.status.value = "Choose an image variable first."
+            return
+        namespace = self._shell.user_ns if self._shell is not None else {}
+        try:
+            self.attach(namespace[name])
+        except Exception as exc:
+            self.status.value = f"⚠ {_escape(name)}: {_escape(str(exc).splitlines()[0])}"
+
+    def clear_images(self) -> None:
+        self.attachments = []
+        self._show_thumbnails()
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        for item in files:
+            try:
+                self.attach(bytes(item["content"]))
+            except Exception as exc:
+                name = item.get("name", "file")
+                self.status.value = f"⚠ {_escape(name)}: {_escape(str(exc).splitlines()[0])}"
+        # Forget the upload so the same file can be chosen again.
+        with contextlib.suppress(Exception):
+            self.upload.value = ()
+
+    def _show_thumbnails(self) -> None:
+        cells = []
+        for part in self.attachments:
+            tip = _escape(part.summary()) if hasattr(part, "summary") else "image"
+            if part.thumbnail:
+                cells.append(
+                    f'<img src="{part.thumbnail}" title="{tip}" alt="attached image" '
+                    'style="max-height:64px;margin-right:4px;border:1px solid #ccc">'
+                )
+            else:
+                cells.append(f"<span title='{tip}'>🖼 image</span> ")
+        self.thumbnails.value = "".join(cells)
+
+    def _refresh_image_variables(self) -> None:
+        if self._shell is None:
+            return
+        names = [
+            name
+            for name, value in self._shell.user_ns.items()
+            if not name.startswith("_") and _is_image(value)
+        ]
+        if list(self.image_var.options) != names:
+            self.image_var.options = names
+
+
+def _tokens(reply: Any) -> int:
+    return sum(c.usage.total_tokens or 0 for c in reply.completions if c.usage is not None)
+
+
+def _is_image(value: Any) -> bool:
+    import sys
+
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def _user_bundle(text: str, thumbs: list[str]) -> dict[str, str]:
+    images = "".join(
+        f'<img src="{src}" alt="image" style="max-height:64px;margin-right:4px">' for src in thumbs
+    )
+    md = f"**🧑 You:** {sanitize_markdown(text)}"
+    if images:
+        md += "\n\n" + images
+    plain = f"[user] {text}" + (f" [+{len(thumbs)} images]" if thumbs else "")
+    return {"text/markdown": md, "text/plain": plain}
+
+
+def _message_bundle(message: dict[str, Any], interrupted: bool) -> dict[str, str]:
+    """One history message, for turns that were not sent from this panel."""
+    role = message.get("role", "?")
+    content = message.get("content")
+    if isinstance(content, list):
+        text = " ".join(
+            part.get("text", "") if part.get("type") == "text" else "🖼" for part in content
+        )
+    else:
+        text = content or ""
+    mark = " *(interrupted)*" if interrupted else ""
+    if role == "user":
+        return {"text/markdown": f"**🧑 You:** {sanitize_markdown(text)}", "text/plain": text}
+    if role == "system":
+        return {
+            "text/markdown": f"*System:* {sanitize_markdown(text)}",
+            "text/plain": f"[system] {text}",
+        }
+    if role == "tool":
+        return {
+            "text/markdown": f"<details><summary>🔧 result of {message.get('tool_call_id')}"
+            f"</summary>\n\n```\n{text[:4000]}\n```\n\n</details>",
+            "text/plain": f"[tool] {text}",
+        }
+    md = sanitize_markdown(text) + mark
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function", {})
+        md += f"\n\n🔧 `{fn.get('name')}({str(fn.get('arguments', ''))[:200]})`"
+    return {"text/markdown": md, "text/plain": f"[{role}] {text}"}
+
+
+def _magic_settings(shell: Any) -> Any:
+    if shell is None:
+        return None
+    from .settings import Chat as ChatSettings
+
+    return next(
+        (c for c in getattr(shell, "configurables", ()) if isinstance(c, ChatSettings)), None
+    )
+
+
+def _current_shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()

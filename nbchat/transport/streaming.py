@@ -1,0 +1,303 @@
+"""ChatStream and AsyncChatStream: iterate a streamed completion chunk by chunk.
+
+Bytes go through the SSE decoder, each event becomes a ChatCompletionChunk, and the accumulator
+keeps ``completion`` up to date. The response is closed in a ``finally`` whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ..protocol.exceptions import (
+    APIError,
+    APIResponseValidationError,
+    IncompleteStreamError,
+    redact,
+    status_error_from_event,
+)
+from ..protocol.types import ChatCompletion, ChatCompletionChunk
+from .accumulate import ChatCompletionAccumulator
+from .sse import ServerSentEvent, SSEDecoder
+
+__all__ = ["AsyncChatStream", "ChatStream"]
+
+# The validator itself, not model_validate_json: one Python call less on every chunk.
+_validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_json
+_HEAD = 512
+_SSE_STARTS = (b"data", b":", b"event", b"id", b"retry", b"\xef\xbb\xbf")
+
+
+class _StreamState:
+    """What the sync and async streams share: decoding, parsing, accumulating, ending."""
+
+    def __init__(self, response: httpx.Response, secret: str | None) -> None:
+        self.response = response
+        self._secret = secret
+        self._decoder = SSEDecoder()
+        self.accumulator = ChatCompletionAccumulator()
+        self.done = False
+        self._snapshot: ChatCompletion | None = None
+        self._snapshot_at = -1
+        # The first bytes, kept until a chunk arrives, to show what came if none ever does.
+        self._head = b""
+
+    def chunks_from(self, events: list[ServerSentEvent]) -> Iterator[ChatCompletionChunk]:
+        # A generator, so that chunks read before a bad event still reach the caller first.
+        handle = self.accumulator.handle_chunk
+        for event in events:
+            data = event.data
+            if data == b"[DONE]":
+                self.done = True
+                return
+            if event.event == "error":
+                raise self._error(data)
+            try:
+                chunk = _validate_chunk(data)
+            except ValidationError as exc:
+                raise self._not_a_chunk(event, exc) from None
+            extra = chunk.__pydantic_extra__
+            if extra and "error" in extra:
+                raise self._error(data)
+            handle(chunk)
+            yield chunk
+
+    def feed(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
+        if len(self._head) < _HEAD and not self.accumulator.chunks:
+            self._head += raw[:_HEAD]
+        return self.chunks_from(self._decoder.feed(raw))
+
+    def finish(self) -> Iterator[ChatCompletionChunk]:
+        if self.done:
+            return
+        yield from self.chunks_from(self._decoder.flush())
+        pending = self._decoder.pending.strip()
+        if pending == b"[DONE]":
+            self.done = True
+        elif pending and not self.done:
+            # The last event lacks only its blank line: a server that ends the body right after
+            # it still said everything. A cut in the middle of the JSON is no chunk, though.
+            try:
+                last = list(self.chunks_from([ServerSentEvent(pending)]))
+            except APIResponseValidationError:
+                last = []
+            yield from last
+        if not self.done and not self.accumulator.finished:
+            head = self._head.lstrip()
+            if head and not self.accumulator.chunks and not head.startswith(_SSE_STARTS):
+                raise self._not_a_stream()
+            raise self.cut_short("the connection closed")
+
+    def _not_a_stream(self) -> APIError:
+        """Bytes came, but not one event: say what came instead of "cut short"."""
+        kind = self.response.headers.get("content-type", "").split(";", 1)[0].strip()
+        text = " ".join(redact(self._head.decode("utf-8", "replace"), self._secret).split())
+        return APIResponseValidationError(
+            f"The server answered with {kind or 'a body'}, not an event stream: {text[:200]}"
+            + ("…" if len(text) > 200 else ""),
+            request=self.response.request,
+            body=text,
+        )
+
+    @property
+    def is_json(self) -> bool:
+        kind = self.response.headers.get("content-type", "")
+        return kind.split(";", 1)[0].strip().lower() == "application/json"
+
+    def whole(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
+        """The one chunk of a server that ignored ``stream`` and answered with plain JSON."""
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
+            body = body[0]  # an error object wrapped in a list, as some servers send
+            raw = json.dumps(body).encode()
+        if isinstance(body, dict) and "choices" in body and "error" not in body:
+            raw = json.dumps(_as_chunk(body)).encode()
+        # An error object (or anything else) takes the road a stream event would.
+        yield from self.chunks_from([ServerSentEvent(raw)])
+        self.done = True
+
+    def cut_short(self, why: str) -> IncompleteStreamError:
+        return IncompleteStreamError(
+            f"The stream was cut short ({why}) before it finished; "
+            f"{self.accumulator.chunks} chunks arrived and are kept in .completion.",
+            request=self.response.request,
+            completion=self.completion,
+        )
+
+    def safe_cause(self, exc: BaseException) -> BaseException | None:
+        # A traceback prints the cause's message; drop the cause if it carries the key.
+        return None if self._secret and self._secret in str(exc) else exc
+
+    def broken_by(self, exc: httpx.TransportError) -> str:
+        why = redact(str(exc), self._secret)
+        return f"{type(exc).__name__}: {why}" if why else type(exc).__name__
+
+    @property
+    def completion(self) -> ChatCompletion:
+        if self._snapshot is None or self._snapshot_at != self.accumulator.chunks:
+            self._snapshot = self.accumulator.snapshot()
+            self._snapshot_at = self.accumulator.chunks
+        return self._snapshot
+
+    def _not_a_chunk(self, event: ServerSentEvent, exc: ValidationError) -> Exception:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the event"
+        text = redact(event.text, self._secret)
+        snippet = text if len(text) <= 200 else text[:200] + "…"
+        return APIResponseValidationError(
+            f"The stream sent an event that is not a chat completion chunk "
+            f"({where}: {first['msg']}): {snippet}",
+            request=self.response.request,
+            body=text,
+        )
+
+    def _error(self, data: bytes) -> Exception:
+        try:
+            body: Any = json.loads(data)
+        except ValueError:
+            body = {"error": {"message": data.decode("utf-8", errors="replace")}}
+        if not isinstance(body, dict):
+            body = {"error": {"message": str(body)}}
+        if "error" not in body:
+            body = {"error": body}
+        return status_error_from_event(body, response=self.response, secret=self._secret)
+
+
+def _as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
+    """A ChatCompletion as a dict, turned into the single chunk that carries all of it."""
+    choices = []
+    for choice in completion.get("choices") or []:
+        if not isinstance(choice, dict):
+            return completion  # not a completion after all: let validation say so
+        delta = dict(choice.get("message") or {})
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [
+                {"index": n, **call} if isinstance(call, dict) else call
+                for n, call in enumerate(calls)
+            ]
+        rest = {key: value for key, value in choice.items() if key != "message"}
+        choices.append({**rest, "delta": delta})
+    return {**completion, "object": "chat.completion.chunk", "choices": choices}
+
+
+class ChatStream:
+    """A streamed chat completion: a context manager and an iterator of ChatCompletionChunk.
+
+    ``completion`` is the ChatCompletion accumulated so far, in the shape ``create()`` returns.
+    A stream that ends early raises IncompleteStreamError and keeps what arrived.
+    """
+
+    def __init__(self, response: httpx.Response, *, secret: str | None = None) -> None:
+        self._state = _StreamState(response, secret)
+        self._iterator = self._iterate()
+
+    @property
+    def response(self) -> httpx.Response:
+        return self._state.response
+
+    @property
+    def completion(self) -> ChatCompletion:
+        return self._state.completion
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._iterator
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._iterator)
+
+    def _iterate(self) -> Iterator[ChatCompletionChunk]:
+        state = self._state
+        try:
+            try:
+                if state.is_json:
+                    body = state.response.read()
+                else:
+                    for raw in state.response.iter_bytes():
+                        yield from state.feed(raw)
+                        if state.done:
+                            return
+            except httpx.TransportError as exc:
+                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
+            yield from state.whole(body) if state.is_json else state.finish()
+        finally:
+            state.response.close()
+
+    def until_done(self) -> ChatCompletion:
+        """Read the rest of the stream and return the whole completion."""
+        for _ in self._iterator:
+            pass
+        return self.completion
+
+    def close(self) -> None:
+        self._iterator.close()
+        self._state.response.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncChatStream:
+    """The asyncio twin of ChatStream: ``async for chunk in stream``."""
+
+    def __init__(self, response: httpx.Response, *, secret: str | None = None) -> None:
+        self._state = _StreamState(response, secret)
+        self._iterator = self._iterate()
+
+    @property
+    def response(self) -> httpx.Response:
+        return self._state.response
+
+    @property
+    def completion(self) -> ChatCompletion:
+        return self._state.completion
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterator
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._iterator.__anext__()
+
+    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
+        state = self._state
+        try:
+            try:
+                if state.is_json:
+                    body = await state.response.aread()
+                else:
+                    async for raw in state.response.aiter_bytes():
+                        for chunk in state.feed(raw):
+                            yield chunk
+                        if state.done:
+                            return
+            except httpx.TransportError as exc:
+                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
+            for chunk in state.whole(body) if state.is_json else state.finish():
+                yield chunk
+        finally:
+            await state.response.aclose()
+
+    async def until_done(self) -> ChatCompletion:
+        async for _ in self._iterator:
+            pass
+        return self.completion
+
+    async def close(self) -> None:
+        await self._iterator.aclose()
+        await self._state.response.aclose()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
