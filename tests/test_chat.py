@@ -440,3 +440,174 @@ def test_a_server_with_many_models_gets_a_clear_error_listing_them():
     client, _ = _models_server(["a", "b", "c"])
     with pytest.raises(nbchat.RequestValidationError, match=r"lists 3: a, b, c"):
         Chat(client=client, stream=False).send("hi")
+
+
+# -- one request path: what prepare() shows is what send() puts on the wire ----------------------
+
+
+def _weather(location: str) -> str:
+    """Current weather of a city."""
+    return f"sunny in {location}"
+
+
+_CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["name", "population"],
+}
+
+
+def _image():
+    from PIL import Image
+
+    return Image.new("RGB", (64, 48), "red")
+
+
+_MATRIX = {
+    "plain": {},
+    "tools": {"tools": [_weather]},
+    "forced tool": {"tools": [_weather], "tool_choice": "auto"},
+    "schema": {"schema": _CITY_SCHEMA},
+    "json": {"json": True},
+    "logprobs": {"logprobs": True, "top_logprobs": 3},
+    "image": {"images": [_image()], "detail": "low"},
+    "data": {"data": [{"a": 1, "b": [1, 2, 3]}]},
+    "stop": {"stop": ["\n\n", "END"], "max_tokens": 30},
+    "logit bias": {"logit_bias": {"50256": -100}, "seed": 7, "temperature": 0.3},
+    "settings": {"top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": 0.1, "user": "u1"},
+}
+
+
+def _profiled_client(server: FakeServer, profile: str):
+    from nbchat.conversation.endpoint import local_profile
+    from nbchat.transport.profiles import configured_profile
+
+    if profile == "local":
+        return server.client(server=local_profile("smollm2"))
+    return server.client(server=configured_profile(profile))
+
+
+@pytest.mark.parametrize("profile", ["generic", "local", "ollama", "lmstudio", "azure"])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "unstreamed"])
+@pytest.mark.parametrize("case", list(_MATRIX))
+def test_the_dry_run_body_is_the_body_on_the_wire(case, stream, profile):
+    options = _MATRIX[case]
+    if profile == "local" and case == "image":
+        pytest.skip("the local server refuses images before sending (tested below)")
+    dry = FakeServer()
+    prepared = Chat(
+        "fake-model", client=_profiled_client(dry, profile), system="Be brief."
+    ).prepare("Weather in Paris?", stream=stream, **options)
+    assert dry.requests == []  # nothing was sent
+    wire = FakeServer()
+    if options.get("schema") or options.get("json"):
+        wire.reply('{"name": "Paris", "population": 2100000}')
+    else:
+        wire.reply("It is sunny.")
+    chat = Chat("fake-model", client=_profiled_client(wire, profile), system="Be brief.")
+    chat.send("Weather in Paris?", stream=stream, **options)
+    assert wire.requests[0] == json.loads(json.dumps(prepared.body))
+    assert prepared.method == "POST"
+    assert prepared.url.startswith("http://fake.test/v1/chat/completions")
+
+
+def test_prepare_shows_the_url_and_masked_headers_and_changes_nothing():
+    server = FakeServer()
+    chat = Chat("fake-model", client=server.client(), system="s")
+    prepared = chat.prepare("hello", stream=True)
+    assert prepared.url == "http://fake.test/v1/chat/completions"
+    assert prepared.headers["Authorization"] == "Bearer ••••••••"
+    assert SECRET not in json.dumps(prepared.to_dict())
+    assert prepared.body["stream"] is True
+    assert prepared.body["stream_options"] == {"include_usage": True}
+    assert chat.messages == [{"role": "system", "content": "s"}]
+    assert server.requests == []
+
+
+def test_prepare_refuses_what_the_server_cannot_take_as_send_would():
+    from nbchat import RequestValidationError
+
+    server = FakeServer()
+    chat = Chat("fake-model", client=_profiled_client(server, "local"))
+    with pytest.raises(RequestValidationError, match=r"text only|image"):
+        chat.prepare("What is this?", images=[_image()])
+    with pytest.raises(RequestValidationError, match=r"text only|image"):
+        chat.send("What is this?", images=[_image()])
+    assert server.requests == [] and chat.messages == []
+
+
+def test_adaptation_notes_reach_the_prepared_request_and_the_reply():
+    server = FakeServer().reply('{"name": "Paris", "population": 2}')
+    chat = Chat("fake-model", client=_profiled_client(server, "lmstudio"))
+    prepared = chat.prepare("x", json=True, stream=False)
+    assert prepared.body["response_format"]["type"] == "json_schema"
+    assert any("json_object" in note for note in prepared.notes)
+    reply = chat.send("x", json=True, stream=False)
+    assert reply.notes == list(prepared.notes)
+    assert reply.prepared == prepared
+
+
+def test_a_refused_feature_is_learned_once_per_endpoint_with_a_note():
+    server = FakeServer()
+    server.error(400, "logprobs are not supported by this model", param="logprobs")
+    server.reply("one").reply("two")
+    client = server.client()
+    first = Chat("fake-model", client=client, stream=False)
+    reply = first.send("a", logprobs=True, top_logprobs=2)
+    assert reply.content == "one"
+    assert "logprobs" in server.requests[0] and "logprobs" not in server.requests[1]
+    assert any("logprobs" in note for note in reply.notes)
+    assert client.profile.supports("logprobs") is False
+    # Another conversation on the same endpoint does not ask again.
+    second = Chat("fake-model", client=client, stream=False).send("b", logprobs=True)
+    assert "logprobs" not in server.requests[2]
+    assert second.content == "two"
+
+
+def test_a_refusal_that_no_fallback_can_meet_fails_the_call_and_is_remembered():
+    server = FakeServer().error(400, "This model does not support tools", param="tools")
+    client = server.client()
+    chat = Chat("fake-model", client=client, stream=False)
+    with pytest.raises(nbchat.BadRequestError):
+        chat.send("a", tools=[_weather])
+    assert chat.messages == []
+    assert client.profile.supports("tools") is False
+    with pytest.raises(nbchat.RequestValidationError, match="tool calling is unsupported"):
+        chat.prepare("a", tools=[_weather])
+    assert len(server.requests) == 1
+
+
+def test_stream_usage_is_learned_from_a_stream_that_reports_it():
+    server = FakeServer().reply("hi")
+    client = server.client()
+    assert client.profile.supports("stream_usage") is None
+    Chat("fake-model", client=client).send("x")
+    assert client.profile.supports("stream_usage") is True
+
+
+def test_sends_to_one_conversation_never_interleave():
+    import threading
+    import time
+
+    inside = []
+    order = []
+
+    class Slow(ChatListener):
+        def on_request(self, body):
+            inside.append(1)
+            assert len(inside) == 1, "two sends of one conversation ran at once"
+            time.sleep(0.05)
+
+        def on_completion(self, completion):
+            order.append(completion.content)
+            inside.pop()
+
+    server = FakeServer().reply("first").reply("second")
+    chat = make_chat(server, stream=False)
+    worker = threading.Thread(target=lambda: chat.send("a", listener=Slow()))
+    worker.start()
+    time.sleep(0.01)
+    chat.send("b", listener=Slow())
+    worker.join()
+    assert order == ["first", "second"]
+    assert [m["content"] for m in chat.messages] == ["a", "first", "b", "second"]

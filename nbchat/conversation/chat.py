@@ -521,25 +521,26 @@ class Chat:
         reply.prepared = prepared
         reply.request = prepared.body
         listener.on_request(prepared.body)
-        if not prepared.stream:
-            completion = client.send_completion(prepared)
-            listener.on_completion(completion)
-            return completion
-        try:
-            stream = client.send_stream(prepared)
-        except BadRequestError as exc:
-            if "stream_options" not in prepared.body or not _about_stream_options(exc):
-                raise
-            # Learned once for this endpoint: every conversation that uses it stops asking.
-            client.profile.learn("stream_usage", False)
-            reply.notes.append(
-                "The server refused stream_options, so streamed token counts are counted "
-                "from the chunks."
-            )
-            prepared = self._prepare_round(plan, prepared.body["messages"])
-            reply.prepared = prepared
-            reply.request = prepared.body
-            stream = client.send_stream(prepared)
+        tried: set[str] = set()
+        while True:
+            try:
+                if not prepared.stream:
+                    completion = client.send_completion(prepared)
+                    listener.on_completion(completion)
+                    return completion
+                stream = client.send_stream(prepared)
+                break
+            except BadRequestError as exc:
+                # A server that lacks a feature the request uses: learned once for the
+                # endpoint (every conversation on it stops asking), sent again without it.
+                note = client.profile.fallback(exc, prepared.body)
+                if note is None or note in tried:
+                    raise
+                tried.add(note)
+                reply.notes.append(note)
+                prepared = self._prepare_round(plan, self.messages)
+                reply.prepared = prepared
+                reply.request = prepared.body
         self._inflight = stream
         try:
             with stream:
@@ -561,6 +562,8 @@ class Chat:
             raise real from exc
         self._inflight = None
         completion = stream.completion
+        if completion.usage is not None and "stream_options" in prepared.body:
+            client.profile.learn("stream_usage", True)
         listener.on_completion(completion)
         return completion
 

@@ -15,7 +15,7 @@ import httpx
 
 from ..protocol.exceptions import NbchatError
 from ..transport.client import Client
-from ..transport.profiles import ServerProfile, profile_for
+from ..transport.profiles import ServerProfile, configured_profile
 
 __all__ = ["default_client", "local_profile"]
 
@@ -74,24 +74,16 @@ def local_profile(model: str | None) -> ServerProfile:
     """The profile of nbchat's own local server: what it lacks is adapted by ``nbchat.local``."""
     from .. import local
 
-    return profile_for(
+    return configured_profile(
         "llama-cpp-python",
         default_model=model,
         local=True,
         adapter=local.adapt_request,
         explain_broken_stream=local.explain_broken_stream,
-        # Measured on the local server: see the table in nbchat/local/__init__.py.
-        features={
-            "stream_usage": False,
-            "json_schema": False,
-            "json_object": True,
-            "logprobs": True,
-            "tools": True,
-            "vision": False,
-            "n": False,
-            "developer_role": False,
-        },
-        source="nbchat/local/__init__.py (requests sent to llama-cpp-python 0.3.36)",
+        # Measured on the local server: see the table in nbchat.local's adaptation module.
+        features={"logprobs": True, "tools": True},
+        context_window=local.DEFAULT_CONTEXT,
+        source="requests sent to nbchat's local server (llama-cpp-python 0.3.36, SmolLM2-135M)",
     )
 
 

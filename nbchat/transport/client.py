@@ -29,7 +29,7 @@ from ..protocol.exceptions import (
 )
 from ..protocol.types import ChatCompletion, ChatCompletionRequest
 from .prepared import MASK, PreparedRequest
-from .profiles import ServerProfile, detect_profile, profile_for
+from .profiles import ServerProfile, azure_deployment, configured_profile, detect_profile
 from .retry import retry_delay, should_retry
 from .streaming import AsyncChatStream, ChatStream
 
@@ -143,8 +143,10 @@ class _BaseClient:
         self.headers = dict(headers or {})
         if isinstance(server, ServerProfile):
             self._profile = server
-        elif server is not None:
-            self._profile = profile_for(server)
+        elif server is not None and server != "auto":
+            self._profile = configured_profile(server)
+            if server == "azure":
+                self._profile.default_model = azure_deployment(self.base_url)
         else:
             self._profile = detect_profile(self.base_url)
         # Seams for tests: a fake clock and a fixed jitter.
@@ -258,6 +260,7 @@ class _BaseClient:
             # Not chained: pydantic's message quotes the body, which may echo the key.
             raise self._unreadable(response, "a chat completion", exc) from None
         extra = completion.__pydantic_extra__
+        self._profile.observe(extra)
         if extra and "error" in extra and not completion.choices:
             raise status_error_from_event(
                 {"error": extra["error"]}, response=response, secret=self._api_key
@@ -272,6 +275,8 @@ class _BaseClient:
         data = body.get("data") if isinstance(body, dict) else body
         if not isinstance(data, list):
             raise self._unreadable(response, "a list of models", None)
+        # The list says which server this is (owned_by) and, for some, the context window.
+        self._profile.observe_models(body)
         return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
 
     def _unreadable(

@@ -2,21 +2,62 @@
 
 A ``ServerProfile`` is chosen by configuration (``Client(server="vllm")``) or detected, and it
 is the one place where a request is fitted to a server (``adapt``) and where facts learned by
-trying (usage in streams, json_schema…) are remembered for the endpoint.
+trying (usage in streams, json_schema, logprobs, tools, images) are remembered for the endpoint.
+
+Each kind's differences from the protocol reference, and where they come from:
+
+================  =================================================================================
+kind              differences nbchat applies (source)
+================  =================================================================================
+openai            none: the reference itself (platform.openai.com/docs/api-reference/chat)
+azure             URL ``{resource}/openai/deployments/{deployment}/chat/completions?api-version=…``,
+                  the key in an ``api-key`` header; the deployment names the model
+                  (learn.microsoft.com/azure/ai-foundry/openai/reference)
+llama-cpp-python  ``json_schema`` is a 500: sent as ``json_object`` + ``schema``; ``n`` > 1 and
+                  images unsupported; no usage in streams; ``developer`` role unknown → ``system``
+                  (requests sent to llama-cpp-python 0.3.36: the table in nbchat/local/adapt.py;
+                  nbchat's own local server adds more, see there)
+llama-server      ``response_format`` ``json_object`` takes a ``schema``; ``json_schema`` works;
+                  ``n`` > 1 unsupported; ``/v1/models`` says ``owned_by: llamacpp``
+                  (github.com/ggml-org/llama.cpp, tools/server/README.md)
+vllm              everything of the reference incl. ``stream_options``, ``json_schema`` (guided
+                  decoding) and logprobs; tools need ``--enable-auto-tool-choice``; ``/v1/models``
+                  says ``owned_by: vllm`` and gives ``max_model_len``
+                  (docs.vllm.ai, serving/openai_compatible_server)
+ollama            fields it does not take are dropped: ``logit_bias``, ``user``, ``n``;
+                  ``stream_options.include_usage`` works; port 11434
+                  (docs.ollama.com/api/openai-compatibility)
+lmstudio          ``response_format`` ``json_object`` is a 400 ("must be 'json_schema' or 'text'"):
+                  sent as ``json_schema`` with an any-object schema; port 1234
+                  (lmstudio.ai/docs/api/structured-output; lmstudio-bug-tracker issue 189)
+openrouter        the reference; usage in streams (openrouter.ai/docs/api-reference)
+generic           nothing assumed: what fails is learned once and remembered
+================  =================================================================================
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from ..protocol.exceptions import RequestValidationError
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["FEATURES", "KINDS", "Adapter", "ServerProfile", "detect_profile", "profile_for"]
+__all__ = [
+    "FEATURES",
+    "KINDS",
+    "Adapter",
+    "ServerProfile",
+    "configured_profile",
+    "detect_profile",
+    "kind_from_models",
+    "profile_for",
+]
 
 #: Every server kind nbchat has a profile for.
 KINDS = (
@@ -48,6 +89,9 @@ Adapter = Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]]
 #: ``(client, body) -> the real error behind a stream the server dropped, or None``.
 Explainer = Callable[["Client", Mapping[str, Any]], Exception | None]
 
+# The schema a json_object request means, for servers that only take json_schema.
+_ANY_OBJECT = {"name": "json_object", "schema": {"type": "object"}}
+
 
 @dataclass
 class ServerProfile:
@@ -71,6 +115,8 @@ class ServerProfile:
     auth: str = "bearer"
     #: Query parameters every request carries (Azure's ``api-version``).
     query: dict[str, str] = field(default_factory=dict)
+    #: True when the kind was configured, not guessed: detection then leaves it alone.
+    configured: bool = False
     #: Where the differences written here come from.
     source: str = ""
     _learned: dict[str, bool] = field(default_factory=dict, repr=False)
@@ -79,15 +125,28 @@ class ServerProfile:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Unknown server kind {self.kind!r}; one of: {', '.join(KINDS)}")
+        if self.auth not in ("bearer", "api-key"):
+            raise ValueError(f"auth must be 'bearer' or 'api-key', not {self.auth!r}")
+
+    def __repr__(self) -> str:
+        model = f", default_model={self.default_model!r}" if self.default_model else ""
+        return f"ServerProfile(kind={self.kind!r}{model})"
+
+    # -- what it supports ---------------------------------------------------------------------
 
     def supports(self, feature: str) -> bool | None:
         """True, False, or None when neither the profile nor a request has told yet."""
+        if feature not in FEATURES:
+            raise ValueError(f"Unknown feature {feature!r}; one of: {', '.join(FEATURES)}")
         with self._lock:
             if feature in self._learned:
                 return self._learned[feature]
         return self.features.get(feature)
 
     def learn(self, feature: str, value: bool) -> None:
+        """Remember what a request found out about the server, for every later request."""
+        if feature not in FEATURES:
+            raise ValueError(f"Unknown feature {feature!r}; one of: {', '.join(FEATURES)}")
         with self._lock:
             self._learned[feature] = value
 
@@ -107,51 +166,288 @@ class ServerProfile:
             return {"api-key": api_key}
         return {"Authorization": f"Bearer {api_key}"}
 
+    # -- fitting a request --------------------------------------------------------------------
+
     def adapt(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """Fit a request body to this server: ``(new body, notes)``; ``body`` is not changed."""
+        """Fit a request body to this server: ``(new body, notes)``; ``body`` is not changed.
+
+        What the server lacks is rewritten to an equivalent where there is one (with a note),
+        left out where it only loses something (with a note), and refused before sending
+        (RequestValidationError) where the reply could not be what was asked for.
+        """
         out = copy.deepcopy(dict(body))
         notes: list[str] = []
         for name in self.drops:
-            if name in out:
-                del out[name]
+            if out.pop(name, None) is not None:
                 notes.append(f"{name} is not supported by {self.kind}; it was left out.")
+        self._check_refusals(out)
+        if out.get("stream_options") and self.supports("stream_usage") is False:
+            del out["stream_options"]
+            notes.append(f"{self.kind} reports no token usage in streams; they are counted.")
+        if out.get("logprobs") and self.supports("logprobs") is False:
+            out.pop("logprobs")
+            out.pop("top_logprobs", None)
+            notes.append(f"{self.kind} returns no logprobs (learned from an earlier request).")
+        notes += self._adapt_response_format(out)
+        if self.supports("developer_role") is False:
+            for message in out.get("messages") or ():
+                if isinstance(message, dict) and message.get("role") == "developer":
+                    message["role"] = "system"
         if self.adapter is not None:
             out, more = self.adapter(out)
-            notes += more
+            notes += [note for note in more if note not in notes]
         return out, notes
+
+    def _check_refusals(self, out: dict[str, Any]) -> None:
+        n = out.get("n")
+        if n is not None and n != 1 and self.supports("n") is False:
+            raise _unsupported(self.kind, "n", f"n={n}", "send separate requests")
+        if out.get("tools") and self.supports("tools") is False:
+            raise _unsupported(self.kind, "tools", "tool calling")
+        if self.supports("vision") is False and _has_images(out.get("messages") or ()):
+            raise _unsupported(self.kind, "messages", "image input", "use a model that can see")
+
+    def _adapt_response_format(self, out: dict[str, Any]) -> list[str]:
+        fmt = out.get("response_format")
+        if not isinstance(fmt, Mapping):
+            return []
+        kind = fmt.get("type")
+        if kind == "json_schema" and self.supports("json_schema") is False:
+            if self.supports("json_object") is False:
+                raise _unsupported(self.kind, "response_format", "structured output")
+            schema = (fmt.get("json_schema") or {}).get("schema")
+            out["response_format"] = (
+                {"type": "json_object", "schema": schema}
+                if schema is not None and self.kind in ("llama-cpp-python", "llama-server")
+                else {"type": "json_object"}
+            )
+            return [
+                f"{self.kind} takes no json_schema format: sent as json_object; the reply is "
+                "still validated against the schema."
+            ]
+        if kind == "json_object" and self.supports("json_object") is False:
+            if self.supports("json_schema") is False:
+                raise _unsupported(self.kind, "response_format", "JSON mode")
+            out["response_format"] = {"type": "json_schema", "json_schema": dict(_ANY_OBJECT)}
+            return [f"{self.kind} takes no json_object format: sent as json_schema (any object)."]
+        return []
+
+    # -- learning from a refusal ---------------------------------------------------------------
+
+    def fallback(self, error: Any, body: Mapping[str, Any]) -> str | None:
+        """After a 400 that says the server lacks a feature the body uses: learn it and return
+        a note when the request can be sent again without it (``adapt`` then leaves it out);
+        None when the error is about something else or nothing can stand in for the feature."""
+        param = (getattr(error, "param", None) or "").lower()
+        message = (getattr(error, "message", None) or str(error)).lower()
+
+        def about(*words: str) -> bool:
+            return any(word in param or word in message for word in words)
+
+        if body.get("stream_options") and about("stream_options", "include_usage"):
+            self.learn("stream_usage", False)
+            return "The server refused stream_options, so streamed tokens are counted."
+        fmt = body.get("response_format")
+        if isinstance(fmt, Mapping) and about("response_format", "json_schema", "json_object"):
+            feature = "json_schema" if fmt.get("type") == "json_schema" else "json_object"
+            other = "json_object" if feature == "json_schema" else "json_schema"
+            if self.supports(feature) is False or self.supports(other) is False:
+                return None
+            self.learn(feature, False)
+            return (
+                f"The server refused response_format {feature}; sent again as {other} "
+                "(the reply is still validated)."
+            )
+        if body.get("logprobs") and about("logprobs", "top_logprobs"):
+            self.learn("logprobs", False)
+            return "The server refused logprobs; the reply comes without them."
+        if body.get("tools") and about("tools", "tool_choice", "function"):
+            self.learn("tools", False)
+        elif _has_images(body.get("messages") or ()) and about("image", "vision", "multimodal"):
+            self.learn("vision", False)
+        return None
+
+    # -- detection ----------------------------------------------------------------------------
+
+    def refine(self, kind: str) -> None:
+        """Become a profile of ``kind`` when this one is a guess (``generic``, not configured);
+        what was learned and the default model are kept."""
+        if kind not in KINDS or self.configured or self.kind != "generic" or kind == "generic":
+            return
+        known = profile_for(kind)
+        with self._lock:
+            self.kind = kind
+            self.features = {**known.features, **self.features}
+            self.drops = known.drops
+            self.source = known.source
+
+    def observe_models(self, payload: Any) -> None:
+        """Learn from a ``GET /models`` body: the server's kind and the context window."""
+        kind = kind_from_models(payload)
+        if kind is not None:
+            self.refine(kind)
+        if self.context_window is None:
+            self.context_window = context_from_models(payload, self.default_model)
+
+    def observe(self, extra: Mapping[str, Any] | None) -> None:
+        """Learn the server's kind from the fields a reply carries beyond the reference."""
+        if not extra or self.kind != "generic":
+            return
+        if "timings" in extra:
+            self.refine("llama-server")
+        elif "kv_transfer_params" in extra or "prompt_logprobs" in extra:
+            self.refine("vllm")
+        elif extra.get("system_fingerprint") == "fp_ollama":
+            self.refine("ollama")
+        elif "stats" in extra:
+            self.refine("lmstudio")
 
     def with_(self, **changes: Any) -> ServerProfile:
         """A copy with ``changes``, learning nothing from this one."""
         return replace(self, _learned={}, _lock=threading.Lock(), **changes)
 
 
+def _unsupported(kind: str, field: str, what: str, instead: str = "") -> RequestValidationError:
+    message = f"Invalid request: {field}: {what} is unsupported by this {kind} server"
+    return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
+
+
+def _has_images(messages: Iterable[Any]) -> bool:
+    for message in messages:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and part.get("type") == "image_url" for part in content
+        ):
+            return True
+    return False
+
+
+_ALL = dict.fromkeys(FEATURES, True)
+
 _KNOWN: dict[str, dict[str, Any]] = {
-    "openai": {
-        "features": dict.fromkeys(FEATURES, True),
-        "source": "https://platform.openai.com/docs/api-reference/chat",
+    "openai": {"features": dict(_ALL), "source": "platform.openai.com/docs/api-reference/chat"},
+    "azure": {
+        "features": dict(_ALL),
+        "auth": "api-key",
+        "query": {"api-version": "2024-10-21"},
+        "source": "learn.microsoft.com/azure/ai-foundry/openai/reference",
     },
-    "generic": {"features": {}},
+    "openrouter": {
+        "features": {**_ALL, "developer_role": None},
+        "source": "openrouter.ai/docs/api-reference",
+    },
+    "vllm": {
+        "features": {**_ALL, "developer_role": None, "vision": None, "tools": None},
+        "source": "docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
+    },
+    "ollama": {
+        "features": {"stream_usage": True, "json_schema": True, "json_object": True, "n": False},
+        "drops": ("logit_bias", "user"),
+        "source": "docs.ollama.com/api/openai-compatibility",
+    },
+    "lmstudio": {
+        "features": {"json_schema": True, "json_object": False, "n": False},
+        "source": "lmstudio.ai/docs/api/structured-output; lmstudio-bug-tracker issue 189",
+    },
+    "llama-server": {
+        "features": {"json_schema": True, "json_object": True, "n": False},
+        "source": "github.com/ggml-org/llama.cpp tools/server/README.md",
+    },
+    "llama-cpp-python": {
+        "features": {
+            "stream_usage": False,
+            "json_schema": False,
+            "json_object": True,
+            "n": False,
+            "vision": False,
+            "developer_role": False,
+        },
+        "source": "requests sent to llama-cpp-python 0.3.36 (nbchat/local)",
+    },
+    "generic": {},
 }
 
 
 def profile_for(kind: str, **changes: Any) -> ServerProfile:
-    """A fresh profile of ``kind`` with what nbchat knows about that kind of server."""
+    """A fresh profile of ``kind`` with what nbchat knows about that kind of server.
+
+    ``changes`` override any field (``features`` are merged into the kind's own).
+    """
     if kind not in KINDS:
         raise ValueError(f"Unknown server kind {kind!r}; one of: {', '.join(KINDS)}")
     known = copy.deepcopy(_KNOWN.get(kind, {}))
+    features = {**known.pop("features", {}), **(changes.pop("features", None) or {})}
     known.update(changes)
-    return ServerProfile(kind=kind, **known)
+    return ServerProfile(kind=kind, features=features, **known)
+
+
+def configured_profile(kind: str, **changes: Any) -> ServerProfile:
+    """The profile of a kind the user named: detection never changes it."""
+    return profile_for(kind, configured=True, **changes)
 
 
 def detect_profile(base_url: str) -> ServerProfile:
-    """The profile a base URL suggests, without any request (hosts of known services)."""
+    """The profile a base URL suggests, without any request: hosts of known services, and the
+    default ports of Ollama and LM Studio; anything else is ``generic`` until a reply says more.
+    """
     import httpx
 
-    host = (httpx.URL(base_url).host or "").lower()
+    url = httpx.URL(base_url)
+    host = (url.host or "").lower()
     if host == "api.openai.com":
         return profile_for("openai")
     if host.endswith("openrouter.ai"):
         return profile_for("openrouter")
     if host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")):
-        return profile_for("azure")
+        return profile_for("azure", default_model=azure_deployment(base_url))
+    if url.port == 11434:
+        return profile_for("ollama")
+    if url.port == 1234:
+        return profile_for("lmstudio")
     return profile_for("generic")
+
+
+def azure_deployment(base_url: str) -> str | None:
+    """The deployment an Azure base URL names (``…/openai/deployments/NAME``), or None."""
+    parts = [part for part in base_url.split("?")[0].split("/") if part]
+    if "deployments" in parts:
+        index = parts.index("deployments")
+        if index + 1 < len(parts):
+            return parts[index + 1]
+    return None
+
+
+def kind_from_models(payload: Any) -> str | None:
+    """The server kind a ``GET /models`` body reveals (its ``owned_by`` values), or None."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    owners = {
+        entry.get("owned_by")
+        for entry in data or ()
+        if isinstance(entry, Mapping) and isinstance(entry.get("owned_by"), str)
+    }
+    for owner, kind in (
+        ("vllm", "vllm"),
+        ("llamacpp", "llama-server"),
+        ("organization_owner", "lmstudio"),
+        ("library", "ollama"),
+        ("me", "llama-cpp-python"),
+    ):
+        if owner in owners:
+            return kind
+    return None
+
+
+def context_from_models(payload: Any, model: str | None) -> int | None:
+    """The context window a ``GET /models`` body gives for ``model`` (vLLM's
+    ``max_model_len``, llama-server's ``meta.n_ctx_train``), or None."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    for entry in data or ():
+        if not isinstance(entry, Mapping) or (model and entry.get("id") != model):
+            continue
+        value = entry.get("max_model_len")
+        meta = entry.get("meta")
+        if value is None and isinstance(meta, Mapping):
+            value = meta.get("n_ctx_train")
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

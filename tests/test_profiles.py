@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from nbchat import Client, RequestValidationError
+from nbchat.protocol.exceptions import BadRequestError
+from nbchat.transport.profiles import (
+    FEATURES,
+    KINDS,
+    ServerProfile,
+    azure_deployment,
+    configured_profile,
+    context_from_models,
+    detect_profile,
+    kind_from_models,
+    profile_for,
+)
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def _body(**fields):
+    return {"model": "m", "messages": USER, **fields}
+
+
+def test_every_kind_has_a_profile_with_a_source():
+    for kind in KINDS:
+        profile = profile_for(kind)
+        assert profile.kind == kind
+        assert set(profile.features) <= set(FEATURES)
+        if kind != "generic":
+            assert profile.source, kind
+
+
+def test_an_unknown_kind_or_feature_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown server kind 'tgi'"):
+        profile_for("tgi")
+    with pytest.raises(ValueError, match="Unknown server kind"):
+        Client(api_key="k", base_url="http://h/v1", server="tgi")
+    with pytest.raises(ValueError, match="Unknown feature 'telepathy'"):
+        profile_for("openai").supports("telepathy")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("https://api.openai.com/v1", "openai"),
+        ("https://openrouter.ai/api/v1", "openrouter"),
+        ("https://res.openai.azure.com/openai/deployments/gpt4o", "azure"),
+        ("http://localhost:11434/v1", "ollama"),
+        ("http://127.0.0.1:1234/v1", "lmstudio"),
+        ("http://localhost:8000/v1", "generic"),
+    ],
+)
+def test_the_kind_is_detected_from_the_url(url, kind):
+    assert detect_profile(url).kind == kind
+    assert Client(api_key="k", base_url=url).profile.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("owner", "kind"),
+    [
+        ("vllm", "vllm"),
+        ("llamacpp", "llama-server"),
+        ("organization_owner", "lmstudio"),
+        ("library", "ollama"),
+        ("me", "llama-cpp-python"),
+        ("openai", None),
+    ],
+)
+def test_the_kind_is_read_from_the_model_list(owner, kind):
+    assert kind_from_models({"data": [{"id": "x", "owned_by": owner}]}) == kind
+
+
+def test_listing_models_refines_a_guessed_profile_and_reads_the_context_window():
+    listing = {
+        "object": "list",
+        "data": [{"id": "qwen", "owned_by": "vllm", "max_model_len": 32768}],
+    }
+    client = Client(
+        api_key="k",
+        base_url="http://gpu.test:8000/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=listing)),
+    )
+    client.profile.remember_model("qwen")
+    assert client.models() == ["qwen"]
+    assert client.profile.kind == "vllm"
+    assert client.profile.context_window == 32768
+    assert client.profile.supports("json_schema") is True
+
+
+def test_a_configured_kind_is_never_changed_by_detection():
+    profile = configured_profile("ollama")
+    profile.observe_models({"data": [{"id": "x", "owned_by": "vllm"}]})
+    profile.observe({"timings": {}})
+    assert profile.kind == "ollama"
+    assert Client(api_key="k", base_url="http://h:8000/v1", server="vllm").profile.configured
+
+
+def test_reply_fields_beyond_the_reference_reveal_the_server():
+    for extra, kind in [
+        ({"timings": {"predicted_n": 3}}, "llama-server"),
+        ({"kv_transfer_params": None}, "vllm"),
+        ({"system_fingerprint": "fp_ollama"}, "ollama"),
+        ({"stats": {}}, "lmstudio"),
+    ]:
+        profile = profile_for("generic")
+        profile.observe(extra)
+        assert profile.kind == kind
+    profile = profile_for("generic")
+    profile.observe({"system_fingerprint": "fp_44709d6fcb"})
+    assert profile.kind == "generic"
+
+
+def test_llama_server_model_list_gives_its_training_context():
+    listing = {"data": [{"id": "m", "owned_by": "llamacpp", "meta": {"n_ctx_train": 8192}}]}
+    assert context_from_models(listing, "m") == 8192
+    assert context_from_models(listing, "other") is None
+
+
+def test_learning_is_shared_and_thread_safe():
+    profile = profile_for("generic")
+
+    def learn(i):
+        profile.learn("logprobs", i % 2 == 0)
+        profile.supports("logprobs")
+
+    threads = [threading.Thread(target=learn, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert profile.supports("logprobs") in (True, False)
+    assert set(profile.learned) == {"logprobs"}
+    copy = profile.with_(default_model="x")
+    assert copy.learned == {} and copy.default_model == "x"
+
+
+# -- adaptation ---------------------------------------------------------------------------------
+
+
+def test_adapt_never_changes_its_argument():
+    body = _body(logit_bias={"1": 2}, user="u", response_format={"type": "json_object"})
+    frozen = repr(body)
+    profile_for("ollama").adapt(body)
+    profile_for("lmstudio").adapt(body)
+    assert repr(body) == frozen
+
+
+def test_ollama_drops_the_fields_it_does_not_take_with_a_note():
+    out, notes = profile_for("ollama").adapt(_body(logit_bias={"1": 2}, user="u", seed=1))
+    assert "logit_bias" not in out and "user" not in out and out["seed"] == 1
+    assert len(notes) == 2 and all("ollama" in note for note in notes)
+    with pytest.raises(RequestValidationError, match="n=2 is unsupported"):
+        profile_for("ollama").adapt(_body(n=2))
+
+
+def test_lmstudio_gets_json_schema_for_json_mode():
+    out, notes = profile_for("lmstudio").adapt(_body(response_format={"type": "json_object"}))
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "json_object", "schema": {"type": "object"}},
+    }
+    assert notes
+
+
+def test_llama_cpp_family_gets_json_object_with_the_schema():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}
+    out, notes = profile_for("llama-cpp-python").adapt(_body(response_format=fmt))
+    assert out["response_format"] == {"type": "json_object", "schema": schema}
+    assert notes
+    # llama-server takes json_schema itself.
+    assert profile_for("llama-server").adapt(_body(response_format=fmt)) == (
+        _body(response_format=fmt),
+        [],
+    )
+
+
+def test_developer_messages_become_system_where_the_role_is_unknown():
+    body = _body(messages=[{"role": "developer", "content": "be brief"}, *USER])
+    out, _ = profile_for("llama-cpp-python").adapt(body)
+    assert out["messages"][0]["role"] == "system"
+    assert profile_for("openai").adapt(body)[0]["messages"][0]["role"] == "developer"
+
+
+def test_images_are_refused_before_sending_where_the_server_cannot_see():
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    body = _body(messages=[{"role": "user", "content": [{"type": "text", "text": "?"}, image]}])
+    with pytest.raises(RequestValidationError, match="image input is unsupported"):
+        profile_for("llama-cpp-python").adapt(body)
+    assert profile_for("openai").adapt(body)[0] == body
+
+
+def test_an_adapter_runs_after_the_profile_rules_and_adds_its_notes():
+    def adapter(body):
+        return {**body, "seen": True}, ["adapted"]
+
+    out, notes = ServerProfile(kind="generic", adapter=adapter).adapt(_body())
+    assert out["seen"] is True and notes == ["adapted"]
+
+
+# -- learning from refusals ---------------------------------------------------------------------
+
+
+def _refusal(message, param=None):
+    return BadRequestError(message, status_code=400, param=param)
+
+
+def test_a_stream_options_refusal_is_learned_and_the_field_left_out():
+    profile = profile_for("generic")
+    body = _body(stream=True, stream_options={"include_usage": True})
+    note = profile.fallback(_refusal("unknown field stream_options"), body)
+    assert note and profile.supports("stream_usage") is False
+    out, notes = profile.adapt(body)
+    assert "stream_options" not in out and notes
+
+
+def test_a_json_schema_refusal_falls_back_to_json_mode():
+    profile = profile_for("generic")
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    note = profile.fallback(
+        _refusal("response_format json_schema is not supported"), _body(response_format=fmt)
+    )
+    assert note and profile.supports("json_schema") is False
+    assert profile.adapt(_body(response_format=fmt))[0]["response_format"] == {
+        "type": "json_object"
+    }
+
+
+def test_an_unrelated_refusal_teaches_nothing():
+    profile = profile_for("generic")
+    assert profile.fallback(_refusal("temperature must be at most 2"), _body(temperature=3)) is None
+    assert profile.learned == {}
+
+
+# -- Azure --------------------------------------------------------------------------------------
+
+
+def test_azure_requests_use_the_deployment_url_the_api_version_and_an_api_key_header():
+    seen = []
+
+    def handle(request):
+        seen.append(request)
+        return httpx.Response(
+            200,
+            json={
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4o-2024-08-06",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "hi"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            },
+        )
+
+    client = Client(
+        api_key="azure-secret-key",
+        base_url="https://res.openai.azure.com/openai/deployments/gpt4o",
+        transport=httpx.MockTransport(handle),
+        server="azure",
+    )
+    assert client.profile.default_model == "gpt4o"
+    prepared = client.build_request(model="gpt4o", messages=USER)
+    assert prepared.url == (
+        "https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions"
+        "?api-version=2024-10-21"
+    )
+    assert prepared.headers["api-key"] == "••••••••"
+    assert "Authorization" not in prepared.headers
+    client.send_completion(prepared)
+    request = seen[0]
+    assert request.headers["api-key"] == "azure-secret-key"
+    assert "authorization" not in request.headers
+    assert request.url.params["api-version"] == "2024-10-21"
+    assert azure_deployment("https://r.openai.azure.com/openai/deployments/d1?x=1") == "d1"
+    assert azure_deployment("https://r.openai.azure.com/openai/v1") is None
