@@ -611,3 +611,12 @@ def test_sends_to_one_conversation_never_interleave():
     worker.join()
     assert order == ["first", "second"]
     assert [m["content"] for m in chat.messages] == ["a", "first", "b", "second"]
+
+
+def test_a_tool_name_as_tool_choice_forces_that_tool():
+    server = FakeServer()
+    chat = make_chat(server)
+    prepared = chat.prepare("w?", tools=[_weather], tool_choice="_weather")
+    assert prepared.body["tool_choice"] == {"type": "function", "function": {"name": "_weather"}}
+    with pytest.raises(nbchat.RequestValidationError, match="'nope' is not one of the tools"):
+        chat.prepare("w?", tools=[_weather], tool_choice="nope")

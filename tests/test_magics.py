@@ -470,3 +470,35 @@ def test_dry_run_shortens_image_data_urls_but_out_holds_them_in_full(shell):
     assert len(text) < 5000
     url = shell.user_ns["body"]["messages"][-1]["content"][1]["image_url"]["url"]
     assert url.startswith("data:image/") and len(url) > 5000
+
+
+def test_config_names_the_server_kind(shell, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    shell.run_line_magic("chat", "config")
+    assert "server: ollama (detected from the URL)" in shell.publisher.text()
+    shell.run_line_magic("config", "Chat.server = 'vllm'")
+    shell.run_line_magic("chat", "config")
+    assert "server: vllm (configured)" in shell.publisher.text()
+
+
+def test_the_server_setting_reaches_the_client(monkeypatch):
+    from nbchat.notebook.settings import Chat as Settings
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://gpu.test:8000/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    settings = Settings(server="vllm")
+    client = _sessions.client_for(settings)
+    assert client.profile.kind == "vllm" and client.profile.configured
+    assert _sessions.known_client(settings) is client
+    assert _sessions.client_for(Settings()).profile.kind == "generic"
+    with pytest.raises(Exception, match="tgi"):
+        Settings(server="tgi")
+
+
+def test_a_dry_run_shows_the_url_the_masked_headers_and_the_notes(shell):
+    shell.run_cell_magic("chat", "--dry-run -n 1", "hi")
+    text = shell.publisher.text()
+    assert "POST http://fake.test/v1/chat/completions" in text
+    assert "Bearer ••••••••" in text
+    assert SECRET not in text
+    assert shell.server.requests == []

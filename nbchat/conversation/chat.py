@@ -453,6 +453,16 @@ class Chat:
 
             toolbox = tools_by_name(tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
+        choice = params.get("tool_choice")
+        if isinstance(choice, str) and choice not in ("auto", "required", "none"):
+            # A tool's name forces that tool, as --tool-choice NAME does in a cell.
+            if toolbox is not None and choice not in toolbox:
+                raise RequestValidationError(
+                    f"Invalid request: tool_choice: {choice!r} is not one of the tools "
+                    f"({', '.join(toolbox)})",
+                    field="tool_choice",
+                )
+            params["tool_choice"] = {"type": "function", "function": {"name": choice}}
         use_stream = self.stream if stream is None else stream
         return _Plan(params, content, use_stream, toolbox, parse)
 

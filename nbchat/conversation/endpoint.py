@@ -41,7 +41,7 @@ def default_client(
     if timeout is not None:
         options["timeout"] = timeout
     if base or key:
-        return Client(api_key=key, base_url=base, server=server or None, **options)
+        return Client(api_key=key, base_url=base, server=server or "auto", **options)
     return _local_client(options, announce or _print_once)
 
 

@@ -32,6 +32,18 @@ def forget(name: str) -> None:
     _sessions.pop(name, None)
 
 
+def known_client(settings: Any) -> Any:
+    """The client ``client_for(settings)`` made already, or None (nothing is started)."""
+    import os
+
+    for key, client in _clients.items():
+        if key[:2] == (settings.base_url, settings.api_key_env) and key[3] == os.environ.get(
+            "OPENAI_BASE_URL"
+        ):
+            return client
+    return None
+
+
 def client_for(settings: Any) -> Any:
     """The client for the endpoint the settings name; one per distinct endpoint, reused."""
     import os
@@ -46,6 +58,7 @@ def client_for(settings: Any) -> Any:
         os.environ.get("OPENAI_BASE_URL"),
         settings.timeout,
         settings.max_retries,
+        getattr(settings, "server", "auto"),
     )
     client = _clients.get(key)
     if client is None:
@@ -54,6 +67,7 @@ def client_for(settings: Any) -> Any:
             api_key_env=settings.api_key_env,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
+            server=getattr(settings, "server", "auto"),
         )
         _clients[key] = client
     return client

@@ -6,6 +6,7 @@ Kept apart from the magic's declaration so the magic stays a thin parser.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -13,7 +14,7 @@ from IPython.display import display
 
 from .settings import Chat as ChatSettings
 
-__all__ = ["ChatCellError", "run_cell", "subcommand"]
+__all__ = ["CellRequest", "ChatCellError", "cell_request", "conversation", "run_cell", "subcommand"]
 
 
 class ChatCellError(Exception):
@@ -64,12 +65,7 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
         fields["logprobs"] = True
         fields["top_logprobs"] = args.logprobs
     if args.tool_choice:
-        choice = args.tool_choice
-        fields["tool_choice"] = (
-            choice
-            if choice in ("auto", "required", "none")
-            else {"type": "function", "function": {"name": choice}}
-        )
+        fields["tool_choice"] = args.tool_choice
     if args.no_parallel_tools:
         fields["parallel_tool_calls"] = False
     return fields
@@ -93,19 +89,34 @@ def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any,
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
-def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
-    from ..conversation.sessions import client_for, session
-    from ..convert.interpolate import InterpolationError, interpolate
-    from ..protocol.exceptions import (
-        APIError,
-        IncompleteStreamError,
-        NbchatError,
-        RequestValidationError,
-    )
-    from ..render.bundles import error_bundle, request_bundle
-    from ..render.live import LiveView
+@dataclass
+class CellRequest:
+    """A cell's request as the conversation takes it: ``Chat.prepare``/``Chat.send`` arguments."""
 
-    namespace = shell.user_ns
+    content: Any
+    attachments: Any
+    fields: dict[str, Any]
+    tools: list[Any]
+    schema: Any
+    json: bool
+    stream: bool
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "tools": self.tools or None,
+            "schema": self.schema,
+            "json": self.json,
+            **self.fields,
+        }
+
+
+def cell_request(
+    args: Any, settings: ChatSettings, prompt: str, namespace: dict[str, Any]
+) -> CellRequest:
+    """The request a cell asks for: its prompt interpolated, attachments, fields, tools, schema."""
+    from ..convert.interpolate import InterpolationError, interpolate
+
     # The cell's trailing newline and blank edges are not part of the prompt.
     text = prompt.strip("\r\n").rstrip()
     if settings.interpolate and not args.no_interpolate:
@@ -115,29 +126,22 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             raise UsageError(str(exc)) from None
     if not text.strip() and not args.image and not args.data:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
-    if args.json and args.schema:
-        raise UsageError("Use --json or --schema, not both")
     content, attachments = build_content(text, args, namespace)
-    fields = overrides_from(args, settings, namespace)
-    tools = [_lookup(namespace, name, "Tool") for name in args.tools or ()]
-    if tools:
-        from ..convert.tools import ToolDefinitionError, tools_by_name
+    return CellRequest(
+        content=content,
+        attachments=attachments,
+        fields=overrides_from(args, settings, namespace),
+        tools=[_lookup(namespace, name, "Tool") for name in args.tools or ()],
+        schema=_lookup(namespace, args.schema, "Schema") if args.schema else None,
+        json=args.json,
+        stream=settings.stream and not args.no_stream,
+    )
 
-        try:
-            tools_by_name(tools)
-        except ToolDefinitionError as exc:
-            raise UsageError(f"--tools: {exc}") from None
-    schema = _lookup(namespace, args.schema, "Schema") if args.schema else None
-    if args.json:
-        fields["response_format"] = {"type": "json_object"}
-    if schema is not None:
-        from ..convert.structured import response_format_for
 
-        try:
-            fields["response_format"] = response_format_for(schema)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--schema {args.schema}: {exc}") from None
-    stream = settings.stream and not args.no_stream
+def conversation(args: Any, settings: ChatSettings) -> Any:
+    """The cell's conversation, with its system prompt and the client the settings name."""
+    from ..conversation.sessions import client_for, session
+    from ..protocol.exceptions import NbchatError
 
     chat = session(args.session, new=args.new)
     if args.system is not None:
@@ -149,42 +153,91 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     except NbchatError as exc:
         # No endpoint configured and the local server cannot start: say how to fix it.
         raise UsageError(str(exc)) from None
+    return chat
 
+
+def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
+    namespace = shell.user_ns
+    request = cell_request(args, settings, prompt, namespace)
+    chat = conversation(args, settings)
     if args.dry_run:
-        try:
-            prepared = chat.prepare(
-                content, stream=stream, tools=tools or None, schema=schema, json=args.json, **fields
-            )
-        except RequestValidationError as exc:
-            raise UsageError(str(exc)) from None
-        _show(request_bundle(prepared, title="Dry run (not sent)"))
-        for note in prepared.notes:
-            print(f"Note: {note}")
-        if args.out:
-            # The request itself, in full (the display shortens image data).
-            namespace[args.out] = prepared.body
-        return None
+        return _dry_run(chat, request, args, namespace)
+    if request.attachments:
+        display(request.attachments)
+    reply = _send(shell, settings, chat, request, args, namespace)
+    if args.logprobs is not None:
+        _show_logprobs(reply)
+    if args.raw:
+        _show_raw(reply)
+    if args.out:
+        namespace[args.out] = reply.value
+    return None
 
-    if attachments:
-        display(attachments)
-    mode = display_mode(shell, settings)
-    view = LiveView(mode=mode, rate=settings.updates_per_second)
+
+def _bad_input(exc: Exception, args: Any) -> UsageError:
+    """A mistake in the cell's options or variables, found before anything was sent."""
+    from ..convert.tools import ToolDefinitionError
+    from ..protocol.schema import StrictSchemaError
+
+    text = str(exc).splitlines()[0]
+    if isinstance(exc, ToolDefinitionError):
+        text = f"--tools: {text}"
+    elif isinstance(exc, StrictSchemaError):
+        text = f"--schema {args.schema}: {text}"
+    return UsageError(text)
+
+
+# What the conversation raises for bad input before it sends anything.
+def _input_errors() -> tuple[type[Exception], ...]:
+    from ..convert.tools import ToolDefinitionError
+    from ..protocol.exceptions import RequestValidationError
+    from ..protocol.schema import StrictSchemaError
+
+    return (RequestValidationError, ToolDefinitionError, StrictSchemaError)
+
+
+def _dry_run(chat: Any, request: CellRequest, args: Any, namespace: dict[str, Any]) -> None:
+    from ..render.bundles import request_bundle
+
+    try:
+        prepared = chat.prepare(request.content, **request.arguments())
+    except _input_errors() as exc:
+        raise _bad_input(exc, args) from None
+    _show(request_bundle(prepared, title="Dry run (not sent)"))
+    for note in prepared.notes:
+        print(f"Note: {note}")
+    if args.out:
+        # The request itself, in full (the display shortens image data).
+        namespace[args.out] = prepared.body
+    return None
+
+
+def _send(
+    shell: Any,
+    settings: ChatSettings,
+    chat: Any,
+    request: CellRequest,
+    args: Any,
+    namespace: dict[str, Any],
+) -> Any:
+    """Send with a live view; a failure shows its card and fails the cell in one line."""
+    from ..protocol.exceptions import APIError, IncompleteStreamError
+    from ..render.bundles import error_bundle
+    from ..render.live import LiveView
+
+    view = LiveView(mode=display_mode(shell, settings), rate=settings.updates_per_second)
     # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
     confirm = True if args.confirm or settings.confirm_tools else None
     try:
         reply = chat.send(
-            content,
-            stream=stream,
+            request.content,
             listener=view,
-            tools=tools or None,
             max_rounds=settings.max_tool_rounds,
             confirm=confirm,
-            schema=schema,
-            json=args.json,
-            **fields,
+            **request.arguments(),
         )
-    except RequestValidationError as exc:
-        raise UsageError(str(exc)) from None
+    except _input_errors() as exc:
+        raise _bad_input(exc, args) from None
     except KeyboardInterrupt:
         if chat.last_reply is not None and chat.last_reply.interrupted:
             view.finish(chat.last_reply)
@@ -198,23 +251,17 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         _show(error_bundle(exc))
         raise ChatCellError(_one_line(exc)) from None
     except Exception as exc:
-        reply = getattr(exc, "reply", None)
-        if reply is None:
+        partial = getattr(exc, "reply", None)
+        if partial is None:
             raise
         # The reply arrived but is not what was asked for (invalid JSON, a refusal…).
-        view.finish(reply)
+        view.finish(partial)
         _show(error_bundle(exc))
         if args.out:
             namespace[args.out] = None
         raise ChatCellError(str(exc).splitlines()[0]) from None
     view.finish(reply)
-    if args.logprobs is not None:
-        _show_logprobs(reply)
-    if args.raw:
-        _show_raw(reply)
-    if args.out:
-        namespace[args.out] = reply.value
-    return None
+    return reply
 
 
 def _one_line(exc: Any) -> str:
@@ -280,6 +327,25 @@ def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
     return None
 
 
+def _server_line(settings: ChatSettings, base: str | None, key: str | None) -> str:
+    """The kind of server the settings talk to, and how nbchat knows it."""
+    from ..conversation.sessions import known_client
+    from ..transport.profiles import detect_profile
+
+    client = known_client(settings)
+    if client is not None:
+        profile = client.profile
+        how = "configured" if profile.configured else "detected"
+        return f"{profile.kind} ({'local, ' if profile.local else ''}{how})"
+    if settings.server != "auto":
+        return f"{settings.server} (configured)"
+    if not base and not key:
+        return "llama-cpp-python (local)"
+    from ..transport.client import DEFAULT_BASE_URL
+
+    return f"{detect_profile(base or DEFAULT_BASE_URL).kind} (detected from the URL)"
+
+
 def config_bundle(settings: ChatSettings) -> dict[str, str]:
     """The effective settings, with where the endpoint and key come from (key masked)."""
     import os
@@ -296,10 +362,11 @@ def config_bundle(settings: ChatSettings) -> dict[str, str]:
         endpoint = "local model server (no key or base URL set)"
     rows = [
         ("endpoint", endpoint),
+        ("server", _server_line(settings, base, key)),
         ("api key", f"set in ${settings.api_key_env} (hidden)" if key else "not set"),
     ]
     for trait in sorted(settings.trait_names(config=True)):
-        if trait in ("base_url",):
+        if trait in ("base_url", "server"):
             continue
         rows.append((trait, repr(getattr(settings, trait))))
     text = "\n".join(f"{k}: {v}" for k, v in rows)

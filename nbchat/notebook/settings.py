@@ -19,6 +19,22 @@ class Chat(Configurable):
     base_url = Unicode(
         "", help="Server URL (…/v1). Empty: OPENAI_BASE_URL, else OpenAI or the local model."
     ).tag(config=True)
+    server = Enum(
+        [
+            "auto",
+            "openai",
+            "azure",
+            "llama-cpp-python",
+            "llama-server",
+            "vllm",
+            "ollama",
+            "lmstudio",
+            "openrouter",
+            "generic",
+        ],
+        default_value="auto",
+        help="The kind of server at base_url; auto: detected from its URL, /models and replies.",
+    ).tag(config=True)
     api_key_env = Unicode(
         "OPENAI_API_KEY", help="Name of the environment variable that holds the API key."
     ).tag(config=True)
