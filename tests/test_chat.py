@@ -620,3 +620,58 @@ def test_a_tool_name_as_tool_choice_forces_that_tool():
     assert prepared.body["tool_choice"] == {"type": "function", "function": {"name": "_weather"}}
     with pytest.raises(nbchat.RequestValidationError, match="'nope' is not one of the tools"):
         chat.prepare("w?", tools=[_weather], tool_choice="nope")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"content": "<think>\n2 plus 2\n</think>\n\nFour."},
+        {"content": "Four.", "reasoning_content": "2 plus 2"},
+        {"content": "Four.", "reasoning": "2 plus 2"},
+    ],
+    ids=["think-tag", "reasoning_content", "reasoning"],
+)
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "unstreamed"])
+def test_reasoning_is_on_the_reply_and_kept_out_of_the_next_request(message, stream):
+    completion = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "r1",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+
+    def handle(request):
+        body = json.loads(request.content)
+        seen.append(body)
+        if body.get("stream"):
+            chunk = {k: completion[k] for k in ("id", "created", "model")}
+            chunk["object"] = "chat.completion.chunk"
+            delta = {"role": "assistant", **message}
+            text = delta.pop("content")
+            events = [
+                {**chunk, "choices": [{"index": 0, "delta": delta}]},
+                *(
+                    {**chunk, "choices": [{"index": 0, "delta": {"content": text[i : i + 4]}}]}
+                    for i in range(0, len(text), 4)
+                ),
+                {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ]
+            data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            return httpx.Response(200, content=data.encode())
+        return httpx.Response(200, json=completion)
+
+    seen: list = []
+    client = nbchat.Client(
+        api_key="k", base_url="http://r.test/v1", transport=httpx.MockTransport(handle)
+    )
+    chat = Chat("r1", client=client, stream=stream)
+    reply = chat.send("2+2?")
+    assert reply.reasoning == "2 plus 2"
+    assert reply.content == "Four."
+    chat.send("And 3+3?")
+    sent = seen[1]["messages"][1]
+    assert sent == {"role": "assistant", "content": "Four."}

@@ -283,3 +283,13 @@ def test_azure_requests_use_the_deployment_url_the_api_version_and_an_api_key_he
     assert request.url.params["api-version"] == "2024-10-21"
     assert azure_deployment("https://r.openai.azure.com/openai/deployments/d1?x=1") == "d1"
     assert azure_deployment("https://r.openai.azure.com/openai/v1") is None
+
+
+def test_openai_reasoning_models_get_the_system_prompt_as_a_developer_message():
+    body = _body(model="o3-mini", messages=[{"role": "system", "content": "be brief"}, *USER])
+    assert profile_for("openai").adapt(body)[0]["messages"][0]["role"] == "developer"
+    assert profile_for("azure").adapt(body)[0]["messages"][0]["role"] == "developer"
+    assert profile_for("openai").adapt({**body, "model": "gpt-4.1"})[0]["messages"][0]["role"] == (
+        "system"
+    )
+    assert profile_for("vllm").adapt(body)[0]["messages"][0]["role"] == "system"

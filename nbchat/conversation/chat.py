@@ -61,7 +61,19 @@ class Reply:
 
     @property
     def content(self) -> str | None:
-        return self.completion.content
+        """The answer's text, without a reasoning model's leading ``<think>`` block."""
+        from ..convert.reasoning import split_think
+
+        return split_think(self.completion.content)[1]
+
+    @property
+    def reasoning(self) -> str | None:
+        """A reasoning model's thinking (``reasoning_content``, ``reasoning`` or ``<think>``)."""
+        from ..convert.reasoning import reasoning_of
+
+        if not self.completion.choices:
+            return None
+        return reasoning_of(self.completion.choices[0].message)
 
     @property
     def value(self) -> Any:
@@ -584,9 +596,11 @@ class Chat:
         reply.elapsed = 0.0
         _drop_unanswered_tool_calls(self._entries, checkpoint)
         if stream is not None:
+            from ..convert.reasoning import split_think
+
             partial = stream.completion
             reply.completion = partial
-            text = partial.content
+            text = split_think(partial.content)[1]
             if text:
                 self._entries.append(_Entry({"role": "assistant", "content": text}, True))
         if len(self._entries) == checkpoint + 1 and self._entries[-1].message["role"] == "user":
@@ -635,8 +649,11 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
     """The assistant message to keep in history, in the reference's request format."""
     if not completion.choices:
         return None
+    from ..convert.reasoning import split_think
+
     message = completion.choices[0].message
-    result: dict[str, Any] = {"role": "assistant", "content": message.content}
+    # A reasoning model's thinking stays out of the history: servers refuse it back.
+    result: dict[str, Any] = {"role": "assistant", "content": split_think(message.content)[1]}
     if message.tool_calls:
         result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
     if message.refusal:

@@ -49,6 +49,17 @@ class ChatMagics(Magics):
     @argument("-t", "--temperature", type=float, help="Sampling temperature, 0–2.")
     @argument("--top-p", type=float, help="Nucleus sampling, 0–1.")
     @argument("--max-tokens", type=int, help="Most tokens in the reply.")
+    @argument(
+        "--max-completion-tokens",
+        type=int,
+        metavar="N",
+        help="Most tokens in the reply, reasoning included (reasoning models).",
+    )
+    @argument(
+        "--reasoning-effort",
+        choices=("minimal", "low", "medium", "high"),
+        help="How hard a reasoning model thinks.",
+    )
     @argument("-n", type=int, help="How many choices to generate.")
     @argument("--stop", action="append", metavar="S", help="Stop sequence (repeatable).")
     @argument("--presence-penalty", type=float, help="-2 to 2.")

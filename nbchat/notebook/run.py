@@ -49,6 +49,8 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
         "temperature": args.temperature,
         "top_p": args.top_p,
         "max_tokens": args.max_tokens,
+        "max_completion_tokens": args.max_completion_tokens,
+        "reasoning_effort": args.reasoning_effort,
         "n": args.n,
         "stop": args.stop,
         "presence_penalty": args.presence_penalty,

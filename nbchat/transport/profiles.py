@@ -38,6 +38,7 @@ generic           nothing assumed: what fails is learned once and remembered
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -190,9 +191,10 @@ class ServerProfile:
             notes.append(f"{self.kind} returns no logprobs (learned from an earlier request).")
         notes += self._adapt_response_format(out)
         if self.supports("developer_role") is False:
-            for message in out.get("messages") or ():
-                if isinstance(message, dict) and message.get("role") == "developer":
-                    message["role"] = "system"
+            _rename_role(out, "developer", "system")
+        elif self.kind in ("openai", "azure") and _REASONING_MODEL.match(str(out.get("model"))):
+            # OpenAI's reasoning models take instructions as developer messages.
+            _rename_role(out, "system", "developer")
         if self.adapter is not None:
             out, more = self.adapter(out)
             notes += [note for note in more if note not in notes]
@@ -310,6 +312,15 @@ class ServerProfile:
 def _unsupported(kind: str, field: str, what: str, instead: str = "") -> RequestValidationError:
     message = f"Invalid request: {field}: {what} is unsupported by this {kind} server"
     return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
+
+
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+
+
+def _rename_role(body: dict[str, Any], old: str, new: str) -> None:
+    for message in body.get("messages") or ():
+        if isinstance(message, dict) and message.get("role") == old:
+            message["role"] = new
 
 
 def _has_images(messages: Iterable[Any]) -> bool:
