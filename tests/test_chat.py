@@ -675,3 +675,17 @@ def test_reasoning_is_on_the_reply_and_kept_out_of_the_next_request(message, str
     chat.send("And 3+3?")
     sent = seen[1]["messages"][1]
     assert sent == {"role": "assistant", "content": "Four."}
+
+
+def test_notes_are_warnings_in_plain_python_and_not_with_a_listener():
+    from nbchat.conversation.chat import NbchatNote
+
+    server = FakeServer().reply("ok").reply("ok")
+    client = server.client(server="ollama")
+    with pytest.warns(NbchatNote, match="logit_bias is not supported by ollama"):
+        Chat("m", client=client).send("x", logit_bias={"1": 2})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Chat("m", client=client).send("x", logit_bias={"1": 2}, listener=ChatListener())

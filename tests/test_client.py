@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+import nbchat
 from nbchat import AsyncClient, Client
 from nbchat.protocol.exceptions import (
     APIConnectionError,
@@ -1011,3 +1012,15 @@ def test_the_key_never_reaches_a_log_record_or_a_warning(caplog: pytest.LogCaptu
     assert SECRET not in caplog.text
     for warning in caught:
         assert SECRET not in str(warning.message)
+
+
+def test_no_key_and_no_base_url_is_an_error_before_any_network_attempt(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(nbchat.NbchatError, match="No API key for OpenAI") as caught:
+        nbchat.Client()
+    assert "\n" not in str(caught.value)
+    with pytest.raises(nbchat.NbchatError):
+        nbchat.AsyncClient()
+    # A server that needs no key is fine.
+    assert nbchat.Client(base_url="http://localhost:8000/v1").api_key is None

@@ -502,3 +502,22 @@ def test_a_dry_run_shows_the_url_the_masked_headers_and_the_notes(shell):
     assert "Bearer ••••••••" in text
     assert SECRET not in text
     assert shell.server.requests == []
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_is_shown_for_the_line_and_the_cell_form(shell, capsys, flag):
+    shell.run_line_magic("chat", flag)
+    out = capsys.readouterr().out
+    assert "--reasoning-effort" in out and "--dry-run" in out
+    shell.run_cell_magic("chat", flag, "ignored")
+    assert "--max-tokens" in capsys.readouterr().out
+    assert shell.server.requests == []
+
+
+def test_the_line_form_is_not_expanded_by_ipython(shell):
+    shell.user_ns["city"] = "Paris"
+    shell.server.reply("ok").reply("ok")
+    shell.run_line_magic("chat", "--no-interpolate Weather in {city} and $city?")
+    assert shell.server.last["messages"][-1]["content"] == "Weather in {city} and $city?"
+    shell.run_cell_magic("chat", "", "Weather in {city}?")
+    assert shell.server.last["messages"][-1]["content"] == "Weather in Paris?"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,9 +19,13 @@ from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
 from ..transport.prepared import PreparedRequest
 
-__all__ = ["Chat", "ChatListener", "Reply"]
+__all__ = ["Chat", "NbchatNote", "Reply"]
 
 FORMAT_VERSION = 1
+
+
+class NbchatNote(UserWarning):
+    """How a request was fitted to its server, or why a reply is not what was asked for."""
 
 
 @dataclass
@@ -314,7 +319,7 @@ class Chat:
         Sends to one conversation are serialised: a panel and a cell never interleave.
         """
         with self._lock:
-            return self._send(
+            reply = self._send(
                 content,
                 stream=stream,
                 listener=listener or ChatListener(),
@@ -329,6 +334,11 @@ class Chat:
                 json=json,
                 overrides=overrides,
             )
+        if listener is None:
+            # Plain Python has no display: what the notes say would otherwise go unseen.
+            for note in reply.notes:
+                warnings.warn(note, NbchatNote, stacklevel=2)
+        return reply
 
     def _send(
         self,

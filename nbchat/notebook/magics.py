@@ -11,7 +11,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .settings import Chat as ChatSettings
@@ -98,6 +98,9 @@ class ChatMagics(Magics):
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    # IPython's own $var/{var} expansion would run before nbchat's, so that the line and the
+    # cell forms sent different text and --no-interpolate could not work on the line form.
+    @no_var_expand
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
@@ -105,6 +108,9 @@ class ChatMagics(Magics):
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations.
         """
         tokens, rest = split_options(line, self.chat.parser)
+        if "-h" in tokens or "--help" in tokens:
+            print(self.chat.parser.format_help())
+            return None
         if cell is None:
             words = rest.split()
             if len(words) == 1 and words[0] in SUBCOMMANDS:

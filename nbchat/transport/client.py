@@ -22,6 +22,7 @@ from ..protocol.exceptions import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    NbchatError,
     RequestValidationError,
     redact,
     status_error_from_event,
@@ -137,6 +138,13 @@ class _BaseClient:
             raise ValueError("max_retries must be 0 or more")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        if not self._api_key and base == DEFAULT_BASE_URL:
+            # Before any network attempt: OpenAI without a key can only fail.
+            raise NbchatError(
+                "No API key for OpenAI: set OPENAI_API_KEY (or pass api_key=...), pass the "
+                "base_url of a server that needs none, or use nbchat.Chat() / %%chat without "
+                "a client to talk to the local model."
+            )
         self.base_url = base.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
