@@ -689,3 +689,54 @@ def test_notes_are_warnings_in_plain_python_and_not_with_a_listener():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Chat("m", client=client).send("x", logit_bias={"1": 2}, listener=ChatListener())
+
+
+def test_every_reply_records_how_it_was_obtained_and_to_json_keeps_it():
+    server = FakeServer().reply("Paris.", model="fake-model-2024-08-06")
+    chat = make_chat(server, seed=3, temperature=0.2)
+    reply = chat.send("Capital?")
+    meta = reply.metadata
+    assert meta["request_hash"] == reply.prepared.key
+    assert meta["model"] == "fake-model-2024-08-06"
+    assert meta["seed"] == 3 and meta["temperature"] == 0.2
+    assert meta["usage"]["total_tokens"] == 15
+    assert meta["version"] == nbchat.__version__
+    assert meta["server"] == "generic"
+    assert set(meta) == {
+        "request_hash",
+        "model",
+        "system_fingerprint",
+        "seed",
+        "temperature",
+        "usage",
+        "latency",
+        "version",
+        "server",
+    }
+    # A dated snapshot of the model asked for is the same model: no note.
+    assert reply.notes == []
+    saved = Chat.from_json(chat.to_json())
+    assert saved.metadata == {1: meta} == chat.metadata
+
+
+@pytest.mark.parametrize(
+    ("asked", "answered", "noted"),
+    [
+        ("gpt-4.1", "gpt-4.1-2025-04-14", False),
+        ("gpt-4.1", "gpt-4.1", False),
+        ("gpt-4.1", "gpt-4o-mini-2024-07-18", True),
+        ("llama3", "llama3:latest", False),
+        ("openai/gpt-4o", "gpt-4o", False),
+    ],
+)
+def test_another_model_answering_is_noted(asked, answered, noted):
+    server = FakeServer().reply("hi", model=answered)
+    reply = Chat(asked, client=server.client()).send("x")
+    assert any(f"{answered} answered; {asked} was asked for" in n for n in reply.notes) is noted
+
+
+def test_the_local_model_answering_for_another_model_is_noted():
+    server = FakeServer().reply("hi", model="gpt-4.1")  # the local server echoes the id sent
+    chat = Chat("gpt-4.1", client=_profiled_client(server, "local"))
+    reply = chat.send("x", listener=ChatListener())
+    assert any("The local model smollm2 answered, not gpt-4.1" in n for n in reply.notes)

@@ -7,6 +7,7 @@ the history as it was, except that an interrupted stream's partial reply is kept
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import warnings
@@ -43,6 +44,8 @@ class _Plan:
 class _Entry:
     message: dict[str, Any]
     interrupted: bool = False
+    #: How an assistant message came about (``Reply.metadata``), kept by ``to_json``.
+    meta: dict[str, Any] | None = None
 
 
 @dataclass
@@ -63,6 +66,31 @@ class Reply:
     #: Streamed chunks that carried output, for servers that report no usage in streams.
     output_chunks: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The kind of server that answered (``client.profile.kind``).
+    server: str | None = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """How this answer was obtained, as a saved notebook records it (``metadata["nbchat"]``).
+
+        ``request_hash`` is the prepared request's key; ``model`` the one the server reported.
+        """
+        from .. import __version__
+
+        completion = self.completion
+        body = self.request
+        usage = completion.usage.to_dict() if completion.usage is not None else None
+        return {
+            "request_hash": self.prepared.key if self.prepared is not None else None,
+            "model": completion.model or None,
+            "system_fingerprint": completion.system_fingerprint,
+            "seed": body.get("seed"),
+            "temperature": body.get("temperature"),
+            "usage": usage,
+            "latency": round(self.elapsed, 3) if self.elapsed else None,
+            "version": __version__,
+            "server": self.server,
+        }
 
     @property
     def content(self) -> str | None:
@@ -203,8 +231,15 @@ class Chat:
             "stream": self.stream,
             "messages": self.messages,
             "interrupted": self.interrupted,
+            # Message index -> how that answer was obtained (model, fingerprint, usage…).
+            "metadata": {str(i): entry.meta for i, entry in enumerate(self._entries) if entry.meta},
         }
         return json.dumps(data, ensure_ascii=False, **dumps)
+
+    @property
+    def metadata(self) -> dict[int, dict[str, Any]]:
+        """Message index -> ``Reply.metadata`` of the send that produced that message."""
+        return {i: dict(entry.meta) for i, entry in enumerate(self._entries) if entry.meta}
 
     @classmethod
     def from_json(cls, text: str | bytes, *, client: Any = None) -> Chat:
@@ -220,7 +255,10 @@ class Chat:
         chat.settings = dict(data.get("settings") or {})
         _validate_messages(data["messages"])
         marked = set(data.get("interrupted") or [])
-        chat._entries = [_Entry(message, i in marked) for i, message in enumerate(data["messages"])]
+        meta = {int(k): v for k, v in (data.get("metadata") or {}).items() if isinstance(v, dict)}
+        chat._entries = [
+            _Entry(message, i in marked, meta.get(i)) for i, message in enumerate(data["messages"])
+        ]
         return chat
 
     # -- sending ------------------------------------------------------------------------------
@@ -412,6 +450,16 @@ class Chat:
             del self._entries[checkpoint:]
             raise
         reply.elapsed = time.perf_counter() - started
+        reply.server = self.client.profile.kind
+        reply.notes.extend(
+            note
+            for note in _model_notes(
+                plan.params.get("model"), reply.completion, self.client.profile
+            )
+            if note not in reply.notes
+        )
+        if len(self._entries) > checkpoint and self._entries[-1].message.get("role") == "assistant":
+            self._entries[-1].meta = reply.metadata
         self.last_reply = reply
         _set_last(reply.completion)
         if parse is not None:
@@ -671,6 +719,34 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
     if result["content"] is None and "tool_calls" not in result and "refusal" not in result:
         return None
     return result
+
+
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+def _model_notes(asked: Any, completion: ChatCompletion, profile: Any) -> list[str]:
+    """Say when another model answered than the one asked for (a dated snapshot of the same
+    name is the same model), and when the local model answered because nothing else is set."""
+    answered = completion.model or ""
+    if profile.local:
+        local = profile.default_model
+        if asked and local and asked != local:
+            return [
+                f"The local model {local} answered, not {asked}: no API key or base URL is "
+                "set (see %chat config)."
+            ]
+        return []
+    if not asked or not answered or answered == asked:
+        return []
+    base = _SNAPSHOT.sub("", answered)
+    # Same model: a dated snapshot, Ollama's ":latest" tag, a provider-prefixed name.
+    if (
+        base == asked
+        or answered.startswith((asked + "-", asked + ":"))
+        or asked.endswith("/" + answered)
+    ):
+        return []
+    return [f"{answered} answered; {asked} was asked for."]
 
 
 def _drop_unanswered_tool_calls(entries: list[_Entry], checkpoint: int) -> None:
