@@ -75,7 +75,7 @@ class Reply:
 
         ``request_hash`` is the prepared request's key; ``model`` the one the server reported.
         """
-        from .. import __version__
+        from .._version import __version__
 
         completion = self.completion
         body = self.request
