@@ -9,6 +9,8 @@ from __future__ import annotations
 from traitlets import Bool, CFloat, CInt, Dict, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
+from ..transport.profiles import KINDS
+
 __all__ = ["Chat"]
 
 
@@ -20,18 +22,7 @@ class Chat(Configurable):
         "", help="Server URL (…/v1). Empty: OPENAI_BASE_URL, else OpenAI or the local model."
     ).tag(config=True)
     server = Enum(
-        [
-            "auto",
-            "openai",
-            "azure",
-            "llama-cpp-python",
-            "llama-server",
-            "vllm",
-            "ollama",
-            "lmstudio",
-            "openrouter",
-            "generic",
-        ],
+        ["auto", *KINDS],
         default_value="auto",
         help="The kind of server at base_url; auto: detected from its URL, /models and replies.",
     ).tag(config=True)

@@ -44,9 +44,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.exceptions import RequestValidationError
-
 if TYPE_CHECKING:
+    from ..protocol.exceptions import RequestValidationError
     from .client import Client
 
 __all__ = [
@@ -310,6 +309,9 @@ class ServerProfile:
 
 
 def _unsupported(kind: str, field: str, what: str, instead: str = "") -> RequestValidationError:
+    # Imported here: the settings read KINDS at extension load, before httpx is needed.
+    from ..protocol.exceptions import RequestValidationError
+
     message = f"Invalid request: {field}: {what} is unsupported by this {kind} server"
     return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
 
