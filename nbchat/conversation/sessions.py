@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..transport.client import Client
 from .chat import Chat
+from .endpoint import resolve
 
-__all__ = ["client_for", "forget", "names", "session"]
+__all__ = ["client_for", "names", "session"]
 
 _sessions: dict[str, Chat] = {}
-_clients: dict[tuple[Any, ...], Any] = {}
+_clients: dict[tuple[Any, ...], Client] = {}
 
 
 def session(name: str = "default", *, new: bool = False) -> Chat:
@@ -28,32 +30,18 @@ def names() -> list[str]:
     return list(_sessions)
 
 
-def forget(name: str) -> None:
-    _sessions.pop(name, None)
-
-
-def client_for(settings: Any) -> Any:
+def client_for(settings: Any) -> Client:
     """The client for the endpoint the settings name; one per distinct endpoint, reused."""
-    import os
-
-    from .endpoint import default_client
-
-    # The environment is part of the key: setting OPENAI_API_KEY later takes effect at once.
-    key = (
-        settings.base_url,
-        settings.api_key_env,
-        hash(os.environ.get(settings.api_key_env)),
-        os.environ.get("OPENAI_BASE_URL"),
-        settings.timeout,
-        settings.max_retries,
+    endpoint = resolve(
+        base_url=settings.base_url,
+        api_key_env=settings.api_key_env,
+        # %config Chat.server where the settings have it: a kind the user names beats detection.
+        server=getattr(settings, "server", None),
     )
+    # The environment is read each time: setting OPENAI_API_KEY later takes effect at once.
+    key = (endpoint, settings.timeout, settings.max_retries)
     client = _clients.get(key)
     if client is None:
-        client = default_client(
-            base_url=settings.base_url or None,
-            api_key_env=settings.api_key_env,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-        )
+        client = endpoint.client(timeout=settings.timeout, max_retries=settings.max_retries)
         _clients[key] = client
     return client

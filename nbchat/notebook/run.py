@@ -282,22 +282,10 @@ def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
 
 def config_bundle(settings: ChatSettings) -> dict[str, str]:
     """The effective settings, with where the endpoint and key come from (key masked)."""
-    import os
+    from ..conversation.endpoint import resolve
 
-    key = os.environ.get(settings.api_key_env)
-    base = settings.base_url or os.environ.get("OPENAI_BASE_URL")
-    if base:
-        endpoint = base
-    elif key:
-        from ..transport.client import DEFAULT_BASE_URL
-
-        endpoint = DEFAULT_BASE_URL
-    else:
-        endpoint = "local model server (no key or base URL set)"
-    rows = [
-        ("endpoint", endpoint),
-        ("api key", f"set in ${settings.api_key_env} (hidden)" if key else "not set"),
-    ]
+    endpoint = resolve(base_url=settings.base_url, api_key_env=settings.api_key_env)
+    rows = [("endpoint", endpoint.describe()), ("api key", endpoint.describe_key())]
     for trait in sorted(settings.trait_names(config=True)):
         if trait in ("base_url",):
             continue
