@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..protocol.exceptions import NbchatError
 from .fences import FENCE, closes_fence
 
 __all__ = ["InterpolationError", "interpolate"]
@@ -19,7 +20,7 @@ _SPEC = re.compile(r"^[<>=^]?[+\-]?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?$")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 
 
-class InterpolationError(ValueError):
+class InterpolationError(NbchatError, ValueError):
     """An expression in braces failed to evaluate."""
 
 

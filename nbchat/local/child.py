@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["main"]
 
@@ -100,15 +100,8 @@ def _disable_extra_buffers() -> None:
     bindings.llama_model_default_params = model_params
 
 
-class _Exhausted(Exception):
-    """StopIteration cannot cross a Future: the iterator's end travels as this instead."""
-
-
-def _next(iterator: Iterator[T]) -> T:
-    try:
-        return next(iterator)
-    except StopIteration:
-        raise _Exhausted from None
+def _next_or(iterator: Iterator[T], default: object) -> T | object:
+    return next(iterator, default)
 
 
 def _one_model_thread() -> None:
@@ -127,6 +120,7 @@ def _one_model_thread() -> None:
     if not hasattr(app, "run_in_threadpool") or not hasattr(app, "iterate_in_threadpool"):
         return
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    done = object()
 
     async def run_in_threadpool(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(func, *args, **kwargs)
@@ -134,12 +128,9 @@ def _one_model_thread() -> None:
 
     async def iterate_in_threadpool(iterator: Iterable[T]) -> AsyncIterator[T]:
         items = iter(iterator)
-        while True:
-            try:
-                item = await run_in_threadpool(_next, items)
-            except _Exhausted:
-                return
-            yield item
+        # A sentinel, not StopIteration: that cannot cross a Future.
+        while (item := await run_in_threadpool(_next_or, items, done)) is not done:
+            yield cast(T, item)
 
     app.run_in_threadpool = run_in_threadpool
     app.iterate_in_threadpool = iterate_in_threadpool

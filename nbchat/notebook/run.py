@@ -11,13 +11,17 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
+from ..protocol.exceptions import NbchatError, first_line
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatCellError", "run_cell", "subcommand"]
 
 
-class ChatCellError(Exception):
-    """Fails a cell after its error was shown as a card: one line, no traceback."""
+class ChatCellError(NbchatError):
+    """Fails a cell after its error was shown as a card: one line, no traceback.
+
+    An NbchatError like the error it stands for, so ``except NbchatError`` catches a failed cell.
+    """
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
@@ -90,18 +94,13 @@ def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any,
     try:
         return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
     except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(first_line(exc)) from None
 
 
 def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     from ..conversation.sessions import client_for, session
     from ..convert.interpolate import InterpolationError, interpolate
-    from ..protocol.exceptions import (
-        APIError,
-        IncompleteStreamError,
-        NbchatError,
-        RequestValidationError,
-    )
+    from ..protocol.exceptions import APIError, IncompleteStreamError, RequestValidationError
     from ..render.bundles import error_bundle, request_bundle
     from ..render.live import LiveView
 
@@ -206,7 +205,7 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         _show(error_bundle(exc))
         if args.out:
             namespace[args.out] = None
-        raise ChatCellError(str(exc).splitlines()[0]) from None
+        raise ChatCellError(first_line(exc)) from None
     view.finish(reply)
     if args.logprobs is not None:
         _show_logprobs(reply)
@@ -225,8 +224,7 @@ def _one_line(exc: Any) -> str:
     if isinstance(exc, APIStatusError):
         code = f", {exc.code}" if exc.code else ""
         return f"{name} ({exc.status_code}{code}); the card above has the details."
-    text = str(exc)
-    return f"{name}: {text.splitlines()[0]}" if text else name
+    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
 
 
 def _show_logprobs(reply: Any) -> None:
