@@ -42,7 +42,7 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
             fence = match.group(1)
             result.append(line)
             continue
-        if inside:
+        if fence is not None:
             result.append(line)
             if closes_fence(match, line, fence):
                 fence = None

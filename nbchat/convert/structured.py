@@ -444,7 +444,7 @@ def _check_number(value: float, schema: dict[str, Any], path: str, errors: list[
         bound = schema.get(key)
         if _TYPES["number"](bound) and not ok(value, bound):
             errors.append(f"{path}: {value} is {words} {bound}")
-    step = schema.get("multipleOf")
+    step: Any = schema.get("multipleOf")  # any JSON: checked to be a number before use
     if _TYPES["number"](step) and step > 0:
         ratio = value / step
         if not math.isclose(ratio, round(ratio), abs_tol=1e-9):

@@ -140,7 +140,7 @@ class Tool:
         unknown = set(changes) - {"name", "description", "strict", "confirm"}
         if unknown:
             raise TypeError(f"Tool.replace() got unexpected options: {', '.join(sorted(unknown))}")
-        options = {
+        options: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "strict": self._strict_requested,
@@ -174,7 +174,9 @@ class Tool:
             errors = exc.errors(include_url=False)
             detail = "; ".join(_describe_error(error) for error in errors)
             raise ToolArgumentsError(
-                f"invalid arguments for {self.name}: {detail}", tool_name=self.name, errors=errors
+                f"invalid arguments for {self.name}: {detail}",
+                tool_name=self.name,
+                errors=[dict(error) for error in errors],
             ) from None
         return {key: getattr(instance, attr) for key, attr in self._keys.items()}
 

@@ -18,7 +18,7 @@ import threading
 import weakref
 from typing import Any
 
-from ..conversation.chat import Chat
+from ..conversation.chat import Chat, Reply
 from ..protocol.exceptions import first_line
 from ..render.bundles import error_bundle, footer_text, reply_bundle
 from ..render.live import LiveView
@@ -394,7 +394,7 @@ class ChatPanel:
         user = _user_bundle(text, thumbs)
         status = ""
         try:
-            reply = chat.send(content, listener=listener, **self.request_fields())
+            reply: Reply | None = chat.send(content, listener=listener, **self.request_fields())
         except StopRequested:
             reply = chat.last_reply if chat.last_reply is not None else None
             if reply is not None and reply.interrupted:

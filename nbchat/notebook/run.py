@@ -197,11 +197,11 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         _show(error_bundle(exc))
         raise ChatCellError(_one_line(exc)) from None
     except Exception as exc:
-        reply = getattr(exc, "reply", None)
-        if reply is None:
+        arrived = getattr(exc, "reply", None)
+        if arrived is None:
             raise
         # The reply arrived but is not what was asked for (invalid JSON, a refusal…).
-        view.finish(reply)
+        view.finish(arrived)
         _show(error_bundle(exc))
         if args.out:
             namespace[args.out] = None
