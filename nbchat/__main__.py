@@ -94,14 +94,15 @@ def serve(args: argparse.Namespace) -> int:
     """Run the local server until Ctrl-C (or SIGTERM); the exit status of the command."""
     from . import local
 
-    options: dict[str, int] = {}
-    if args.ctx is not None:
-        options["n_ctx"] = args.ctx
-    if args.threads is not None:
-        options["n_threads"] = args.threads
     print("nbchat: starting the local model server…", file=sys.stderr, flush=True)
     try:
-        server = local.start(args.model, args.port, host=args.host, **options)
+        server = local.start(
+            args.model,
+            args.port,
+            host=args.host,
+            n_ctx=args.ctx if args.ctx is not None else local.DEFAULT_CONTEXT,
+            n_threads=args.threads,
+        )
     except NbchatError as exc:
         print(f"nbchat serve: {exc}", file=sys.stderr)
         return 1

@@ -479,7 +479,7 @@ _MATRIX = {
 
 
 def _profiled_client(server: FakeServer, profile: str):
-    from nbchat.conversation.endpoint import local_profile
+    from nbchat.local.adapt import profile as local_profile
     from nbchat.transport.profiles import configured_profile
 
     if profile == "local":

@@ -37,3 +37,17 @@ def test_imports_follow_the_layers_and_make_no_cycles():
 def test_mypy_finds_no_type_errors():
     result = _run(sys.executable, "-m", "mypy", "--no-incremental")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_notebook_kernels_and_subprocesses_import_this_checkout():
+    # conftest.py puts this checkout first on PYTHONPATH; without it a kernel would import
+    # whatever nbchat is installed (an editable install may point at another checkout).
+    result = subprocess.run(
+        [sys.executable, "-c", "import nbchat; print(nbchat.__file__)"],
+        cwd=ROOT / "notebooks",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve() == ROOT / "nbchat" / "__init__.py"

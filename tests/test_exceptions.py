@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
+import re
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 
+import nbchat
+from nbchat.protocol import exceptions as exceptions_module
 from nbchat.protocol.exceptions import (
     APIConnectionError,
     APIError,
@@ -26,6 +32,7 @@ from nbchat.protocol.exceptions import (
     UnprocessableEntityError,
     class_for_status,
     error_fields,
+    first_line,
     redact,
     status_error_from_event,
     status_error_from_response,
@@ -295,3 +302,126 @@ def test_incomplete_stream_error_carries_the_partial_completion() -> None:
 def test_connection_errors_have_readable_defaults() -> None:
     assert str(APIConnectionError()) == "Could not connect to the server."
     assert str(APITimeoutError()) == "The request timed out."
+
+
+# ---------------------------------------------------------------------------------------------
+# One tree: every exception class nbchat defines is drawn, where it belongs
+
+
+def _nbchat_exception_classes() -> dict[str, type[BaseException]]:
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(nbchat.__path__, "nbchat."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == module.__name__
+            ):
+                assert value.__name__ not in found, f"two exception classes named {value.__name__}"
+                found[value.__name__] = value
+    return found
+
+
+def _drawn_tree() -> dict[str, tuple[str | None, str | None]]:
+    """Each name in the drawing -> (its parent in the drawing, the class in "(also X)")."""
+    drawn: dict[str, tuple[str | None, str | None]] = {}
+    by_column: dict[int, str] = {}
+    for line in (exceptions_module.__doc__ or "").splitlines():
+        match = re.match(r"^    [│├└─ ]*?([A-Z]\w+)(?: \(also (\w+)\))?", line)
+        if match is None:
+            continue
+        column = match.start(1)
+        name = match.group(1)
+        by_column[column] = name
+        drawn[name] = (by_column.get(column - 4), match.group(2))
+    return drawn
+
+
+def test_every_nbchat_exception_is_in_the_drawing_under_its_base() -> None:
+    classes = _nbchat_exception_classes()
+    drawn = _drawn_tree()
+    assert len(classes) >= 30  # the walk found the modules (protocol, convert, local, …)
+    assert sorted(set(classes) - set(drawn)) == [], "drawn nowhere"
+    roots = {"KeyboardInterrupt", "UserWarning"}
+    assert sorted(set(drawn) - set(classes) - roots) == [], "drawn, not defined"
+    for name, cls in classes.items():
+        parent, also = drawn[name]
+        bases = [base.__name__ for base in cls.__bases__]
+        if parent is None:
+            assert cls is NbchatError
+        else:
+            assert parent in bases, f"{name} is drawn under {parent}, derives from {bases}"
+        if also is not None:
+            assert also in bases, f"{name} is drawn as also {also}, derives from {bases}"
+
+
+def test_every_error_derives_from_nbchat_error_and_interrupts_stay_interrupts() -> None:
+    for name, cls in _nbchat_exception_classes().items():
+        if issubclass(cls, KeyboardInterrupt):
+            # Ctrl-C must pass every ``except Exception`` and ``except NbchatError``.
+            assert not issubclass(cls, Exception), name
+        elif issubclass(cls, Warning):
+            # Warnings are shown, never raised: they must not be caught as errors.
+            assert not issubclass(cls, NbchatError), name
+        else:
+            assert issubclass(cls, NbchatError), f"{name} does not derive from NbchatError"
+
+
+def test_bad_input_errors_of_every_layer_are_nbchat_errors_and_value_errors() -> None:
+    from nbchat.convert.interpolate import InterpolationError, interpolate
+    from nbchat.notebook.run import ChatCellError
+    from nbchat.protocol.schema import StrictSchemaError, strict_schema
+
+    with pytest.raises(NbchatError):
+        interpolate("{x / 0}", {"x": 1})
+    with pytest.raises(StrictSchemaError) as caught:
+        strict_schema([])  # type: ignore[arg-type]
+    assert isinstance(caught.value, NbchatError) and isinstance(caught.value, ValueError)
+    assert issubclass(InterpolationError, ValueError)
+    assert issubclass(ChatCellError, NbchatError)
+
+
+# ---------------------------------------------------------------------------------------------
+# first_line: one line for an error
+
+
+def test_first_line_is_the_first_non_blank_line_with_its_spaces_collapsed() -> None:
+    assert first_line(ValueError("\n  \n  bad   value\nthe rest")) == "bad value"
+    assert first_line("a refusal\nwith reasons") == "a refusal"
+
+
+def test_first_line_of_an_error_without_a_message_is_its_class_name() -> None:
+    assert first_line(ValueError()) == "ValueError"
+    assert first_line(RuntimeError("   \n ")) == "RuntimeError"
+    assert first_line("") == ""
+
+
+def test_first_line_is_cut_at_the_limit() -> None:
+    line = first_line("x" * 500, limit=40)
+    assert len(line) == 40 and line.endswith("…")
+    assert first_line("short", limit=40) == "short"
+
+
+def test_first_line_of_a_pydantic_error_names_the_model_the_field_and_the_problem() -> None:
+    class Point(pydantic.BaseModel):
+        x: int
+        y: int
+
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Point.model_validate({"x": "left"})
+    assert first_line(caught.value) == (
+        "Point: x: Input should be a valid integer, unable to parse string as an integer "
+        "(and 1 more)"
+    )
+    with pytest.raises(pydantic.ValidationError) as caught:
+        pydantic.TypeAdapter(int).validate_python("many")
+    assert first_line(caught.value).startswith("int: Input should be a valid integer")
+
+
+def test_first_line_never_fails_on_an_error_whose_str_fails() -> None:
+    class Odd(Exception):
+        def __str__(self) -> str:
+            return ""
+
+    assert first_line(Odd("hidden")) == "Odd"

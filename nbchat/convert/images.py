@@ -434,7 +434,7 @@ def _from_bytes(data: bytes, detail: str, source: str, *, keep: bool = True) -> 
         # Only here, and only for the duration: a bomb is an error, not a warning.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             _check_pixels(width, height)
             fmt = image.format

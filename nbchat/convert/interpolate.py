@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..protocol.exceptions import NbchatError
 from .fences import FENCE, closes_fence
 
 __all__ = ["InterpolationError", "interpolate"]
@@ -19,7 +20,7 @@ _SPEC = re.compile(r"^[<>=^]?[+\-]?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?$")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 
 
-class InterpolationError(ValueError):
+class InterpolationError(NbchatError, ValueError):
     """An expression in braces failed to evaluate."""
 
 
@@ -41,7 +42,7 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
             fence = match.group(1)
             result.append(line)
             continue
-        if inside:
+        if fence is not None:
             result.append(line)
             if closes_fence(match, line, fence):
                 fence = None

@@ -27,7 +27,7 @@ import math
 import re
 from typing import Any
 
-from ..protocol.exceptions import NbchatError
+from ..protocol.exceptions import NbchatError, first_line
 from ..protocol.schema import StrictSchemaError, strict_schema
 from ..protocol.schema import accepts_null as _accepts_null
 from ..protocol.schema import resolve_ref as _resolve
@@ -192,7 +192,7 @@ def parse_reply(
     """
     if refusal:
         raise StructuredOutputError(
-            f"the model refused: {_one_line(refusal)}", reason="refusal", raw=refusal
+            f"the model refused: {first_line(refusal)}", reason="refusal", raw=refusal
         )
     if content is None or not content.strip():
         if finish_reason == "length":
@@ -265,11 +265,6 @@ def _mismatch(errors: list[str], raw: str) -> StructuredOutputError:
         raw=raw,
         errors=errors,
     )
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def _drop_optional_nulls(value: Any, node: Any, root: dict[str, Any], depth: int = 0) -> Any:
@@ -449,7 +444,7 @@ def _check_number(value: float, schema: dict[str, Any], path: str, errors: list[
         bound = schema.get(key)
         if _TYPES["number"](bound) and not ok(value, bound):
             errors.append(f"{path}: {value} is {words} {bound}")
-    step = schema.get("multipleOf")
+    step: Any = schema.get("multipleOf")  # any JSON: checked to be a number before use
     if _TYPES["number"](step) and step > 0:
         ratio = value / step
         if not math.isclose(ratio, round(ratio), abs_tol=1e-9):

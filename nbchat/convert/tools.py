@@ -51,7 +51,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
-from ..protocol.exceptions import NbchatError
+from ..protocol.exceptions import NbchatError, first_line
 from ..protocol.schema import StrictSchemaError, accepts_null, resolve_ref, strict_schema
 
 __all__ = [
@@ -140,7 +140,7 @@ class Tool:
         unknown = set(changes) - {"name", "description", "strict", "confirm"}
         if unknown:
             raise TypeError(f"Tool.replace() got unexpected options: {', '.join(sorted(unknown))}")
-        options = {
+        options: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "strict": self._strict_requested,
@@ -174,7 +174,9 @@ class Tool:
             errors = exc.errors(include_url=False)
             detail = "; ".join(_describe_error(error) for error in errors)
             raise ToolArgumentsError(
-                f"invalid arguments for {self.name}: {detail}", tool_name=self.name, errors=errors
+                f"invalid arguments for {self.name}: {detail}",
+                tool_name=self.name,
+                errors=[dict(error) for error in errors],
             ) from None
         return {key: getattr(instance, attr) for key, attr in self._keys.items()}
 
@@ -379,7 +381,7 @@ def _signature_model(
     try:
         model = pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
     except Exception as exc:
-        raise ToolDefinitionError(f"cannot build a schema for {name}: {_one_line(exc)}") from None
+        raise ToolDefinitionError(f"cannot build a schema for {name}: {first_line(exc)}") from None
     return model, keys, positional_only
 
 
@@ -427,7 +429,7 @@ def _model_schema(model: type[BaseModel], name: str, param_docs: dict[str, str])
             warnings.simplefilter("ignore", pydantic.json_schema.PydanticJsonSchemaWarning)
             schema = model.model_json_schema()
     except Exception as exc:
-        raise ToolDefinitionError(f"cannot build a schema for {name}: {_one_line(exc)}") from None
+        raise ToolDefinitionError(f"cannot build a schema for {name}: {first_line(exc)}") from None
     schema.pop("title", None)
     # The description travels as the tool's own description, not twice.
     schema.pop("description", None)
@@ -725,11 +727,6 @@ def _run_on_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     for task in asyncio.all_tasks(loop):
         task.cancel()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------

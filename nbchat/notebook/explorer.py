@@ -11,6 +11,7 @@ import itertools
 import math
 from typing import Any
 
+from ..protocol.exceptions import first_line
 from ..protocol.types import ChatCompletion, TokenLogprob
 
 __all__ = ["LogprobsExplorer", "explore", "token_colour", "token_probabilities"]
@@ -289,7 +290,7 @@ class LogprobsExplorer:
                 shown = logprobs_frame(self.source)
             except Exception as exc:
                 shown = None
-                bundle = {"text/plain": f"No table: {str(exc).splitlines()[0]}"}
+                bundle = {"text/plain": f"No table: {first_line(exc)}"}
             else:
                 from IPython.core.formatters import DisplayFormatter
 

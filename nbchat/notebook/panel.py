@@ -18,7 +18,8 @@ import threading
 import weakref
 from typing import Any
 
-from ..conversation.chat import Chat
+from ..conversation.chat import Chat, Reply
+from ..protocol.exceptions import first_line
 from ..render.bundles import error_bundle, footer_text, reply_bundle
 from ..render.live import LiveView
 from ..render.markdown import sanitize_markdown
@@ -393,7 +394,7 @@ class ChatPanel:
         user = _user_bundle(text, thumbs)
         status = ""
         try:
-            reply = chat.send(content, listener=listener, **self.request_fields())
+            reply: Reply | None = chat.send(content, listener=listener, **self.request_fields())
         except StopRequested:
             reply = chat.last_reply if chat.last_reply is not None else None
             if reply is not None and reply.interrupted:
@@ -566,7 +567,7 @@ class ChatPanel:
         try:
             self.attach(namespace[name])
         except Exception as exc:
-            self.status.value = f"⚠ {_escape(name)}: {_escape(str(exc).splitlines()[0])}"
+            self.status.value = f"⚠ {_escape(name)}: {_escape(first_line(exc))}"
 
     def clear_images(self) -> None:
         self.attachments = []
@@ -581,7 +582,7 @@ class ChatPanel:
                 self.attach(bytes(item["content"]))
             except Exception as exc:
                 name = item.get("name", "file")
-                self.status.value = f"⚠ {_escape(name)}: {_escape(str(exc).splitlines()[0])}"
+                self.status.value = f"⚠ {_escape(name)}: {_escape(first_line(exc))}"
         # Forget the upload so the same file can be chosen again.
         with contextlib.suppress(Exception):
             self.upload.value = ()

@@ -12,13 +12,17 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
+from ..protocol.exceptions import NbchatError, first_line
 from .settings import Chat as ChatSettings
 
 __all__ = ["CellRequest", "ChatCellError", "cell_request", "conversation", "run_cell", "subcommand"]
 
 
-class ChatCellError(Exception):
-    """Fails a cell after its error was shown as a card: one line, no traceback."""
+class ChatCellError(NbchatError):
+    """Fails a cell after its error was shown as a card: one line, no traceback.
+
+    An NbchatError like the error it stands for, so ``except NbchatError`` catches a failed cell.
+    """
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
@@ -88,7 +92,7 @@ def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any,
     try:
         return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
     except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(first_line(exc)) from None
 
 
 @dataclass
@@ -181,7 +185,7 @@ def _bad_input(exc: Exception, args: Any) -> UsageError:
     from ..convert.tools import ToolDefinitionError
     from ..protocol.schema import StrictSchemaError
 
-    text = str(exc).splitlines()[0]
+    text = first_line(exc)
     if isinstance(exc, ToolDefinitionError):
         text = f"--tools: {text}"
     elif isinstance(exc, StrictSchemaError):
@@ -261,7 +265,7 @@ def _send(
         _show(error_bundle(exc))
         if args.out:
             namespace[args.out] = None
-        raise ChatCellError(str(exc).splitlines()[0]) from None
+        raise ChatCellError(first_line(exc)) from None
     view.finish(reply)
     return reply
 
@@ -274,8 +278,7 @@ def _one_line(exc: Any) -> str:
     if isinstance(exc, APIStatusError):
         code = f", {exc.code}" if exc.code else ""
         return f"{name} ({exc.status_code}{code}); the card above has the details."
-    text = str(exc)
-    return f"{name}: {text.splitlines()[0]}" if text else name
+    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
 
 
 def _show_logprobs(reply: Any) -> None:
@@ -329,43 +332,35 @@ def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
     return None
 
 
-def _server_line(settings: ChatSettings, base: str | None, key: str | None) -> str:
+def _server_line(settings: ChatSettings, endpoint: Any) -> str:
     """The kind of server the settings talk to, and how nbchat knows it."""
     from ..conversation.sessions import known_client
-    from ..transport.profiles import detect_profile
 
     client = known_client(settings)
     if client is not None:
         profile = client.profile
         how = "configured" if profile.configured else "detected"
         return f"{profile.kind} ({'local, ' if profile.local else ''}{how})"
-    if settings.server != "auto":
-        return f"{settings.server} (configured)"
-    if not base and not key:
-        return "llama-cpp-python (local)"
-    from ..transport.client import DEFAULT_BASE_URL
-
-    return f"{detect_profile(base or DEFAULT_BASE_URL).kind} (detected from the URL)"
+    if endpoint.local:
+        return f"{endpoint.kind} (local)"
+    if endpoint.server:
+        return f"{endpoint.kind} (configured)"
+    return f"{endpoint.kind} (detected from the URL)"
 
 
 def config_bundle(settings: ChatSettings) -> dict[str, str]:
     """The effective settings, with where the endpoint and key come from (key masked)."""
-    import os
+    from ..conversation.endpoint import resolve
 
-    key = os.environ.get(settings.api_key_env)
-    base = settings.base_url or os.environ.get("OPENAI_BASE_URL")
-    if base:
-        endpoint = base
-    elif key:
-        from ..transport.client import DEFAULT_BASE_URL
-
-        endpoint = DEFAULT_BASE_URL
-    else:
-        endpoint = "local model server (no key or base URL set)"
+    endpoint = resolve(
+        base_url=settings.base_url,
+        api_key_env=settings.api_key_env,
+        server=None if settings.server == "auto" else settings.server,
+    )
     rows = [
-        ("endpoint", endpoint),
-        ("server", _server_line(settings, base, key)),
-        ("api key", f"set in ${settings.api_key_env} (hidden)" if key else "not set"),
+        ("endpoint", endpoint.describe()),
+        ("server", _server_line(settings, endpoint)),
+        ("api key", endpoint.describe_key()),
     ]
     for trait in sorted(settings.trait_names(config=True)):
         if trait in ("base_url", "server"):

@@ -1,30 +1,53 @@
 """The errors nbchat raises: one tree, so callers can catch as broadly or narrowly as they like.
 
-    NbchatError
+    NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
-    └── APIError                                   something went wrong talking to the server
-        ├── APIConnectionError                     no response: refused, reset, DNS, TLS…
-        │   └── APITimeoutError                    no response in time
-        ├── APIResponseValidationError             a 2xx response we could not read
-        ├── IncompleteStreamError                  a stream that stopped before its end
-        └── APIStatusError                         an error status, or an error inside a stream
-            ├── BadRequestError                    400 (context_length_exceeded, …)
-            ├── AuthenticationError                401
-            ├── PermissionDeniedError              403
-            ├── NotFoundError                      404 (model_not_found)
-            ├── ConflictError                      409
-            ├── UnprocessableEntityError           422
-            ├── RateLimitError                     429
-            └── InternalServerError                500 and every other 5xx
-                └── ServiceUnavailableError        503 (engine_overloaded)
+    ├── APIError                                   something went wrong talking to the server
+    │   ├── APIConnectionError                     no response: refused, reset, DNS, TLS…
+    │   │   └── APITimeoutError                    no response in time
+    │   ├── APIResponseValidationError             a 2xx response we could not read
+    │   ├── IncompleteStreamError                  a stream that stopped before its end
+    │   └── APIStatusError                         an error status, or an error inside a stream
+    │       ├── BadRequestError                    400 (context_length_exceeded, …)
+    │       ├── AuthenticationError                401
+    │       ├── PermissionDeniedError              403
+    │       ├── NotFoundError                      404 (model_not_found)
+    │       ├── ConflictError                      409
+    │       ├── UnprocessableEntityError           422
+    │       ├── RateLimitError                     429
+    │       └── InternalServerError                500 and every other 5xx
+    │           └── ServiceUnavailableError        503 (engine_overloaded)
+    ├── StrictSchemaError (also ValueError)        a schema strict mode cannot express
+    ├── InterpolationError (also ValueError)       a {expression} in a prompt failed
+    ├── ImageError (also ValueError)               an object that cannot be sent as an image
+    ├── DataError (also ValueError)                an object that cannot be sent as data
+    ├── ToolDefinitionError (also TypeError)       a function that cannot become a tool
+    ├── ToolArgumentsError (also ValueError)       a model's tool arguments that do not fit
+    ├── StructuredOutputError (also ValueError)    a reply that is not the output asked for
+    ├── LogprobsError (also ValueError)            no logprobs to show
+    ├── LocalServerError                           the local model server failed or stopped
+    │   └── LocalServerUnavailable                 its extra (nbchat[local]) is not installed
+    └── ChatCellError                              a %%chat cell failed; its card shows why
 
-Every APIStatusError carries status_code, message, type, code, param, request_id and body.
-Messages and bodies never contain the API key: the client redacts it before raising.
+    KeyboardInterrupt (not errors: Ctrl-C, which ``except Exception`` must not swallow)
+    ├── ToolRunInterrupted                         Ctrl-C while tools ran; every call answered
+    └── StopRequested                              the panel's Stop button
+
+    UserWarning (not errors: what plain Python shows where a notebook shows a note)
+    └── NbchatNote                                 how a request was fitted to its server
+
+Every error is defined beside the code that raises it (``protocol/schema.py``,
+``convert/*``, ``render/logprobs.py``, ``local/supervisor.py``, ``notebook/run.py``…) and is
+drawn here; a test checks that the two agree. Every APIStatusError carries status_code,
+message, type, code, param, request_id and body. Messages and bodies never contain the API
+key: the client redacts it before raising. ``first_line()`` is the one way to shorten an
+error to one line (a cell's failure, a status bar).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -324,3 +347,41 @@ def _message_from_non_json(response: httpx.Response, body: Any) -> str:
             return f"{response.status_code} {reason} (the server sent an HTML page, not JSON)"
         return text if len(text) <= 300 else text[:300] + "…"
     return f"{response.status_code} {reason} (empty response body)"
+
+
+def first_line(error: BaseException | str, *, limit: int = 300) -> str:
+    """What went wrong, in one line: for a cell's error, a status bar or another error's message.
+
+    The first non-blank line of the message, its whitespace collapsed and cut at ``limit``
+    characters; a pydantic ValidationError gives its first error as ``Model: location: message``
+    (its own first line only counts the errors); an error without a message gives its class name.
+    """
+    if isinstance(error, BaseException):
+        summary = _validation_summary(error)
+        if summary is not None:
+            return _shorten(summary, limit)
+    text = str(error)
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    if not line and isinstance(error, BaseException):
+        return type(error).__name__
+    return _shorten(line, limit)
+
+
+def _validation_summary(error: BaseException) -> str | None:
+    # pydantic is loaded by whoever raised its error: no error of its kind exists otherwise.
+    pydantic_core = sys.modules.get("pydantic_core")
+    if pydantic_core is None or not isinstance(error, pydantic_core.ValidationError):
+        return None
+    problems = error.errors()
+    if not problems:
+        return None
+    first = problems[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    text = f"{error.title}: {where + ': ' if where else ''}{first.get('msg', '')}"
+    more = len(problems) - 1
+    return text + (f" (and {more} more)" if more else "")
+
+
+def _shorten(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -9,13 +9,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .exceptions import NbchatError
+
 __all__ = ["StrictSchemaError", "accepts_null", "resolve_ref", "strict_schema"]
 
 # Keywords strict mode rejects or that only cost prompt tokens.
 _DROP = ("default", "title")
 
 
-class StrictSchemaError(ValueError):
+class StrictSchemaError(NbchatError, ValueError):
     """The schema has a part strict mode cannot express."""
 
 

@@ -24,7 +24,6 @@ __all__ = [
     "error_bundle",
     "footer_text",
     "history_bundle",
-    "mask_secrets",
     "reply_bundle",
     "request_bundle",
 ]
@@ -207,14 +206,6 @@ def history_bundle(chat: Any) -> dict[str, str]:
         "text/markdown": f"#### {html.escape(title)}\n\n" + "\n\n---\n\n".join(md),
         "text/plain": title + "\n" + "\n".join(text),
     }
-
-
-def mask_secrets(value: Any, secrets: list[str]) -> Any:
-    from ..protocol.exceptions import redact
-
-    for secret in secrets:
-        value = redact(value, secret)
-    return value
 
 
 def request_bundle(

@@ -166,7 +166,9 @@ class LiveView(ChatListener):
     def _show(self, bundle: dict[str, str]) -> Any:
         display = self._display
         if display is None:
-            from IPython.display import display
+            from IPython.display import display as ipython_display
+
+            display = ipython_display
         return display(bundle, raw=True, display_id=True)
 
     def _write(self, text: str) -> None:

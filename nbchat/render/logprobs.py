@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.exceptions import NbchatError
+from ..protocol.exceptions import NbchatError, first_line
 from ..protocol.types import (
     ChatCompletion,
     Choice,
@@ -117,7 +117,7 @@ def _from_dict(data: dict[str, Any]) -> Any:
             return (Choice if "message" in data else ChunkChoice).model_validate(data)
         return ChoiceLogprobs.model_validate(data)
     except ValueError as exc:
-        raise LogprobsError(f"not a completion or logprobs object: {_first_line(exc)}") from None
+        raise LogprobsError(f"not a completion or logprobs object: {first_line(exc)}") from None
 
 
 def _token(item: Any) -> TokenLogprob:
@@ -126,12 +126,7 @@ def _token(item: Any) -> TokenLogprob:
     try:
         return TokenLogprob.model_validate(item)
     except ValueError as exc:
-        raise LogprobsError(f"not a token logprob: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return " ".join(text[:3]) if text else type(exc).__name__
+        raise LogprobsError(f"not a token logprob: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------

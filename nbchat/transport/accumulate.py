@@ -146,7 +146,8 @@ class ChatCompletionAccumulator:
             else:
                 index = max(state.tool_calls)
         else:
-            index = state.renumbered.get(index, index)
+            sent = index
+            index = state.renumbered.get(sent, sent)
             known = state.tool_calls.get(index)
             if delta.id and known is not None and known.id and delta.id != known.id:
                 # A server that numbers every call 0: a new id at a used index is a new call,
@@ -154,7 +155,7 @@ class ChatCompletionAccumulator:
                 new = state.tool_index_by_id.get(delta.id)
                 if new is None:
                     new = max(state.tool_calls) + 1
-                state.renumbered[delta.index] = index = new
+                state.renumbered[sent] = index = new
         call = state.tool_calls.get(index)
         if call is None:
             call = state.tool_calls[index] = _ToolCallState()

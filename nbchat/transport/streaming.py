@@ -7,7 +7,7 @@ keeps ``completion`` up to date. The response is closed in a ``finally`` whateve
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -213,7 +213,7 @@ class ChatStream:
     def __next__(self) -> ChatCompletionChunk:
         return next(self._iterator)
 
-    def _iterate(self) -> Iterator[ChatCompletionChunk]:
+    def _iterate(self) -> Generator[ChatCompletionChunk, None, None]:
         state = self._state
         try:
             try:
@@ -268,7 +268,7 @@ class AsyncChatStream:
     async def __anext__(self) -> ChatCompletionChunk:
         return await self._iterator.__anext__()
 
-    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         state = self._state
         try:
             try:
