@@ -182,3 +182,26 @@ def test_a_root_reference_is_written_out_and_definitions_kept() -> None:
 def test_a_dangling_root_reference_is_reported() -> None:
     with pytest.raises(StrictSchemaError, match="does not define"):
         strict_schema({"$ref": "#/$defs/Nowhere"})
+
+
+def test_strict_schema_writes_a_root_ref_out_and_keeps_the_input():
+    schema = {
+        "$defs": {"A": {"title": "A", "type": "object", "properties": {"x": {"type": "integer"}}}},
+        "$ref": "#/$defs/A",
+    }
+    strict = strict_schema(schema)
+    assert {k: v for k, v in strict.items() if k != "$defs"} == {
+        "type": "object",
+        "properties": {"x": {"type": ["integer", "null"]}},
+        "required": ["x"],
+        "additionalProperties": False,
+    }
+    assert schema == {
+        "$defs": {"A": {"title": "A", "type": "object", "properties": {"x": {"type": "integer"}}}},
+        "$ref": "#/$defs/A",
+    }
+
+
+def test_strict_schema_reports_a_dangling_root_ref():
+    with pytest.raises(StrictSchemaError, match="the top level refers to '#/\\$defs/Missing'"):
+        strict_schema({"$defs": {}, "$ref": "#/$defs/Missing"})
