@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
+from nbchat.convert.formats import response_format_for
 from nbchat.convert.parsing import StructuredOutputError, parse_reply
 from nbchat.protocol.exceptions import NbchatError
+from nbchat.protocol.schema import SchemaError
+from nbchat.protocol.validation import Validator
 from tests.structured_models import Address, Colour, Person, Team
+from tests.test_schema import MEANING
 
 # ---------------------------------------------------------------------------------------------
 # parse_reply
@@ -169,3 +176,117 @@ def test_a_dict_schema_null_for_an_optional_property_is_dropped():
 def test_structured_output_error_is_an_nbchat_value_error():
     assert issubclass(StructuredOutputError, NbchatError)
     assert issubclass(StructuredOutputError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Meaning: the wire schema and the reply check agree
+
+
+def _obj(properties: dict[str, Any], **rest: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, **rest}
+
+
+@pytest.mark.parametrize("case", MEANING, ids=list(MEANING))
+def test_a_reply_valid_on_the_wire_is_exactly_a_reply_parse_reply_accepts(case: str) -> None:
+    original, replies = MEANING[case]
+    wire = Validator(response_format_for(original)["json_schema"]["schema"])
+    for reply in replies:
+        try:
+            parse_reply(json.dumps(reply), schema_or_model=original)
+            accepted = True
+        except StructuredOutputError as exc:
+            assert exc.reason == "schema_mismatch"
+            accepted = False
+        assert wire.is_valid(reply) == accepted, reply
+
+
+def test_an_overlapping_one_of_is_looser_on_the_wire_but_the_reply_is_held_to_it() -> None:
+    schema = _obj({"n": {"oneOf": [{"type": "integer"}, {"minimum": 0}]}}, required=["n"])
+    wire = response_format_for(schema)["json_schema"]["schema"]
+    assert wire["properties"]["n"] == {"anyOf": [{"type": "integer"}, {"minimum": 0}]}
+    assert Validator(wire).is_valid({"n": 3})
+    with pytest.raises(StructuredOutputError) as info:
+        parse_reply('{"n": 3}', schema_or_model=schema)
+    assert info.value.errors[0].startswith("$.n: 3 is valid under each of")
+
+
+# ---------------------------------------------------------------------------------------------
+# What JSON cannot carry, and schemas that cannot be used
+
+
+@pytest.mark.parametrize("reply", ['{"a": NaN}', '{"a": Infinity}', "[-Infinity]"])
+def test_nan_and_infinity_are_not_json(reply: str) -> None:
+    with pytest.raises(StructuredOutputError, match="is not a JSON number") as info:
+        parse_reply(reply)
+    assert info.value.reason == "invalid_json"
+
+
+def test_a_number_too_large_for_a_float_is_named_by_its_path() -> None:
+    schema = {"type": "object", "properties": {"items": {"type": "array"}}}
+    with pytest.raises(StructuredOutputError) as info:
+        parse_reply('{"items": [1, {"price": 1e999}]}', schema_or_model={**schema})
+    assert info.value.reason == "invalid_json"
+    assert "the number at $.items[1].price is too large for a float" in str(info.value)
+
+
+def test_json_nested_too_deeply_is_invalid_json_not_a_crash() -> None:
+    with pytest.raises(StructuredOutputError, match="nested too deeply") as info:
+        parse_reply("[" * 100_000 + "]" * 100_000)
+    assert info.value.reason == "invalid_json"
+
+
+def test_a_dict_schema_the_library_cannot_use_is_a_schema_error_before_the_reply_is_read() -> None:
+    with pytest.raises(SchemaError, match=r"\$\.properties\.a: 5 is not of type"):
+        parse_reply("not even json", schema_or_model={"properties": {"a": 5}})
+
+
+def test_formats_are_checked_in_dict_schema_replies() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"when": {"type": "string", "format": "date"}},
+        "required": ["when"],
+    }
+    assert parse_reply('{"when": "2024-02-29"}', schema_or_model=schema) == {"when": "2024-02-29"}
+    with pytest.raises(StructuredOutputError) as info:
+        parse_reply('{"when": "2023-02-29"}', schema_or_model=schema)
+    assert info.value.errors == ["$.when: '2023-02-29' is not a 'date'"]
+
+
+def test_a_mismatch_deep_in_a_list_names_its_path() -> None:
+    schema = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"price": {"type": "number", "minimum": 0}},
+            "required": ["price"],
+        },
+    }
+    reply = '{"items": [{"price": 1}, {"price": 2}, {"price": -3}]}'
+    with pytest.raises(StructuredOutputError) as info:
+        parse_reply(reply, schema_or_model=schema)
+    assert info.value.errors == ["$.items[2].price: -3 is less than the minimum of 0"]
+    assert str(info.value) == (
+        "the reply does not match the schema: $.items[2].price: -3 is less than the minimum of 0"
+    )
+
+
+def test_a_pydantic_union_drops_the_nulls_of_the_branch_that_matches() -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Cat(BaseModel):
+        kind: Literal["cat"]
+        lives: int = 9
+
+    class Dog(BaseModel):
+        kind: Literal["dog"]
+        bark: str = "woof"
+
+    class Home(BaseModel):
+        pet: Cat | Dog
+
+    home = parse_reply('{"pet": {"kind": "dog", "bark": null}}', schema_or_model=Home)
+    assert home.pet == Dog(kind="dog")
+    home = parse_reply('{"pet": {"kind": "cat", "lives": null}}', schema_or_model=Home)
+    assert home.pet == Cat(kind="cat")

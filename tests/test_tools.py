@@ -18,7 +18,6 @@ from nbchat.convert.tools import (
     ToolArgumentsError,
     ToolDefinitionError,
     as_tool,
-    parse_docstring,
     tool,
     tool_definitions,
     tools_by_name,
@@ -318,11 +317,6 @@ def test_no_docstring_leaves_description_out() -> None:
         return x
 
     assert "description" not in as_tool(bare).definition()["function"]
-
-
-def test_parse_docstring_returns_empty_for_none() -> None:
-    assert parse_docstring(None) == ("", {})
-    assert parse_docstring("Only a summary.") == ("Only a summary.", {})
 
 
 # ---------------------------------------------------------------------------------------------

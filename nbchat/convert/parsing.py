@@ -91,9 +91,13 @@ def parse_reply(
         value = value[target.wrap_key]
     value = drop_optional_nulls(value, target.validator)
     if target.model is not None or target.adapter is not None:
-        return _validate_with_pydantic(target, value, content)
-    errors = target.validator.errors(value)
+        value, errors = _validate_with_pydantic(target, value)
+    else:
+        errors = target.validator.errors(value)
     if errors:
+        if target.wrap_key is not None:
+            # Paths name the reply as the model wrote it, wrapper included.
+            errors = [f"$.{target.wrap_key}{error[1:]}" for error in errors]
         raise _mismatch(errors, content)
     return value
 
@@ -153,19 +157,20 @@ def _strip_fence(text: str) -> str:
     return match.group(1).strip() if match else text
 
 
-def _validate_with_pydantic(target: Target, value: Any, raw: str) -> Any:
+def _validate_with_pydantic(target: Target, value: Any) -> tuple[Any, list[str]]:
+    """The validated value, or the problems found (``path: message``)."""
     from pydantic import ValidationError
 
     try:
         if target.model is not None:
-            return target.model.model_validate(value)
-        return target.adapter.validate_python(value)
+            return target.model.model_validate(value), []
+        return target.adapter.validate_python(value), []
     except ValidationError as exc:
         errors = [
             f"{json_path(error['loc'])}: {error['msg']}"
             for error in exc.errors(include_url=False)[:MAX_ERRORS]
         ]
-        raise _mismatch(errors, raw) from None
+        return None, errors
 
 
 def _mismatch(errors: list[str], raw: str) -> StructuredOutputError:
