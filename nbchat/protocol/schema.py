@@ -300,6 +300,15 @@ def drop_optional_nulls(value: Any, validator: Validator) -> Any:
 class _Undo:
     def __init__(self, validator: Validator) -> None:
         self.validator = validator
+        # Asked once per schema node, not once per value: a list of records asks the same.
+        self._nullable: dict[int, bool] = {}
+        self._ways: dict[int, list[list[dict[str, Any]]]] = {}
+
+    def accepts_null(self, node: Any) -> bool:
+        key = id(node)
+        if key not in self._nullable:
+            self._nullable[key] = accepts_null(node, self.validator)
+        return self._nullable[key]
 
     def value(self, value: Any, nodes: list[Any], depth: int) -> Any:
         """``value`` read against ``nodes``, every one of which applies at its place."""
@@ -307,7 +316,9 @@ class _Undo:
             return value
         alternatives: list[list[dict[str, Any]]] = [[]]
         for node in nodes:
-            alternatives = _product(alternatives, self._flatten(node, 0))
+            if id(node) not in self._ways:
+                self._ways[id(node)] = self._flatten(node, 0)
+            alternatives = _product(alternatives, self._ways[id(node)])
         if len(alternatives) == 1:
             return self._read(value, alternatives[0], depth)
         first = None
@@ -366,7 +377,7 @@ class _Undo:
                 item is None
                 and declared
                 and key not in required
-                and not all(accepts_null(sub, self.validator) for sub in declared)
+                and not all(self.accepts_null(sub) for sub in declared)
             ):
                 continue
             nodes = declared or [

@@ -51,6 +51,8 @@ _ONE = (
 )
 _MANY = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
 _MAP = ("$defs", "definitions", "dependentSchemas", "patternProperties", "properties")
+# Checking a schema against its metaschema takes ~30 ms; one schema is checked again and again.
+_PROBLEMS: dict[tuple[Any, str], str | None] = {}
 
 
 class SchemaError(NbchatError, ValueError):
@@ -71,13 +73,9 @@ class Validator:
         cls: Any = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft202012Validator
         )
-        try:
-            cls.check_schema(schema)
-        except jsonschema.exceptions.SchemaError as exc:
-            where = _schema_path(exc.absolute_path)
-            raise SchemaError(f"not a valid JSON schema: {where}: {_short(exc.message)}") from None
-        except Exception as exc:  # the library failing on a strange schema (e.g. far too deep)
-            raise SchemaError(f"not a usable JSON schema: {_describe(exc)}") from None
+        problem = _problem(cls, schema)
+        if problem:
+            raise SchemaError(problem)
         self.schema = schema
         resource = referencing.Resource.from_contents(
             schema, default_specification=referencing.jsonschema.DRAFT202012
@@ -133,6 +131,29 @@ def json_path(parts: Sequence[Any] | Iterator[Any]) -> str:
         else:
             path += f"[{json.dumps(str(part), ensure_ascii=False)}]"
     return path
+
+
+def _problem(cls: Any, schema: Any) -> str | None:
+    """What makes ``schema`` unusable, or None; remembered by its JSON text (the check is slow)."""
+    try:
+        key = (cls, json.dumps(schema, sort_keys=True))
+    except (TypeError, ValueError):
+        return _check(cls, schema)
+    if key not in _PROBLEMS:
+        if len(_PROBLEMS) >= 256:
+            _PROBLEMS.clear()
+        _PROBLEMS[key] = _check(cls, schema)
+    return _PROBLEMS[key]
+
+
+def _check(cls: Any, schema: Any) -> str | None:
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        return f"not a valid JSON schema: {_schema_path(exc.absolute_path)}: {_short(exc.message)}"
+    except Exception as exc:  # the library failing on a strange schema (e.g. far too deep)
+        return f"not a usable JSON schema: {_describe(exc)}"
+    return None
 
 
 def _schema_path(parts: Any) -> str:
