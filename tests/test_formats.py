@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from nbchat.convert.formats import response_format_for, schema_of
-from nbchat.protocol.schema import StrictSchemaError
+from nbchat.convert.formats import Target, response_format_for, schema_of
+from nbchat.protocol.schema import SchemaError, StrictSchemaError
 from tests.structured_models import Address, Node, Person, Team
 
 
@@ -185,3 +185,27 @@ def test_a_type_pydantic_cannot_describe_is_an_error():
     with pytest.raises(StrictSchemaError, match="cannot make a JSON schema of Opaque") as info:
         response_format_for(Opaque)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_dict_schema_jsonschema_cannot_use_is_refused_before_anything_is_sent(
+    strict: bool,
+) -> None:
+    with pytest.raises(SchemaError, match=r"\$\.properties\.price\.type: 'nmber' is not valid"):
+        response_format_for({"properties": {"price": {"type": "nmber"}}}, strict=strict)
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(5000):
+        deep = {"type": "object", "properties": {"a": deep}}
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        response_format_for(deep, strict=strict)
+
+
+def test_the_target_remembers_how_to_read_the_reply_back() -> None:
+    target = Target(list[Address])
+    assert target.wrap_key == "items"
+    assert target.adapter is not None and target.model is None
+    assert Target(Person).model is Person
+    assert Target({"type": "string"}).wrap_key == "value"
+    assert Target({"$defs": {"A": {"type": "array"}}, "$ref": "#/$defs/A"}).wrap_key == "items"
+    assert Target({"properties": {"a": {}}}).wrap_key is None
+    assert Target({"type": "object"}, name="x y").name == "x_y"

@@ -230,3 +230,21 @@ def test_a_failure_inside_the_library_is_a_schema_error() -> None:
         checked.errors(float("inf"))
     with pytest.raises(SchemaError, match="could not be applied: OverflowError"):
         checked.is_valid(float("inf"))
+
+
+def test_a_dialect_that_is_not_a_string_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match=r"\$schema must be a string, not int"):
+        Validator({"$schema": 5})
+
+
+def test_an_unknown_dialect_reads_as_draft_2020_12() -> None:
+    checked = Validator({"$schema": "https://example.com/my-dialect", "prefixItems": [{}]})
+    assert checked.errors([1]) == []
+
+
+def test_a_schema_nested_too_deeply_for_the_library_is_a_schema_error() -> None:
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(sys.getrecursionlimit()):
+        deep = {"properties": {"a": deep}}
+    with pytest.raises(SchemaError, match="not a usable JSON schema: "):
+        Validator(deep)

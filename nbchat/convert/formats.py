@@ -20,7 +20,7 @@ import copy
 import re
 from typing import Any
 
-from ..protocol.schema import StrictSchemaError, resolve_ref, strict_schema
+from ..protocol.schema import SchemaError, StrictSchemaError, resolve_ref, strict_schema
 from ..protocol.validation import Validator
 
 __all__ = ["Target", "response_format_for", "schema_of"]
@@ -40,7 +40,10 @@ class Target:
         self.model: Any = None
         self.adapter: Any = None
         if isinstance(spec, dict):
-            self.schema = copy.deepcopy(spec)
+            try:
+                self.schema = copy.deepcopy(spec)
+            except RecursionError:
+                raise SchemaError("not a usable JSON schema: it is nested too deeply") from None
             default_name = spec.get("title") if isinstance(spec.get("title"), str) else None
         else:
             self.schema, default_name = self._from_type(spec)

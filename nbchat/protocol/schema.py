@@ -138,15 +138,19 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(schema, dict):
         raise StrictSchemaError(f"a JSON schema must be a dict, not {type(schema).__name__}")
-    result = copy.deepcopy(schema)
     try:
+        result = copy.deepcopy(schema)
         # Built on the copy: references then resolve to the copy's own, transformed, nodes.
         validator = Validator(result)
+        _inline_root_ref(result, validator)
+        _Strict(result, validator).node(result, "$")
+    except StrictSchemaError:
+        raise
     except SchemaError as exc:
         # What cannot be used cannot be made strict either; callers catch one error here.
         raise StrictSchemaError(str(exc)) from None
-    _inline_root_ref(result, validator)
-    _Strict(result, validator).node(result, "$")
+    except RecursionError:
+        raise StrictSchemaError("not a usable JSON schema: it is nested too deeply") from None
     return result
 
 

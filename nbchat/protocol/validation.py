@@ -70,6 +70,19 @@ class Validator:
     def __init__(self, schema: Any) -> None:
         if not isinstance(schema, dict | bool):
             raise SchemaError(f"a JSON schema must be a dict, not {type(schema).__name__}")
+        try:
+            self._build(schema)
+        except SchemaError:
+            raise
+        except Exception as exc:  # the library failing on a strange schema ("$schema": 5, …)
+            raise SchemaError(f"not a usable JSON schema: {_describe(exc)}") from None
+
+    def _build(self, schema: Any) -> None:
+        dialect = schema.get("$schema") if isinstance(schema, dict) else None
+        if dialect is not None and not isinstance(dialect, str):
+            raise SchemaError(
+                f"not a valid JSON schema: $schema must be a string, not {type(dialect).__name__}"
+            )
         cls: Any = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft202012Validator
         )
@@ -77,9 +90,12 @@ class Validator:
         if problem:
             raise SchemaError(problem)
         self.schema = schema
-        resource = referencing.Resource.from_contents(
-            schema, default_specification=referencing.jsonschema.DRAFT202012
+        # The dialect of the validator chosen, so an unknown "$schema" reads as the default.
+        specification = referencing.jsonschema.specification_with(
+            cls.META_SCHEMA.get("$schema") or cls.META_SCHEMA["$id"],
+            default=referencing.jsonschema.DRAFT202012,
         )
+        resource = specification.create_resource(schema)
         # A registry of this schema alone: a reference to anything else is never fetched.
         registry: referencing.Registry[Any] = referencing.Registry()
         self._resolver = registry.resolver_with_root(resource)
