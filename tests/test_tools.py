@@ -18,7 +18,6 @@ from nbchat.convert.tools import (
     ToolArgumentsError,
     ToolDefinitionError,
     as_tool,
-    parse_docstring,
     tool,
     tool_definitions,
     tools_by_name,
@@ -320,11 +319,6 @@ def test_no_docstring_leaves_description_out() -> None:
     assert "description" not in as_tool(bare).definition()["function"]
 
 
-def test_parse_docstring_returns_empty_for_none() -> None:
-    assert parse_docstring(None) == ("", {})
-    assert parse_docstring("Only a summary.") == ("Only a summary.", {})
-
-
 # ---------------------------------------------------------------------------------------------
 # The reference's tool, strict and non-strict
 
@@ -565,6 +559,38 @@ def test_null_in_a_nested_model_field_means_its_default() -> None:
         '{"person": {"name": "Li", "address": {"street": "Main", "city": null}}}'
     )
     assert kwargs["person"].address.city == "Beijing"
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int = 9
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    bark: str = "woof"
+
+
+def test_null_in_a_union_member_field_means_that_members_default() -> None:
+    def adopt(pet: Cat | Dog) -> None:
+        pass
+
+    made = as_tool(adopt)
+    assert made.strict is True
+    assert made.validate('{"pet": {"kind": "dog", "bark": null}}') == {"pet": Dog(kind="dog")}
+    assert made.validate('{"pet": {"kind": "cat", "lives": null}}') == {"pet": Cat(kind="cat")}
+
+
+def test_an_optional_literal_can_still_be_left_out_in_strict_mode() -> None:
+    def f(mode: Optional[Literal["fast"]] = None) -> None:  # noqa: UP045
+        pass
+
+    made = as_tool(f)
+    # A const beside a type list would reject the null that means "not given".
+    assert made.parameters["properties"]["mode"] == {
+        "anyOf": [{"const": "fast", "type": "string"}, {"type": "null"}]
+    }
+    assert made.validate('{"mode": null}') == {"mode": None}
 
 
 def test_null_for_a_required_parameter_is_still_an_error() -> None:

@@ -39,7 +39,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel
 
-from ..convert.tools import Tool, ToolArgumentsError, _run_awaitable, tools_by_name
+from ..convert.awaitables import run_awaitable
+from ..convert.tools import Tool, ToolArgumentsError, tools_by_name
 from ..protocol.types import ToolCall
 
 __all__ = [
@@ -163,7 +164,7 @@ def run_tool_calls(
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
                     try:
-                        decision = _run_awaitable(decision)
+                        decision = run_awaitable(decision)
                     except Exception as exc:
                         decision = exc
                 refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)

@@ -17,7 +17,8 @@
     │       ├── RateLimitError                     429
     │       └── InternalServerError                500 and every other 5xx
     │           └── ServiceUnavailableError        503 (engine_overloaded)
-    ├── StrictSchemaError (also ValueError)        a schema strict mode cannot express
+    ├── SchemaError (also ValueError)              a JSON schema nbchat cannot use
+    │   └── StrictSchemaError                      a schema strict mode cannot express
     ├── InterpolationError (also ValueError)       a {expression} in a prompt failed
     ├── ImageError (also ValueError)               an object that cannot be sent as an image
     ├── DataError (also ValueError)                an object that cannot be sent as data
