@@ -28,8 +28,8 @@ _EXPORTS = {
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
-    "ToolArgumentsError": "convert.tools",
-    "ToolDefinitionError": "convert.tools",
+    "ToolArgumentsError": "convert.toolerrors",
+    "ToolDefinitionError": "convert.toolerrors",
     "ToolPolicy": "conversation.toolrun",
     "ToolResult": "conversation.toolrun",
     "ToolRunInterrupted": "conversation.toolrun",
@@ -46,10 +46,10 @@ _EXPORTS = {
     "logprobs_frame": "render.logprobs",
     "logprobs_html": "render.logprobs",
     "logprobs_summary": "render.logprobs",
-    "StructuredOutputError": "convert.structured",
-    "parse_reply": "convert.structured",
-    "response_format_for": "convert.structured",
-    "to_frame": "convert.structured",
+    "StructuredOutputError": "convert.parsing",
+    "parse_reply": "convert.parsing",
+    "response_format_for": "convert.formats",
+    "to_frame": "convert.frames",
     "panel": "notebook.panel",
     "ChatPanel": "notebook.panel",
     "explore": "notebook.explorer",
@@ -179,14 +179,12 @@ if TYPE_CHECKING:
         run_tool_calls,
     )
     from .convert.data import DataBlock, DataError, data_block
+    from .convert.formats import response_format_for
+    from .convert.frames import to_frame
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
-    from .convert.structured import (
-        StructuredOutputError,
-        parse_reply,
-        response_format_for,
-        to_frame,
-    )
-    from .convert.tools import Tool, ToolArgumentsError, ToolDefinitionError, as_tool, tool
+    from .convert.parsing import StructuredOutputError, parse_reply
+    from .convert.toolerrors import ToolArgumentsError, ToolDefinitionError
+    from .convert.tools import Tool, as_tool, tool
     from .notebook.explorer import explore
     from .notebook.panel import ChatPanel, panel
     from .protocol.exceptions import (

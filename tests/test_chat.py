@@ -374,7 +374,7 @@ def test_send_with_a_schema_returns_the_validated_instance():
 
 
 def test_schema_mismatch_raises_with_the_reply_attached_and_keeps_history():
-    from nbchat.convert.structured import StructuredOutputError
+    from nbchat.convert.parsing import StructuredOutputError
 
     server = FakeServer().reply('{"name": "Paris"}')
     chat = make_chat(server)

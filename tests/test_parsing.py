@@ -290,3 +290,15 @@ def test_a_pydantic_union_drops_the_nulls_of_the_branch_that_matches() -> None:
     assert home.pet == Dog(kind="dog")
     home = parse_reply('{"pet": {"kind": "cat", "lives": null}}', schema_or_model=Home)
     assert home.pet == Cat(kind="cat")
+
+
+def test_importing_the_structured_output_modules_does_not_import_pandas():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nbchat.convert.parsing, nbchat.convert.formats, nbchat.convert.frames\n"
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -672,7 +672,8 @@ class Chat:
 def _structured_parser(
     schema: Any, json: bool, overrides: dict[str, Any]
 ) -> Callable[[ChatCompletion], Any]:
-    from ..convert.structured import parse_reply, response_format_for
+    from ..convert.formats import response_format_for
+    from ..convert.parsing import parse_reply
 
     if schema is not None and json:
         raise RequestValidationError("Pass json=True or schema=..., not both", field="schema")
