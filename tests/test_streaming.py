@@ -18,10 +18,14 @@ from nbchat.protocol.exceptions import (
 )
 from tests.reference import (
     CHAT_RESPONSE,
+    FULL_RESPONSE,
+    LOGPROBS_RESPONSE,
+    PARALLEL_TOOL_CALLS_RESPONSE,
     STREAM_BYTES,
     STREAM_CHUNKS,
     STREAM_REQUEST,
     TOOL_CALL_RESPONSE,
+    TOOL_FOLLOW_UP_RESPONSE,
     TOOL_STREAM_BYTES,
 )
 
@@ -329,49 +333,68 @@ def test_a_json_error_body_on_a_200_stream_raises_the_typed_error() -> None:
 
 
 def as_stream(response: dict[str, Any], *, piece: int = 7) -> bytes:
-    """A non-streamed response as the chunks a server would stream for it."""
-    head = {k: response[k] for k in ("id", "created", "model") if k in response}
-    head["object"] = "chat.completion.chunk"
-    if "system_fingerprint" in response:
-        head["system_fingerprint"] = response["system_fingerprint"]
+    """A non-streamed response as the chunks a server would stream for it.
+
+    As OpenAI's streams do, the first delta carries every message field the reply has (text
+    fields as "" or null), each chunk carries the choice's logprobs when the reply has them as
+    null, and a choice's index and the header fields appear only when the reply has them.
+    """
+    head = {
+        k: response[k] for k in ("id", "created", "model", "system_fingerprint") if k in response
+    }
+    if "object" in response:
+        head["object"] = "chat.completion.chunk"
     events: list[dict[str, Any]] = []
     for choice in response["choices"]:
-        index, message = choice.get("index", 0), choice["message"]
+        message = choice["message"]
+        null_logprobs = "logprobs" in choice and choice["logprobs"] is None
 
-        def event(delta: dict[str, Any], finish: str | None = None, index: int = index) -> None:
-            events.append(
-                {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
-            )
+        def event(delta: dict[str, Any], finish: str | None = None, **more: Any) -> None:
+            one: dict[str, Any] = {"delta": delta, "finish_reason": finish, **more}
+            if "index" in choice:
+                one["index"] = choice["index"]
+            if null_logprobs:
+                one["logprobs"] = None
+            events.append({**head, "choices": [one]})
 
-        event({"role": "assistant", "content": "" if message.get("content") else None})
+        first = {"role": message.get("role", "assistant")}
+        for key in ("content", "refusal"):
+            if key in message:
+                first[key] = "" if message[key] else None
+        event(first)
         text = message.get("content") or ""
         for at in range(0, len(text), piece):
             event({"content": text[at : at + piece]})
         for n, call in enumerate(message.get("tool_calls") or []):
-            first = {"index": n, "id": call["id"], "type": "function"}
-            event({"tool_calls": [{**first, "function": {"name": call["function"]["name"]}}]})
+            start = {"index": n, "id": call["id"], "type": "function"}
+            event({"tool_calls": [{**start, "function": {"name": call["function"]["name"]}}]})
             arguments = call["function"]["arguments"]
             for at in range(0, len(arguments), piece):
                 fragment = {"arguments": arguments[at : at + piece]}
                 event({"tool_calls": [{"index": n, "function": fragment}]})
         if choice.get("logprobs"):
             for token in choice["logprobs"]["content"]:
-                events.append(
-                    {
-                        **head,
-                        "choices": [
-                            {"index": index, "delta": {}, "logprobs": {"content": [token]}}
-                        ],
-                    }
-                )
+                event({}, logprobs={"content": [token]})
         event({}, choice["finish_reason"])
     if "usage" in response:
         events.append({**head, "choices": [], "usage": response["usage"]})
     return sse(*events)
 
 
-@pytest.mark.parametrize("response", [CHAT_RESPONSE, TOOL_CALL_RESPONSE], ids=["chat", "tool_call"])
-def test_stream_completion_equals_what_create_returns(response: dict[str, Any]) -> None:
+REFERENCE_RESPONSES = {
+    "chat": CHAT_RESPONSE,
+    "tool_call": TOOL_CALL_RESPONSE,
+    "tool_follow_up": TOOL_FOLLOW_UP_RESPONSE,
+    "parallel_tool_calls": PARALLEL_TOOL_CALLS_RESPONSE,
+    "logprobs": LOGPROBS_RESPONSE,
+    "full": FULL_RESPONSE,
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_RESPONSES))
+def test_stream_completion_equals_what_create_returns(name: str) -> None:
+    response = REFERENCE_RESPONSES[name]
+
     def handler(request: httpx.Request) -> httpx.Response:
         if json.loads(request.content).get("stream"):
             return httpx.Response(200, content=as_stream(response))

@@ -33,10 +33,13 @@ class _ToolCallState:
         self.extra: dict[str, Any] = {}
 
 
+# Fields of a chunk's choice that may come as null: sent that way, the snapshot keeps them.
+_CHOICE_FIELDS = ("index", "logprobs", "finish_reason")
+
+
 class _ChoiceState:
     __slots__ = (
         "content",
-        "delta_sent",
         "extra",
         "finish_reason",
         "logprobs",
@@ -49,6 +52,7 @@ class _ChoiceState:
         "sent",
         "tool_calls",
         "tool_index_by_id",
+        "unseen",
     )
 
     def __init__(self) -> None:
@@ -62,10 +66,11 @@ class _ChoiceState:
         self.logprobs: list[Any] = []
         self.refusal_logprobs: list[Any] = []
         self.finish_reason: str | None = None
-        # The names of the fields the stream sent (null or not), of the choice, its delta and
-        # its logprobs: the snapshot has exactly these, as the unstreamed reply would.
+        # The names of the fields the stream sent only as null so far (a field with a value
+        # shows by its value), and of those its logprobs had: the snapshot has these too, as
+        # the unstreamed reply would. Filled on the slow path only: most chunks add nothing.
         self.sent: set[str] = set()
-        self.delta_sent: set[str] = set()
+        self.unseen = set(_CHOICE_FIELDS)
         self.logprobs_sent: set[str] = set()
         # Fields a server adds to the choice (vLLM's stop_reason…): the last value wins.
         self.extra: dict[str, Any] = {}
@@ -89,6 +94,7 @@ class ChatCompletionAccumulator:
         self._service_tier: str | None = None
         self._usage: Any = None
         self._sent: set[str] = set()
+        self._given = -1
         self._extra: dict[str, Any] = {}
         self.chunks = 0
 
@@ -106,7 +112,12 @@ class ChatCompletionAccumulator:
 
     def handle_chunk(self, chunk: ChatCompletionChunk) -> None:
         self.chunks += 1
-        self._sent.update(chunk.__pydantic_fields_set__)
+        given = chunk.__pydantic_fields_set__
+        if len(given) != self._given:
+            # Servers send the same fields in every chunk; a field sent only as null shows as a
+            # chunk of another width (one with a value shows by its value).
+            self._given = len(given)
+            self._sent.update(given)
         if not self._id and chunk.id:
             self._id = chunk.id
         if not self._created and chunk.created:
@@ -127,20 +138,12 @@ class ChatCompletionAccumulator:
             state = self._choices.get(choice.index)
             if state is None:
                 state = self._choices[choice.index] = _ChoiceState()
-            state.sent.update(choice.__pydantic_fields_set__)
             delta = choice.delta
-            state.delta_sent.update(delta.__pydantic_fields_set__)
-            if delta.content:
-                state.content.append(delta.content)
-            if delta.refusal:
-                state.refusal.append(delta.refusal)
-            if delta.role:
-                state.role = delta.role
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    self._merge_tool_call(state, call)
-            if delta.__pydantic_extra__:
-                self._merge_extra(state.message_extra, delta.__pydantic_extra__)
+            content = delta.content
+            if content is not None and len(delta.__pydantic_fields_set__) == 1:
+                state.content.append(content)  # the common chunk: a piece of text, only that
+            elif delta.__pydantic_fields_set__:
+                self._merge_delta(state, delta)
             logprobs = choice.logprobs
             if logprobs is not None:
                 state.logprobs_sent.update(logprobs.__pydantic_fields_set__)
@@ -150,8 +153,37 @@ class ChatCompletionAccumulator:
                     state.refusal_logprobs.extend(logprobs.refusal)
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
+            if state.unseen:
+                # Until the stream has shown each of them once (most do in their first chunk).
+                sent = choice.__pydantic_fields_set__
+                for key in tuple(state.unseen):
+                    if key in sent:
+                        state.sent.add(key)
+                        state.unseen.discard(key)
             if choice.__pydantic_extra__:
                 self._merge_last(state.extra, choice.__pydantic_extra__)
+
+    def _merge_delta(self, state: _ChoiceState, delta: Any) -> None:
+        sent = state.sent
+        given = delta.__pydantic_fields_set__
+        # "" counts: a reply whose text was sent as "" has content "", not null.
+        if delta.content is not None:
+            state.content.append(delta.content)
+        elif "content" in given:
+            sent.add("content")
+        if delta.refusal is not None:
+            state.refusal.append(delta.refusal)
+        elif "refusal" in given:
+            sent.add("refusal")
+        if delta.role:
+            state.role = delta.role
+        if delta.tool_calls:
+            for call in delta.tool_calls:
+                self._merge_tool_call(state, call)
+        elif "tool_calls" in given:
+            sent.add("tool_calls")
+        if delta.__pydantic_extra__:
+            self._merge_extra(state.message_extra, delta.__pydantic_extra__)
 
     @staticmethod
     def _merge_extra(extra: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -225,19 +257,23 @@ class ChatCompletionAccumulator:
                 ("service_tier", self._service_tier),
                 ("usage", self._usage),
             )
-            if key in sent
+            if key in sent or (value and key != "object")
         }
         completion.update(self._extra)
         return ChatCompletion(choices=choices, **completion)
 
     @staticmethod
     def _choice(index: int, state: _ChoiceState) -> Choice:
-        sent = state.delta_sent
+        sent = state.sent
         message: dict[str, Any] = {"role": state.role}
-        if "content" in sent:
-            message["content"] = "".join(state.content) if state.content else None
-        if "refusal" in sent:
-            message["refusal"] = "".join(state.refusal) if state.refusal else None
+        if state.content:
+            message["content"] = "".join(state.content)
+        elif "content" in sent:
+            message["content"] = None
+        if state.refusal:
+            message["refusal"] = "".join(state.refusal)
+        elif "refusal" in sent:
+            message["refusal"] = None
         if state.tool_calls:
             message["tool_calls"] = [
                 ToolCall(
@@ -252,7 +288,7 @@ class ChatCompletionAccumulator:
             message["tool_calls"] = None
         message.update(state.message_extra)
         choice: dict[str, Any] = {"message": ChatCompletionMessage(**message)}
-        if "index" in state.sent:
+        if "index" in sent:
             choice["index"] = index
         if state.logprobs_sent:
             parts: dict[str, Any] = {}
@@ -261,9 +297,9 @@ class ChatCompletionAccumulator:
             if "refusal" in state.logprobs_sent:
                 parts["refusal"] = list(state.refusal_logprobs) if state.refusal_logprobs else None
             choice["logprobs"] = ChoiceLogprobs(**parts)
-        elif "logprobs" in state.sent:
+        elif "logprobs" in sent:
             choice["logprobs"] = None
-        if "finish_reason" in state.sent:
+        if state.finish_reason is not None or "finish_reason" in sent:
             choice["finish_reason"] = state.finish_reason
         choice.update(state.extra)
         return Choice(**choice)

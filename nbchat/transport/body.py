@@ -89,8 +89,10 @@ class _Zlib(Decoder):
         self._request = request
         self._gzip = name in ("gzip", "x-gzip")
         self._inflate = self._new()
-        # deflate: until the first output, a zlib header error may mean raw deflate.
+        # deflate: until the first output, a zlib header error may mean raw deflate; the
+        # bytes fed until then are kept to start again from.
         self._raw_possible = not self._gzip
+        self._fed = b""
         # A member ended; bytes after it (at most one, while a next member's magic is split).
         self._ended = False
         self._after = b""
@@ -103,18 +105,24 @@ class _Zlib(Decoder):
 
     def decode(self, data: bytes) -> Iterator[bytes]:
         self._started = self._started or bool(data)
+        if self._raw_possible:
+            self._fed += data
+            if len(self._fed) > _STEP:
+                self._raw_possible = False  # its zlib header was read long ago
         try:
             yield from self._decode(data)
         except zlib.error as exc:
             if not self._raw_possible:
                 raise self._error(exc) from None
-            # Not zlib-wrapped: start again as raw deflate on the same bytes.
+            # Not zlib-wrapped: start again as raw deflate on every byte so far.
             self._raw_possible = False
             self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             try:
-                yield from self._decode(data)
+                yield from self._decode(self._fed)
             except zlib.error as again:
                 raise self._error(again) from None
+        if not self._raw_possible:
+            self._fed = b""
 
     def _decode(self, data: bytes) -> Iterator[bytes]:
         while not self._finished:
