@@ -192,7 +192,7 @@ class _StreamState:
         if isinstance(body, dict) and "choices" in body and "error" not in body:
             raw = json.dumps(_as_chunk(body)).encode()
         # An error object (or anything else) takes the road a stream event would.
-        yield from self.chunks_from([ServerSentEvent(raw or b" ")])
+        yield from self.chunks_from([ServerSentEvent(raw)])
         if not self.accumulator.has_choices:
             raise self._no_choices()
         self.done = True
