@@ -236,7 +236,7 @@ def test_async_reading_decodes_limits_and_refuses_alike() -> None:
 
 def test_limits_are_shown_as_people_write_them() -> None:
     assert size_text(DEFAULT_MAX_RESPONSE_BYTES) == "32 MiB"
-    assert size_text(DEFAULT_MAX_STREAM_BYTES) == "128 MiB"
+    assert size_text(DEFAULT_MAX_STREAM_BYTES) == "32 MiB"
     assert size_text(2**30) == "1 GiB"
     assert size_text(64 * 1024) == "64 KiB"
     assert size_text(1000) == "1,000 bytes"

@@ -1138,7 +1138,7 @@ def test_the_default_limit_is_32_mib_and_none_lifts_it() -> None:
     client = Client(api_key=SECRET)
     assert (client.max_response_bytes, client.max_stream_bytes, client.max_event_bytes) == (
         32 * 2**20,
-        128 * 2**20,
+        32 * 2**20,
         8 * 2**20,
     )
     unlimited, _ = client_for(Server(streamed(COMPLETION_BYTES)), max_response_bytes=None)

@@ -33,9 +33,10 @@ __all__ = [
 ACCEPT_ENCODING = "gzip, deflate"
 #: The most decoded bytes of a body read whole (a completion, an error, the model list).
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
-#: The most decoded bytes of one stream, about half a million chunks: several times the
-#: longest replies models give, logprobs included.
-DEFAULT_MAX_STREAM_BYTES = 128 * 2**20
+#: The most decoded bytes of one stream: some 130,000 chunks of text, more than the longest
+#: replies models give. Parsed chunks take up to 20 times their bytes (top logprobs are the
+#: heaviest), so this also bounds what a hostile stream can make the kernel hold.
+DEFAULT_MAX_STREAM_BYTES = 32 * 2**20
 
 # Decoded bytes produced per step: the most memory decoding takes beyond what the caller keeps.
 _STEP = 64 * 1024

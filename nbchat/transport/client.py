@@ -419,7 +419,7 @@ class Client(_BaseClient):
 
     Limits, in bytes after decoding (None: none), past which reading stops with
     ResponseTooLargeError: ``max_response_bytes`` (32 MiB) for a body read whole — a completion,
-    an error, the model list; ``max_stream_bytes`` (128 MiB) for a whole stream;
+    an error, the model list; ``max_stream_bytes`` (32 MiB) for a whole stream;
     ``max_event_bytes`` (8 MiB) for one line or event of a stream. nbchat asks for gzip or
     deflate only and decodes them itself, 64 KiB at a time, so a small body that inflates to
     gigabytes costs no more memory than the limit.
