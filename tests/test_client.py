@@ -46,6 +46,7 @@ from tests.reference import (
     VISION_REQUEST,
     WEATHER_TOOL,
 )
+from tests.test_body import zeros_gzip
 
 SECRET = "sk-proj-CLIENTSECRET-0123456789abcdef"
 NOW = 1_716_936_000.0
@@ -1054,17 +1055,6 @@ class Reads(httpx.SyncByteStream, httpx.AsyncByteStream):
     async def __aiter__(self) -> Any:
         for piece in self.pieces:
             yield piece
-
-
-def zeros_gzip(mebibytes: int) -> Any:
-    """gzip of ``mebibytes`` MiB of zeros, a piece at a time (see tests/test_body.py)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-    zeros = bytes(2**20)
-    yield compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    piece = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    for _ in range(mebibytes - 1):
-        yield piece
-    yield compressor.flush()
 
 
 COMPLETION_BYTES = json.dumps(CHAT_RESPONSE, ensure_ascii=False).encode()
