@@ -296,3 +296,93 @@ def test_a_server_that_numbers_every_call_zero_still_gets_one_call_per_id() -> N
         ("call_a", "get_weather", '{"city": "Beijing"}'),
         ("call_b", "get_weather", '{"city": "Shanghai"}'),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The snapshot has the fields the stream sent: sent as null, kept as null; never sent, left out
+
+
+def test_fields_sent_only_as_null_are_kept_as_null() -> None:
+    data = accumulate(
+        [
+            {
+                **chunk({"role": "assistant", "content": None, "refusal": None}, logprobs=None),
+                "system_fingerprint": None,
+                "usage": None,
+            },
+            {**chunk({"tool_calls": None}, logprobs=None, finish_reason="stop")},
+        ]
+    ).to_dict()
+    assert data["system_fingerprint"] is None
+    assert data["usage"] is None
+    [choice] = data["choices"]
+    assert choice["logprobs"] is None
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": None,
+    }
+
+
+def test_fields_never_sent_are_left_out() -> None:
+    data = accumulate(
+        [{"choices": [{"delta": {"content": "x"}}]}, {"choices": [{"finish_reason": "stop"}]}]
+    ).to_dict()
+    assert data == {
+        "choices": [{"message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}]
+    }
+
+
+def test_a_value_wins_over_a_null_sent_before_or_after() -> None:
+    completion = accumulate(
+        [
+            {**chunk({"content": None}), "system_fingerprint": None},
+            {**chunk({"content": "a"}), "system_fingerprint": "fp_1"},
+            {**chunk({}, finish_reason="stop"), "system_fingerprint": None},
+        ]
+    )
+    assert completion.system_fingerprint == "fp_1"
+    assert completion.content == "a"
+
+
+def test_text_sent_as_empty_strings_only_is_empty_not_null() -> None:
+    completion = accumulate([chunk({"role": "assistant", "content": ""}, finish_reason="stop")])
+    assert completion.choices[0].message.content == ""
+
+
+def test_unknown_fields_of_the_chunk_the_choice_and_a_tool_call_are_kept() -> None:
+    data = accumulate(
+        [
+            {**chunk({"content": "a"}), "prompt_filter_results": None, "x_server": {"n": 1}},
+            {
+                **chunk(
+                    {
+                        "tool_calls": [
+                            {"index": 0, "id": "c1", "function": {"name": "f"}, "extra": 1}
+                        ]
+                    }
+                ),
+                "x_server": {"n": 2},
+            },
+            {
+                "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": 128009}
+                ],
+                "timings": {"predicted_ms": 12.5},
+            },
+        ]
+    ).to_dict()
+    assert data["prompt_filter_results"] is None
+    assert data["x_server"] == {"n": 2}  # the last value
+    assert data["timings"] == {"predicted_ms": 12.5}
+    assert data["choices"][0]["stop_reason"] == 128009
+    assert data["choices"][0]["message"]["tool_calls"][0]["extra"] == 1
+
+
+def test_has_choices_tells_a_stream_of_headers_only() -> None:
+    accumulator = ChatCompletionAccumulator()
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate({**chunk(), "choices": []}))
+    assert not accumulator.has_choices
+    accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "a"})))
+    assert accumulator.has_choices

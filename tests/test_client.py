@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import email.utils
+import gzip
 import json
 import logging
 import traceback
+import tracemalloc
 import warnings
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +28,13 @@ from nbchat.protocol.exceptions import (
     BadRequestError,
     ConflictError,
     InternalServerError,
+    NbchatError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RequestValidationError,
+    ResponseDecodingError,
+    ResponseTooLargeError,
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
@@ -39,6 +47,7 @@ from tests.reference import (
     VISION_REQUEST,
     WEATHER_TOOL,
 )
+from tests.test_body import zeros_gzip
 
 SECRET = "sk-proj-CLIENTSECRET-0123456789abcdef"
 NOW = 1_716_936_000.0
@@ -1024,3 +1033,451 @@ def test_no_key_and_no_base_url_is_an_error_before_any_network_attempt(monkeypat
         nbchat.AsyncClient()
     # A server that needs no key is fine.
     assert nbchat.Client(base_url="http://localhost:8000/v1").api_key is None
+
+
+# ---------------------------------------------------------------------------------------------
+# What would hurt is refused: bodies past their limit, lying encodings, replies with no choices
+
+
+def streamed(
+    body: bytes | Callable[[], Any], status: int = 200, **headers: str
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A reply whose body arrives in reads, as from a network, not read when built."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        pieces = body() if callable(body) else [body[i : i + 512] for i in range(0, len(body), 512)]
+        return httpx.Response(
+            status,
+            headers={k.replace("_", "-"): v for k, v in headers.items()},
+            stream=Reads(pieces),
+            request=request,
+        )
+
+    return reply
+
+
+class Reads(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body read a piece at a time, by a Client or an AsyncClient alike."""
+
+    def __init__(self, pieces: Any) -> None:
+        self.pieces = pieces
+
+    def __iter__(self) -> Any:
+        yield from self.pieces
+
+    async def __aiter__(self) -> Any:
+        for piece in self.pieces:
+            yield piece
+
+
+COMPLETION_BYTES = json.dumps(CHAT_RESPONSE, ensure_ascii=False).encode()
+
+
+def test_nbchat_asks_for_gzip_and_deflate_only_and_decodes_them() -> None:
+    server = Server(
+        streamed(gzip.compress(COMPLETION_BYTES), content_encoding="gzip"),
+        streamed(zlib.compress(COMPLETION_BYTES), content_encoding="deflate"),
+    )
+    client, _ = client_for(server)
+    assert client.create(**BASE).content == ANSWER
+    assert client.create(**BASE).content == ANSWER
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_body_that_lies_about_its_encoding_is_a_one_line_nbchat_error(encoding: str) -> None:
+    server = Server(streamed(COMPLETION_BYTES, content_encoding=encoding))
+    client, _ = client_for(server)
+    with pytest.raises(ResponseDecodingError) as info:
+        client.create(**BASE)
+    assert "\n" not in str(info.value)
+    assert encoding in str(info.value)
+    assert isinstance(info.value, APIResponseValidationError)
+    assert not isinstance(info.value.__cause__, httpx.HTTPError)
+    assert len(server.requests) == 1  # the server answered: asking again would not help
+
+
+def test_an_encoding_nbchat_did_not_ask_for_is_refused_by_name() -> None:
+    server = Server(streamed(b"\x8b\x00\x80" * 10, content_encoding="br"))
+    client, _ = client_for(server)
+    with pytest.raises(ResponseDecodingError, match="encoded with br, which nbchat did not ask"):
+        client.create(**BASE)
+
+
+def test_an_async_body_that_lies_about_its_encoding_is_an_nbchat_error() -> None:
+    server = Server(streamed(COMPLETION_BYTES, content_encoding="gzip"))
+    client, _ = async_client_for(server)
+    with pytest.raises(ResponseDecodingError):
+        asyncio.run(client.create(**BASE))
+    with pytest.raises(ResponseDecodingError):
+        asyncio.run(client.models())
+
+
+def test_an_error_status_whose_body_lies_keeps_its_status_and_says_why() -> None:
+    server = Server(streamed(b'{"error": {"message": "down"}}', 503, content_encoding="gzip"))
+    client, delays = client_for(server, max_retries=1)
+    with pytest.raises(ServiceUnavailableError) as info:
+        client.create(**BASE)
+    assert "its body could not be read" in info.value.message
+    assert "gzip" in info.value.message
+    assert len(delays) == 1  # a 503 is retried as any 503
+
+
+def test_a_body_past_max_response_bytes_is_refused_and_not_retried() -> None:
+    server = Server(streamed(COMPLETION_BYTES))
+    client, _ = client_for(server, max_response_bytes=100)
+    with pytest.raises(ResponseTooLargeError) as info:
+        client.create(**BASE)
+    assert info.value.limit == 100
+    assert "max_response_bytes" in str(info.value)
+    assert len(server.requests) == 1
+    roomy, _ = client_for(
+        Server(streamed(COMPLETION_BYTES)), max_response_bytes=len(COMPLETION_BYTES)
+    )
+    assert roomy.create(**BASE).content == ANSWER
+
+
+def test_the_default_limit_is_32_mib_and_none_lifts_it() -> None:
+    client = Client(api_key=SECRET)
+    assert (client.max_response_bytes, client.max_stream_bytes, client.max_event_bytes) == (
+        32 * 2**20,
+        32 * 2**20,
+        8 * 2**20,
+    )
+    unlimited, _ = client_for(Server(streamed(COMPLETION_BYTES)), max_response_bytes=None)
+    assert unlimited.create(**BASE).content == ANSWER
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "32"])
+def test_a_limit_that_is_not_a_positive_whole_number_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        Client(api_key=SECRET, max_response_bytes=value)
+    with pytest.raises(ValueError, match="max_event_bytes"):
+        AsyncClient(api_key=SECRET, max_event_bytes=value)
+
+
+def test_a_gzip_bomb_as_a_completion_is_refused_with_bounded_memory() -> None:
+    # 5 GiB of zeros in 5 MB of gzip: the kernel must not take gigabytes for it.
+    server = Server(streamed(lambda: zeros_gzip(5 * 1024), content_encoding="gzip"))
+    client, _ = client_for(server)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResponseTooLargeError, match="32 MiB"):
+            client.create(**BASE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_gzip_bomb_as_an_error_page_is_refused_with_bounded_memory() -> None:
+    bomb = streamed(lambda: zeros_gzip(5 * 1024), 500, content_encoding="gzip")
+    client, _ = client_for(Server(bomb), max_retries=0, max_response_bytes=2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InternalServerError, match="larger than the 1 MiB limit"):
+            client.create(**BASE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_an_async_gzip_bomb_is_refused_with_bounded_memory() -> None:
+    async def pieces() -> Any:
+        for piece in zeros_gzip(5 * 1024):
+            yield piece
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, content=pieces())
+
+    client = AsyncClient(
+        api_key=SECRET, transport=httpx.MockTransport(reply), max_response_bytes=2**20
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResponseTooLargeError):
+            asyncio.run(client.create(**BASE))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {k: v for k, v in CHAT_RESPONSE.items() if k != "choices"},
+        {**CHAT_RESPONSE, "choices": []},
+        {**CHAT_RESPONSE, "choices": None},
+    ],
+    ids=["missing", "empty", "null"],
+)
+def test_a_200_with_no_choices_is_an_error_not_an_empty_answer(body: dict[str, Any]) -> None:
+    server = Server(httpx.Response(200, json=body))
+    client, _ = client_for(server)
+    with pytest.raises(APIResponseValidationError, match="choices"):
+        client.create(**BASE)
+    aclient, _ = async_client_for(server)
+    with pytest.raises(APIResponseValidationError, match="choices"):
+        asyncio.run(aclient.create(**BASE))
+
+
+def test_invalid_utf8_in_a_completion_is_read_with_replacement_characters() -> None:
+    body = COMPLETION_BYTES.replace("量子".encode(), "量".encode() + b"\xe5\xad")
+    client, _ = client_for(Server(httpx.Response(200, content=body)))
+    assert client.create(**BASE).content.startswith("量\ufffd纠缠")
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials in the base URL, and what errors expose
+
+
+URL_USER, PASSWORD = "alice", "hunter2-url-password"
+CREDENTIAL_URL = f"http://{URL_USER}:{PASSWORD}@llm.example.com:8443/v1"
+TOKEN = base64.b64encode(f"{URL_USER}:{PASSWORD}".encode()).decode()
+
+
+def reachable(value: Any, seen: set[int] | None = None) -> str:
+    """The text of everything reachable from an error: message, repr, traceback, body, its
+    request and response (headers, URL, content), attributes, causes and contexts."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return ""
+    seen.add(id(value))
+    parts: list[str] = []
+    if isinstance(value, BaseException):
+        parts += [str(value), repr(value), "".join(traceback.format_exception(value))]
+        for name, item in vars(value).items():
+            parts.append(f"{name}={reachable(item, seen)}")
+        for linked in (value.__cause__, value.__context__):
+            if linked is not None:
+                parts.append(reachable(linked, seen))
+        for name in ("request", "response"):
+            try:
+                item = getattr(value, name, None)
+            except RuntimeError:  # httpx errors built without a request
+                continue
+            if item is not None:
+                parts.append(reachable(item, seen))
+    elif isinstance(value, httpx.Request):
+        parts += [repr(value), str(value.url), repr(value.headers.multi_items())]
+        with contextlib.suppress(httpx.RequestNotRead):
+            parts.append(value.content.decode("utf-8", "replace"))
+    elif isinstance(value, httpx.Response):
+        parts += [repr(value), repr(value.headers.multi_items())]
+        with contextlib.suppress(httpx.ResponseNotRead):
+            parts.append(value.content.decode("utf-8", "replace"))
+        with contextlib.suppress(RuntimeError):
+            parts.append(reachable(value.request, seen))
+    else:
+        parts.append(json.dumps(value, default=repr, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def test_credentials_in_the_base_url_become_a_basic_header() -> None:
+    server = Server()
+    client = Client(base_url=CREDENTIAL_URL, transport=httpx.MockTransport(server.reply))
+    client.create(**BASE)
+    [request] = server.requests
+    assert str(request.url) == "http://llm.example.com:8443/v1/chat/completions"
+    assert request.headers["authorization"] == f"Basic {TOKEN}"
+    assert client.base_url == "http://llm.example.com:8443/v1"
+
+
+def test_percent_encoded_credentials_are_sent_decoded() -> None:
+    server = Server()
+    url = "http://us%40er:p%3Ass%2Fword@host.test/v1"
+    Client(base_url=url, transport=httpx.MockTransport(server.reply)).create(**BASE)
+    token = server.requests[0].headers["authorization"].removeprefix("Basic ")
+    assert base64.b64decode(token).decode() == "us@er:p:ss/word"
+
+
+def test_an_api_key_wins_over_credentials_in_the_url() -> None:
+    server = Server()
+    client = Client(
+        api_key=SECRET, base_url=CREDENTIAL_URL, transport=httpx.MockTransport(server.reply)
+    )
+    client.create(**BASE)
+    assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert PASSWORD not in repr(server.requests[0].headers.multi_items())
+
+
+def test_credentials_in_openai_base_url_are_handled_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", CREDENTIAL_URL)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = Server()
+    client = Client(transport=httpx.MockTransport(server.reply))
+    client.create(**BASE)
+    assert server.requests[0].headers["authorization"] == f"Basic {TOKEN}"
+    assert PASSWORD not in repr(client)
+
+
+def test_a_base_url_set_later_has_its_credentials_split_off_too() -> None:
+    server = Server()
+    client = Client(base_url="http://first.test/v1", transport=httpx.MockTransport(server.reply))
+    client.base_url = CREDENTIAL_URL
+    client.create(**BASE)
+    assert client.base_url == "http://llm.example.com:8443/v1"
+    assert server.requests[0].headers["authorization"] == f"Basic {TOKEN}"
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+def test_url_credentials_appear_in_no_repr_dry_run_or_client_vars(cls: type) -> None:
+    client = cls(base_url=CREDENTIAL_URL)
+    prepared = client.build_request(**BASE)
+    shown = "\n".join(
+        [
+            repr(client),
+            str(client),
+            repr(vars(client)),
+            client.base_url,
+            prepared.url,
+            repr(prepared),
+            json.dumps(prepared.to_dict(), ensure_ascii=False),
+        ]
+    )
+    for secret in (PASSWORD, TOKEN, f"{URL_USER}:"):
+        assert secret not in shown
+    assert prepared.url == "http://llm.example.com:8443/v1/chat/completions"
+    assert prepared.headers["Authorization"] == "Basic ••••••••"
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+def test_the_api_key_is_not_in_the_clients_vars(cls: type) -> None:
+    client = cls(api_key=SECRET)
+    assert SECRET not in repr(vars(client))
+    assert SECRET not in repr(client.__dict__)
+    assert SECRET not in str([repr(value) for value in vars(client).values()])
+    assert client.api_key == SECRET  # still readable on purpose
+
+
+def test_credentials_a_caller_put_in_headers_are_masked_in_the_dry_run() -> None:
+    client = Client(api_key=SECRET, headers={"X-Api-Key": "team-key-0123456789"})
+    prepared = client.build_request(**BASE, extra_headers={"Proxy-Authorization": "Basic abcdefgh"})
+    assert prepared.headers["X-Api-Key"] == "••••••••"
+    assert prepared.headers["Proxy-Authorization"] == "Basic ••••••••"
+    assert prepared.headers["Authorization"] == "Bearer ••••••••"
+
+
+def test_url_credentials_never_reach_a_log_record_httpxs_own_included(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    server = Server(
+        httpx.Response(200, json=CHAT_RESPONSE), error_reply(401), httpx.ConnectError("x")
+    )
+    client = Client(
+        base_url=CREDENTIAL_URL, transport=httpx.MockTransport(server.reply), max_retries=0
+    )
+    client.create(**BASE)
+    with pytest.raises(AuthenticationError):
+        client.create(**BASE)
+    with pytest.raises(APIConnectionError):
+        client.create(**BASE)
+    messages = [record.getMessage() for record in caplog.records if record.name == "httpx"]
+    assert messages, "httpx logs each request at INFO: the check would be empty without them"
+    assert any("llm.example.com" in message for message in messages)
+    for message in messages:
+        assert PASSWORD not in message
+        assert URL_USER not in message
+
+
+def test_url_credentials_and_the_key_are_in_nothing_an_error_exposes() -> None:
+    # A server that echoes the credentials it got; errors of every kind, sync and async.
+    def echo(status: int) -> Callable[[httpx.Request], httpx.Response]:
+        def reply(request: httpx.Request) -> httpx.Response:
+            auth = request.headers.get("authorization", "")
+            body = {"error": {"message": f"bad credentials {auth} {PASSWORD}"}}
+            return httpx.Response(status, json=body)
+
+        return reply
+
+    errors: list[BaseException] = []
+    replies: list[Any] = [
+        echo(401),
+        echo(500),
+        httpx.ConnectError(f"refused {PASSWORD}"),
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, text=f"not json {PASSWORD}"),
+        httpx.Response(200, json={"choices": []}),
+        streamed(COMPLETION_BYTES, content_encoding="gzip"),
+    ]
+    for key in (None, SECRET):
+        for reply in replies:
+            for cls in (Client, AsyncClient):
+                server = Server(reply)
+                handler = server.reply if cls is Client else server.areply
+                client = cls(
+                    api_key=key,
+                    base_url=CREDENTIAL_URL,
+                    transport=httpx.MockTransport(handler),
+                    max_retries=0,
+                )
+                with pytest.raises(NbchatError) as info:
+                    if cls is Client:
+                        client.create(**BASE)
+                    else:
+                        asyncio.run(client.create(**BASE))
+                errors.append(info.value)
+    assert len(errors) == 28
+    for error in errors:
+        text = reachable(error)
+        assert "authorization" in text.lower(), type(error).__name__  # the check looks there
+        for secret in (PASSWORD, TOKEN, SECRET):
+            assert secret not in text, (type(error).__name__, secret)
+
+
+def test_stream_errors_expose_neither_the_key_nor_url_credentials() -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        def body() -> Any:
+            yield STREAM_BODY[:40]
+            raise httpx.ReadError("reset")
+
+        return httpx.Response(200, content=body())
+
+    bodies: list[Any] = [
+        broken,
+        httpx.Response(200, content=b'data: {"error": {"message": "revoked"}}\n\n'),
+        httpx.Response(200, content=b"data: [DONE]\n\n"),
+        streamed(STREAM_BODY, content_encoding="gzip"),
+        error_reply(429),
+    ]
+    for key in (None, SECRET):
+        for body in bodies:
+            client = Client(
+                api_key=key,
+                base_url=CREDENTIAL_URL,
+                transport=httpx.MockTransport(Server(body).reply),
+                max_retries=0,
+            )
+            with pytest.raises(NbchatError) as info:
+                list(client.stream(**BASE))
+            text = reachable(info.value)
+            assert "Authorization" in text or "authorization" in text  # the check looks there
+            for secret in (PASSWORD, TOKEN, SECRET):
+                assert secret not in text, (type(info.value).__name__, secret)
+
+
+def test_an_errors_request_and_response_are_masked_copies() -> None:
+    client, _ = client_for(Server(echoing_401))
+    with pytest.raises(AuthenticationError) as info:
+        client.create(**BASE)
+    error = info.value
+    assert error.request is not None and error.response is not None
+    assert error.request.headers["authorization"] == "Bearer ********"
+    assert error.response.request.headers["authorization"] == "Bearer ********"
+    assert error.response.status_code == 401
+    assert error.response.json()["error"]["code"] == "invalid_api_key"
+    assert json.loads(error.request.content) == BASE  # the body is kept: it holds no credential
+
+
+def test_a_chained_httpx_error_is_a_safe_copy_of_the_same_kind() -> None:
+    client, _ = client_for(Server(httpx.ConnectError(f"refused {SECRET}")), max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        client.create(**BASE)
+    cause = info.value.__cause__
+    assert isinstance(cause, httpx.ConnectError)
+    assert SECRET not in str(cause)
+    assert cause.request.headers["authorization"] == "Bearer ********"
+    assert info.value.__context__ is None or info.value.__context__ is cause

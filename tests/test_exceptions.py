@@ -13,6 +13,7 @@ import pytest
 import nbchat
 from nbchat.protocol import exceptions as exceptions_module
 from nbchat.protocol.exceptions import (
+    MASK,
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -28,12 +29,19 @@ from nbchat.protocol.exceptions import (
     PermissionDeniedError,
     RateLimitError,
     RequestValidationError,
+    ResponseDecodingError,
+    ResponseTooLargeError,
     ServiceUnavailableError,
     UnprocessableEntityError,
     class_for_status,
     error_fields,
     first_line,
+    mask_credential,
+    mask_headers,
     redact,
+    safe_cause,
+    safe_request,
+    safe_response,
     status_error_from_event,
     status_error_from_response,
 )
@@ -425,3 +433,129 @@ def test_first_line_never_fails_on_an_error_whose_str_fails() -> None:
             return ""
 
     assert first_line(Odd("hidden")) == "Odd"
+
+
+# The errors of refused responses, and what an error exposes
+
+
+def test_refused_responses_have_their_place_in_the_tree() -> None:
+    assert issubclass(ResponseDecodingError, APIResponseValidationError)
+    assert issubclass(ResponseTooLargeError, APIError)
+    assert not issubclass(ResponseTooLargeError, APIStatusError)
+    error = ResponseTooLargeError("too big", limit=10)
+    assert (error.message, error.limit, error.request) == ("too big", 10, None)
+
+
+def test_every_error_class_is_drawn_in_the_tree_of_the_docstring() -> None:
+    import nbchat.protocol.exceptions as module
+
+    drawn = set(re.findall(r"\b(\w+Error)\b", module.__doc__ or ""))
+    for name in module.__all__:
+        if name.endswith("Error"):
+            assert name in drawn, name
+
+
+def raw_request() -> httpx.Request:
+    return httpx.Request(
+        "POST",
+        "http://user:pw-0123456789@api.example.com/v1/chat/completions?api-version=1",
+        headers={
+            "Authorization": f"Bearer {SECRET}",
+            "api-key": SECRET,
+            "X-Api-Key": SECRET,
+            "Cookie": f"session={SECRET}",
+            "Proxy-Authorization": "Basic dXNlcjpwdw==",
+            "X-Trace": "t1",
+        },
+        json={"model": "m"},
+    )
+
+
+def test_safe_request_masks_every_credential_header_and_url_userinfo() -> None:
+    safe = safe_request(raw_request())
+    assert safe.headers["authorization"] == "Bearer ********"
+    assert safe.headers["proxy-authorization"] == "Basic ********"
+    for name in ("api-key", "x-api-key", "cookie"):
+        assert safe.headers[name] == "********"
+    assert safe.headers["x-trace"] == "t1"
+    assert str(safe.url) == "http://api.example.com/v1/chat/completions?api-version=1"
+    assert json.loads(safe.content) == {"model": "m"}
+    assert SECRET not in repr(safe.headers.multi_items())
+
+
+def test_an_error_keeps_a_masked_copy_of_the_request_it_is_given() -> None:
+    for error in (
+        APIConnectionError("refused", request=raw_request()),
+        APIResponseValidationError("bad", request=raw_request()),
+        IncompleteStreamError("cut", request=raw_request()),
+        ResponseTooLargeError("big", limit=1, request=raw_request()),
+    ):
+        assert error.request is not None
+        assert error.request.headers["authorization"] == "Bearer ********"
+        assert "pw-0123456789" not in str(error.request.url)
+
+
+def test_a_status_errors_response_is_a_decoded_masked_copy() -> None:
+    wire = httpx.Response(
+        401,
+        headers={
+            "content-encoding": "gzip",
+            "content-type": "application/json",
+            "set-cookie": f"s={SECRET}",
+        },
+        content=b"",
+        request=raw_request(),
+    )
+    body = json.dumps({"error": {"message": f"bad key {SECRET}"}}).encode()
+    error = status_error_from_response(wire, secret=SECRET, content=body)
+    assert error.response is not None and error.response is not wire
+    assert "content-encoding" not in error.response.headers
+    assert error.response.headers["set-cookie"] == "********"
+    assert SECRET not in error.response.text
+    assert error.response.json()["error"]["message"] == "bad key sk-…"
+    assert error.response.request.headers["authorization"] == "Bearer ********"
+    assert error.request is not None and error.request.headers["api-key"] == "********"
+
+
+def test_a_status_error_whose_body_could_not_be_read_says_so() -> None:
+    wire = httpx.Response(502, content=b"", request=httpx.Request("POST", URL))
+    error = status_error_from_response(wire, content=b"", unreadable="gzip data ended early")
+    assert error.message == "502 Bad Gateway (its body could not be read: gzip data ended early)"
+    assert isinstance(error, InternalServerError)
+
+
+def test_safe_response_of_a_stream_not_read_has_an_empty_body() -> None:
+    def pieces() -> Any:
+        yield b"data: {}\n\n"
+
+    live = httpx.Response(200, content=pieces(), request=raw_request())
+    safe = safe_response(live)
+    assert safe.content == b""
+    assert safe.request.headers["authorization"] == "Bearer ********"
+
+
+def test_safe_cause_is_an_httpx_error_of_the_same_kind_without_the_credentials() -> None:
+    original = httpx.ConnectError(f"proxy said {SECRET}", request=raw_request())
+    cause = safe_cause(original, SECRET)
+    assert type(cause) is httpx.ConnectError
+    assert SECRET not in str(cause)
+    assert isinstance(cause, httpx.ConnectError)
+    assert cause.request.headers["authorization"] == "Bearer ********"
+    assert safe_cause(ValueError("x")) is None
+
+
+def test_redact_takes_several_secrets_and_masks_the_longest_first() -> None:
+    long, short = "abcdefghijklmnop", "abcdefgh"
+    assert redact(f"{long} and {short}", [short, long]) == "abc… and …"
+    assert redact({"k": ["pw-secret", "x"]}, ("pw-secret",)) == {"k": ["pw-…", "x"]}
+    assert redact("text", []) == "text"
+
+
+def test_mask_helpers_keep_the_scheme_only() -> None:
+    assert mask_credential("Bearer sk-123") == f"Bearer {MASK}"
+    assert mask_credential("sk-123") == MASK
+    assert mask_credential("Bearer") == MASK
+    assert mask_headers({"Authorization": "Basic x", "Accept": "*/*"}) == [
+        ("Authorization", f"Basic {MASK}"),
+        ("Accept", "*/*"),
+    ]

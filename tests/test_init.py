@@ -26,6 +26,8 @@ EXPECTED = {
     "APITimeoutError",
     "APIResponseValidationError",
     "IncompleteStreamError",
+    "ResponseDecodingError",
+    "ResponseTooLargeError",
     "APIStatusError",
     "BadRequestError",
     "AuthenticationError",

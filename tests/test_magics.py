@@ -521,3 +521,11 @@ def test_the_line_form_is_not_expanded_by_ipython(shell):
     assert shell.server.last["messages"][-1]["content"] == "Weather in {city} and $city?"
     shell.run_cell_magic("chat", "", "Weather in {city}?")
     assert shell.server.last["messages"][-1]["content"] == "Weather in Paris?"
+
+
+def test_config_never_shows_credentials_in_the_base_url(shell):
+    shell.run_line_magic("config", "Chat.base_url = 'http://bob:pw-123456@h.test/v1'")
+    shell.run_line_magic("chat", "config")
+    text = shell.publisher.text()
+    assert "h.test" in text
+    assert "pw-123456" not in text and "bob:" not in text

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbchat.transport.sse import ServerSentEvent, SSEDecoder, iter_events
+from nbchat.protocol.exceptions import ResponseTooLargeError
+from nbchat.transport.sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder, iter_events
 from tests.reference import STREAM_BYTES
 
 # Everything the decoder must get right at once: comments and keep-alives between events and
@@ -194,7 +195,84 @@ def test_event_text_decodes_utf8_and_replaces_bad_bytes() -> None:
     assert ServerSentEvent(b"\xff").text == "\ufffd"
 
 
-def test_an_event_with_empty_data_is_not_dispatched() -> None:
-    assert decode([b"data:\n\ndata: \n\nevent: ping\ndata:\n\ndata: x\n\n"]) == [
-        (b"x", "message", None)
+def test_an_event_with_empty_data_is_dispatched_and_one_without_data_lines_is_not() -> None:
+    # The rules: a data line, even an empty one, makes the event; a blank line after only
+    # other fields dispatches nothing (and resets the event type).
+    body = b"data:\n\ndata: \n\nevent: ping\ndata:\n\nevent: lone\n\nid: 3\n\ndata: x\n\n"
+    assert decode([body]) == [
+        (b"", "message", None),
+        (b"", "message", None),
+        (b"", "ping", None),
+        (b"x", "message", "3"),
     ]
+
+
+def test_invalid_utf8_is_kept_as_bytes_and_read_with_replacement_characters() -> None:
+    # Bytes, not text, come out: the chunk layer decodes them as the rules say.
+    (event,) = list(iter_events([b"data: \xe7\xa7 cut \xff\n", b"event: \xfe\n\n"]))
+    assert event.data == b"\xe7\xa7 cut \xff"
+    assert event.text == "\ufffd cut \ufffd"
+    assert event.event == "\ufffd"
+
+
+LIMIT = 1000
+
+
+@pytest.mark.parametrize("read", [1, 7, 999, 1001, 5000])
+def test_a_line_longer_than_the_limit_is_refused_however_it_is_read(read: int) -> None:
+    body = b"data: " + b"x" * LIMIT + b"\n\n"
+    pieces = [body[at : at + read] for at in range(0, len(body), read)]
+    with pytest.raises(ResponseTooLargeError) as info:
+        list(iter_events(pieces, max_event_bytes=LIMIT))
+    assert "stream line" in str(info.value)
+    assert "1,000 bytes" in str(info.value)
+    assert "max_event_bytes" in str(info.value)
+    assert info.value.limit == LIMIT
+
+
+def test_a_line_that_never_ends_is_refused_before_it_is_held_whole() -> None:
+    decoder = SSEDecoder(LIMIT)
+    decoder.feed(b"data: ")
+    with pytest.raises(ResponseTooLargeError):
+        for _ in range(10_000):  # 10 MB in all, if nothing stopped it
+            decoder.feed(b"y" * 1000)
+    assert decoder.pending == b""
+
+
+def test_an_event_of_many_short_data_lines_is_refused_past_the_limit() -> None:
+    lines = b"".join(b"data: " + b"z" * 90 + b"\n" for _ in range(20))  # 1820 bytes of data
+    with pytest.raises(ResponseTooLargeError, match="stream event"):
+        list(iter_events([lines + b"\n"], max_event_bytes=LIMIT))
+    other_field = b"".join(b"data" + b":" + b"z" * 90 + b"\r" for _ in range(20))
+    with pytest.raises(ResponseTooLargeError, match="stream event"):
+        list(iter_events([other_field + b"\r"], max_event_bytes=LIMIT))
+
+
+def test_lines_and_events_at_the_limit_pass() -> None:
+    line = b"data: " + b"x" * (LIMIT - 6) + b"\n"  # the line is exactly the limit
+    assert decode_limited([line + b"\n"]) == [b"x" * (LIMIT - 6)]
+    many = b"data: " + b"a" * 400 + b"\ndata: " + b"b" * 400 + b"\n\n"
+    assert decode_limited([many]) == [b"a" * 400 + b"\n" + b"b" * 400]
+
+
+def test_many_events_each_within_the_limit_pass_whatever_their_total() -> None:
+    event = b"data: " + b"x" * 900 + b"\n\n"
+    assert len(decode_limited([event * 100])) == 100
+
+
+def test_no_limit_when_none() -> None:
+    big = b"data: " + b"x" * 100_000 + b"\n\n"
+    (event,) = iter_events([big], max_event_bytes=None)
+    assert len(event.data) == 100_000
+
+
+def test_the_default_limit_is_8_mib() -> None:
+    assert DEFAULT_MAX_EVENT_BYTES == 8 * 2**20
+    ok = b"data: " + b"x" * (DEFAULT_MAX_EVENT_BYTES - 7) + b"\n\n"
+    assert len(list(iter_events([ok]))) == 1
+    with pytest.raises(ResponseTooLargeError, match="8 MiB"):
+        list(iter_events([b"data: " + b"x" * DEFAULT_MAX_EVENT_BYTES + b"\n\n"]))
+
+
+def decode_limited(pieces: list[bytes]) -> list[bytes]:
+    return [event.data for event in iter_events(pieces, max_event_bytes=LIMIT)]

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gzip
 import json
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -15,13 +18,19 @@ from nbchat.protocol.exceptions import (
     IncompleteStreamError,
     InternalServerError,
     RateLimitError,
+    ResponseDecodingError,
+    ResponseTooLargeError,
 )
 from tests.reference import (
     CHAT_RESPONSE,
+    FULL_RESPONSE,
+    LOGPROBS_RESPONSE,
+    PARALLEL_TOOL_CALLS_RESPONSE,
     STREAM_BYTES,
     STREAM_CHUNKS,
     STREAM_REQUEST,
     TOOL_CALL_RESPONSE,
+    TOOL_FOLLOW_UP_RESPONSE,
     TOOL_STREAM_BYTES,
 )
 
@@ -329,49 +338,74 @@ def test_a_json_error_body_on_a_200_stream_raises_the_typed_error() -> None:
 
 
 def as_stream(response: dict[str, Any], *, piece: int = 7) -> bytes:
-    """A non-streamed response as the chunks a server would stream for it."""
-    head = {k: response[k] for k in ("id", "created", "model") if k in response}
-    head["object"] = "chat.completion.chunk"
-    if "system_fingerprint" in response:
-        head["system_fingerprint"] = response["system_fingerprint"]
+    """A non-streamed response as the chunks a server would stream for it.
+
+    As OpenAI's streams do, the first delta carries every message field the reply has (text
+    fields as "" or null), each chunk carries the choice's logprobs when the reply has them as
+    null, and a choice's index and the header fields appear only when the reply has them.
+    """
+    head = {
+        k: response[k] for k in ("id", "created", "model", "system_fingerprint") if k in response
+    }
+    if "object" in response:
+        head["object"] = "chat.completion.chunk"
     events: list[dict[str, Any]] = []
     for choice in response["choices"]:
-        index, message = choice.get("index", 0), choice["message"]
+        message = choice["message"]
+        null_logprobs = "logprobs" in choice and choice["logprobs"] is None
 
-        def event(delta: dict[str, Any], finish: str | None = None, index: int = index) -> None:
-            events.append(
-                {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
-            )
+        def event(
+            delta: dict[str, Any],
+            finish: str | None = None,
+            choice: dict[str, Any] = choice,
+            null_logprobs: bool = null_logprobs,
+            **more: Any,
+        ) -> None:
+            one: dict[str, Any] = {"delta": delta, "finish_reason": finish, **more}
+            if "index" in choice:
+                one["index"] = choice["index"]
+            if null_logprobs:
+                one["logprobs"] = None
+            events.append({**head, "choices": [one]})
 
-        event({"role": "assistant", "content": "" if message.get("content") else None})
+        first = {"role": message.get("role", "assistant")}
+        for key in ("content", "refusal"):
+            if key in message:
+                first[key] = "" if message[key] else None
+        event(first)
         text = message.get("content") or ""
         for at in range(0, len(text), piece):
             event({"content": text[at : at + piece]})
         for n, call in enumerate(message.get("tool_calls") or []):
-            first = {"index": n, "id": call["id"], "type": "function"}
-            event({"tool_calls": [{**first, "function": {"name": call["function"]["name"]}}]})
+            start = {"index": n, "id": call["id"], "type": "function"}
+            event({"tool_calls": [{**start, "function": {"name": call["function"]["name"]}}]})
             arguments = call["function"]["arguments"]
             for at in range(0, len(arguments), piece):
                 fragment = {"arguments": arguments[at : at + piece]}
                 event({"tool_calls": [{"index": n, "function": fragment}]})
         if choice.get("logprobs"):
             for token in choice["logprobs"]["content"]:
-                events.append(
-                    {
-                        **head,
-                        "choices": [
-                            {"index": index, "delta": {}, "logprobs": {"content": [token]}}
-                        ],
-                    }
-                )
+                event({}, logprobs={"content": [token]})
         event({}, choice["finish_reason"])
     if "usage" in response:
         events.append({**head, "choices": [], "usage": response["usage"]})
     return sse(*events)
 
 
-@pytest.mark.parametrize("response", [CHAT_RESPONSE, TOOL_CALL_RESPONSE], ids=["chat", "tool_call"])
-def test_stream_completion_equals_what_create_returns(response: dict[str, Any]) -> None:
+REFERENCE_RESPONSES = {
+    "chat": CHAT_RESPONSE,
+    "tool_call": TOOL_CALL_RESPONSE,
+    "tool_follow_up": TOOL_FOLLOW_UP_RESPONSE,
+    "parallel_tool_calls": PARALLEL_TOOL_CALLS_RESPONSE,
+    "logprobs": LOGPROBS_RESPONSE,
+    "full": FULL_RESPONSE,
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_RESPONSES))
+def test_stream_completion_equals_what_create_returns(name: str) -> None:
+    response = REFERENCE_RESPONSES[name]
+
     def handler(request: httpx.Request) -> httpx.Response:
         if json.loads(request.content).get("stream"):
             return httpx.Response(200, content=as_stream(response))
@@ -503,3 +537,278 @@ def test_a_stream_of_only_keep_alives_that_closes_is_cut_short() -> None:
         collect(b": keep-alive\n\n: keep-alive\n\n")
     with pytest.raises(IncompleteStreamError, match="cut short"):
         collect(b"")
+
+
+# ---------------------------------------------------------------------------------------------
+# The event-stream rules: invalid UTF-8 and empty data
+
+
+def test_invalid_utf8_in_a_stream_becomes_replacement_characters_and_the_reply_is_kept() -> None:
+    # A server that cuts a character in two (秋 is e7 a7 8b): the rules replace what is broken.
+    broken = b'data: {"choices":[{"index":0,"delta":{"content":"\xe7\xa7"}}]}\n\n'
+    body = sse(delta_chunk({"content": "秋"}), done=False) + broken
+    body += sse(delta_chunk({"content": "风"}, "stop"))
+    chunks, completion = collect(body)
+    assert completion.content == "秋\ufffd风"
+    assert len(chunks) == 3
+    # Every read split alike gives the same reply.
+    assert collect([body[i : i + 1] for i in range(len(body))])[1].content == "秋\ufffd风"
+
+
+def test_invalid_utf8_in_an_async_stream_is_replaced_alike() -> None:
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"a\xffb"},"finish_reason":"stop"}]}\n\n'
+    )
+
+    async def main() -> str | None:
+        async with Server(body).async_client().stream(model="m", messages=MESSAGES) as stream:
+            return (await stream.until_done()).content
+
+    assert asyncio.run(main()) == "a\ufffdb"
+
+
+def test_events_of_empty_or_blank_data_are_keep_alives_between_chunks() -> None:
+    body = sse(
+        "data:\n\n",
+        delta_chunk({"content": "a"}),
+        "data: \n\n",
+        "data:   \n\n",
+        "event: message\ndata:\n\n",
+        delta_chunk({"content": "b"}, "stop"),
+    )
+    chunks, completion = collect(body)
+    assert completion.content == "ab"
+    assert len(chunks) == 2
+
+
+def test_an_error_event_with_empty_data_is_still_an_error() -> None:
+    with pytest.raises(InternalServerError, match="error in the stream"):
+        collect(sse(delta_chunk({"content": "a"}), "event: error\ndata:\n\n"))
+
+
+# ---------------------------------------------------------------------------------------------
+# A reply with no choices is an error, not an empty answer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"data: [DONE]\n\n",
+        sse({**HEAD, "choices": []}, {**HEAD, "choices": None}),
+        sse({**HEAD, "choices": [], "usage": {"prompt_tokens": 1, "total_tokens": 1}}),
+    ],
+    ids=["only-done", "empty-choices", "only-usage"],
+)
+def test_a_stream_that_ends_without_any_choice_is_an_error(body: bytes) -> None:
+    with pytest.raises(APIResponseValidationError, match="no choices"):
+        collect(body)
+
+
+def test_a_json_answer_with_no_choices_to_a_stream_request_is_an_error() -> None:
+    server = Server(json.dumps({**CHAT_RESPONSE, "choices": []}).encode())
+    server.headers = {"content-type": "application/json"}
+    with pytest.raises(APIResponseValidationError, match="no choices"):
+        list(server.client().stream(model="gpt-4.1", messages=MESSAGES))
+
+
+def test_an_async_stream_without_any_choice_is_an_error() -> None:
+    async def main() -> None:
+        async with (
+            Server(b"data: [DONE]\n\n")
+            .async_client()
+            .stream(model="m", messages=MESSAGES) as stream
+        ):
+            await stream.until_done()
+
+    with pytest.raises(APIResponseValidationError, match="no choices"):
+        asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# Accumulation: exactly what the same reply unstreamed would be, nulls included
+
+
+def test_the_reference_stream_accumulates_to_its_unstreamed_reply_with_its_nulls() -> None:
+    _, completion = collect(STREAM_BYTES)
+    assert completion.to_dict() == {
+        **HEAD,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "秋风"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+
+
+def test_header_fields_and_extras_sent_as_null_are_kept_as_null() -> None:
+    response = {
+        "id": "chatcmpl-n",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "system_fingerprint": None,
+        "service_tier": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hi", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+        ],
+        "usage": None,
+        "prompt_filter_results": [{"prompt_index": 0}],
+    }
+    head = {
+        k: response[k] for k in ("id", "created", "model", "system_fingerprint", "service_tier")
+    }
+    head |= {"object": "chat.completion.chunk", "usage": None, "prompt_filter_results": None}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**head, "choices": [{**choice, "stop_reason": None}], **more}
+
+    body = sse(
+        chunk({"role": "assistant", "content": "", "refusal": None}),
+        chunk({"content": "hi"}),
+        chunk({}, "stop", prompt_filter_results=[{"prompt_index": 0}]),
+    )
+    _, completion = collect(body)
+    assert completion.to_dict() == response
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits: a stream, and one event of it, past their limits are refused with bounded memory
+
+
+def gzip_forever(head: bytes, unit: bytes, repeats: int) -> Iterator[bytes]:
+    """gzip of ``head`` then ``unit`` ``repeats`` times, made a piece at a time.
+
+    After a full flush the output for another ``unit`` is the same bytes, so a huge body costs
+    one piece repeated. The trailer is never reached by a reader that stops at its limit.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    yield compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
+    piece = compressor.compress(unit) + compressor.flush(zlib.Z_FULL_FLUSH)
+    for _ in range(repeats):
+        yield piece
+    yield compressor.flush()
+
+
+def gzip_server(body: Callable[[], Iterator[bytes]] | bytes) -> Server:
+    server = Server(body)
+    server.headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+    return server
+
+
+def test_a_gzip_stream_is_decoded() -> None:
+    server = gzip_server(gzip.compress(STREAM_BYTES))
+    with server.client().stream(model="gpt-4.1", messages=MESSAGES) as stream:
+        assert stream.until_done().content == "秋风"
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_stream_that_is_not_in_its_claimed_encoding_is_a_decoding_error() -> None:
+    stream = gzip_server(STREAM_BYTES).client().stream(model="gpt-4.1", messages=MESSAGES)
+    with pytest.raises(ResponseDecodingError) as info:
+        list(stream)
+    assert "\n" not in str(info.value)
+    assert "claims Content-Encoding gzip" in str(info.value)
+    assert stream.response.is_closed
+
+
+def test_an_async_stream_not_in_its_claimed_encoding_is_a_decoding_error() -> None:
+    async def main() -> None:
+        async with (
+            gzip_server(STREAM_BYTES).async_client().stream(model="m", messages=MESSAGES) as stream
+        ):
+            await stream.until_done()
+
+    with pytest.raises(ResponseDecodingError):
+        asyncio.run(main())
+
+
+def test_a_stream_line_that_inflates_forever_is_refused_with_bounded_memory() -> None:
+    # 2 GiB of a line that never ends, in about 2 MB of gzip; refused at the 8 MiB line limit.
+    server = gzip_server(lambda: gzip_forever(b"data: ", bytes(2**20), 2048))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResponseTooLargeError, match="8 MiB") as info:
+            list(server.client().stream(model="gpt-4.1", messages=MESSAGES))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert "max_event_bytes" in str(info.value)
+
+
+def test_a_stream_of_valid_chunks_past_max_stream_bytes_is_refused_with_bounded_memory() -> None:
+    event = f"data: {json.dumps(delta_chunk({'content': '0'}))}\n\n".encode()
+    unit = event * (2**20 // len(event))  # about 1 MiB of chunks, repeated 1000 times
+    server = gzip_server(lambda: gzip_forever(b"", unit, 1000))
+    client = Client(
+        api_key=SECRET, transport=httpx.MockTransport(server), max_stream_bytes=2 * 2**20
+    )
+    seen = 0
+    tracemalloc.start()
+    try:
+        stream = client.stream(model="gpt-4.1", messages=MESSAGES)
+        with pytest.raises(ResponseTooLargeError, match="stream is larger than the 2 MiB") as info:
+            for _ in stream:
+                seen += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen > 5_000  # what came before the limit reached the caller
+    assert peak < 32 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert info.value.limit == 2 * 2**20
+    assert stream.response.is_closed
+
+
+def test_max_event_bytes_and_max_stream_bytes_reach_the_stream_from_the_client() -> None:
+    body = sse(delta_chunk({"content": "x" * 3000}, "stop"))
+    server = Server(body)
+    small = Client(api_key=SECRET, transport=httpx.MockTransport(server), max_event_bytes=2000)
+    with pytest.raises(ResponseTooLargeError, match="max_event_bytes"):
+        list(small.stream(model="gpt-4.1", messages=MESSAGES))
+    short = Client(api_key=SECRET, transport=httpx.MockTransport(server), max_stream_bytes=100)
+    with pytest.raises(ResponseTooLargeError, match="max_stream_bytes"):
+        list(short.stream(model="gpt-4.1", messages=MESSAGES))
+    unlimited = Client(
+        api_key=SECRET,
+        transport=httpx.MockTransport(server),
+        max_event_bytes=None,
+        max_stream_bytes=None,
+    )
+    assert unlimited.stream(model="gpt-4.1", messages=MESSAGES).until_done().content == "x" * 3000
+
+
+def test_an_async_stream_past_its_limit_is_refused() -> None:
+    body = sse(*[delta_chunk({"content": "x" * 100}) for _ in range(50)])
+    server = Server(body)
+    client = AsyncClient(
+        api_key=SECRET, transport=httpx.MockTransport(server.ahandle), max_stream_bytes=2000
+    )
+
+    async def main() -> None:
+        async with client.stream(model="m", messages=MESSAGES) as stream:
+            await stream.until_done()
+
+    with pytest.raises(ResponseTooLargeError, match="max_stream_bytes"):
+        asyncio.run(main())
+
+
+def test_a_limit_error_carries_the_request_with_the_key_masked() -> None:
+    body = sse(delta_chunk({"content": "x" * 3000}, "stop"))
+    client = Client(
+        api_key=SECRET, transport=httpx.MockTransport(Server(body)), max_event_bytes=100
+    )
+    with pytest.raises(ResponseTooLargeError) as info:
+        list(client.stream(model="gpt-4.1", messages=MESSAGES))
+    assert info.value.request is not None
+    assert info.value.request.headers["authorization"] == "Bearer ********"

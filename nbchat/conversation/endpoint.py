@@ -56,11 +56,14 @@ class Endpoint:
 
     def describe(self) -> str:
         """The endpoint in words, for ``%chat config``: the URL and where it came from."""
+        from ..transport.urls import without_credentials
+
         if self.base_url is None:
             return "local model server (no key or base URL set)"
         if self.source == "default":
             return f"{self.base_url} (the default, since a key is set)"
-        return f"{self.base_url} (from {self.source})"
+        # Credentials in a URL are sent as a header, never shown.
+        return f"{without_credentials(self.base_url)} (from {self.source})"
 
     def describe_key(self) -> str:
         """Where the key comes from; never the key itself."""

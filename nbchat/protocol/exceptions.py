@@ -6,6 +6,8 @@
     │   ├── APIConnectionError                     no response: refused, reset, DNS, TLS…
     │   │   └── APITimeoutError                    no response in time
     │   ├── APIResponseValidationError             a 2xx response we could not read
+    │   │   └── ResponseDecodingError              a body not in the Content-Encoding it claims
+    │   ├── ResponseTooLargeError                  a body, stream or event past its size limit
     │   ├── IncompleteStreamError                  a stream that stopped before its end
     │   └── APIStatusError                         an error status, or an error inside a stream
     │       ├── BadRequestError                    400 (context_length_exceeded, …)
@@ -41,7 +43,9 @@ Every error is defined beside the code that raises it (``protocol/schema.py``,
 ``convert/*``, ``render/logprobs.py``, ``local/supervisor.py``, ``notebook/run.py``…) and is
 drawn here; a test checks that the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API
-key: the client redacts it before raising. ``first_line()`` is the one way to shorten an
+key: the client redacts it before raising. ``exc.request`` and ``exc.response`` are copies with
+credential headers masked (see ``safe_request``/``safe_response``), never the objects that went
+over the wire. ``first_line()`` is the one way to shorten an
 error to one line (a cell's failure, a status bar).
 """
 
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -69,6 +74,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestValidationError",
+    "ResponseDecodingError",
+    "ResponseTooLargeError",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
 ]
@@ -96,7 +103,8 @@ class APIError(NbchatError):
     def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.request = request
+        # A copy with credentials masked: the request that was sent carries the key.
+        self.request = safe_request(request) if request is not None else None
 
 
 class APIConnectionError(APIError):
@@ -124,6 +132,21 @@ class APIResponseValidationError(APIError):
     ) -> None:
         super().__init__(message, request=request)
         self.body = body
+
+
+class ResponseDecodingError(APIResponseValidationError):
+    """The body is not in the Content-Encoding its headers claim (or in one nbchat refuses)."""
+
+
+class ResponseTooLargeError(APIError):
+    """A response body, a whole stream or one event of it passed its size limit.
+
+    ``limit`` is the limit in bytes, counted after decoding; reading stopped there.
+    """
+
+    def __init__(self, message: str, *, limit: int, request: httpx.Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.limit = limit
 
 
 class IncompleteStreamError(APIError):
@@ -162,7 +185,8 @@ class APIStatusError(APIError):
         self.param = param
         self.request_id = request_id
         self.body = body
-        self.response = response
+        # A copy whose request has credentials masked and whose body is the decoded one.
+        self.response = safe_response(response, secret=None) if response is not None else None
         #: How many retries the client made before giving up (set by the client).
         self.retries = 0
 
@@ -242,9 +266,33 @@ def class_for_status(status_code: int) -> type[APIStatusError]:
     return APIStatusError
 
 
-def _redact(text: str, secret: str | None) -> str:
-    if secret and secret in text:
-        return text.replace(secret, _mask(secret))
+#: What a masked credential shows instead of its value.
+MASK = "••••••••"
+# The same in the headers of an httpx copy, which must be ASCII.
+_ASCII_MASK = "********"
+
+#: Headers whose values are credentials, in lower case: masked wherever a request is shown.
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
+)
+
+#: One secret, several (an API key, a password, a Basic token), or none.
+Secrets = str | Iterable[str] | None
+
+
+def _secrets(secret: Secrets) -> list[str]:
+    if not secret:
+        return []
+    if isinstance(secret, str):
+        return [secret]
+    # Longest first, so that a secret containing another is masked whole.
+    return sorted((s for s in secret if s), key=len, reverse=True)
+
+
+def _redact(text: str, secret: Secrets) -> str:
+    for one in _secrets(secret):
+        if one in text:
+            text = text.replace(one, _mask(one))
     return text
 
 
@@ -252,17 +300,108 @@ def _mask(secret: str) -> str:
     return secret[:3] + "…" if len(secret) > 8 else "…"
 
 
-def redact(value: Any, secret: str | None) -> Any:
-    """Replace every occurrence of ``secret`` in a str or JSON-like value with a mask."""
-    if not secret:
+def redact(value: Any, secret: Secrets) -> Any:
+    """Replace every occurrence of ``secret`` (one or several) in a str or JSON-like value."""
+    secrets = _secrets(secret)
+    if not secrets:
         return value
     if isinstance(value, str):
-        return _redact(value, secret)
+        return _redact(value, secrets)
     if isinstance(value, dict):
-        return {redact(k, secret): redact(v, secret) for k, v in value.items()}
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, secret) for v in value]
+        return [redact(v, secrets) for v in value]
     return value
+
+
+def mask_credential(value: str, mask: str = MASK) -> str:
+    """``Bearer sk-…`` → ``Bearer ••••••••``: the scheme stays readable, the credential not."""
+    scheme, space, _ = value.partition(" ")
+    return f"{scheme} {mask}" if space and scheme.isalpha() else mask
+
+
+def mask_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]], mask: str = MASK
+) -> list[tuple[str, str]]:
+    """The headers with every credential value masked (names as given, order kept)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [
+        (name, mask_credential(value, mask) if name.lower() in CREDENTIAL_HEADERS else value)
+        for name, value in items
+    ]
+
+
+def safe_request(request: httpx.Request) -> httpx.Request:
+    """A copy of ``request`` that can be shown: credential headers masked, no user:password in
+    its URL. The body is kept (nbchat never puts a credential there)."""
+    try:
+        content: bytes | None = request.content
+    except httpx.RequestNotRead:
+        content = None  # a streamed upload: nothing of it is kept
+    url = request.url
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    return httpx.Request(
+        request.method,
+        url,
+        headers=mask_headers(request.headers.multi_items(), _ASCII_MASK),
+        content=content,
+        extensions={k: v for k, v in request.extensions.items() if k == "timeout"},
+    )
+
+
+def safe_cause(exc: BaseException, secret: Secrets = None) -> BaseException | None:
+    """An httpx error fit to be the cause of ours: the same class and message (``secret``
+    masked), its request made safe. The original holds the request as sent, key and all."""
+    if not isinstance(exc, httpx.RequestError):
+        return None
+    try:
+        request: httpx.Request | None = exc.request
+    except RuntimeError:
+        request = None
+    try:
+        return type(exc)(
+            _redact(str(exc), secret), request=safe_request(request) if request else None
+        )
+    except TypeError:  # a subclass with another signature: no cause rather than a leak
+        return None
+
+
+# A decoded copy must not claim the encoding or length of the bytes that were on the wire.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def safe_response(
+    response: httpx.Response, *, content: bytes | None = None, secret: Secrets = None
+) -> httpx.Response:
+    """A copy of ``response`` that can be kept in an error: its request made safe, credential
+    headers masked, and ``content`` (the decoded body; by default what was read of it, or
+    nothing) with ``secret`` masked."""
+    if content is None:
+        try:
+            content = response.content
+        except httpx.ResponseNotRead:
+            content = b""  # a stream still being read, or read by nbchat itself
+    for one in _secrets(secret):
+        content = content.replace(one.encode(), _mask(one).encode())
+    try:
+        request: httpx.Request | None = safe_request(response.request)
+    except RuntimeError:  # a response built without a request
+        request = None
+    headers = [
+        (name, value)
+        for name, value in mask_headers(response.headers.multi_items(), _ASCII_MASK)
+        if name.lower() not in _BODY_HEADERS
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=request,
+        extensions={
+            k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
+        },
+    )
 
 
 def error_fields(body: Any) -> tuple[str | None, str | None, str | int | None, str | None]:
@@ -289,16 +428,27 @@ def error_fields(body: Any) -> tuple[str | None, str | None, str | int | None, s
 
 
 def status_error_from_response(
-    response: httpx.Response, *, secret: str | None = None
+    response: httpx.Response,
+    *,
+    secret: Secrets = None,
+    content: bytes | None = None,
+    unreadable: str | None = None,
 ) -> APIStatusError:
-    """Build the typed error for an error response whose body has been read."""
-    raw = response.content
+    """Build the typed error for an error response.
+
+    ``content`` is its decoded body (by default ``response.content``, which must have been
+    read); ``unreadable`` says why the body could not be read, when it could not.
+    """
+    raw = response.content if content is None else content
     try:
         body: Any = json.loads(raw) if raw else None
     except ValueError:
         body = raw.decode("utf-8", errors="replace")
     message, type_, code, param = error_fields(body)
-    if not message:
+    if unreadable:
+        reason = response.reason_phrase or "error"
+        message = f"{response.status_code} {reason} (its body could not be read: {unreadable})"
+    elif not message:
         message = _message_from_non_json(response, body)
     body = redact(body, secret)
     cls = class_for_status(response.status_code)
@@ -311,12 +461,12 @@ def status_error_from_response(
         request_id=response.headers.get("x-request-id"),
         body=body,
         request=response.request,
-        response=response,
+        response=safe_response(response, content=raw, secret=secret),
     )
 
 
 def status_error_from_event(
-    error: Any, *, response: httpx.Response | None = None, secret: str | None = None
+    error: Any, *, response: httpx.Response | None = None, secret: Secrets = None
 ) -> APIStatusError:
     """Build the typed error for an ``{"error": …}`` object met inside a stream."""
     message, type_, code, param = error_fields(error)

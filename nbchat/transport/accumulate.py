@@ -29,7 +29,12 @@ class _ToolCallState:
         self.type = "function"
         self.name = ""
         self.arguments: list[str] = []
+        # Fields a server adds to a call (Gemini's extra_content…): the last value wins.
         self.extra: dict[str, Any] = {}
+
+
+# Fields of a chunk's choice that may come as null: sent that way, the snapshot keeps them.
+_CHOICE_FIELDS = ("index", "logprobs", "finish_reason")
 
 
 class _ChoiceState:
@@ -38,13 +43,16 @@ class _ChoiceState:
         "extra",
         "finish_reason",
         "logprobs",
+        "logprobs_sent",
+        "message_extra",
         "refusal",
         "refusal_logprobs",
         "renumbered",
         "role",
-        "saw_logprobs",
+        "sent",
         "tool_calls",
         "tool_index_by_id",
+        "unseen",
     )
 
     def __init__(self) -> None:
@@ -57,14 +65,25 @@ class _ChoiceState:
         self.renumbered: dict[int, int] = {}
         self.logprobs: list[Any] = []
         self.refusal_logprobs: list[Any] = []
-        self.saw_logprobs = False
         self.finish_reason: str | None = None
-        # Fields a server adds to the delta (reasoning_content, …): strings are joined.
+        # The names of the fields the stream sent only as null so far (a field with a value
+        # shows by its value), and of those its logprobs had: the snapshot has these too, as
+        # the unstreamed reply would. Filled on the slow path only: most chunks add nothing.
+        self.sent: set[str] = set()
+        self.unseen = set(_CHOICE_FIELDS)
+        self.logprobs_sent: set[str] = set()
+        # Fields a server adds to the choice (vLLM's stop_reason…): the last value wins.
         self.extra: dict[str, Any] = {}
+        # Fields a server adds to the delta (reasoning_content, …): strings are joined.
+        self.message_extra: dict[str, Any] = {}
 
 
 class ChatCompletionAccumulator:
-    """Merge ChatCompletionChunks into one ChatCompletion."""
+    """Merge ChatCompletionChunks into one ChatCompletion.
+
+    The snapshot has the fields the stream sent, with the values they add up to; a field sent
+    only as null is there as null, a field never sent is left out.
+    """
 
     def __init__(self) -> None:
         self._choices: dict[int, _ChoiceState] = {}
@@ -74,6 +93,9 @@ class ChatCompletionAccumulator:
         self._system_fingerprint: str | None = None
         self._service_tier: str | None = None
         self._usage: Any = None
+        self._sent: set[str] = set()
+        self._given = -1
+        self._extra: dict[str, Any] = {}
         self.chunks = 0
 
     @property
@@ -83,8 +105,19 @@ class ChatCompletionAccumulator:
             state.finish_reason is not None for state in self._choices.values()
         )
 
+    @property
+    def has_choices(self) -> bool:
+        """True once a chunk carried a choice."""
+        return bool(self._choices)
+
     def handle_chunk(self, chunk: ChatCompletionChunk) -> None:
         self.chunks += 1
+        given = chunk.__pydantic_fields_set__
+        if len(given) != self._given:
+            # Servers send the same fields in every chunk; a field sent only as null shows as a
+            # chunk of another width (one with a value shows by its value).
+            self._given = len(given)
+            self._sent.update(given)
         if not self._id and chunk.id:
             self._id = chunk.id
         if not self._created and chunk.created:
@@ -97,6 +130,8 @@ class ChatCompletionAccumulator:
             self._service_tier = chunk.service_tier
         if chunk.usage is not None:
             self._usage = chunk.usage
+        if chunk.__pydantic_extra__:
+            self._merge_last(self._extra, chunk.__pydantic_extra__)
         if not chunk.choices:
             return
         for choice in chunk.choices:
@@ -104,34 +139,66 @@ class ChatCompletionAccumulator:
             if state is None:
                 state = self._choices[choice.index] = _ChoiceState()
             delta = choice.delta
-            if delta.content:
-                state.content.append(delta.content)
-            if delta.refusal:
-                state.refusal.append(delta.refusal)
-            if delta.role:
-                state.role = delta.role
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    self._merge_tool_call(state, call)
-            if delta.__pydantic_extra__:
-                self._merge_extra(state.extra, delta.__pydantic_extra__)
-            if choice.logprobs is not None:
-                state.saw_logprobs = True
-                if choice.logprobs.content:
-                    state.logprobs.extend(choice.logprobs.content)
-                if choice.logprobs.refusal:
-                    state.refusal_logprobs.extend(choice.logprobs.refusal)
+            content = delta.content
+            if content is not None and len(delta.__pydantic_fields_set__) == 1:
+                state.content.append(content)  # the common chunk: a piece of text, only that
+            elif delta.__pydantic_fields_set__:
+                self._merge_delta(state, delta)
+            logprobs = choice.logprobs
+            if logprobs is not None:
+                state.logprobs_sent.update(logprobs.__pydantic_fields_set__)
+                if logprobs.content:
+                    state.logprobs.extend(logprobs.content)
+                if logprobs.refusal:
+                    state.refusal_logprobs.extend(logprobs.refusal)
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
+            if state.unseen:
+                # Until the stream has shown each of them once (most do in their first chunk).
+                sent = choice.__pydantic_fields_set__
+                for key in tuple(state.unseen):
+                    if key in sent:
+                        state.sent.add(key)
+                        state.unseen.discard(key)
+            if choice.__pydantic_extra__:
+                self._merge_last(state.extra, choice.__pydantic_extra__)
+
+    def _merge_delta(self, state: _ChoiceState, delta: Any) -> None:
+        sent = state.sent
+        given = delta.__pydantic_fields_set__
+        # "" counts: a reply whose text was sent as "" has content "", not null.
+        if delta.content is not None:
+            state.content.append(delta.content)
+        elif "content" in given:
+            sent.add("content")
+        if delta.refusal is not None:
+            state.refusal.append(delta.refusal)
+        elif "refusal" in given:
+            sent.add("refusal")
+        if delta.role:
+            state.role = delta.role
+        if delta.tool_calls:
+            for call in delta.tool_calls:
+                self._merge_tool_call(state, call)
+        elif "tool_calls" in given:
+            sent.add("tool_calls")
+        if delta.__pydantic_extra__:
+            self._merge_extra(state.message_extra, delta.__pydantic_extra__)
 
     @staticmethod
     def _merge_extra(extra: dict[str, Any], fields: dict[str, Any]) -> None:
         for key, value in fields.items():
             if value is None:
-                continue
-            if isinstance(value, str) and isinstance(extra.get(key), str):
+                extra.setdefault(key, None)  # sent as null: kept as null unless a value comes
+            elif isinstance(value, str) and isinstance(extra.get(key), str):
                 extra[key] += value
             else:
+                extra[key] = value
+
+    @staticmethod
+    def _merge_last(extra: dict[str, Any], fields: dict[str, Any]) -> None:
+        for key, value in fields.items():
+            if value is not None or key not in extra:
                 extra[key] = value
 
     @staticmethod
@@ -146,8 +213,8 @@ class ChatCompletionAccumulator:
             else:
                 index = max(state.tool_calls)
         else:
-            sent = index
-            index = state.renumbered.get(sent, sent)
+            server_index = index
+            index = state.renumbered.get(server_index, server_index)
             known = state.tool_calls.get(index)
             if delta.id and known is not None and known.id and delta.id != known.id:
                 # A server that numbers every call 0: a new id at a used index is a new call,
@@ -155,7 +222,7 @@ class ChatCompletionAccumulator:
                 new = state.tool_index_by_id.get(delta.id)
                 if new is None:
                     new = max(state.tool_calls) + 1
-                state.renumbered[sent] = index = new
+                state.renumbered[server_index] = index = new
         call = state.tool_calls.get(index)
         if call is None:
             call = state.tool_calls[index] = _ToolCallState()
@@ -172,56 +239,67 @@ class ChatCompletionAccumulator:
                 call.name += name
             if function.arguments:
                 call.arguments.append(function.arguments)
+        if delta.__pydantic_extra__:
+            ChatCompletionAccumulator._merge_last(call.extra, delta.__pydantic_extra__)
 
     def snapshot(self) -> ChatCompletion:
         """The ChatCompletion so far (complete once the stream has ended)."""
-        choices = []
-        for index in sorted(self._choices):
-            state = self._choices[index]
-            tool_calls = None
-            if state.tool_calls:
-                tool_calls = [
-                    ToolCall(
-                        id=call.id,
-                        type=call.type,
-                        function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
-                    )
-                    for _, call in sorted(state.tool_calls.items())
-                ]
-            message: dict[str, Any] = {
-                "role": state.role,
-                "content": "".join(state.content) if state.content else None,
-                "refusal": "".join(state.refusal) if state.refusal else None,
-            }
-            if tool_calls is not None:
-                message["tool_calls"] = tool_calls
-            message.update(state.extra)
-            logprobs = None
-            if state.saw_logprobs:
-                logprobs = ChoiceLogprobs(
-                    content=list(state.logprobs),
-                    refusal=list(state.refusal_logprobs) if state.refusal_logprobs else None,
-                )
-            choices.append(
-                Choice(
-                    index=index,
-                    message=ChatCompletionMessage(**message),
-                    logprobs=logprobs,
-                    finish_reason=state.finish_reason,
-                )
+        choices = [self._choice(index, self._choices[index]) for index in sorted(self._choices)]
+        sent = self._sent
+        completion: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("id", self._id),
+                ("object", "chat.completion"),
+                ("created", self._created),
+                ("model", self._model),
+                ("system_fingerprint", self._system_fingerprint),
+                ("service_tier", self._service_tier),
+                ("usage", self._usage),
             )
-        # Optional fields only when the stream had them, so that to_dict() shows what create()
-        # would have shown rather than a row of nulls.
-        optional = {
-            "system_fingerprint": self._system_fingerprint,
-            "service_tier": self._service_tier,
-            "usage": self._usage,
+            if key in sent or (value and key != "object")
         }
-        return ChatCompletion(
-            id=self._id,
-            object="chat.completion",
-            created=self._created,
-            model=self._model,
-            choices=choices,
-            **{key: value for key, value in optional.items() if value is not None},
-        )
+        completion.update(self._extra)
+        return ChatCompletion(choices=choices, **completion)
+
+    @staticmethod
+    def _choice(index: int, state: _ChoiceState) -> Choice:
+        sent = state.sent
+        message: dict[str, Any] = {"role": state.role}
+        if state.content:
+            message["content"] = "".join(state.content)
+        elif "content" in sent:
+            message["content"] = None
+        if state.refusal:
+            message["refusal"] = "".join(state.refusal)
+        elif "refusal" in sent:
+            message["refusal"] = None
+        if state.tool_calls:
+            message["tool_calls"] = [
+                ToolCall(
+                    id=call.id,
+                    type=call.type,
+                    function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
+                    **call.extra,
+                )
+                for _, call in sorted(state.tool_calls.items())
+            ]
+        elif "tool_calls" in sent:
+            message["tool_calls"] = None
+        message.update(state.message_extra)
+        choice: dict[str, Any] = {"message": ChatCompletionMessage(**message)}
+        if "index" in sent:
+            choice["index"] = index
+        if state.logprobs_sent:
+            parts: dict[str, Any] = {}
+            if "content" in state.logprobs_sent:
+                parts["content"] = list(state.logprobs) if state.logprobs else None
+            if "refusal" in state.logprobs_sent:
+                parts["refusal"] = list(state.refusal_logprobs) if state.refusal_logprobs else None
+            choice["logprobs"] = ChoiceLogprobs(**parts)
+        elif "logprobs" in sent:
+            choice["logprobs"] = None
+        if state.finish_reason is not None or "finish_reason" in sent:
+            choice["finish_reason"] = state.finish_reason
+        choice.update(state.extra)
+        return Choice(**choice)

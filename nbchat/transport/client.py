@@ -1,12 +1,15 @@
 """Client and AsyncClient for ``POST /chat/completions`` on any OpenAI-compatible server.
 
 They validate requests before sending, retry what is worth retrying, decode streams and raise
-the typed errors of ``_exceptions``. The API key stays out of reprs, errors and logs.
+the typed errors of ``protocol.exceptions``. Bodies are read within size limits; the API key
+and credentials of the base URL stay out of reprs, errors and logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import random
 import time
@@ -14,9 +17,10 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..protocol.exceptions import (
+    CREDENTIAL_HEADERS,
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -24,23 +28,48 @@ from ..protocol.exceptions import (
     APITimeoutError,
     NbchatError,
     RequestValidationError,
+    ResponseDecodingError,
+    ResponseTooLargeError,
+    mask_credential,
     redact,
+    safe_cause,
     status_error_from_event,
     status_error_from_response,
 )
 from ..protocol.types import ChatCompletion, ChatCompletionRequest
+from .body import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_STREAM_BYTES,
+    aread_body,
+    read_body,
+)
 from .prepared import MASK, PreparedRequest
 from .profiles import ServerProfile, azure_deployment, configured_profile, detect_profile
 from .retry import retry_delay, should_retry
+from .sse import DEFAULT_MAX_EVENT_BYTES
 from .streaming import AsyncChatStream, ChatStream
+from .urls import split_credentials
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "AsyncStreamCall", "Client"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_STREAM_BYTES",
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "AsyncStreamCall",
+    "Client",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 # Per-call options that are not request fields.
 _CALL_OPTIONS = ("timeout", "extra_headers")
+# Sent with every request, below the request's own headers: only encodings decoded in bounded
+# slices (httpx would offer brotli or zstd whenever their packages are installed).
+_HTTP_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING}
 
 
 def validate_request(params: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +152,12 @@ def _field_path(loc: tuple[int | str, ...]) -> list[str]:
     return path
 
 
+def _limit(name: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a whole number of bytes, 1 or more, or None")
+    return value
+
+
 class _BaseClient:
     def __init__(
         self,
@@ -133,21 +168,31 @@ class _BaseClient:
         max_retries: int,
         headers: dict[str, str] | None,
         server: str | ServerProfile | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        # Secret wrappers: vars(client) and debuggers show asterisks, not the key.
+        self._api_key = SecretStr(key) if key is not None else None
+        self._url_auth: SecretStr | None = None
+        self._url_secrets: tuple[SecretStr, ...] = ()
         base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not self._api_key and base == DEFAULT_BASE_URL:
+        if not key and base == DEFAULT_BASE_URL:
             # Before any network attempt: OpenAI without a key can only fail.
             raise NbchatError(
                 "No API key for OpenAI: set OPENAI_API_KEY (or pass api_key=...), pass the "
                 "base_url of a server that needs none, or use nbchat.Chat() / %%chat without "
                 "a client to talk to the local model."
             )
-        self.base_url = base.rstrip("/")
+        self.base_url = base
         self.timeout = timeout
         self.max_retries = max_retries
+        self.max_response_bytes = _limit("max_response_bytes", max_response_bytes)
+        self.max_stream_bytes = _limit("max_stream_bytes", max_stream_bytes)
+        self.max_event_bytes = _limit("max_event_bytes", max_event_bytes)
         self.headers = dict(headers or {})
         if isinstance(server, ServerProfile):
             self._profile = server
@@ -162,8 +207,36 @@ class _BaseClient:
         self._now: Callable[[], float] = time.time
 
     @property
+    def base_url(self) -> str:
+        """The server's base URL, without any ``user:password@`` it was given with."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        # Credentials in the URL become an Authorization header (unless an API key is set):
+        # a URL is printed, logged and shown in dry runs, a masked header is not.
+        clean, username, password = split_credentials(url)
+        self._base_url = clean.rstrip("/")
+        self._url_auth = None
+        self._url_secrets = ()
+        if username or password:
+            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+            self._url_auth = SecretStr(f"Basic {token}")
+            # What a server could echo back: the token, the password (or a token-as-user).
+            shown = password or username
+            self._url_secrets = tuple(
+                SecretStr(value) for value in (token, shown) if len(value) >= 4
+            )
+
+    @property
     def api_key(self) -> str | None:
-        return self._api_key
+        return self._api_key.get_secret_value() if self._api_key is not None else None
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """Everything to mask in what the client shows: the key and the URL's credentials."""
+        values = [self.api_key or ""] + [s.get_secret_value() for s in self._url_secrets]
+        return tuple(value for value in values if value)
 
     @property
     def profile(self) -> ServerProfile:
@@ -201,11 +274,17 @@ class _BaseClient:
 
     def _headers(self, options: dict[str, Any], *, masked: bool = False) -> dict[str, str]:
         headers = {"Accept": "application/json", **self.headers}
-        auth = self._profile.auth_headers(self._api_key)
-        if masked:
-            auth = dict.fromkeys(auth, f"Bearer {MASK}" if self._profile.auth == "bearer" else MASK)
+        auth = self._profile.auth_headers(self.api_key)
+        if not auth and self._url_auth is not None:
+            auth = {"Authorization": self._url_auth.get_secret_value()}
         headers.update(auth)
         headers.update(options.get("extra_headers") or {})
+        if masked:
+            # Every credential, wherever it came from (the key, the URL, headers=…).
+            headers = {
+                name: mask_credential(value, MASK) if name.lower() in CREDENTIAL_HEADERS else value
+                for name, value in headers.items()
+            }
         return headers
 
     def _url(self, path: str) -> str:
@@ -237,20 +316,25 @@ class _BaseClient:
             request["stream"] = True
         return self.build_request(**request)
 
+    def _stream_limits(self) -> dict[str, int | None]:
+        return {
+            "max_event_bytes": self.max_event_bytes,
+            "max_stream_bytes": self.max_stream_bytes,
+            "max_response_bytes": self.max_response_bytes,
+        }
+
     def _transport_error(self, exc: httpx.TransportError, request: httpx.Request) -> APIError:
-        where = redact(str(request.url.copy_with(query=None)), self._api_key)
+        where = redact(str(request.url.copy_with(query=None)), self._secrets)
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(f"The request to {where} timed out.", request=request)
-        why = redact(str(exc), self._api_key) or type(exc).__name__
+        why = redact(str(exc), self._secrets) or type(exc).__name__
         if isinstance(exc, httpx.ConnectError):
             return APIConnectionError(f"Could not connect to {where}: {why}", request=request)
         return APIConnectionError(f"The connection to {where} failed: {why}", request=request)
 
     def _safe_cause(self, cause: BaseException) -> BaseException | None:
-        # A traceback prints the cause's message; drop the cause if it carries the key.
-        if self._api_key and self._api_key in str(cause):
-            return None
-        return cause
+        # httpx's error keeps the request as it was sent, key and all: chain a safe copy.
+        return safe_cause(cause, self._secrets)
 
     def _decide(self, error: APIError, response: httpx.Response | None, attempt: int) -> float:
         """Seconds to wait before trying again, or raise ``error`` when we should not."""
@@ -261,41 +345,45 @@ class _BaseClient:
         headers = response.headers if response is not None else None
         return retry_delay(attempt, headers, random=self._random, now=self._now)
 
-    def _completion(self, response: httpx.Response) -> ChatCompletion:
-        try:
-            completion = ChatCompletion.model_validate_json(response.content)
-        except ValidationError as exc:
-            # Not chained: pydantic's message quotes the body, which may echo the key.
-            raise self._unreadable(response, "a chat completion", exc) from None
+    def _status_error(
+        self, response: httpx.Response, body: bytes, unreadable: str | None
+    ) -> APIStatusError:
+        return status_error_from_response(
+            response, secret=self._secrets, content=body, unreadable=unreadable
+        )
+
+    def _completion(self, response: httpx.Response, body: bytes) -> ChatCompletion:
+        completion, problem = _parse(ChatCompletion, body)
+        if completion is None:
+            # pydantic's message quotes the body, which may echo the key: ours is redacted.
+            raise self._unreadable(response, body, "a chat completion", problem)
         extra = completion.__pydantic_extra__
         self._profile.observe(extra)
         if extra and "error" in extra and not completion.choices:
             raise status_error_from_event(
-                {"error": extra["error"]}, response=response, secret=self._api_key
+                {"error": extra["error"]}, response=response, secret=self._secrets
             )
+        if not completion.choices:
+            raise self._unreadable(response, body, "a chat completion", _NO_CHOICES)
         return completion
 
-    def _model_ids(self, response: httpx.Response) -> list[str]:
+    def _model_ids(self, response: httpx.Response, body: bytes) -> list[str]:
         try:
-            body = response.json()
+            parsed = json.loads(body)
         except ValueError:
-            raise self._unreadable(response, "a list of models", None) from None
-        data = body.get("data") if isinstance(body, dict) else body
+            parsed = None
+        data = parsed.get("data") if isinstance(parsed, dict) else parsed
         if not isinstance(data, list):
-            raise self._unreadable(response, "a list of models", None)
+            raise self._unreadable(response, body, "a list of models", None)
         # The list says which server this is (owned_by) and, for some, the context window.
-        self._profile.observe_models(body)
+        self._profile.observe_models(parsed)
         return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
 
     def _unreadable(
-        self, response: httpx.Response, wanted: str, exc: ValidationError | None
+        self, response: httpx.Response, body: bytes, wanted: str, problem: str | None
     ) -> APIResponseValidationError:
-        text = redact(response.text, self._api_key)
-        why = ""
-        if exc is not None:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            why = f" ({where}: {first['msg']})"
+        text = redact(body.decode("utf-8", errors="replace"), self._secrets)
+        why = f" ({problem})" if problem else ""
         snippet = " ".join(text[:200].split()) + ("…" if len(text) > 200 else "")
         return APIResponseValidationError(
             f"The server's response is not {wanted}{why}: {snippet or '(empty body)'}",
@@ -304,14 +392,56 @@ class _BaseClient:
         )
 
 
+_NO_CHOICES = "choices: it has none"
+
+
+def _parse(model: type[ChatCompletion], body: bytes) -> tuple[ChatCompletion | None, str | None]:
+    """The body as ``model``, or None and what is wrong (its first error, without the input).
+
+    A body that is not valid UTF-8 is read with invalid bytes replaced, as a stream is.
+    """
+    try:
+        return model.model_validate_json(body), None
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+    if error["type"] == "json_invalid":
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                return model.model_validate_json(body.decode("utf-8", errors="replace")), None
+            except ValidationError as again:
+                error = again.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return None, f"{where}: {error['msg']}"
+
+
 class Client(_BaseClient):
     """A client for one OpenAI-compatible server.
 
-    ``api_key`` and ``base_url`` default to OPENAI_API_KEY and OPENAI_BASE_URL. ``transport`` takes
-    any httpx transport (``httpx.MockTransport`` in tests). ``server`` names the kind of server
-    (``"vllm"``, ``"azure"``…, see ``nbchat.transport.profiles.KINDS``) or gives a ServerProfile;
-    by default it is detected from the URL. ``build_request()`` returns the exact request
-    without sending it; ``send_completion()``/``send_stream()`` send one built that way.
+    ``api_key`` and ``base_url`` default to OPENAI_API_KEY and OPENAI_BASE_URL. Credentials in
+    the base URL (``http://user:pass@host/v1``) are taken out of it and sent as an
+    ``Authorization: Basic`` header instead, so that no URL nbchat shows or logs carries them;
+    when an API key is set too, the key (``Authorization: Bearer``) wins and they are not sent.
+    The key is kept in a ``SecretStr``; ``api_key`` reads it.
+
+    ``transport`` takes any httpx transport (``httpx.MockTransport`` in tests). ``server``
+    names the kind of server (``"vllm"``, ``"azure"``…, see
+    ``nbchat.transport.profiles.KINDS``) or gives a ServerProfile; by default it is detected
+    from the URL. ``build_request()`` returns the exact request without sending it;
+    ``send_completion()``/``send_stream()`` send one built that way.
+
+    Limits, in bytes after decoding (None: none), past which reading stops with
+    ResponseTooLargeError: ``max_response_bytes`` (32 MiB) for a body read whole — a completion,
+    an error, the model list; ``max_stream_bytes`` (32 MiB) for a whole stream;
+    ``max_event_bytes`` (8 MiB) for one line or event of a stream. nbchat asks for gzip or
+    deflate only and decodes them itself, 64 KiB at a time, so a small body that inflates to
+    gigabytes costs no more memory than the limit.
+
+    What an error exposes is safe to show: ``exc.request`` and ``exc.response`` are copies with
+    credential headers masked, messages and bodies have the key and the URL's password masked,
+    and a chained httpx error is a copy of the same kind. The ChatStream a call returns is the
+    caller's own: its ``response.request`` is the request as sent, credentials included.
     """
 
     def __init__(
@@ -324,6 +454,9 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
         headers: dict[str, str] | None = None,
         server: str | ServerProfile | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         super().__init__(
             api_key,
@@ -332,8 +465,11 @@ class Client(_BaseClient):
             max_retries=max_retries,
             headers=headers,
             server=server,
+            max_response_bytes=max_response_bytes,
+            max_stream_bytes=max_stream_bytes,
+            max_event_bytes=max_event_bytes,
         )
-        self._http = httpx.Client(transport=transport, timeout=timeout)
+        self._http = httpx.Client(transport=transport, timeout=timeout, headers=_HTTP_HEADERS)
         self._sleep: Callable[[float], None] = time.sleep
 
     def create(self, **request: Any) -> ChatCompletion:
@@ -346,20 +482,20 @@ class Client(_BaseClient):
 
     def send_completion(self, prepared: PreparedRequest) -> ChatCompletion:
         """Send a request from ``build_request()`` (not streamed) exactly as it was built."""
-        response = self._send("POST", "/chat/completions", prepared.body, prepared.options)
-        return self._completion(response)
+        response, body = self._send("POST", "/chat/completions", prepared.body, prepared.options)
+        return self._completion(response, body)
 
     def send_stream(self, prepared: PreparedRequest) -> ChatStream:
         """Send a streamed request from ``build_request(stream=True)`` exactly as it was built."""
-        response = self._send(
+        response, _ = self._send(
             "POST", "/chat/completions", prepared.body, prepared.options, stream=True
         )
-        return ChatStream(response, secret=self._api_key)
+        return ChatStream(response, secret=self._secrets, **self._stream_limits())
 
     def models(self) -> list[str]:
         """The model ids the server lists at ``GET /models``."""
-        response = self._send("GET", "/models", None, {})
-        return self._model_ids(response)
+        response, body = self._send("GET", "/models", None, {})
+        return self._model_ids(response, body)
 
     def _send(
         self,
@@ -369,37 +505,44 @@ class Client(_BaseClient):
         options: dict[str, Any],
         *,
         stream: bool = False,
-    ) -> httpx.Response:
-        """The response, read unless ``stream``; failures are retried while nothing has reached
-        the caller (a streamed body is the caller's to read, so it is never retried)."""
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its decoded body (empty for a stream, whose body is the caller's
+        to read); failures are retried while nothing has reached the caller."""
         request = self._build(method, path, body, options)
         attempt = 0
         while True:
             response: httpx.Response | None = None
+            broken: httpx.TransportError | None = None
             try:
                 response = self._http.send(request, stream=True)
+                content, unreadable = b"", None
                 if not (stream and response.is_success):
                     try:
-                        response.read()
-                    finally:
-                        response.close()
+                        content = read_body(response, self.max_response_bytes)
+                    except (ResponseDecodingError, ResponseTooLargeError) as exc:
+                        if response.is_success:
+                            raise
+                        unreadable = exc.message  # an error status says more than its body
             except httpx.TransportError as exc:
-                response = None
-                error: APIError = self._transport_error(exc, request)
-                cause: BaseException = exc
+                response, broken = None, exc
+            # Out of the except block, so that httpx's error (which holds the request as sent,
+            # key and all) does not ride along as the context.
+            if broken is not None:
+                error: APIError = self._transport_error(broken, request)
             else:
+                assert response is not None  # sent, or broken
                 if response.is_success:
-                    return response
-                error = status_error_from_response(response, secret=self._api_key)
-                cause = error
+                    return response, content
+                error = self._status_error(response, content, unreadable)
             try:
                 delay = self._decide(error, response, attempt)
             except APIError:
-                if cause is not error:
-                    raise error from self._safe_cause(cause)
-                raise
-            self._sleep(delay)
-            attempt += 1
+                pass
+            else:
+                self._sleep(delay)
+                attempt += 1
+                continue
+            raise error from (self._safe_cause(broken) if broken is not None else None)
 
     def close(self) -> None:
         self._http.close()
@@ -424,6 +567,9 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
         server: str | ServerProfile | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         super().__init__(
             api_key,
@@ -432,8 +578,11 @@ class AsyncClient(_BaseClient):
             max_retries=max_retries,
             headers=headers,
             server=server,
+            max_response_bytes=max_response_bytes,
+            max_stream_bytes=max_stream_bytes,
+            max_event_bytes=max_event_bytes,
         )
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers=_HTTP_HEADERS)
         self._sleep: Callable[[float], Any] = asyncio.sleep
 
     async def create(self, **request: Any) -> ChatCompletion:
@@ -447,19 +596,21 @@ class AsyncClient(_BaseClient):
         return self.send_stream(self._prepare(request, stream=True))
 
     async def send_completion(self, prepared: PreparedRequest) -> ChatCompletion:
-        response = await self._send("POST", "/chat/completions", prepared.body, prepared.options)
-        return self._completion(response)
+        response, body = await self._send(
+            "POST", "/chat/completions", prepared.body, prepared.options
+        )
+        return self._completion(response, body)
 
     def send_stream(self, prepared: PreparedRequest) -> AsyncStreamCall:
         return AsyncStreamCall(self._open_stream(prepared.body, prepared.options))
 
     async def _open_stream(self, body: dict[str, Any], options: dict[str, Any]) -> AsyncChatStream:
-        response = await self._send("POST", "/chat/completions", body, options, stream=True)
-        return AsyncChatStream(response, secret=self._api_key)
+        response, _ = await self._send("POST", "/chat/completions", body, options, stream=True)
+        return AsyncChatStream(response, secret=self._secrets, **self._stream_limits())
 
     async def models(self) -> list[str]:
-        response = await self._send("GET", "/models", None, {})
-        return self._model_ids(response)
+        response, body = await self._send("GET", "/models", None, {})
+        return self._model_ids(response, body)
 
     async def _send(
         self,
@@ -469,35 +620,40 @@ class AsyncClient(_BaseClient):
         options: dict[str, Any],
         *,
         stream: bool = False,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, bytes]:
         request = self._build(method, path, body, options)
         attempt = 0
         while True:
             response: httpx.Response | None = None
+            broken: httpx.TransportError | None = None
             try:
                 response = await self._http.send(request, stream=True)
+                content, unreadable = b"", None
                 if not (stream and response.is_success):
                     try:
-                        await response.aread()
-                    finally:
-                        await response.aclose()
+                        content = await aread_body(response, self.max_response_bytes)
+                    except (ResponseDecodingError, ResponseTooLargeError) as exc:
+                        if response.is_success:
+                            raise
+                        unreadable = exc.message
             except httpx.TransportError as exc:
-                response = None
-                error: APIError = self._transport_error(exc, request)
-                cause: BaseException = exc
+                response, broken = None, exc
+            if broken is not None:
+                error: APIError = self._transport_error(broken, request)
             else:
+                assert response is not None  # sent, or broken
                 if response.is_success:
-                    return response
-                error = status_error_from_response(response, secret=self._api_key)
-                cause = error
+                    return response, content
+                error = self._status_error(response, content, unreadable)
             try:
                 delay = self._decide(error, response, attempt)
             except APIError:
-                if cause is not error:
-                    raise error from self._safe_cause(cause)
-                raise
-            await self._sleep(delay)
-            attempt += 1
+                pass
+            else:
+                await self._sleep(delay)
+                attempt += 1
+                continue
+            raise error from (self._safe_cause(broken) if broken is not None else None)
 
     async def aclose(self) -> None:
         await self._http.aclose()

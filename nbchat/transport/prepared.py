@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MASK", "PreparedRequest"]
+from ..protocol.exceptions import MASK
 
-MASK = "••••••••"
+__all__ = ["MASK", "PreparedRequest"]
 
 
 @dataclass(frozen=True)

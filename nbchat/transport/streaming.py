@@ -1,7 +1,8 @@
 """ChatStream and AsyncChatStream: iterate a streamed completion chunk by chunk.
 
-Bytes go through the SSE decoder, each event becomes a ChatCompletionChunk, and the accumulator
-keeps ``completion`` up to date. The response is closed in a ``finally`` whatever happens.
+Decoded bytes go through the SSE decoder, each event becomes a ChatCompletionChunk, and the
+accumulator keeps ``completion`` up to date. The response is closed in a ``finally`` whatever
+happens; a stream, or one event of it, past its size limit is refused.
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ from ..protocol.exceptions import (
     APIError,
     APIResponseValidationError,
     IncompleteStreamError,
+    ResponseTooLargeError,
+    Secrets,
     redact,
+    safe_cause,
     status_error_from_event,
 )
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
 from .accumulate import ChatCompletionAccumulator
-from .sse import ServerSentEvent, SSEDecoder
+from .body import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_STREAM_BYTES,
+    aiter_decoded,
+    aread_body,
+    iter_decoded,
+    read_body,
+    too_large,
+)
+from .sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 
@@ -32,13 +45,34 @@ _HEAD = 512
 _SSE_STARTS = (b"data", b":", b"event", b"id", b"retry", b"\xef\xbb\xbf")
 
 
+class _Limits:
+    """The size limits of one stream, in decoded bytes (None: no limit)."""
+
+    __slots__ = ("max_event_bytes", "max_response_bytes", "max_stream_bytes")
+
+    def __init__(
+        self,
+        max_event_bytes: int | None,
+        max_stream_bytes: int | None,
+        max_response_bytes: int | None,
+    ) -> None:
+        self.max_event_bytes = max_event_bytes
+        self.max_stream_bytes = max_stream_bytes
+        self.max_response_bytes = max_response_bytes
+
+
 class _StreamState:
     """What the sync and async streams share: decoding, parsing, accumulating, ending."""
 
-    def __init__(self, response: httpx.Response, secret: str | None) -> None:
+    def __init__(self, response: httpx.Response, secret: Secrets, limits: _Limits) -> None:
         self.response = response
         self._secret = secret
-        self._decoder = SSEDecoder()
+        self.limits = limits
+        self._decoder = SSEDecoder(limits.max_event_bytes)
+        self._received = 0
+        self._max_stream = (
+            limits.max_stream_bytes if limits.max_stream_bytes is not None else float("inf")
+        )
         self.accumulator = ChatCompletionAccumulator()
         self.done = False
         self._snapshot: ChatCompletion | None = None
@@ -53,23 +87,61 @@ class _StreamState:
             data = event.data
             if data == b"[DONE]":
                 self.done = True
+                if not self.accumulator.has_choices:
+                    raise self._no_choices()
                 return
             if event.event == "error":
                 raise self._error(data)
+            if not data:
+                continue  # an event of empty data: a keep-alive, carrying no chunk
             try:
                 chunk = _validate_chunk(data)
             except ValidationError as exc:
-                raise self._not_a_chunk(event, exc) from None
+                fixed = self._retry_as_text(event, exc)
+                if fixed is None:
+                    continue
+                chunk = fixed
             extra = chunk.__pydantic_extra__
             if extra and "error" in extra:
                 raise self._error(data)
             handle(chunk)
             yield chunk
 
+    def _retry_as_text(
+        self, event: ServerSentEvent, exc: ValidationError
+    ) -> ChatCompletionChunk | None:
+        """The chunk of an event that failed validation as bytes, read as the rules read it.
+
+        The event-stream rules decode the stream as UTF-8 with invalid bytes replaced (a server
+        that cuts a character in two must not lose the whole reply), and data of only
+        whitespace is a keep-alive (None). Anything else is not a chunk.
+        """
+        data = event.data
+        if data.isspace():
+            return None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                return _validate_chunk(event.text)
+            except ValidationError as again:
+                exc = again
+        raise self._not_a_chunk(event, exc)
+
     def feed(self, raw: bytes) -> Iterator[ChatCompletionChunk]:
+        self._received += len(raw)
+        if self._received > self._max_stream:
+            limit = self.limits.max_stream_bytes or 0
+            raise too_large("stream", limit, "max_stream_bytes", self.response.request)
         if len(self._head) < _HEAD and not self.accumulator.chunks:
             self._head += raw[:_HEAD]
-        return self.chunks_from(self._decoder.feed(raw))
+        try:
+            events = self._decoder.feed(raw)
+        except ResponseTooLargeError as exc:
+            raise ResponseTooLargeError(
+                exc.message, limit=exc.limit, request=self.response.request
+            ) from None
+        return self.chunks_from(events)
 
     def finish(self) -> Iterator[ChatCompletionChunk]:
         if self.done:
@@ -121,7 +193,15 @@ class _StreamState:
             raw = json.dumps(_as_chunk(body)).encode()
         # An error object (or anything else) takes the road a stream event would.
         yield from self.chunks_from([ServerSentEvent(raw)])
+        if not self.accumulator.has_choices:
+            raise self._no_choices()
         self.done = True
+
+    def _no_choices(self) -> APIError:
+        return APIResponseValidationError(
+            "The server's reply has no choices: the stream ended without a message.",
+            request=self.response.request,
+        )
 
     def cut_short(self, why: str) -> IncompleteStreamError:
         return IncompleteStreamError(
@@ -132,8 +212,7 @@ class _StreamState:
         )
 
     def safe_cause(self, exc: BaseException) -> BaseException | None:
-        # A traceback prints the cause's message; drop the cause if it carries the key.
-        return None if self._secret and self._secret in str(exc) else exc
+        return safe_cause(exc, self._secret)
 
     def broken_by(self, exc: httpx.TransportError) -> str:
         why = redact(str(exc), self._secret)
@@ -195,8 +274,17 @@ class ChatStream:
     A stream that ends early raises IncompleteStreamError and keeps what arrived.
     """
 
-    def __init__(self, response: httpx.Response, *, secret: str | None = None) -> None:
-        self._state = _StreamState(response, secret)
+    def __init__(
+        self,
+        response: httpx.Response,
+        *,
+        secret: Secrets = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        limits = _Limits(max_event_bytes, max_stream_bytes, max_response_bytes)
+        self._state = _StreamState(response, secret, limits)
         self._iterator = self._iterate()
 
     @property
@@ -216,16 +304,21 @@ class ChatStream:
     def _iterate(self) -> Generator[ChatCompletionChunk, None, None]:
         state = self._state
         try:
+            broken: httpx.TransportError | None = None
             try:
                 if state.is_json:
-                    body = state.response.read()
+                    body = read_body(state.response, state.limits.max_response_bytes)
                 else:
-                    for raw in state.response.iter_bytes():
+                    for raw in iter_decoded(state.response):
                         yield from state.feed(raw)
                         if state.done:
                             return
             except httpx.TransportError as exc:
-                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
+                broken = exc
+            if broken is not None:
+                # Raised here, not in the except block: httpx's error holds the request as it
+                # was sent, key and all, and must not ride along as the context.
+                raise state.cut_short(state.broken_by(broken)) from state.safe_cause(broken)
             yield from state.whole(body) if state.is_json else state.finish()
         finally:
             state.response.close()
@@ -250,8 +343,17 @@ class ChatStream:
 class AsyncChatStream:
     """The asyncio twin of ChatStream: ``async for chunk in stream``."""
 
-    def __init__(self, response: httpx.Response, *, secret: str | None = None) -> None:
-        self._state = _StreamState(response, secret)
+    def __init__(
+        self,
+        response: httpx.Response,
+        *,
+        secret: Secrets = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        limits = _Limits(max_event_bytes, max_stream_bytes, max_response_bytes)
+        self._state = _StreamState(response, secret, limits)
         self._iterator = self._iterate()
 
     @property
@@ -271,17 +373,20 @@ class AsyncChatStream:
     async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         state = self._state
         try:
+            broken: httpx.TransportError | None = None
             try:
                 if state.is_json:
-                    body = await state.response.aread()
+                    body = await aread_body(state.response, state.limits.max_response_bytes)
                 else:
-                    async for raw in state.response.aiter_bytes():
+                    async for raw in aiter_decoded(state.response):
                         for chunk in state.feed(raw):
                             yield chunk
                         if state.done:
                             return
             except httpx.TransportError as exc:
-                raise state.cut_short(state.broken_by(exc)) from state.safe_cause(exc)
+                broken = exc
+            if broken is not None:
+                raise state.cut_short(state.broken_by(broken)) from state.safe_cause(broken)
             for chunk in state.whole(body) if state.is_json else state.finish():
                 yield chunk
         finally:
