@@ -2,6 +2,8 @@
 
     NbchatError
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    ├── BudgetExceededError                        the request would pass Chat.budget; not sent
+    ├── ReplayMissError                            replay mode, and the cassette lacks the request
     └── APIError                                   something went wrong talking to the server
         ├── APIConnectionError                     no response: refused, reset, DNS, TLS…
         │   └── APITimeoutError                    no response in time
@@ -37,6 +39,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConflictError",
     "IncompleteStreamError",
     "InternalServerError",
@@ -44,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ReplayMissError",
     "RequestValidationError",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
@@ -61,6 +65,36 @@ class RequestValidationError(NbchatError, ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class BudgetExceededError(NbchatError):
+    """Sending would spend more than the budget allows (``Chat.budget``, ``NBCHAT_BUDGET``).
+
+    Raised before anything is sent. ``estimate`` is what the request could cost at most,
+    ``spent`` what the store has recorded so far and ``budget`` the limit, all in US dollars.
+    """
+
+    def __init__(
+        self, message: str, *, estimate: float | None, spent: float, budget: float
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.estimate = estimate
+        self.spent = spent
+        self.budget = budget
+
+
+class ReplayMissError(NbchatError):
+    """``NBCHAT_REPLAY=replay`` and the cassette holds no reply for this request; nothing sent.
+
+    ``key`` is the request's cache key (``PreparedRequest.key``), ``cassette`` the file's path.
+    """
+
+    def __init__(self, message: str, *, key: str, cassette: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.cassette = cassette
 
 
 class APIError(NbchatError):
