@@ -14,11 +14,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from . import storecmd
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
 
-SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config")
+SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config", *storecmd.SUBCOMMANDS)
 
 
 def _logit_bias(text: str) -> tuple[str, float]:
@@ -87,15 +88,22 @@ class ChatMagics(Magics):
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @argument(
+        "--cache", action="store_true", default=None, help="Answer from the store if sent before."
+    )
+    @argument("--no-cache", dest="cache", action="store_false", default=None, help="Always send.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
 
-        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations.
+        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
+        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if cell is None:
             words = rest.split()
+            if storecmd.wants(words):
+                return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
             if len(words) == 1 and words[0] in SUBCOMMANDS:
                 args = self._parse(tokens)
                 return self._subcommand(words[0], args)

@@ -98,8 +98,10 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     from ..convert.interpolate import InterpolationError, interpolate
     from ..protocol.exceptions import (
         APIError,
+        BudgetExceededError,
         IncompleteStreamError,
         NbchatError,
+        ReplayMissError,
         RequestValidationError,
     )
     from ..render.bundles import error_bundle, request_bundle
@@ -181,9 +183,10 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             confirm=confirm,
             schema=schema,
             json=args.json,
+            cache=args.cache,
             **fields,
         )
-    except RequestValidationError as exc:
+    except (RequestValidationError, BudgetExceededError, ReplayMissError) as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         if chat.last_reply is not None and chat.last_reply.interrupted:

@@ -18,7 +18,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -436,7 +436,8 @@ def _values(exchange: Exchange, request: dict[str, Any]) -> list[Any]:
         if name in _JSON_COLUMNS:
             value = None if value is None else _dumps(value)
         elif name == "time":
-            value = value.isoformat()
+            # UTC with microseconds always: the text sorts and compares as time does.
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
         elif name == "stream":
             value = int(bool(value))
         values.append(value)

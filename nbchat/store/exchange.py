@@ -74,7 +74,8 @@ def answer(
     use_cache = config.cache_default() if cache is None else cache
     if use_cache:
         if store is None:
-            _warn_once("cache", "The response cache needs the store, which is off; sending.")
+            if config.store_path() is None:
+                _warn_once("cache", "The response cache needs the store, which is off; sending.")
         else:
             found = _quietly(store.find, prepared.key)
             if found is not None:

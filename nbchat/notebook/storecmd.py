@@ -1,0 +1,171 @@
+"""``%chat log [N]`` and ``%chat usage``, and the settings that reach the store.
+
+The magic dispatches here; the tables are our own chrome, so every value in them (prompts and
+replies included) is escaped, never rendered as Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from IPython.core.error import UsageError
+
+__all__ = ["SUBCOMMANDS", "apply_settings", "log_table", "run", "usage_table", "wants"]
+
+SUBCOMMANDS = ("log", "usage")
+DEFAULT_LOG_ROWS = 10
+_SHOWN_CHARS = 60
+
+
+def wants(words: list[str]) -> bool:
+    """``%chat log``, ``%chat log 5``, ``%chat usage``: a store subcommand, not a prompt."""
+    if not words or words[0] not in SUBCOMMANDS:
+        return False
+    return len(words) == 1 or (words[0] == "log" and len(words) == 2 and words[1].isdigit())
+
+
+def apply_settings(settings: Any) -> None:
+    """Pass ``Chat.store``, ``Chat.cache`` and ``Chat.budget`` on to the store."""
+    from ..store.config import configure
+
+    configure(store=settings.store, cache=settings.cache, budget=settings.budget)
+
+
+def run(shell: Any, settings: Any, words: list[str], args: Any) -> None:
+    from IPython.display import display
+
+    from ..store.config import store_path
+
+    apply_settings(settings)
+    path = store_path()
+    if path is None:
+        print("The store is off (Chat.store or NBCHAT_STORE is 'off'): no exchanges are kept.")
+        return
+    if words[0] == "log":
+        count = int(words[1]) if len(words) > 1 else DEFAULT_LOG_ROWS
+        if count < 1:
+            raise UsageError("%chat log N: N is how many exchanges to show, 1 or more")
+        display(log_table(count), raw=True)
+    else:
+        display(usage_table(), raw=True)
+
+
+def log_table(count: int) -> dict[str, str]:
+    """The last ``count`` exchanges: time, session, model, tokens, cost, latency, text."""
+    from ..store.log import entries, prompt_text, reply_text
+    from ..store.prices import dollars
+
+    rows = entries(limit=count)
+    header = ("time", "session", "model", "tokens", "cost", "latency", "prompt", "reply")
+    table = []
+    for e in rows:
+        if e.source != "server":
+            cost = "cached" if e.source == "cache" else "replayed"
+        elif e.status != "ok":
+            cost = e.status
+        else:
+            cost = dollars(e.cost)
+        tokens = "" if e.prompt_tokens is None else f"{e.prompt_tokens}+{e.completion_tokens}"
+        reply = reply_text(e.response) or (e.error or {}).get("message", "")
+        table.append(
+            (
+                e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                e.session or "",
+                e.model or e.model_requested or "",
+                tokens,
+                cost,
+                "" if e.latency is None else f"{e.latency:.2f} s",
+                _short(prompt_text(e.request)),
+                _short(reply),
+            )
+        )
+    title = f"Last {len(rows)} exchange{'s' if len(rows) != 1 else ''} in the store"
+    if not rows:
+        title = "No exchanges in the store yet"
+    return _bundle(title, header, table)
+
+
+def usage_table() -> dict[str, str]:
+    """Tokens and cost by day, session and model, with the total and the budget."""
+    from ..store import budget as budgets
+    from ..store.config import budget, store_path
+    from ..store.log import usage_rows
+    from ..store.prices import dollars
+
+    rows = usage_rows()
+    header = (
+        "day (UTC)",
+        "session",
+        "model",
+        "exchanges",
+        "cached",
+        "prompt",
+        "completion",
+        "cost",
+    )
+    table = []
+    total = 0.0
+    unpriced = 0
+    for row in rows:
+        total += row.cost
+        unpriced += row.unpriced
+        sent = row.exchanges - row.cached - row.errors
+        if row.unpriced and row.unpriced >= sent:
+            cost = dollars(None)
+        elif row.unpriced:
+            cost = f"{dollars(row.cost)} + {row.unpriced} unpriced"
+        else:
+            cost = dollars(row.cost)
+        table.append(
+            (
+                row.day,
+                row.session or "",
+                row.model or "",
+                str(row.exchanges),
+                str(row.cached),
+                f"{row.prompt_tokens:,}",
+                f"{row.completion_tokens:,}",
+                cost,
+            )
+        )
+    lines = [
+        f"Billed: {dollars(total)}"
+        + (f" (and {unpriced} exchanges of unknown price)" if unpriced else "")
+    ]
+    limit = budget()
+    if limit is not None:
+        lines.append(f"Budget: {dollars(budgets.spent())} of {dollars(limit)} spent")
+    lines.append(f"Store: {store_path()}")
+    title = "Usage by day, session and model" if rows else "No exchanges in the store yet"
+    return _bundle(title, header, table, lines)
+
+
+def _bundle(
+    title: str, header: tuple[str, ...], rows: list[tuple[str, ...]], lines: Sequence[str] = ()
+) -> dict[str, str]:
+    cell = "<td style='text-align:left'>{}</td>"
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(cell.format(html.escape(value)) for value in row) + "</tr>" for row in rows
+    )
+    notes = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+    table = f"<table><tr>{head}</tr>{body}</table>" if rows else ""
+    markup = f"<strong>{html.escape(title)}</strong>{table}{notes}"
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    text = [title]
+    if rows:
+        text.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+        text += [
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+    text += list(lines)
+    return {"text/html": markup, "text/plain": "\n".join(text)}
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
