@@ -12,8 +12,11 @@ from nbchat.render.live import LiveView
 from nbchat.store import cache, config
 from nbchat.store.cache import chunks_of, play
 from nbchat.transport.accumulate import ChatCompletionAccumulator
+from tests import storeutil
 from tests.fakeserver import FakeServer
-from tests.storeutil import fresh_store, stored  # noqa: F401
+from tests.storeutil import stored
+
+fresh_store = storeutil.fresh_store
 
 
 @nbchat.tool
@@ -48,8 +51,16 @@ COMPLETIONS = {
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1, "y": "a long value"}'}},
-                        {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"x": 1, "y": "a long value"}'},
+                        },
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "g", "arguments": "{}"},
+                        },
                     ],
                 },
                 "finish_reason": "tool_calls",
@@ -61,7 +72,12 @@ COMPLETIONS = {
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": None, "refusal": "I can't help with that.", "reasoning_content": "thinking it over"},
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "refusal": "I can't help with that.",
+                    "reasoning_content": "thinking it over",
+                },
                 "finish_reason": "stop",
             }
         ],
@@ -71,16 +87,23 @@ COMPLETIONS = {
             {
                 "index": i,
                 "message": {"role": "assistant", "content": "Yes no"},
-                "logprobs": {"content": [
-                    {"token": "Yes", "logprob": -0.1, "bytes": [89, 101, 115], "top_logprobs": [{"token": "No", "logprob": -2.3}]},
-                    {"token": " no", "logprob": -0.5, "top_logprobs": []},
-                ]},
+                "logprobs": {
+                    "content": [
+                        {
+                            "token": "Yes",
+                            "logprob": -0.1,
+                            "bytes": [89, 101, 115],
+                            "top_logprobs": [{"token": "No", "logprob": -2.3}],
+                        },
+                        {"token": " no", "logprob": -0.5, "top_logprobs": []},
+                    ]
+                },
                 "finish_reason": "length",
             }
             for i in range(2)
         ]
     },
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(COMPLETIONS))

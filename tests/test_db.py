@@ -14,11 +14,14 @@ import pytest
 from nbchat.store import db
 from nbchat.store.db import BLOB_PREFIX, SCHEMA_VERSION, Store, StoreWarning, migrate
 from nbchat.store.record import Exchange
-from tests.storeutil import fresh_store, reset  # noqa: F401
+from tests import storeutil
+from tests.storeutil import reset
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4).decode()
 IMAGE_URL = f"data:image/png;base64,{PNG}"
+
+fresh_store = storeutil.fresh_store
 
 
 def exchange(key: str = "k1", **changes) -> Exchange:

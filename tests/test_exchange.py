@@ -14,10 +14,13 @@ from nbchat.render.bundles import reply_bundle
 from nbchat.store import config, db
 from nbchat.store.db import StoreWarning
 from nbchat.transport.profiles import profile_for
+from tests import storeutil
 from tests.fakeserver import SECRET, FakeServer
-from tests.storeutil import fresh_store, stored  # noqa: F401
+from tests.storeutil import stored
 
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
+
+fresh_store = storeutil.fresh_store
 
 
 def openai_client(server: FakeServer, **options) -> Client:

@@ -11,8 +11,12 @@ from nbchat import Chat, Client
 from nbchat.render.bundles import reply_bundle
 from nbchat.store import replay
 from nbchat.store.replay import Cassette, Interaction
+from tests import storeutil
 from tests.fakeserver import SECRET, FakeServer
-from tests.storeutil import fresh_store, store_shell, stored  # noqa: F401
+from tests.storeutil import stored
+
+fresh_store = storeutil.fresh_store
+store_shell = storeutil.store_shell
 
 
 @pytest.fixture
