@@ -152,10 +152,9 @@ def usage_rows(
 
 
 def _usage_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    day, session, model, count, *sums = row
-    cost = sums[5]
-    ints = [int(value or 0) for value in (count, *sums[:5], sums[6])]
-    return (day, session, model, *ints[:6], float(cost or 0.0), ints[6])
+    day, session, model, count, cached, errors, prompt, completion, cost, unpriced = row
+    counts = (int(value or 0) for value in (count, cached, errors, prompt, completion))
+    return (day, session, model, *counts, float(cost or 0.0), int(unpriced or 0))
 
 
 def usage(

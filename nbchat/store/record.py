@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import MASK
@@ -87,11 +87,15 @@ def clean_url(url: str | None) -> str | None:
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal
     netloc = host + (f":{parts.port}" if parts.port else "")
-    query = [
-        (name, MASK if any(word in name.lower() for word in _SECRET_WORDS) else value)
+    query = "&".join(
+        f"{quote(name)}={MASK if _secret(name) else quote(value)}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="•"), ""))
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _secret(name: str) -> bool:
+    return any(word in name.lower() for word in _SECRET_WORDS)
 
 
 def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
