@@ -174,7 +174,7 @@ def test_a_locked_database_is_one_warning_and_loses_nothing_once_free(tmp_path):
     with pytest.warns(StoreWarning, match="locked") as caught:
         store.add(exchange("a"))
         store.add(exchange("b"))
-        assert store.flush(timeout=1.0) is False
+        assert store.flush(timeout=0.3) is False
     assert len([w for w in caught if issubclass(w.category, StoreWarning)]) == 1
     # Reads still answer (WAL), queued exchanges included.
     assert store.find("b") is not None
@@ -222,7 +222,7 @@ def test_a_place_that_cannot_be_written_warns_and_keeps_the_exchange_waiting(tmp
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store.add(exchange())  # returns at once: nothing raises into the reply
-        assert store.flush(timeout=1.0) is False
+        assert store.flush(timeout=0.3) is False
     assert len([w for w in caught if issubclass(w.category, StoreWarning)]) == 1
     assert len(store.pending()) == 1
     store.close(timeout=0.5)

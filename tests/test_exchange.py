@@ -180,7 +180,7 @@ def test_a_locked_store_does_not_hold_up_a_reply(fresh_store):
     with pytest.warns(StoreWarning, match="locked") as caught:
         assert chat.send("a").content == "one"
         assert chat.send("b").content == "two"
-        assert db.open_store(fresh_store).flush(timeout=1.0) is False
+        assert db.open_store(fresh_store).flush(timeout=0.3) is False
     assert len(caught) == 1
     holder.execute("ROLLBACK")
     holder.close()

@@ -59,7 +59,7 @@ def log_table(count: int) -> dict[str, str]:
 
     rows = entries(limit=count)
     header = ("time", "session", "model", "tokens", "cost", "latency", "prompt", "reply")
-    table = []
+    table: list[tuple[str, ...]] = []
     for e in rows:
         if e.source != "server":
             cost = "cached" if e.source == "cache" else "replayed"
@@ -105,7 +105,7 @@ def usage_table() -> dict[str, str]:
         "completion",
         "cost",
     )
-    table = []
+    table: list[tuple[str, ...]] = []
     total = 0.0
     unpriced = 0
     for row in rows:

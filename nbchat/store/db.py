@@ -204,6 +204,7 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         self._checked = False
+        self._commit_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -283,15 +284,11 @@ class Store:
                 delay = min(delay * 2, 30.0)
                 continue
             delay = 0.25
-            with self._cond:
-                for _ in batch:
-                    self._pending.popleft()
-                self._writing = 0
-                self._cond.notify_all()
         if conn is not None:
             conn.close()
 
     def _insert(self, conn: sqlite3.Connection, batch: list[Exchange]) -> None:
+        """Write ``batch`` in one transaction, then take it off the queue."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
         sql = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
         conn.execute("BEGIN IMMEDIATE")
@@ -301,12 +298,20 @@ class Store:
                 request = _stash_blobs(conn, exchange.request)
                 cursor = conn.execute(sql, _values(exchange, request))
                 ids.append(cursor.lastrowid)
-            conn.execute("COMMIT")
+            # Committing and leaving the queue are one step for spent(): an exchange is
+            # counted either queued or stored, never both, never neither.
+            with self._commit_lock:
+                conn.execute("COMMIT")
+                with self._cond:
+                    for exchange, row_id in zip(batch, ids, strict=True):
+                        exchange.id = row_id
+                        self._pending.popleft()
+                    self._writing = 0
+                    self._cond.notify_all()
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        for exchange, row_id in zip(batch, ids, strict=True):
-            exchange.id = row_id
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -325,9 +330,12 @@ class Store:
 
     def spent(self) -> float:
         """US dollars billed across the store (queued exchanges included)."""
-        with self._cond:
-            queued = sum(e.cost or 0.0 for e in self._pending if e.source == "server")
-        rows = self.query("SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'")
+        with self._commit_lock:
+            with self._cond:
+                queued = sum(e.cost or 0.0 for e in self._pending if e.source == "server")
+            rows = self.query(
+                "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
+            )
         return queued + (float(rows[0][0]) if rows else 0.0)
 
     def select(self, where: str = "", params: Iterable[Any] = ()) -> list[Exchange]:
@@ -437,7 +445,7 @@ def _values(exchange: Exchange, request: dict[str, Any]) -> list[Any]:
             value = None if value is None else _dumps(value)
         elif name == "time":
             # UTC with microseconds always: the text sorts and compares as time does.
-            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+            value = exchange.time.astimezone(UTC).isoformat(timespec="microseconds")
         elif name == "stream":
             value = int(bool(value))
         values.append(value)
