@@ -171,11 +171,21 @@ def test_a_cached_stream_is_shown_like_a_live_one(fresh_store):
     chat.send("Tell me a story")
     chat.reset()
     shown = []
-    view = LiveView(mode="live", display=lambda bundle, **_: shown.append(bundle) or _Handle(shown))
+    chunks = []
+
+    class Counting(LiveView):
+        def on_chunk(self, chunk, stream):
+            chunks.append(chunk)
+            super().on_chunk(chunk, stream)
+
+    view = Counting(mode="live", display=lambda bundle, **_: shown.append(bundle) or _Handle(shown))
     reply = chat.send("Tell me a story", listener=view)
     view.finish(reply)
     assert reply.cached and len(server.requests) == 1
-    assert reply.output_chunks >= 1
+    assert len(chunks) >= 3  # role, text, finish: a stream, not one block
+    # Replayed pieces are not the server's tokens: no "~N completion tokens (counted)".
+    assert reply.output_chunks == 0
+    assert "counted" not in shown[-1]["text/plain"]
     assert shown and "reply 0" in shown[-1]["text/plain"]
     assert "cached" in shown[-1]["text/plain"]
 

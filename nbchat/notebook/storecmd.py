@@ -106,12 +106,12 @@ def usage_table() -> dict[str, str]:
         "cost",
     )
     table: list[tuple[str, ...]] = []
-    total = 0.0
-    unpriced = 0
+    total, priced, unpriced = 0.0, 0, 0
     for row in rows:
-        total += row.cost
-        unpriced += row.unpriced
         sent = row.exchanges - row.cached - row.errors
+        total += row.cost
+        priced += sent - row.unpriced
+        unpriced += row.unpriced
         if row.unpriced and row.unpriced >= sent:
             cost = dollars(None)
         elif row.unpriced:
@@ -125,15 +125,19 @@ def usage_table() -> dict[str, str]:
                 row.model or "",
                 str(row.exchanges),
                 str(row.cached),
-                f"{row.prompt_tokens:,}",
-                f"{row.completion_tokens:,}",
+                _count(row.prompt_tokens),
+                _count(row.completion_tokens),
                 cost,
             )
         )
-    lines = [
-        f"Billed: {dollars(total)}"
-        + (f" (and {unpriced} exchanges of unknown price)" if unpriced else "")
-    ]
+    lines = []
+    if priced:
+        lines.append(f"Billed: {dollars(total)} for {priced} priced exchange{_s(priced)}")
+    if unpriced:
+        lines.append(
+            f"{unpriced} exchange{_s(unpriced)} with no known price (local servers, models "
+            "genai-prices does not list)"
+        )
     limit = budget()
     if limit is not None:
         lines.append(f"Budget: {dollars(budgets.spent())} of {dollars(limit)} spent")
@@ -164,6 +168,14 @@ def _bundle(
         ]
     text += list(lines)
     return {"text/html": markup, "text/plain": "\n".join(text)}
+
+
+def _count(tokens: int | None) -> str:
+    return "unknown" if tokens is None else f"{tokens:,}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def _short(text: str) -> str:

@@ -45,18 +45,16 @@ class ReplayedStream:
         return self._snapshot
 
 
-def play(
-    completion: ChatCompletion, *, stream: bool, listener: ChatListener, reply: Any = None
-) -> ChatCompletion:
+def play(completion: ChatCompletion, *, stream: bool, listener: ChatListener) -> ChatCompletion:
     """Hand a stored ``completion`` to ``listener`` as a stream would (or whole); return it."""
     if stream:
         chunks = list(chunks_of(completion))
         pause = min(PACE, MAX_REPLAY_SECONDS / max(len(chunks), 1))
         replayed = ReplayedStream()
         for chunk in chunks:
+            # reply.output_chunks is not counted: these pieces are ours, not the server's
+            # tokens, so a footer must not read them as a token count.
             replayed.handle(chunk)
-            if reply is not None and has_output(chunk):
-                reply.output_chunks += 1
             listener.on_chunk(chunk, replayed)
             if pause > 0:
                 time.sleep(pause)

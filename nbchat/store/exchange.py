@@ -156,7 +156,7 @@ def _from_tape(
         raise _recorded_error(recorded, prepared)
     completion = recorded.completion()
     assert completion is not None
-    play(completion, stream=prepared.stream, listener=listener, reply=reply)
+    play(completion, stream=prepared.stream, listener=listener)
     row.take_usage(completion)
     row.cost = None if recorded.cost is None else 0.0
     _keep(store, row)
@@ -177,7 +177,7 @@ def _from_cache(
 ) -> ChatCompletion:
     completion = found.completion()
     assert completion is not None
-    play(completion, stream=prepared.stream, listener=listener, reply=reply)
+    play(completion, stream=prepared.stream, listener=listener)
     row.source = "cache"
     row.take_usage(completion)
     row.cost = None if found.cost is None else 0.0

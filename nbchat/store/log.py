@@ -114,8 +114,9 @@ class UsageRow:
     #: Answered by the cache or a cassette: nothing sent, nothing billed.
     cached: int
     errors: int
-    prompt_tokens: int
-    completion_tokens: int
+    #: Tokens servers reported (None: none reported any, as local servers' streams do not).
+    prompt_tokens: int | None
+    completion_tokens: int | None
     #: US dollars billed for the priced exchanges.
     cost: float
     #: Exchanges sent to a server whose price is unknown (local servers, unknown models).
@@ -141,8 +142,8 @@ def usage_rows(
         "COUNT(*), "
         f"SUM(NOT ({sent})), "
         "SUM(status = 'error'), "
-        f"SUM(CASE WHEN {sent} THEN COALESCE(prompt_tokens, 0) ELSE 0 END), "
-        f"SUM(CASE WHEN {sent} THEN COALESCE(completion_tokens, 0) ELSE 0 END), "
+        f"SUM(CASE WHEN {sent} THEN prompt_tokens END), "
+        f"SUM(CASE WHEN {sent} THEN completion_tokens END), "
         f"SUM(CASE WHEN {sent} THEN COALESCE(cost, 0) ELSE 0 END), "
         f"SUM({sent} AND status != 'error' AND cost IS NULL) "
         f"FROM exchanges {where} GROUP BY day, session, m ORDER BY day, session, m",
@@ -153,8 +154,9 @@ def usage_rows(
 
 def _usage_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
     day, session, model, count, cached, errors, prompt, completion, cost, unpriced = row
-    counts = (int(value or 0) for value in (count, cached, errors, prompt, completion))
-    return (day, session, model, *counts, float(cost or 0.0), int(unpriced or 0))
+    counts = (int(value or 0) for value in (count, cached, errors))
+    tokens = (None if value is None else int(value) for value in (prompt, completion))
+    return (day, session, model, *counts, *tokens, float(cost or 0.0), int(unpriced or 0))
 
 
 def usage(
