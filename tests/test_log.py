@@ -89,7 +89,7 @@ def test_usage_groups_tokens_and_cost_by_day_session_and_model(fresh_store):
     assert (rows[0].model, rows[0].unpriced) == ("local", 1)
     assert rows[2].day == "2025-05-13"
     frame = usage()
-    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 4
     assert frame["cost"].sum() == pytest.approx(1.75)
 
 
