@@ -106,13 +106,16 @@ def usage_table() -> dict[str, str]:
         "cost",
     )
     table: list[tuple[str, ...]] = []
-    total, priced, unpriced = 0.0, 0, 0
+    total, priced, unpriced, cached = 0.0, 0, 0, 0
     for row in rows:
         sent = row.exchanges - row.cached - row.errors
         total += row.cost
         priced += sent - row.unpriced
         unpriced += row.unpriced
-        if row.unpriced and row.unpriced >= sent:
+        cached += row.cached
+        if sent <= 0:
+            cost = "nothing billed"
+        elif row.unpriced >= sent:
             cost = dollars(None)
         elif row.unpriced:
             cost = f"{dollars(row.cost)} + {row.unpriced} unpriced"
@@ -138,6 +141,8 @@ def usage_table() -> dict[str, str]:
             f"{unpriced} exchange{_s(unpriced)} with no known price (local servers, models "
             "genai-prices does not list)"
         )
+    if cached:
+        lines.append(f"{cached} answered by the cache or a cassette: nothing billed")
     limit = budget()
     if limit is not None:
         lines.append(f"Budget: {dollars(budgets.spent())} of {dollars(limit)} spent")
