@@ -118,7 +118,9 @@ def test_price_takes_token_counts_for_estimates():
         (0.999, "$1.00"),
         (12.345, "$12.35"),
         (1234.5, "$1,234.50"),
-        (1e-12, "$0.00000000"),
+        (0.001, "$0.001"),
+        (0.10, "$0.10"),
+        (1e-12, "<$0.00000001"),
     ],
 )
 def test_dollars_are_shown_with_two_significant_digits(amount, text):

@@ -128,8 +128,8 @@ def usage_table() -> dict[str, str]:
                 row.model or "",
                 str(row.exchanges),
                 str(row.cached),
-                _count(row.prompt_tokens),
-                _count(row.completion_tokens),
+                _count(row.prompt_tokens, sent),
+                _count(row.completion_tokens, sent),
                 cost,
             )
         )
@@ -175,8 +175,11 @@ def _bundle(
     return {"text/html": markup, "text/plain": "\n".join(text)}
 
 
-def _count(tokens: int | None) -> str:
-    return "unknown" if tokens is None else f"{tokens:,}"
+def _count(tokens: int | None, sent: int) -> str:
+    if tokens is None:
+        # Nothing sent: nothing processed. Sent, but no server said: unknown.
+        return "0" if sent <= 0 else "unknown"
+    return f"{tokens:,}"
 
 
 def _s(count: int) -> str:

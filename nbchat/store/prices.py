@@ -118,8 +118,14 @@ def dollars(amount: float | None) -> str:
         return "$0"
     if amount >= 1:
         return f"${amount:,.2f}"
+    if amount < 1e-8:
+        return "<$0.00000001"
     decimals = min(max(2, 1 - math.floor(math.log10(amount))), 8)
-    return f"${amount:.{decimals}f}"
+    text = f"{amount:.{decimals}f}"
+    if decimals > 2:
+        # Past the cents, a trailing zero is not a significant digit: $0.001, not $0.0010.
+        text = text.rstrip("0")
+    return f"${text}"
 
 
 def _base(url: str | None) -> str | None:
