@@ -23,6 +23,7 @@ MAX_REPLAY_SECONDS = 0.4
 # A few words a chunk, as servers send them.
 _PIECE = re.compile(r"\S*\s*")
 _PIECE_CHARS = 12
+_MOST_PIECES = 200
 
 
 class ReplayedStream:
@@ -126,14 +127,16 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
 def _pieces(text: str, *, words: bool = True) -> Iterator[str]:
     if not text:
         return
+    # A few words a chunk, but at most about _MOST_PIECES chunks however long the text.
+    size = max(_PIECE_CHARS, len(text) // _MOST_PIECES)
     if not words:
-        for start in range(0, len(text), _PIECE_CHARS):
-            yield text[start : start + _PIECE_CHARS]
+        for start in range(0, len(text), size):
+            yield text[start : start + size]
         return
     piece = ""
     for word in _PIECE.findall(text):
         piece += word
-        if len(piece) >= _PIECE_CHARS:
+        if len(piece) >= size:
             yield piece
             piece = ""
     if piece:
