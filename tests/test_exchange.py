@@ -206,3 +206,14 @@ def test_stored_requests_are_the_bodies_sent(fresh_store):
     (row,) = stored(fresh_store)
     assert row.request == server.requests[0]
     assert json.dumps(row.request)  # plain JSON
+
+
+def test_a_request_sent_again_without_stream_options_is_kept_as_sent(fresh_store):
+    server = FakeServer().error(400, "stream_options is not supported", param="stream_options")
+    server.reply("counted")
+    chat = Chat("m", client=server.client())
+    reply = chat.send("x")
+    (row,) = stored(fresh_store)  # one exchange: the refusal is how the request was fitted
+    assert "stream_options" in server.requests[0]
+    assert row.status == "ok" and "stream_options" not in row.request
+    assert row.request == reply.prepared.body == server.requests[1]

@@ -95,6 +95,10 @@ def answer(
             _record(tape, _interaction(row, error=error))
         raise
     row.latency = time.perf_counter() - started
+    sent = getattr(reply, "prepared", None)
+    if sent is not None and sent is not prepared:
+        # Sent again fitted to the server (a refused stream_options): keep what went out.
+        row.request = scrub(sent.body, _secrets(client))
     if watch.first is not None:
         row.time_to_first_token = watch.first - started
     row.take_usage(completion)
