@@ -24,12 +24,19 @@ def _hermetic_environment() -> None:
     Notebook kernels inherit this process's environment, and PYTHONPATH makes them import this
     checkout of nbchat, as the tests do.
     """
+    import atexit
     import os
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBCHAT_REPLAY", "NBCHAT_BUDGET"):
         os.environ.pop(variable, None)
     # This file sits at the root of the checkout: its folder is the one that holds nbchat.
+    # Exchanges go to a store of this run's own (removed at exit), never the user's data directory.
+    store = tempfile.mkdtemp(prefix="nbchat-test-")
+    atexit.register(shutil.rmtree, store, True)
+    os.environ["NBCHAT_STORE"] = str(Path(store) / "nbchat.db")
     root = str(Path(__file__).resolve().parent)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if root not in paths:

@@ -25,6 +25,7 @@ _EXPORTS = {
     "ChatListener": "protocol.listener",
     "Reply": "conversation.chat",
     "session": "conversation.sessions",
+    "log": "store.log",
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
@@ -55,6 +56,8 @@ _EXPORTS = {
     "explore": "notebook.explorer",
     "NbchatError": "protocol.exceptions",
     "RequestValidationError": "protocol.exceptions",
+    "BudgetExceededError": "protocol.exceptions",
+    "ReplayMissError": "protocol.exceptions",
     "APIError": "protocol.exceptions",
     "APIConnectionError": "protocol.exceptions",
     "APITimeoutError": "protocol.exceptions",
@@ -85,6 +88,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "Chat",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -105,6 +109,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ReplayMissError",
     "Reply",
     "RequestValidationError",
     "ResponseDecodingError",
@@ -127,6 +132,7 @@ __all__ = [
     "image_part",
     "last",
     "load_ipython_extension",
+    "log",
     "logprobs_frame",
     "logprobs_html",
     "logprobs_summary",
@@ -199,6 +205,7 @@ if TYPE_CHECKING:
         APITimeoutError,
         AuthenticationError,
         BadRequestError,
+        BudgetExceededError,
         ConflictError,
         IncompleteStreamError,
         InternalServerError,
@@ -206,6 +213,7 @@ if TYPE_CHECKING:
         NotFoundError,
         PermissionDeniedError,
         RateLimitError,
+        ReplayMissError,
         RequestValidationError,
         ResponseDecodingError,
         ResponseTooLargeError,
@@ -215,5 +223,6 @@ if TYPE_CHECKING:
     from .protocol.listener import ChatListener
     from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
+    from .store.log import log
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
     from .transport.streaming import AsyncChatStream, ChatStream

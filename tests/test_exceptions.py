@@ -325,6 +325,7 @@ def _nbchat_exception_classes() -> dict[str, type[BaseException]]:
                 isinstance(value, type)
                 and issubclass(value, BaseException)
                 and value.__module__ == module.__name__
+                and not value.__name__.startswith("_")
             ):
                 assert value.__name__ not in found, f"two exception classes named {value.__name__}"
                 found[value.__name__] = value

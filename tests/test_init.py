@@ -18,6 +18,10 @@ EXPECTED = {
     "Reply",
     "session",
     "last",
+    # the store: every exchange, its cost, the budget, replay
+    "log",
+    "BudgetExceededError",
+    "ReplayMissError",
     # errors
     "NbchatError",
     "RequestValidationError",
@@ -109,5 +113,7 @@ def test_errors_form_one_tree():
         "DataError",
         "StructuredOutputError",
         "LogprobsError",
+        "BudgetExceededError",
+        "ReplayMissError",
     ):
         assert issubclass(getattr(nbchat, name), nbchat.NbchatError), name

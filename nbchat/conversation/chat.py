@@ -38,6 +38,8 @@ class _Plan:
     stream: bool
     toolbox: dict[str, Any] | None
     parse: Callable[[ChatCompletion], Any] | None
+    #: send(cache=...): None follows the conversation's, then %config Chat.cache.
+    cache: bool | None = None
 
 
 @dataclass
@@ -92,6 +94,13 @@ class Reply:
             "server": self.server,
         }
 
+    #: True when nothing was sent: every round came from the response cache or a cassette.
+    cached: bool = False
+    #: US dollars billed for this reply (all rounds); None when the price is unknown.
+    cost: float | None = None
+    #: For a cached reply, where and when the original came from (``nbchat.store`` Origin).
+    origin: Any = None
+
     @property
     def content(self) -> str | None:
         """The answer's text, without a reasoning model's leading ``<think>`` block."""
@@ -137,9 +146,12 @@ class Chat:
         client: Any = None,
         stream: bool = True,
         name: str = "default",
+        cache: bool | None = None,
         **settings: Any,
     ) -> None:
         self.name = name
+        #: Answer requests seen before from the store; None follows %config Chat.cache.
+        self.cache = cache
         self.settings: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
         if model:
             self.settings["model"] = model
@@ -336,6 +348,7 @@ class Chat:
         detail: str | None = None,
         schema: Any = None,
         json: bool = False,
+        cache: bool | None = None,
         **overrides: Any,
     ) -> Reply:
         """Send ``content`` as the next user message and return the Reply.
@@ -352,7 +365,8 @@ class Chat:
         object and ``schema`` (a pydantic model class or a JSON-schema dict) for a reply of
         that shape (strict json_schema); ``reply.parsed`` then holds the validated instance
         or object, and a reply that is not valid raises StructuredOutputError (with
-        ``.reply``), never passing as valid. Every request is built by ``prepare``.
+        ``.reply``), never passing as valid. ``cache=True`` answers a request seen before
+        from the store (``reply.cached``). Every request is built by ``prepare``.
 
         Sends to one conversation are serialised: a panel and a cell never interleave.
         """
@@ -370,6 +384,7 @@ class Chat:
                 detail=detail,
                 schema=schema,
                 json=json,
+                cache=cache,
                 overrides=overrides,
             )
         if listener is None:
@@ -393,9 +408,11 @@ class Chat:
         detail: str | None,
         schema: Any,
         json: bool,
+        cache: bool | None,
         overrides: dict[str, Any],
     ) -> Reply:
         plan = self._plan(content, stream, tools, images, data, detail, schema, json, overrides)
+        plan.cache = cache
         if plan.parse is not None and parse is not None:
             raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
         parse = plan.parse or parse
@@ -601,6 +618,28 @@ class Chat:
         reply.prepared = prepared
         reply.request = prepared.body
         listener.on_request(prepared.body)
+        from ..store.exchange import answer
+
+        # The store answers from a cassette or the cache, or sends (below), and logs it.
+        return answer(
+            prepared,
+            client=client,
+            session=self.name,
+            cache=self.cache if plan.cache is None else plan.cache,
+            listener=listener,
+            reply=reply,
+            send=lambda watch: self._send_now(prepared, plan, watch, reply, started),
+        )
+
+    def _send_now(
+        self,
+        prepared: PreparedRequest,
+        plan: _Plan,
+        listener: ChatListener,
+        reply: Reply,
+        started: float,
+    ) -> ChatCompletion:
+        client = self.client
         tried: set[str] = set()
         while True:
             try:
@@ -690,10 +729,6 @@ def _structured_parser(
         )
 
     return parse_structured
-
-
-def _about_stream_options(error: BadRequestError) -> bool:
-    return error.param == "stream_options" or "stream_options" in (error.message or "")
 
 
 def _has_output(chunk: ChatCompletionChunk) -> bool:

@@ -14,11 +14,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from . import storecmd
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
 
-SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config")
+SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config", *storecmd.SUBCOMMANDS)
 
 
 def _logit_bias(text: str) -> tuple[str, float]:
@@ -101,11 +102,16 @@ class ChatMagics(Magics):
     # IPython's own $var/{var} expansion would run before nbchat's, so that the line and the
     # cell forms sent different text and --no-interpolate could not work on the line form.
     @no_var_expand
+    @argument(
+        "--cache", action="store_true", default=None, help="Answer from the store if sent before."
+    )
+    @argument("--no-cache", dest="cache", action="store_false", default=None, help="Always send.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
 
-        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations.
+        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
+        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
@@ -113,6 +119,8 @@ class ChatMagics(Magics):
             return None
         if cell is None:
             words = rest.split()
+            if storecmd.wants(words):
+                return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
             if len(words) == 1 and words[0] in SUBCOMMANDS:
                 args = self._parse(tokens)
                 return self._subcommand(words[0], args)

@@ -183,12 +183,12 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
 def _bad_input(exc: Exception, args: Any) -> UsageError:
     """A mistake in the cell's options or variables, found before anything was sent."""
     from ..convert.tools import ToolDefinitionError
-    from ..protocol.schema import StrictSchemaError
+    from ..protocol.schema import SchemaError
 
     text = first_line(exc)
     if isinstance(exc, ToolDefinitionError):
         text = f"--tools: {text}"
-    elif isinstance(exc, StrictSchemaError):
+    elif isinstance(exc, SchemaError):
         text = f"--schema {args.schema}: {text}"
     return UsageError(text)
 
@@ -196,10 +196,16 @@ def _bad_input(exc: Exception, args: Any) -> UsageError:
 # What the conversation raises for bad input before it sends anything.
 def _input_errors() -> tuple[type[Exception], ...]:
     from ..convert.tools import ToolDefinitionError
-    from ..protocol.exceptions import RequestValidationError
-    from ..protocol.schema import StrictSchemaError
+    from ..protocol.exceptions import BudgetExceededError, ReplayMissError, RequestValidationError
+    from ..protocol.schema import SchemaError
 
-    return (RequestValidationError, ToolDefinitionError, StrictSchemaError)
+    return (
+        RequestValidationError,
+        ToolDefinitionError,
+        SchemaError,
+        BudgetExceededError,
+        ReplayMissError,
+    )
 
 
 def _dry_run(chat: Any, request: CellRequest, args: Any, namespace: dict[str, Any]) -> None:
@@ -240,6 +246,7 @@ def _send(
             listener=view,
             max_rounds=settings.max_tool_rounds,
             confirm=confirm,
+            cache=args.cache,
             **request.arguments(),
         )
     except _input_errors() as exc:

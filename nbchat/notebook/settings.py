@@ -6,7 +6,21 @@ may override them. The API key is never a setting: it is read from the environme
 
 from __future__ import annotations
 
-from traitlets import Bool, CFloat, CInt, Dict, Enum, Float, Int, Unicode
+from typing import Any
+
+from traitlets import (
+    Bool,
+    CFloat,
+    CInt,
+    Dict,
+    Enum,
+    Float,
+    Int,
+    TraitError,
+    Unicode,
+    observe,
+    validate,
+)
 from traitlets.config import Configurable
 
 from ..transport.profiles import KINDS
@@ -57,3 +71,30 @@ class Chat(Configurable):
     interpolate = Bool(True, help="Replace {expression} in prompts with its value.").tag(
         config=True
     )
+    store = Unicode(
+        "",
+        help="Where every exchange is kept (SQLite): a file path, 'off', or empty for "
+        "$NBCHAT_STORE, else the user data directory.",
+    ).tag(config=True)
+    cache = Bool(
+        False, help="Answer a request sent before from the store (--cache/--no-cache per cell)."
+    ).tag(config=True)
+    budget = CFloat(
+        None,
+        allow_none=True,
+        help="US dollars that may be spent across the store; a request that could pass it is "
+        "refused before sending. None: $NBCHAT_BUDGET, else no limit.",
+    ).tag(config=True)
+
+    @validate("budget")
+    def _budget_in_dollars(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and not value >= 0:
+            raise TraitError(f"Chat.budget must be 0 or more US dollars, not {value!r}")
+        return value
+
+    @observe("store", "cache", "budget")
+    def _store_settings_changed(self, change: Any) -> None:
+        from .storecmd import apply_settings
+
+        apply_settings(self)

@@ -2,6 +2,8 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    ├── BudgetExceededError                        the request would pass Chat.budget; not sent
+    ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
     │   ├── APIConnectionError                     no response: refused, reset, DNS, TLS…
     │   │   └── APITimeoutError                    no response in time
@@ -37,11 +39,13 @@
     └── StopRequested                              the panel's Stop button
 
     UserWarning (not errors: what plain Python shows where a notebook shows a note)
-    └── NbchatNote                                 how a request was fitted to its server
+    ├── NbchatNote                                 how a request was fitted to its server
+    └── StoreWarning                               the store could not be written; replies go on
 
 Every error is defined beside the code that raises it (``protocol/schema.py``,
 ``convert/*``, ``render/logprobs.py``, ``local/supervisor.py``, ``notebook/run.py``…) and is
-drawn here; a test checks that the two agree. Every APIStatusError carries status_code,
+drawn here (private signals, named with a leading underscore, are not); a test checks that
+the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API
 key: the client redacts it before raising. ``exc.request`` and ``exc.response`` are copies with
 credential headers masked (see ``safe_request``/``safe_response``), never the objects that went
@@ -66,6 +70,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConflictError",
     "IncompleteStreamError",
     "InternalServerError",
@@ -73,6 +78,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ReplayMissError",
     "RequestValidationError",
     "ResponseDecodingError",
     "ResponseTooLargeError",
@@ -92,6 +98,36 @@ class RequestValidationError(NbchatError, ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class BudgetExceededError(NbchatError):
+    """Sending would spend more than the budget allows (``Chat.budget``, ``NBCHAT_BUDGET``).
+
+    Raised before anything is sent. ``estimate`` is what the request could cost at most,
+    ``spent`` what the store has recorded so far and ``budget`` the limit, all in US dollars.
+    """
+
+    def __init__(
+        self, message: str, *, estimate: float | None, spent: float, budget: float
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.estimate = estimate
+        self.spent = spent
+        self.budget = budget
+
+
+class ReplayMissError(NbchatError):
+    """``NBCHAT_REPLAY=replay`` and the cassette holds no reply for this request; nothing sent.
+
+    ``key`` is the request's cache key (``PreparedRequest.key``), ``cassette`` the file's path.
+    """
+
+    def __init__(self, message: str, *, key: str, cassette: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.cassette = cassette
 
 
 class APIError(NbchatError):

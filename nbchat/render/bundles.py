@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ..protocol.exceptions import (
@@ -19,6 +20,7 @@ from ..protocol.exceptions import (
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
 from .markdown import sanitize_markdown
+from .provenance import footer_parts
 
 __all__ = [
     "error_bundle",
@@ -41,8 +43,9 @@ def footer_text(
     time_to_first_token: float | None = None,
     elapsed: float | None = None,
     counted_tokens: int = 0,
+    more: Sequence[str] = (),
 ) -> str:
-    """model · finish_reason · tokens · time to first token · tokens per second."""
+    """model · finish_reason · tokens · time to first token · tokens per second · ``more``."""
     parts = [completion.model or "unknown model"]
     reasons = sorted({c.finish_reason or "unfinished" for c in completion.choices})
     if reasons:
@@ -77,6 +80,7 @@ def footer_text(
         parts.append(f"{elapsed:.2f} s")
         if generated:
             parts.append(f"{generated / elapsed:.1f} tokens/s overall")
+    parts.extend(more)
     return " · ".join(parts)
 
 
@@ -110,6 +114,7 @@ def completion_bundle(
     notes: list[str] | None = None,
     prefix: tuple[str, str] = ("", ""),
     counted_tokens: int = 0,
+    footer_extra: Sequence[str] = (),
 ) -> dict[str, str]:
     md: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
@@ -133,6 +138,7 @@ def completion_bundle(
         time_to_first_token=time_to_first_token,
         elapsed=elapsed,
         counted_tokens=counted_tokens,
+        more=footer_extra,
     )
     md.append(f"<sub>{html.escape(footer)}</sub>")
     text.append(f"— {footer}")
@@ -142,14 +148,17 @@ def completion_bundle(
 def reply_bundle(reply: Any) -> dict[str, str]:
     """The finished reply: tool rounds, the answer as Markdown, warnings and the footer."""
     prefix = tool_rounds_markdown(reply)
+    # A cached reply's timings are the replay's, not the model's: the footer leaves them out.
+    cached = getattr(reply, "cached", False)
     return completion_bundle(
         reply.completion,
-        time_to_first_token=reply.time_to_first_token,
-        elapsed=reply.elapsed,
+        time_to_first_token=None if cached else reply.time_to_first_token,
+        elapsed=None if cached else reply.elapsed,
         interrupted=reply.interrupted,
         notes=reply.notes,
         prefix=prefix,
         counted_tokens=getattr(reply, "output_chunks", 0),
+        footer_extra=footer_parts(reply),
     )
 
 

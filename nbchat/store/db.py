@@ -1,0 +1,484 @@
+"""The SQLite database behind the store: a versioned schema, WAL, and a writer that never blocks.
+
+Exchanges are queued and written by one background thread per file, so a slow, locked or full
+disk never holds up a reply; every kind of failure is one warning, and the reply goes on.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .record import Exchange
+
+__all__ = ["BLOB_PREFIX", "SCHEMA_VERSION", "Store", "StoreWarning", "open_store"]
+
+
+class StoreWarning(UserWarning):
+    """The store could not be read or written; replies are not affected."""
+
+
+# -- the schema ---------------------------------------------------------------------------------
+# MIGRATIONS[n] takes a database from version n to n + 1 (PRAGMA user_version). Append only: a
+# released step is never edited, so every older file reaches the current shape the same way.
+
+_V1 = """
+CREATE TABLE exchanges (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    session TEXT,
+    notebook TEXT,
+    model_requested TEXT,
+    model TEXT,
+    server TEXT,
+    url TEXT,
+    key TEXT NOT NULL,
+    stream INTEGER NOT NULL DEFAULT 0,
+    request TEXT NOT NULL,
+    response TEXT,
+    error TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    total_tokens INTEGER,
+    latency REAL
+);
+CREATE INDEX exchanges_by_key ON exchanges (key);
+CREATE INDEX exchanges_by_time ON exchanges (time)
+"""
+
+# Version 2: cost and provenance, finer usage, and images kept once by hash.
+_V2 = """
+ALTER TABLE exchanges ADD COLUMN source TEXT NOT NULL DEFAULT 'server';
+ALTER TABLE exchanges ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';
+ALTER TABLE exchanges ADD COLUMN cost REAL;
+ALTER TABLE exchanges ADD COLUMN cached_tokens INTEGER;
+ALTER TABLE exchanges ADD COLUMN reasoning_tokens INTEGER;
+ALTER TABLE exchanges ADD COLUMN finish_reason TEXT;
+ALTER TABLE exchanges ADD COLUMN time_to_first_token REAL;
+UPDATE exchanges SET status = 'error' WHERE error IS NOT NULL;
+CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    mime TEXT,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+
+
+def _move_images_to_blobs(conn: sqlite3.Connection) -> None:
+    """Version 1 kept images inline in every request; version 2 keeps each once, by hash."""
+    rows = conn.execute("SELECT id, request FROM exchanges WHERE request LIKE '%data:%'").fetchall()
+    for row_id, text in rows:
+        request = _stash_blobs(conn, json.loads(text))
+        conn.execute("UPDATE exchanges SET request = ? WHERE id = ?", (_dumps(request), row_id))
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (_V2, _move_images_to_blobs))
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = tuple(f.name for f in fields(Exchange) if f.name != "id")
+_JSON_COLUMNS = ("request", "response", "error")
+
+# -- images by hash -------------------------------------------------------------------------------
+
+#: What a data URL becomes in a stored request: the blob's hash in the blobs table.
+BLOB_PREFIX = "nbchat-blob:sha256:"
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
+_BLOB_MIN_CHARS = 256
+
+
+def _stash_blobs(conn: sqlite3.Connection, value: Any) -> Any:
+    """``value`` with each long base64 data URL replaced by a reference to its stored bytes."""
+    if isinstance(value, dict):
+        return {key: _stash_blobs(conn, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stash_blobs(conn, item) for item in value]
+    if isinstance(value, str) and len(value) >= _BLOB_MIN_CHARS and value.startswith("data:"):
+        match = _DATA_URL.match(value)
+        if match is None:
+            return value
+        try:
+            data = base64.b64decode(value[match.end() :], validate=True)
+        except (binascii.Error, ValueError):
+            return value
+        digest = hashlib.sha256(data).hexdigest()
+        conn.execute(
+            "INSERT OR IGNORE INTO blobs (hash, mime, size, data) VALUES (?, ?, ?, ?)",
+            (digest, match.group(1), len(data), data),
+        )
+        return BLOB_PREFIX + digest
+    return value
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+_ADVICE = {
+    "corrupt": "it is not a readable SQLite database; move it away and nbchat starts a new one. "
+    "Exchanges are not being kept",
+    "newer": "it was written by a newer nbchat; exchanges are not being kept",
+    "locked": "it is locked by another program; exchanges wait in memory and are written "
+    "once it is free",
+    "full": "the disk is full; exchanges wait in memory and are written once there is room",
+    "readonly": "it cannot be written; exchanges wait in memory",
+    "open": "it cannot be opened; exchanges wait in memory",
+    "overflow": "too many exchanges are waiting to be written; the oldest were dropped",
+    "error": "writing failed; exchanges wait in memory",
+}
+#: Failures that retrying cannot fix: the store stops trying for this file.
+_PERMANENT = ("corrupt", "newer")
+
+
+def _warn(kind: str, path: Path, detail: str = "") -> None:
+    """One warning per kind of failure and process; the reply it happened in goes on."""
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    why = f" ({detail})" if detail else ""
+    warnings.warn(f"nbchat store {path}: {_ADVICE[kind]}{why}.", StoreWarning, stacklevel=3)
+
+
+def _kind(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, _NewerSchema):
+        return "newer"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "full" in text:
+        return "full"
+    if "readonly" in text or "read-only" in text:
+        return "readonly"
+    if "unable to open" in text:
+        return "open"
+    if "not a database" in text or "malformed" in text or "encrypted" in text:
+        return "corrupt"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return "corrupt"
+    return "error"
+
+
+class _NewerSchema(Exception):
+    pass
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class Store:
+    """One database file: ``add()`` queues an exchange; reads see queued ones too.
+
+    ``busy_timeout`` is how long the background writer waits for another writer (another
+    kernel) before counting the database as locked and trying again later.
+    """
+
+    #: Most exchanges kept in memory while the database cannot be written.
+    MAX_PENDING = 10_000
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._pending: deque[Exchange] = deque()
+        self._cond = threading.Condition()
+        self._writing = 0
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        #: Set when the file cannot be used at all (corrupt, newer schema).
+        self.broken: str | None = None
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._checked = False
+        self._commit_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def add(self, exchange: Exchange) -> None:
+        """Queue ``exchange`` to be written; returns at once."""
+        if self.broken:
+            return
+        with self._cond:
+            if len(self._pending) >= self.MAX_PENDING:
+                self._pending.popleft()
+                _warn("overflow", self.path)
+            self._pending.append(exchange)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_loop, name=f"nbchat-store {self.path.name}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued exchange is written; False if that took longer than timeout."""
+        with self._cond:
+            self._cond.notify_all()
+            return self._cond.wait_for(
+                lambda: self.broken is not None or not (self._pending or self._writing), timeout
+            )
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Write what is queued (waiting at most ``timeout``), then stop the writer."""
+        done = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        return done
+
+    def _write_loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        delay = 0.25
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closing)
+                if not self._pending:
+                    break
+                batch = list(self._pending)
+                self._writing = len(batch)
+            try:
+                if conn is None:
+                    conn = self._connect()
+                self._insert(conn, batch)
+            except Exception as exc:
+                kind = _kind(exc)
+                _warn(kind, self.path, str(exc))
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                with self._cond:
+                    self._writing = 0
+                    if kind in _PERMANENT:
+                        self.broken = kind
+                        self._pending.clear()
+                        self._cond.notify_all()
+                        break
+                    self._cond.notify_all()
+                    if self._closing:
+                        break
+                    # Try again later; a new exchange or a flush wakes the writer sooner.
+                    self._cond.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 0.25
+        if conn is not None:
+            conn.close()
+
+    def _insert(self, conn: sqlite3.Connection, batch: list[Exchange]) -> None:
+        """Write ``batch`` in one transaction, then take it off the queue."""
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        sql = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = []
+            for exchange in batch:
+                request = _stash_blobs(conn, exchange.request)
+                cursor = conn.execute(sql, _values(exchange, request))
+                ids.append(cursor.lastrowid)
+            # Committing and leaving the queue are one step for spent(): an exchange is
+            # counted either queued or stored, never both, never neither.
+            with self._commit_lock:
+                conn.execute("COMMIT")
+                with self._cond:
+                    for exchange, row_id in zip(batch, ids, strict=True):
+                        exchange.id = row_id
+                        self._pending.popleft()
+                    self._writing = 0
+                    self._cond.notify_all()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def find(self, key: str) -> Exchange | None:
+        """The latest answered exchange with this request key (the cache), or None."""
+        with self._cond:
+            for exchange in reversed(self._pending):
+                if exchange.key == key and _answers(exchange):
+                    return exchange
+        rows = self.select(
+            "WHERE key = ? AND status = 'ok' AND source != 'cache' AND response IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return rows[0] if rows else None
+
+    def spent(self) -> float:
+        """US dollars billed across the store (queued exchanges included)."""
+        with self._commit_lock:
+            with self._cond:
+                queued = sum(e.cost or 0.0 for e in self._pending if e.source == "server")
+            rows = self.query(
+                "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
+            )
+        return queued + (float(rows[0][0]) if rows else 0.0)
+
+    def select(self, where: str = "", params: Iterable[Any] = ()) -> list[Exchange]:
+        """Stored exchanges (``where`` is SQL after FROM, with ? placeholders)."""
+        rows = self.query(f"SELECT id, {', '.join(_COLUMNS)} FROM exchanges {where}", params)
+        return [_exchange(row) for row in rows]
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of any read-only query; [] (and one warning) when the file cannot be read."""
+        if self.broken:
+            return []
+        with self._read_lock:
+            try:
+                if self._reader is None:
+                    self._reader = self._connect(timeout=min(self.busy_timeout, 2.0))
+                return self._reader.execute(sql, tuple(params)).fetchall()
+            except Exception as exc:
+                kind = _kind(exc)
+                _warn(kind, self.path, str(exc))
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+                if kind in _PERMANENT:
+                    self.broken = kind
+                return []
+
+    def blob(self, digest: str) -> bytes | None:
+        """The bytes of an image kept by hash (``nbchat-blob:sha256:…`` in a stored request)."""
+        rows = self.query(
+            "SELECT data FROM blobs WHERE hash = ?", (digest.removeprefix(BLOB_PREFIX),)
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def check(self) -> None:
+        """Open the file once, in the calling thread, so that a corrupt or newer file is
+        reported where it was met rather than later from the writer's thread."""
+        if not self._checked:
+            self._checked = True
+            self.query("SELECT 1")
+
+    def pending(self) -> list[Exchange]:
+        with self._cond:
+            return list(self._pending)
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _connect(self, timeout: float | None = None) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout if timeout is None else timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            # WAL: readers never wait for writers, and kernels append side by side.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to schema ``target``, one step at a time; returns the old version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise _NewerSchema(f"schema {version}; this nbchat knows {SCHEMA_VERSION}")
+    if version >= target:
+        return version
+    # IMMEDIATE: two kernels opening a new file at once must not both run the same step.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        old = version = conn.execute("PRAGMA user_version").fetchone()[0]
+        while version < target:
+            for step in MIGRATIONS[version]:
+                if callable(step):
+                    step(conn)
+                else:
+                    for statement in step.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+            version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return old
+
+
+def _answers(exchange: Exchange) -> bool:
+    return exchange.status == "ok" and exchange.source != "cache" and exchange.response is not None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _values(exchange: Exchange, request: dict[str, Any]) -> list[Any]:
+    values = []
+    for name in _COLUMNS:
+        value = request if name == "request" else getattr(exchange, name)
+        if name in _JSON_COLUMNS:
+            value = None if value is None else _dumps(value)
+        elif name == "time":
+            # UTC with microseconds always: the text sorts and compares as time does.
+            value = exchange.time.astimezone(UTC).isoformat(timespec="microseconds")
+        elif name == "stream":
+            value = int(bool(value))
+        values.append(value)
+    return values
+
+
+def _exchange(row: tuple[Any, ...]) -> Exchange:
+    data = dict(zip(("id", *_COLUMNS), row, strict=True))
+    for name in _JSON_COLUMNS:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    data["time"] = datetime.fromisoformat(data["time"])
+    data["stream"] = bool(data["stream"])
+    return Exchange(**data)
+
+
+# -- one Store per file and process ---------------------------------------------------------------
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(path: str | Path) -> Store:
+    """The process's Store for ``path`` (made on first use, flushed when the process exits)."""
+    key = Path(path).expanduser().absolute()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = Store(key)
+        return store
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for store in list(_stores.values()):
+        store.close(timeout=5.0)

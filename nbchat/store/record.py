@@ -1,0 +1,119 @@
+"""One exchange as the store keeps it, and the scrubbing that keeps credentials out of it.
+
+Headers are never kept (they carry the key); URLs lose their user info and the values of
+query parameters that look like credentials; the API key is masked wherever it appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from ..protocol.types import ChatCompletion
+from ..transport.prepared import MASK
+
+__all__ = ["Exchange", "clean_url", "scrub"]
+
+# Query parameters whose values are credentials (Azure's api-key, signed URLs, tokens).
+_SECRET_WORDS = ("key", "token", "secret", "sig", "pass", "auth", "cred")
+
+
+@dataclass
+class Exchange:
+    """A request and what came of it: the response or the error, usage, time, cost."""
+
+    request: dict[str, Any]
+    key: str
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    session: str | None = None
+    notebook: str | None = None
+    #: The model the request asked for, and the one the server said answered.
+    model_requested: str | None = None
+    model: str | None = None
+    #: The server profile's kind (openai, llama-cpp-python, …) and the URL, credentials removed.
+    server: str | None = None
+    url: str | None = None
+    stream: bool = False
+    #: Who answered: "server", "cache" (the store) or "replay" (a cassette).
+    source: str = "server"
+    #: "ok", "error" or "interrupted" (a stream cut short; ``response`` holds the partial reply).
+    status: str = "ok"
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    finish_reason: str | None = None
+    latency: float | None = None
+    time_to_first_token: float | None = None
+    #: US dollars billed; None when the price is unknown (local servers, unknown models).
+    cost: float | None = None
+    #: The row's id once stored.
+    id: int | None = None
+
+    def take_usage(self, completion: ChatCompletion) -> None:
+        """Copy the model, usage and finish reason out of a completion."""
+        self.response = completion.to_dict()
+        self.model = completion.model or None
+        reasons = [c.finish_reason for c in completion.choices if c.finish_reason]
+        self.finish_reason = ",".join(dict.fromkeys(reasons)) or None
+        usage = completion.usage
+        if usage is None:
+            return
+        self.prompt_tokens = usage.prompt_tokens
+        self.completion_tokens = usage.completion_tokens
+        self.total_tokens = usage.total_tokens
+        if usage.prompt_tokens_details is not None:
+            self.cached_tokens = usage.prompt_tokens_details.cached_tokens
+        if usage.completion_tokens_details is not None:
+            self.reasoning_tokens = usage.completion_tokens_details.reasoning_tokens
+
+    def completion(self) -> ChatCompletion | None:
+        if self.response is None:
+            return None
+        return ChatCompletion.model_validate(self.response)
+
+
+def clean_url(url: str | None) -> str | None:
+    """``url`` without user info and with credential-like query values masked."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    query = "&".join(
+        f"{quote(name)}={MASK if _secret(name) else quote(value)}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _secret(name: str) -> bool:
+    return any(word in name.lower() for word in _SECRET_WORDS)
+
+
+def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (str or JSON-like) with every secret replaced by a mask."""
+    secrets = tuple(s for s in secrets if s and len(s) >= 4)
+    if not secrets:
+        return value
+    return _scrub(value, secrets)
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, secrets) for v in value]
+    return value

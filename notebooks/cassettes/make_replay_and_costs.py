@@ -1,0 +1,155 @@
+"""Make ``replay_and_costs.json``, the cassette the notebook replay_and_costs.ipynb replays.
+
+It runs the notebook's cells in an IPython shell with ``NBCHAT_REPLAY=record``, against a
+scripted server that answers from TRANSCRIPT below: replies in the manner of a capable model
+(gpt-4.1-mini), with illustrative token counts. So the cassette holds exactly the requests the
+notebook makes, but its replies were not recorded from OpenAI. Cells tagged raises-exception are
+skipped (the request the cassette must lack, the budget refusals). From the repository root:
+
+    python notebooks/cassettes/make_replay_and_costs.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakeserver import sse_events  # noqa: E402
+
+MODEL = "gpt-4.1-mini-2025-04-14"
+
+# (words in the last user message, or "tool" for the round after tool calls; the reply;
+# prompt tokens; completion tokens)
+TRANSCRIPT = [
+    (
+        "why the sky is blue",
+        {
+            "content": "Sunlight looks white, but it is really a mix of every colour, and each "
+            "colour travels as a wave of a different length. When sunlight hits the tiny "
+            "molecules of the air, the short blue waves get bounced around (scattered) much "
+            "more than the long red ones. So blue light reaches your eyes from every part of "
+            "the sky, and the whole sky looks blue."
+        },
+        31,
+        79,
+    ),
+    (
+        "most confirmed moons",
+        {"content": '{"name":"Saturn","confirmed_moons":146,"has_rings":true}'},
+        112,
+        17,
+    ),
+    (
+        "250 euros and 40 pounds",
+        {
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_eur",
+                    "type": "function",
+                    "function": {
+                        "name": "convert",
+                        "arguments": '{"amount":250,"currency":"EUR","to":"USD"}',
+                    },
+                },
+                {
+                    "id": "call_gbp",
+                    "type": "function",
+                    "function": {
+                        "name": "convert",
+                        "arguments": '{"amount":40,"currency":"GBP","to":"USD"}',
+                    },
+                },
+            ],
+        },
+        96,
+        58,
+    ),
+    (
+        "tool",
+        {
+            "content": "250 euros are **$270.00** and 40 pounds are **$50.80**, at 1.08 dollars "
+            "to the euro and 1.27 to the pound: **$320.80** in all."
+        },
+        201,
+        41,
+    ),
+]
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    last = body["messages"][-1]
+    said = "tool" if last["role"] == "tool" else json.dumps(last["content"])
+    for words, message, prompt, completion in TRANSCRIPT:
+        if words in said:
+            break
+    else:
+        raise AssertionError(f"the transcript has no reply for {said[:80]}")
+    reason = "tool_calls" if message.get("tool_calls") else "stop"
+    reply = {
+        "id": f"chatcmpl-{abs(hash(words)) % 10**8}",
+        "object": "chat.completion",
+        "created": 1747040000,
+        "model": MODEL,
+        "system_fingerprint": "fp_transcript",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": reason}
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+    if body.get("stream"):
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = list(sse_events(reply, usage=usage))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events)
+    return httpx.Response(200, json=reply)
+
+
+def main() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbchat import Client
+    from nbchat.conversation import sessions
+
+    cassette = HERE / "replay_and_costs.json"
+    cassette.unlink(missing_ok=True)
+    os.environ["NBCHAT_STORE"] = str(Path(tempfile.mkdtemp()) / "nbchat.db")
+    client = Client(
+        api_key=None, base_url="https://api.openai.com/v1", transport=httpx.MockTransport(answer)
+    )
+    sessions.client_for = lambda settings: client
+    os.chdir(HERE.parent)
+    shell = InteractiveShell.instance()
+    notebook = nbformat.read(HERE.parent / "replay_and_costs.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        shell.run_cell(cell.source)
+        if os.environ.get("NBCHAT_REPLAY") == "replay":
+            os.environ["NBCHAT_REPLAY"] = "record"  # the setup cell asks for replay
+    from nbchat.store.replay import _cassettes
+
+    _cassettes.clear()
+    data = json.loads(cassette.read_text())
+    for interaction in data["interactions"]:
+        interaction["latency"] = None  # a scripted server's speed says nothing
+    cassette.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    print(f"{cassette}: {len(data['interactions'])} interactions")
+
+
+if __name__ == "__main__":
+    main()
