@@ -1,0 +1,473 @@
+"""The notebook as context for a model: ``%chat fix`` / ``%chat explain`` (the last error),
+``--var NAME`` and ``--cells N`` (variables and earlier cells), ``--code`` (reply → next cell).
+
+The magic side of nbchat.convert's describe, traceback, codeblocks and budget modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.error import UsageError
+
+__all__ = [
+    "BUDGETS",
+    "TASKS",
+    "Context",
+    "FailedCell",
+    "add_context",
+    "budget_text",
+    "last_error",
+    "place_code",
+    "task_prompt",
+]
+
+#: The subcommands that send the last error.
+TASKS = ("fix", "explain")
+
+#: Token budgets of each part of the context, for a model with an 8k window or more; smaller
+#: known windows scale them down in proportion (the local model's 2,048 to a quarter).
+BUDGETS = {
+    "traceback": 1500,  # the exception and its trimmed traceback
+    "source": 1500,  # the failing cell's source
+    "error_variables": 1200,  # the variables the failing cell names, together
+    "error_variable": 250,  # each of them
+    "var": 1000,  # each --var description
+    "cells": 2000,  # --cells, all of them
+    "cell": 800,  # each cell's input
+    "output": 150,  # each cell's output
+}
+_FULL_WINDOW = 8192
+
+_INSTRUCTIONS = {
+    "fix": (
+        "This notebook cell failed. Find the cause and fix it. Reply with the whole corrected "
+        "cell in one ```python block, then say in one or two sentences what was wrong."
+    ),
+    "explain": (
+        "This notebook cell failed. Explain in a few sentences what the error means, why this "
+        "cell raised it, and how to fix it."
+    ),
+}
+# Names in every IPython namespace that say nothing about the user's code.
+_SHELL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+@dataclass
+class FailedCell:
+    """The most recent error a cell raised: the exception, the cell's number and source."""
+
+    error: BaseException
+    cell: int | None
+    source: str | None
+
+
+@dataclass
+class Context:
+    """What a cell's options added to its prompt: the text, its parts (label, tokens) for the
+    dry run's budget, and images to attach."""
+
+    text: str = ""
+    parts: list[tuple[str, int]] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+
+
+# The last error a code cell raised, kept for when a failing %chat cell replaces it in sys.
+_remembered: FailedCell | None = None
+
+
+def last_error(shell: Any) -> FailedCell | None:
+    """The error ``%chat fix`` works on: ``sys.last_value`` unless a ``%chat`` cell raised it
+    (then the code error before it, if this kernel saw one), else None."""
+    global _remembered
+    error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if error is None:
+        return _remembered
+    if _remembered is not None and _remembered.error is error:
+        return _remembered
+    cell = _cell_of_error(shell, error)
+    source = _source(shell, cell)
+    if source is not None and _is_chat_cell(source):
+        return _remembered
+    _remembered = FailedCell(error, cell, source)
+    return _remembered
+
+
+def task_prompt(shell: Any, args: Any, task: str, extra: str) -> str | None:
+    """The prompt of ``%chat fix`` / ``%chat explain`` (``args`` then carry the error to
+    :func:`add_context`), or None, said in one line, when no cell has failed."""
+    failed = last_error(shell)
+    if failed is None:
+        print(f"There is no error to {task}: no cell has raised an exception in this kernel.")
+        return None
+    from ..convert.traceback import error_report
+
+    first = error_report(failed.error, max_tokens=60).exception.splitlines()[-1]
+    where = f"In [{failed.cell}]" if failed.cell is not None else "the last error"
+    print(f"{'Fixing' if task == 'fix' else 'Explaining'} {where}: {first}")
+    args.task = (task, failed)
+    prompt = _INSTRUCTIONS[task]
+    return f"{prompt}\n\n{extra.strip()}" if extra.strip() else prompt
+
+
+def add_context(text: str, args: Any, namespace: dict[str, Any], settings: Any) -> tuple[str, Any]:
+    """``(text, Context)``: the prompt with the error, --var descriptions and --cells added."""
+    context = Context()
+    names = list(getattr(args, "var", None) or ())
+    cells = getattr(args, "cells", None)
+    task = getattr(args, "task", None)
+    if not (names or cells is not None or task):
+        return text, context
+    if cells is not None and cells < 1:
+        raise UsageError(f"--cells needs a number of cells of at least 1, not {cells}")
+    for name in names:
+        if _secret_name(name):
+            raise UsageError(
+                f"--var {name}: the name looks like a credential's; it is never sent "
+                "(rename the variable to describe it)"
+            )
+        _value(namespace, name)
+    budgets = _budgets(args, settings)
+    sections: list[str] = []
+    if task:
+        section = _error_section(task[1], namespace, budgets)
+        sections.append(section)
+        context.parts.append(("error", _tokens(section)))
+    for name in names:
+        description = _describe_var(namespace, name, budgets["var"], args, settings)
+        sections.append(description.text)
+        context.parts.append((f"--var {name}", _tokens(description.text)))
+        if description.image is not None:
+            context.images.append(description.image)
+    if cells is not None:
+        shell = _shell()
+        section = _cells_section(shell, cells, budgets) if shell is not None else ""
+        if section:
+            sections.append(section)
+            context.parts.append((f"--cells {cells}", _tokens(section)))
+    context.text = "\n\n".join(sections)
+    joined = "\n\n".join(part for part in (text.rstrip(), context.text) if part)
+    return joined, context
+
+
+def place_code(shell: Any, mode: str, reply: Any) -> None:
+    """``--code``: the reply's first Python block (``all``: every one) into the next cell."""
+    from ..convert.codeblocks import python_code
+
+    block = python_code(reply.content, every=mode == "all")
+    if block is None:
+        print("The reply has no Python code block; no cell was added.")
+        return
+    shell.set_next_input(block.code, replace=False)
+    terminal = type(shell).__name__ == "TerminalInteractiveShell"
+    where = "the next input" if terminal else "a new cell below"
+    choices = reply.completion.choices
+    cut = not block.closed or (choices and choices[0].finish_reason == "length")
+    warning = " The reply was cut off: check the code before running it." if cut else ""
+    print(f"The code is in {where}, not run.{warning}")
+
+
+def budget_text(chat: Any, request: Any, prepared: Any) -> str:
+    """The dry run's table: estimated tokens by part, the context window, what is left out."""
+    from ..conversation.trim import trim_history
+    from ..convert.budget import estimate_budget
+
+    parts = list(request.context.parts) if getattr(request, "context", None) else []
+    attachments = getattr(request, "attachments", None)
+    for block in getattr(attachments, "data", None) or ():
+        parts.append((f"--data {block.name}" if block.name else "data", block.tokens))
+    full = chat.messages
+    if request.content is not None:
+        full.append({"role": "user", "content": request.content})
+    left_out = []
+    trim = trim_history(full, chat.max_history_tokens)
+    if trim.note:
+        left_out.append(trim.note)
+    window = chat.client.profile.context_window
+    budget = estimate_budget(
+        prepared.body, attachments=parts, context_window=window, left_out=left_out
+    )
+    if window and budget.over:
+        tools = sum(part.tokens for part in budget.parts if part.name in ("tools", "reply start"))
+        # What the messages may take so that they, the tools and the reply fit the window.
+        room = window - (budget.reply_tokens or window // 4) - tools
+        fit = trim_history(trim.messages, max(room, 1))
+        if fit.dropped and fit.tokens_after <= room:
+            left_out.append(
+                f"To fit the window, the {fit.exchanges} oldest exchanges sent would have to be "
+                f"left out: %config Chat.max_history_tokens = {room:,}"
+            )
+        else:
+            left_out.append(
+                "Even without the history it does not fit the window: shorten the prompt or "
+                "its attachments, or lower max_tokens."
+            )
+        budget = estimate_budget(
+            prepared.body, attachments=parts, context_window=window, left_out=left_out
+        )
+    return budget.table()
+
+
+# -- the error --------------------------------------------------------------------------------
+
+
+def _error_section(failed: FailedCell, namespace: dict[str, Any], budgets: dict[str, int]) -> str:
+    from ..convert.budget import cut_to_tokens
+    from ..convert.codeblocks import fenced
+    from ..convert.redact import hide_secrets
+    from ..convert.traceback import error_report
+
+    shell = _shell()
+    cell_of = _cell_lookup(shell)
+    report = error_report(failed.error, cell_of=cell_of, max_tokens=budgets["traceback"])
+    lines = []
+    if failed.source is not None:
+        source = cut_to_tokens(hide_secrets(failed.source), budgets["source"])
+        lines.append(f"The cell In [{failed.cell}]:\n{fenced(source, 'python')}")
+    else:
+        lines.append("The code that failed is not in this notebook's history.")
+    lines.append(fenced(report.text(), "text"))
+    names = _names_used(shell, failed.source) if failed.source else []
+    seen: dict[int, str] = {}
+    described = _describe_names(namespace, names, budgets, seen)
+    if described:
+        lines.append("Variables the cell uses, as they are now:\n" + described)
+    frame_locals = _describe_names(
+        report.locals, [n for n in report.locals if n not in names], budgets, seen
+    )
+    if frame_locals:
+        function = next((f.name for f in reversed(report.frames) if f.user), "the function")
+        lines.append(f"Local variables of {function} where it failed:\n" + frame_locals)
+    return "\n\n".join(lines)
+
+
+def _describe_names(
+    values: dict[str, Any], names: list[str], budgets: dict[str, int], seen: dict[int, str]
+) -> str:
+    """Short descriptions of ``names`` (modules, credentials and the shell's own left out);
+    ``seen`` maps the ids of objects described already to their names."""
+    import types
+
+    from ..convert.describe import describe
+
+    left = budgets["error_variables"]
+    texts = []
+    for name in names:
+        if name.startswith("_") or name in _SHELL_NAMES or name not in values:
+            continue
+        value = values[name]
+        if isinstance(value, types.ModuleType) or _secret_name(name):
+            continue
+        if left < 20:
+            break
+        if id(value) in seen:
+            texts.append(f"`{name}`: the same object as `{seen[id(value)]}`")
+            continue
+        seen[id(value)] = name
+        # Images are described, not attached: the error is what the model is asked about.
+        description = describe(
+            value, name, max_tokens=min(budgets["error_variable"], left), attach_images=False
+        )
+        texts.append(description.text)
+        left -= description.tokens
+    return "\n".join(texts)
+
+
+def _names_used(shell: Any, source: str) -> list[str]:
+    """The names a cell's code reads or assigns, in order of first appearance."""
+    code = source
+    if shell is not None:
+        try:
+            code = shell.transform_cell(source)
+        except Exception:
+            code = source
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return []
+    found: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            place = (node.lineno, node.col_offset)
+            if node.id not in found or place < found[node.id]:
+                found[node.id] = place
+    return sorted(found, key=found.__getitem__)
+
+
+def _cell_of_error(shell: Any, error: BaseException) -> int | None:
+    from ..convert.traceback import error_report
+
+    return error_report(error, cell_of=_cell_lookup(shell), max_tokens=50).cell
+
+
+def _cell_lookup(shell: Any) -> Any:
+    mapping = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    if isinstance(mapping, dict):
+        return mapping.get
+    return lambda filename: None
+
+
+def _source(shell: Any, cell: int | None) -> str | None:
+    if shell is None or cell is None:
+        return None
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None) or []
+    if 0 < cell < len(history):
+        return history[cell]
+    return None
+
+
+def _is_chat_cell(source: str) -> bool:
+    return source.lstrip().startswith(("%chat", "%%chat"))
+
+
+# -- variables --------------------------------------------------------------------------------
+
+
+def _value(namespace: dict[str, Any], name: str) -> Any:
+    """A variable, or an attribute of one (``df.columns``), from the notebook."""
+    head, *attributes = name.split(".")
+    if not head.isidentifier() or not all(a.isidentifier() for a in attributes):
+        raise UsageError(f"--var takes a variable name (or name.attribute), not {name!r}")
+    if head not in namespace:
+        raise UsageError(f"--var {name}: {head!r} is not defined in the notebook")
+    value = namespace[head]
+    for attribute in attributes:
+        try:
+            value = getattr(value, attribute)
+        except Exception as exc:
+            raise UsageError(f"--var {name}: {type(exc).__name__}: {exc}") from None
+    return value
+
+
+def _describe_var(
+    namespace: dict[str, Any], name: str, budget: int, args: Any, settings: Any
+) -> Any:
+    from ..convert.describe import describe
+
+    value = _value(namespace, name)
+    attach = _is_image(value) and _can_see(args, settings)
+    return describe(value, name, max_tokens=budget, attach_images=attach)
+
+
+def _is_image(value: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    figure = sys.modules.get("matplotlib.figure")
+    return (pil is not None and isinstance(value, pil.Image)) or (
+        figure is not None and isinstance(value, figure.Figure)
+    )
+
+
+def _secret_name(name: str) -> bool:
+    from ..convert.redact import secret_name
+
+    return any(secret_name(part) for part in name.split("."))
+
+
+# -- earlier cells ----------------------------------------------------------------------------
+
+
+def _cells_section(shell: Any, count: int, budgets: dict[str, int]) -> str:
+    """The ``count`` code cells run before this one, oldest first, with their outputs."""
+    from ..convert.budget import cut_to_tokens
+    from ..convert.codeblocks import fenced
+    from ..convert.redact import hide_secrets
+
+    history = list(getattr(shell.history_manager, "input_hist_raw", None) or [])
+    outputs = getattr(shell.history_manager, "output_hist", None) or {}
+    # The running cell is number execution_count (stored before it runs, when it is stored).
+    numbers = []
+    for number in range(min(shell.execution_count, len(history)) - 1, 0, -1):
+        source = history[number]
+        # %chat cells are in the conversation already.
+        if source.strip() and not _is_chat_cell(source):
+            numbers.append(number)
+        if len(numbers) == count:
+            break
+    failed = _remembered.cell if _remembered is not None else None
+    pieces: list[str] = []
+    left = budgets["cells"]
+    for number in numbers:  # newest first: past the budget, the oldest go
+        source = cut_to_tokens(hide_secrets(history[number].rstrip()), budgets["cell"])
+        piece = f"In [{number}]:\n{fenced(source, 'python')}"
+        if number in outputs:
+            shown = cut_to_tokens(
+                hide_secrets(_output_text(shell, outputs[number])), budgets["output"]
+            )
+            piece += (
+                f"\nOut[{number}]: {shown}" if "\n" not in shown else f"\nOut[{number}]:\n{shown}"
+            )
+        if number == failed and _remembered is not None:
+            error = _remembered.error
+            piece += f"\n(it raised {type(error).__name__}: {_first_line(error)})"
+        tokens = _tokens(piece)
+        if tokens > left:
+            pieces.append(f"({len(numbers) - len(pieces)} older cells left out: the budget)")
+            break
+        pieces.append(piece)
+        left -= tokens
+    if not pieces:
+        return ""
+    heading = "The notebook cells run before this one, oldest first:"
+    return "\n\n".join([heading, *reversed(pieces)])
+
+
+def _output_text(shell: Any, value: Any) -> str:
+    import re
+
+    try:
+        data, _ = shell.display_formatter.format(value, include={"text/plain"})
+        text = data.get("text/plain", "")
+    except Exception:
+        text = ""
+    if not isinstance(text, str) or not text:
+        text = repr(value)
+    return re.sub(r" at 0x[0-9A-Fa-f]+", "", text)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else ""
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def _tokens(text: str) -> int:
+    from ..convert.data import estimate_tokens
+
+    return estimate_tokens(text)
+
+
+def _profile(args: Any, settings: Any) -> Any:
+    """The server profile of the conversation this cell goes to (as ``conversation()`` picks)."""
+    from ..conversation.sessions import client_for, session
+
+    chat = session(args.session, new=False)
+    try:
+        chat.use_client_unless_chosen(client_for(settings))
+        return chat.client.profile
+    except Exception:
+        return None
+
+
+def _can_see(args: Any, settings: Any) -> bool:
+    profile = _profile(args, settings)
+    return profile is None or profile.supports("vision") is not False
+
+
+def _budgets(args: Any, settings: Any) -> dict[str, int]:
+    profile = _profile(args, settings)
+    window = getattr(profile, "context_window", None)
+    if not window or window >= _FULL_WINDOW:
+        return dict(BUDGETS)
+    scale = window / _FULL_WINDOW
+    return {name: max(int(tokens * scale), 40) for name, tokens in BUDGETS.items()}
