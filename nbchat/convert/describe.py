@@ -215,7 +215,8 @@ def _stats(values: Any) -> str:
 
 def _block_text(obj: Any, budget: int, what: str) -> str:
     try:
-        block = data_block(obj, max_tokens=max(budget - 10, 1))
+        # Six significant digits tell a model what the numbers are, in fewer tokens.
+        block = data_block(obj, max_tokens=max(budget - 10, 1), float_digits=6)
     except DataError:
         return cut_to_tokens(repr(obj), max(budget, 1))
     note = f" ({block.note})" if block.note else ""
@@ -469,9 +470,11 @@ def _safe_repr(obj: Any) -> str:
 def _type_name(obj: Any) -> str:
     cls = type(obj)
     module = cls.__module__
-    if module in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{module.split('.')[0]}.{cls.__qualname__}" if module else cls.__qualname__
+    # A class made inside a function has no name the model could use beyond its own.
+    name = cls.__name__ if "<locals>" in cls.__qualname__ else cls.__qualname__
+    if not module or module in ("builtins", "__main__") or name != cls.__qualname__:
+        return name
+    return f"{module.split('.')[0]}.{name}"
 
 
 def _column(name: Any) -> str:

@@ -78,7 +78,7 @@ def error_report(
 
     Library frames (the standard library, site-packages, compiled extensions) between user
     frames become one line naming them; the frame that raised is kept in full. Frames before the
-    first user frame (IPython running the cell) are left out. Past the budget, the exceptions it
+    first cell (IPython running it) are left out. Past the budget, the exceptions it
     was raised from go first, then the library frame that raised is collapsed too, then middle
     user frames go, and last the text is cut.
     """
@@ -91,7 +91,7 @@ def error_report(
     exception_budget = max(max_tokens // 2, 1)
     if estimate_tokens(exception) > exception_budget:
         exception = cut_to_tokens(exception, exception_budget)
-    if isinstance(exc, SyntaxError) and not any(frame.user for frame in frames):
+    if isinstance(exc, SyntaxError) and cell is not None and frames and frames[0].cell is None:
         # The cell never ran: the frames are IPython compiling it, the message says where.
         frames = []
     attempts = [(True, True, chain), (True, True, []), (False, True, []), (False, False, [])]
@@ -172,9 +172,12 @@ def _frames(
             innermost = dict(frame.f_locals)
         elif user:
             innermost = {}
-    # IPython's own frames run the cell: before the first user frame they say nothing.
-    first_user = next((i for i, frame in enumerate(frames) if frame.user), 0)
-    return frames[first_user:], innermost
+    # What runs a cell (IPython's run_code) comes before it and says nothing about the error:
+    # the traceback starts at the first cell, or else at the first user frame.
+    first = next((i for i, frame in enumerate(frames) if frame.cell is not None), None)
+    if first is None:
+        first = next((i for i, frame in enumerate(frames) if frame.user), 0)
+    return frames[first:], innermost
 
 
 def _lines(frames: list[Frame], *, keep_raiser: bool, keep_middle: bool) -> list[str]:

@@ -148,7 +148,10 @@ def add_context(text: str, args: Any, namespace: dict[str, Any], settings: Any) 
         if section:
             sections.append(section)
             context.parts.append((f"--cells {cells}", _tokens(section)))
-    context.text = "\n\n".join(sections)
+    from ..convert.redact import hide_secrets
+
+    # Each part hides what looks like a key already; this is the net under all of them.
+    context.text = hide_secrets("\n\n".join(sections))
     joined = "\n\n".join(part for part in (text.rstrip(), context.text) if part)
     return joined, context
 
