@@ -152,7 +152,7 @@ def test_a_cut_off_code_block_is_placed_with_a_warning(ip, capsys):
     ip.server.reply("```python\ndef f():\n    return", finish_reason="length")
     ip.run_line_magic("chat", "--code Write f")
     assert ip.placed == [("def f():\n    return", False)]
-    assert "cut off: check the code before running it" in capsys.readouterr().out
+    assert "The reply was cut off inside it: check it before running." in capsys.readouterr().out
 
 
 def test_var_describes_variables_for_the_model(ip):
@@ -279,3 +279,15 @@ def test_the_budget_says_what_would_have_to_go_to_fit_a_known_window(ip, monkeyp
     assert "of the 600-token window: over it by" in text
     assert "the 1 oldest exchanges sent would have to be left out" in text
     assert "%config Chat.max_history_tokens = " in text
+
+
+def test_options_after_an_option_whose_value_is_optional_are_still_options(ip):
+    failing_cells(ip)
+    ip.server.reply(FIX)
+    run(ip, "%chat fix --code -t 0 --max-tokens 40")
+    body = ip.server.last
+    assert body["temperature"] == 0 and body["max_tokens"] == 40
+    assert ip.placed == [("result = total(df, 'qty')", False)]
+    ip.server.reply("ok")
+    ip.run_line_magic("chat", "--code -- -x is a prompt")
+    assert ip.server.last["messages"][-1]["content"] == "-x is a prompt"

@@ -167,9 +167,7 @@ def place_code(shell: Any, mode: str, reply: Any) -> None:
     shell.set_next_input(block.code, replace=False)
     terminal = type(shell).__name__ == "TerminalInteractiveShell"
     where = "the next input" if terminal else "a new cell below"
-    choices = reply.completion.choices
-    cut = not block.closed or (choices and choices[0].finish_reason == "length")
-    warning = " The reply was cut off: check the code before running it." if cut else ""
+    warning = "" if block.closed else " The reply was cut off inside it: check it before running."
     print(f"The code is in {where}, not run.{warning}")
 
 

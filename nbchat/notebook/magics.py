@@ -222,6 +222,12 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
                     return tokens, ""
                 raise UsageError(f"Option {token} needs a value")
             if name in optional_value and not _optional_value(optional_value[name], value):
+                if value == "--":
+                    return tokens, line[stream.tell() :].strip()
+                if value.startswith("-") and value != "-":
+                    # "--code -t 0 …": the next option, read on its own.
+                    stream.seek(mark)
+                    continue
                 # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
                 return tokens, line[mark:].strip()
             tokens.append(value)
