@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections import deque
 
 import pytest
 from IPython.core.error import UsageError
@@ -20,6 +21,7 @@ def ip(shell, monkeypatch):  # noqa: F811
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
         monkeypatch.delattr(sys, name, raising=False)
     monkeypatch.setattr(_context, "_remembered", None)
+    monkeypatch.setattr(_context, "_ran", deque(maxlen=50))
     placed: list[tuple[str, bool]] = []
     monkeypatch.setattr(
         shell, "set_next_input", lambda s, replace=False: placed.append((s, replace))
@@ -291,3 +293,34 @@ def test_options_after_an_option_whose_value_is_optional_are_still_options(ip):
     ip.server.reply("ok")
     ip.run_line_magic("chat", "--code -- -x is a prompt")
     assert ip.server.last["messages"][-1]["content"] == "-x is a prompt"
+
+
+def test_cells_outside_the_history_are_found_too_as_nbval_runs_them(ip):
+    def quiet(source):
+        return ip.run_cell(source, store_history=False)
+
+    quiet("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2], 'qty': [3, 4]})")
+    quiet("def total(frame, column='price'):\n    return frame[column].sum()")
+    quiet("df.shape")
+    quiet("result = total(df)")
+    ip.server.reply(FIX)
+    quiet("%chat fix --cells 2")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert "The cell:\n```python\nresult = total(df)\n```" in sent
+    assert "In [ ]:\n```python\ndf.shape\n```\nOut[ ]: (2, 2)" in sent
+    assert "In [ ]:\n```python\nresult = total(df)\n```\n(it raised KeyError: 'price')" in sent
+
+
+def test_an_error_from_before_the_extension_was_loaded_comes_from_sys_last_value(ip):
+    cell = failing_cells(ip)
+    _context._ran.clear()  # as if nbchat had been loaded after the failure
+    ip.server.reply(FIX)
+    run(ip, "%chat fix")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert f"The cell In [{cell}]:\n```python\nresult = total(df)\n```" in sent
+    ip.server.error(500, "overloaded", type="server_error")
+    run(ip, "%chat fix")
+    _context._ran.clear()
+    ip.server.reply(FIX)
+    run(ip, "%chat fix")  # sys.last_value is the chat cell's error: the one before is fixed
+    assert f"The cell In [{cell}]:" in ip.server.last["messages"][-1]["content"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "budget_text",
     "last_error",
     "place_code",
+    "record_cell",
     "task_prompt",
 ]
 
@@ -75,14 +77,41 @@ class Context:
     images: list[Any] = field(default_factory=list)
 
 
-# The last error a code cell raised, kept for when a failing %chat cell replaces it in sys.
+@dataclass
+class _Ran:
+    """A cell that ran: its number (None when not stored in the history, as nbval runs them),
+    its source as typed, its result value and the error it raised."""
+
+    number: int | None
+    source: str
+    result: Any
+    error: BaseException | None
+
+
+# The cells run since the extension was loaded, whether or not they went into the history.
+_ran: deque[_Ran] = deque(maxlen=50)
+# The last error found through sys.last_value, for when a failing %chat cell replaces it.
 _remembered: FailedCell | None = None
 
 
+def record_cell(result: Any) -> None:
+    """The ``post_run_cell`` hook: remember each cell run, its result and its error."""
+    info = getattr(result, "info", None)
+    source = getattr(info, "raw_cell", None)
+    if not isinstance(source, str) or not source.strip() or getattr(info, "silent", False):
+        return
+    error = result.error_in_exec or result.error_before_exec
+    _ran.append(_Ran(result.execution_count, source, result.result, error))
+
+
 def last_error(shell: Any) -> FailedCell | None:
-    """The error ``%chat fix`` works on: ``sys.last_value`` unless a ``%chat`` cell raised it
-    (then the code error before it, if this kernel saw one), else None."""
+    """The error ``%chat fix`` works on: the last cell that failed, %chat cells aside; before
+    any was seen, ``sys.last_value`` (IPython's record of the last error) unless a %chat cell
+    raised it."""
     global _remembered
+    for ran in reversed(_ran):
+        if ran.error is not None and not _is_chat_cell(ran.source):
+            return FailedCell(ran.error, ran.number, ran.source)
     error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     if error is None:
         return _remembered
@@ -106,7 +135,7 @@ def task_prompt(shell: Any, args: Any, task: str, extra: str) -> str | None:
     from ..convert.traceback import error_report
 
     first = error_report(failed.error, max_tokens=60).exception.splitlines()[-1]
-    where = f"In [{failed.cell}]" if failed.cell is not None else "the last error"
+    where = f"In [{failed.cell}]" if failed.cell is not None else "the cell that failed"
     print(f"{'Fixing' if task == 'fix' else 'Explaining'} {where}: {first}")
     args.task = (task, failed)
     prompt = _INSTRUCTIONS[task]
@@ -227,7 +256,8 @@ def _error_section(failed: FailedCell, namespace: dict[str, Any], budgets: dict[
     lines = []
     if failed.source is not None:
         source = cut_to_tokens(hide_secrets(failed.source), budgets["source"])
-        lines.append(f"The cell In [{failed.cell}]:\n{fenced(source, 'python')}")
+        label = f"The cell In [{failed.cell}]" if failed.cell is not None else "The cell"
+        lines.append(f"{label}:\n{fenced(source, 'python')}")
     else:
         lines.append("The code that failed is not in this notebook's history.")
     lines.append(fenced(report.text(), "text"))
@@ -376,36 +406,22 @@ def _cells_section(shell: Any, count: int, budgets: dict[str, int]) -> str:
     from ..convert.codeblocks import fenced
     from ..convert.redact import hide_secrets
 
-    history = list(getattr(shell.history_manager, "input_hist_raw", None) or [])
-    outputs = getattr(shell.history_manager, "output_hist", None) or {}
-    # The running cell is number execution_count (stored before it runs, when it is stored).
-    numbers = []
-    for number in range(min(shell.execution_count, len(history)) - 1, 0, -1):
-        source = history[number]
-        # %chat cells are in the conversation already.
-        if source.strip() and not _is_chat_cell(source):
-            numbers.append(number)
-        if len(numbers) == count:
-            break
-    failed = _remembered.cell if _remembered is not None else None
     pieces: list[str] = []
     left = budgets["cells"]
-    for number in numbers:  # newest first: past the budget, the oldest go
-        source = cut_to_tokens(hide_secrets(history[number].rstrip()), budgets["cell"])
-        piece = f"In [{number}]:\n{fenced(source, 'python')}"
-        if number in outputs:
-            shown = cut_to_tokens(
-                hide_secrets(_output_text(shell, outputs[number])), budgets["output"]
-            )
-            piece += (
-                f"\nOut[{number}]: {shown}" if "\n" not in shown else f"\nOut[{number}]:\n{shown}"
-            )
-        if number == failed and _remembered is not None:
-            error = _remembered.error
-            piece += f"\n(it raised {type(error).__name__}: {_first_line(error)})"
+    cells = _earlier_cells(shell, count)
+    for ran in cells:  # newest first: past the budget, the oldest go
+        label = f"In [{ran.number}]" if ran.number is not None else "In [ ]"
+        source = cut_to_tokens(hide_secrets(ran.source.rstrip()), budgets["cell"])
+        piece = f"{label}:\n{fenced(source, 'python')}"
+        if ran.result is not None:
+            shown = cut_to_tokens(hide_secrets(_output_text(shell, ran.result)), budgets["output"])
+            out = f"Out[{ran.number}]" if ran.number is not None else "Out[ ]"
+            piece += f"\n{out}: {shown}" if "\n" not in shown else f"\n{out}:\n{shown}"
+        if ran.error is not None:
+            piece += f"\n(it raised {type(ran.error).__name__}: {_first_line(ran.error)})"
         tokens = _tokens(piece)
         if tokens > left:
-            pieces.append(f"({len(numbers) - len(pieces)} older cells left out: the budget)")
+            pieces.append(f"({len(cells) - len(pieces)} older cells left out: the budget)")
             break
         pieces.append(piece)
         left -= tokens
@@ -413,6 +429,28 @@ def _cells_section(shell: Any, count: int, budgets: dict[str, int]) -> str:
         return ""
     heading = "The notebook cells run before this one, oldest first:"
     return "\n\n".join([heading, *reversed(pieces)])
+
+
+def _earlier_cells(shell: Any, count: int) -> list[_Ran]:
+    """Up to ``count`` code cells before the running one, newest first: those seen since the
+    extension was loaded, then older ones from IPython's history. %chat cells are left out:
+    they are in the conversation already."""
+    cells = [ran for ran in reversed(_ran) if not _is_chat_cell(ran.source)][:count]
+    numbers = [ran.number for ran in _ran if ran.number is not None]
+    if len(cells) >= count or (_ran and not numbers):
+        return cells
+    manager = getattr(shell, "history_manager", None)
+    history = list(getattr(manager, "input_hist_raw", None) or [])
+    outputs = getattr(manager, "output_hist", None) or {}
+    # The running cell is number execution_count (stored before it runs, when it is stored).
+    below = min([*numbers, shell.execution_count, len(history)])
+    for number in range(below - 1, 0, -1):
+        if len(cells) == count:
+            break
+        source = history[number]
+        if source.strip() and not _is_chat_cell(source):
+            cells.append(_Ran(number, source, outputs.get(number), None))
+    return cells
 
 
 def _output_text(shell: Any, value: Any) -> str:
