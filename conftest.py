@@ -29,7 +29,8 @@ def _hermetic_environment() -> None:
 
     for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         os.environ.pop(variable, None)
-    root = str(Path(__file__).resolve().parent.parent)
+    # This file sits at the checkout's root: kernels must import its nbchat, not an installed one.
+    root = str(Path(__file__).resolve().parent)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, *paths]))

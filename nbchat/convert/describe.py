@@ -214,6 +214,9 @@ def _stats(values: Any) -> str:
 
 
 def _block_text(obj: Any, budget: int, what: str) -> str:
+    if budget < 40:
+        # Too little room for values that say anything: the lines above say what it is.
+        return f"({what} not shown: the description's token budget is spent)"
     try:
         # Six significant digits tell a model what the numbers are, in fewer tokens.
         block = data_block(obj, max_tokens=max(budget - 10, 1), float_digits=6)

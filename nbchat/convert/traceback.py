@@ -38,7 +38,7 @@ class Frame:
     name: str
     code: str
     user: bool
-    cell: int | None = None
+    cell: int | str | None = None
 
     def text(self) -> str:
         head = f"{self.where}, line {self.line}" if self.line else self.where
@@ -71,10 +71,11 @@ class ErrorReport:
 def error_report(
     exc: BaseException,
     *,
-    cell_of: Callable[[str], int | None] = lambda filename: None,
+    cell_of: Callable[[str], int | str | None] = lambda filename: None,
     max_tokens: int = DEFAULT_TOKENS,
 ) -> ErrorReport:
-    """The report of ``exc`` within ``max_tokens``; ``cell_of(filename)`` names notebook cells.
+    """The report of ``exc`` within ``max_tokens``; ``cell_of(filename)`` names notebook cells:
+    their execution count, a label for a cell without one (``"In [ ]"``), or None for files.
 
     Library frames (the standard library, site-packages, compiled extensions) between user
     frames become one line naming them; the frame that raised is kept in full. Frames before the
@@ -83,15 +84,21 @@ def error_report(
     user frames go, and last the text is cut.
     """
     frames, innermost = _frames(exc, cell_of)
-    cell = next((frame.cell for frame in frames if frame.cell is not None), None)
-    if cell is None and isinstance(exc, SyntaxError) and exc.filename:
-        cell = cell_of(exc.filename)
+    first_cell = next((frame.cell for frame in frames if frame.cell is not None), None)
+    if first_cell is None and isinstance(exc, SyntaxError) and exc.filename:
+        first_cell = cell_of(exc.filename)
+    cell = first_cell if isinstance(first_cell, int) else None
     exception = _exception_text(exc, cell_of)
     chain = _chain(exc, cell_of)
     exception_budget = max(max_tokens // 2, 1)
     if estimate_tokens(exception) > exception_budget:
         exception = cut_to_tokens(exception, exception_budget)
-    if isinstance(exc, SyntaxError) and cell is not None and frames and frames[0].cell is None:
+    if (
+        isinstance(exc, SyntaxError)
+        and first_cell is not None
+        and frames
+        and frames[0].cell is None
+    ):
         # The cell never ran: the frames are IPython compiling it, the message says where.
         frames = []
     attempts = [(True, True, chain), (True, True, []), (False, True, []), (False, False, [])]
@@ -132,9 +139,11 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted({os.path.realpath(root) for root in roots}, key=len, reverse=True))
 
 
-def _where(path: str, cell: int | None) -> str:
-    if cell is not None:
+def _where(path: str, cell: int | str | None) -> str:
+    if isinstance(cell, int):
         return f"In [{cell}]"
+    if isinstance(cell, str):
+        return cell
     if not os.path.isabs(path) or path.startswith("<"):
         return path
     real = os.path.realpath(path)
@@ -149,7 +158,7 @@ def _where(path: str, cell: int | None) -> str:
 
 
 def _frames(
-    exc: BaseException, cell_of: Callable[[str], int | None]
+    exc: BaseException, cell_of: Callable[[str], int | str | None]
 ) -> tuple[list[Frame], dict[str, Any]]:
     frames: list[Frame] = []
     innermost: dict[str, Any] = {}
@@ -225,17 +234,17 @@ def _traceback_text(lines: list[str], chain: list[str]) -> str:
     return "\n".join([*chain, head, *lines] if lines else chain)
 
 
-def _exception_text(exc: BaseException, cell_of: Callable[[str], int | None]) -> str:
+def _exception_text(exc: BaseException, cell_of: Callable[[str], int | str | None]) -> str:
     text = "".join(_tb.format_exception_only(type(exc), exc)).rstrip()
     filename = getattr(exc, "filename", None)
     if isinstance(exc, SyntaxError) and filename:
         cell = cell_of(filename)
         if cell is not None:
-            text = text.replace(f'File "{filename}"', f"In [{cell}]")
+            text = text.replace(f'File "{filename}"', _where(filename, cell))
     return text
 
 
-def _chain(exc: BaseException, cell_of: Callable[[str], int | None]) -> list[str]:
+def _chain(exc: BaseException, cell_of: Callable[[str], int | str | None]) -> list[str]:
     """One line for each exception this one was raised from or while handling, oldest first."""
     lines: list[str] = []
     seen = {id(exc)}

@@ -335,10 +335,35 @@ def _cell_of_error(shell: Any, error: BaseException) -> int | None:
 
 
 def _cell_lookup(shell: Any) -> Any:
+    """``filename -> execution count`` of notebook cells; ``"In [ ]"`` for a cell whose number
+    is not its own (cells run unstored, as nbval runs them, all share the next number)."""
+    import linecache
+
     mapping = getattr(getattr(shell, "compile", None), "_filename_map", None)
-    if isinstance(mapping, dict):
-        return mapping.get
-    return lambda filename: None
+    if not isinstance(mapping, dict):
+        return lambda filename: None
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None) or []
+    found: dict[str, int | str] = {}
+
+    def cell_of(filename: str) -> int | str | None:
+        number = mapping.get(filename)
+        if number is None:
+            return None
+        if filename not in found:
+            code = "".join(linecache.getlines(filename)).strip()
+            stored = history[number] if 0 < number < len(history) else None
+            same = stored is not None and _transformed(shell, stored).strip() == code
+            found[filename] = number if same else "In [ ]"
+        return found[filename]
+
+    return cell_of
+
+
+def _transformed(shell: Any, source: str) -> str:
+    try:
+        return str(shell.transform_cell(source))
+    except Exception:
+        return source
 
 
 def _source(shell: Any, cell: int | None) -> str | None:
@@ -509,4 +534,5 @@ def _budgets(args: Any, settings: Any) -> dict[str, int]:
     if not window or window >= _FULL_WINDOW:
         return dict(BUDGETS)
     scale = window / _FULL_WINDOW
-    return {name: max(int(tokens * scale), 40) for name, tokens in BUDGETS.items()}
+    # Below 120 tokens a description is its first line and little else.
+    return {name: max(int(tokens * scale), min(tokens, 120)) for name, tokens in BUDGETS.items()}
