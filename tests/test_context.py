@@ -101,6 +101,13 @@ def test_explain_takes_options_and_other_text_after_it_is_a_prompt(ip):
     assert ip.server.last["messages"][-1]["content"] == "explain what a monad is"
 
 
+def test_help_after_fix_shows_the_options(ip, capsys):
+    ip.run_line_magic("chat", "fix -h")
+    out = capsys.readouterr().out
+    assert "--code" in out and "--var NAME" in out and "--cells N" in out
+    assert ip.server.requests == []
+
+
 def test_the_cell_form_adds_its_body_to_the_instructions(ip):
     failing_cells(ip)
     ip.server.reply(FIX)
@@ -274,8 +281,8 @@ def test_the_budget_says_what_would_have_to_go_to_fit_a_known_window(ip, monkeyp
     client = server.client()
     client.profile.context_window = 600
     monkeypatch.setattr(_sessions, "client_for", lambda settings: client)
-    server.reply("a" * 1200)
-    ip.run_line_magic("chat", "--max-tokens 100 first " + "q" * 1200)
+    server.reply("answer " * 300)
+    ip.run_line_magic("chat", "--max-tokens 100 first " + "question " * 300)
     ip.run_line_magic("chat", "--max-tokens 100 --dry-run second")
     text = ip.publisher.text()
     assert "of the 600-token window: over it by" in text

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nbchat.convert.data import estimate_tokens
+from nbchat.convert.budget import text_tokens
 from nbchat.convert.describe import describe
 
 
@@ -177,6 +177,8 @@ def test_images_are_described_and_attached_only_when_the_server_can_see():
     blind = describe(image, "img", attach_images=False)
     assert blind.image is None
     assert "not attached: this server does not take images" in blind.text
+    why = describe(image, "img", attach_images=False, not_attached="only the error is sent")
+    assert why.text.endswith("(not attached: only the error is sent)")
 
 
 def test_strings_numbers_and_none():
@@ -198,4 +200,4 @@ def test_every_description_fits_its_budget():
     ]
     for value in values:
         for budget in (80, 300, 1000):
-            assert estimate_tokens(describe(value, "v", max_tokens=budget).text) <= budget
+            assert text_tokens(describe(value, "v", max_tokens=budget).text) <= budget

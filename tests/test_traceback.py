@@ -5,7 +5,7 @@ import linecache
 
 import pytest
 
-from nbchat.convert.data import estimate_tokens
+from nbchat.convert.budget import text_tokens
 from nbchat.convert.traceback import error_report, is_library_path
 
 CELLS: dict[str, int] = {}
@@ -100,7 +100,7 @@ def test_deep_recursion_fits_the_budget_keeping_the_cell_and_the_last_frames():
     full = report(exc, max_tokens=100_000)
     assert full.traceback.count("in down") == 201
     small = report(exc, max_tokens=200)
-    assert estimate_tokens(small.text()) <= 200
+    assert text_tokens(small.text()) <= 200
     assert "In [8], line 1" in small.traceback
     assert "frames left out" in small.traceback
     assert small.exception == "RuntimeError: bottom"
@@ -109,7 +109,7 @@ def test_deep_recursion_fits_the_budget_keeping_the_cell_and_the_last_frames():
 def test_a_huge_message_is_cut_and_secrets_in_it_hidden():
     exc = ValueError("bad value " + "v" * 20_000 + " key sk-abcdefghijklmnopqrstuvwx0123")
     result = report(exc, max_tokens=300)
-    assert estimate_tokens(result.text()) <= 300
+    assert text_tokens(result.text()) <= 300
     assert "characters left out" in result.exception
     assert "sk-abcdefghijklmnop" not in result.text()
 

@@ -24,9 +24,9 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import cut_to_tokens
+from .budget import cut_to_tokens, text_tokens
 from .codeblocks import fenced
-from .data import DataError, data_block, estimate_tokens
+from .data import DataError, data_block
 from .redact import HIDDEN, hide_secrets, secret_name
 
 __all__ = ["DEFAULT_TOKENS", "LLM_METHODS", "Description", "describe"]
@@ -58,7 +58,7 @@ class Description:
 
     @property
     def tokens(self) -> int:
-        return estimate_tokens(self.text)
+        return text_tokens(self.text)
 
     def __str__(self) -> str:
         return self.text
@@ -70,10 +70,12 @@ def describe(
     *,
     max_tokens: int = DEFAULT_TOKENS,
     attach_images: bool = True,
+    not_attached: str = "this server does not take images",
 ) -> Description:
     """Describe ``obj`` (the notebook's variable ``name``) within ``max_tokens``.
 
-    ``attach_images=False`` says the server cannot see: images are described, not attached.
+    With ``attach_images=False`` images are described, not attached, and the description says
+    why (``not_attached``: by default, that the server cannot see).
     """
     label = f"`{name}`" if name else "The value"
     if name and secret_name(name):
@@ -81,7 +83,9 @@ def describe(
         return Description(name, type(obj).__name__, text, hidden=True)
     kind, header, body, image = _summary(obj, max(max_tokens - 30, 20), attach_images)
     if image is not None:
-        header += " (attached below as an image)" if attach_images else ""
+        header += (
+            " (attached below as an image)" if attach_images else f" (not attached: {not_attached})"
+        )
     text = f"{label}: {header}" + (f"\n{body}" if body else "")
     text = hide_secrets(_ADDRESS.sub("", text))
     text = cut_to_tokens(text, max_tokens)
@@ -106,7 +110,7 @@ def _summary(
         return _array(obj, budget)
     if numpy is not None and isinstance(obj, numpy.generic):
         return type(obj).__name__, f"numpy {type(obj).__name__} {obj!r}", "", None
-    image = _image(obj, attach_images)
+    image = _image(obj)
     if image is not None:
         return image
     if isinstance(obj, str | bytes | bytearray):
@@ -175,7 +179,7 @@ def _frame(frame: Any, budget: int) -> tuple[str, str, str, Any]:
     if hidden:
         # Passwords are not shaped like keys: a column named like a credential is not shown.
         frame = frame.assign(**dict.fromkeys(hidden, HIDDEN))
-    lines.append(_block_text(frame, budget - estimate_tokens("\n".join(lines)), "head and tail"))
+    lines.append(_block_text(frame, budget - text_tokens("\n".join(lines)), "head and tail"))
     return "DataFrame", header, "\n".join(lines), None
 
 
@@ -184,7 +188,7 @@ def _series(series: Any, budget: int) -> tuple[str, str, str, Any]:
     header = f"pandas Series{name}, {_many(len(series), 'value')}, dtype {series.dtype}"
     stats = _stats(series.to_numpy()) if series.dtype.kind in "iufb" else ""
     lines = [stats] if stats else []
-    lines.append(_block_text(series, budget - estimate_tokens(stats), "head and tail"))
+    lines.append(_block_text(series, budget - text_tokens(stats), "head and tail"))
     return "Series", header, "\n".join(lines), None
 
 
@@ -193,7 +197,7 @@ def _array(array: Any, budget: int) -> tuple[str, str, str, Any]:
     header = f"numpy ndarray, shape {shape}, dtype {array.dtype}"
     stats = _stats(array) if array.dtype.kind in "iufb" else ""
     lines = [stats] if stats else []
-    lines.append(_block_text(array, budget - estimate_tokens(stats), "values"))
+    lines.append(_block_text(array, budget - text_tokens(stats), "values"))
     return "ndarray", header, "\n".join(lines), None
 
 
@@ -217,9 +221,17 @@ def _block_text(obj: Any, budget: int, what: str) -> str:
     if budget < 40:
         # Too little room for values that say anything: the lines above say what it is.
         return f"({what} not shown: the description's token budget is spent)"
+    room = budget - 10
+    limit = room
     try:
-        # Six significant digits tell a model what the numbers are, in fewer tokens.
-        block = data_block(obj, max_tokens=max(budget - 10, 1), float_digits=6)
+        for _ in range(4):
+            # Six significant digits tell a model what the numbers are, in fewer tokens.
+            block = data_block(obj, max_tokens=max(limit, 1), float_digits=6)
+            cost = text_tokens(block.text)
+            if cost <= room:
+                break
+            # The data blocks count tokens their own way (fewer for digits): ask for less.
+            limit = max(int(limit * room / cost) - 1, 1)
     except DataError:
         return cut_to_tokens(repr(obj), max(budget, 1))
     note = f" ({block.note})" if block.note else ""
@@ -229,20 +241,15 @@ def _block_text(obj: Any, budget: int, what: str) -> str:
 # -- images -----------------------------------------------------------------------------------
 
 
-def _image(obj: Any, attach: bool) -> tuple[str, str, str, Any] | None:
+def _image(obj: Any) -> tuple[str, str, str, Any] | None:
     pil = sys.modules.get("PIL.Image")
     if pil is not None and isinstance(obj, pil.Image):
         width, height = obj.size
-        header = f"PIL image, {width}×{height} pixels, mode {obj.mode}"
-        if not attach:
-            header += " (not attached: this server does not take images)"
-        return "image", header, "", obj
+        return "image", f"PIL image, {width}×{height} pixels, mode {obj.mode}", "", obj
     figure = sys.modules.get("matplotlib.figure")
     if figure is not None and isinstance(obj, figure.Figure):
         width, height = (round(v) for v in obj.get_size_inches() * obj.dpi)
         header = f"matplotlib Figure, {width}×{height} pixels, {_many(len(obj.axes), 'axis')}"
-        if not attach:
-            header += " (not attached: this server does not take images)"
         lines = []
         for i, axes in enumerate(obj.axes[:_LISTED]):
             labels = [
@@ -370,7 +377,7 @@ def _notebook_source(obj: Any, budget: int) -> str:
     except (OSError, TypeError):
         return ""
     text = fenced(source, "python")
-    return text if estimate_tokens(text) <= budget else ""
+    return text if text_tokens(text) <= budget else ""
 
 
 def _is_function_like(obj: Any) -> bool:
@@ -402,7 +409,7 @@ def _mapping(mapping: Any, budget: int) -> tuple[str, str, str, Any]:
         more = f", … ({len(keys) - _LISTED:,} more)" if len(keys) > _LISTED else ""
         lines.append(f"keys: {shown}{more}")
     sample = _without_secrets(dict(mapping) if not isinstance(mapping, dict) else mapping)
-    lines.append(_block_text(sample, budget - estimate_tokens("\n".join(lines)), "sample"))
+    lines.append(_block_text(sample, budget - text_tokens("\n".join(lines)), "sample"))
     return kind, header, "\n".join(lines), None
 
 
@@ -426,7 +433,7 @@ def _other(obj: Any, budget: int) -> tuple[str, str, str, Any]:
     fields = _fields(obj)
     if fields:
         sample = _without_secrets(fields)
-        lines.append(_block_text(sample, budget - estimate_tokens(lines[0]), "attributes"))
+        lines.append(_block_text(sample, budget - text_tokens(lines[0]), "attributes"))
     return kind, kind, "\n".join(lines), None
 
 

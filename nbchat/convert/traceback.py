@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .budget import cut_to_tokens
-from .data import estimate_tokens
+from .budget import cut_to_tokens, text_tokens
 from .redact import hide_secrets
 
 __all__ = ["DEFAULT_TOKENS", "ErrorReport", "Frame", "error_report", "is_library_path"]
@@ -62,7 +61,7 @@ class ErrorReport:
 
     @property
     def tokens(self) -> int:
-        return estimate_tokens(self.text())
+        return text_tokens(self.text())
 
     def text(self) -> str:
         return f"{self.traceback}\n{self.exception}" if self.traceback else self.exception
@@ -91,7 +90,7 @@ def error_report(
     exception = _exception_text(exc, cell_of)
     chain = _chain(exc, cell_of)
     exception_budget = max(max_tokens // 2, 1)
-    if estimate_tokens(exception) > exception_budget:
+    if text_tokens(exception) > exception_budget:
         exception = cut_to_tokens(exception, exception_budget)
     if (
         isinstance(exc, SyntaxError)
@@ -105,10 +104,10 @@ def error_report(
     for keep_raiser, keep_middle, causes in attempts:
         lines = _lines(frames, keep_raiser=keep_raiser, keep_middle=keep_middle)
         text = _traceback_text(lines, causes)
-        if estimate_tokens(f"{text}\n{exception}") <= max_tokens:
+        if text_tokens(f"{text}\n{exception}") <= max_tokens:
             break
     else:
-        text = cut_to_tokens(text, max(max_tokens - estimate_tokens(exception), 1))
+        text = cut_to_tokens(text, max(max_tokens - text_tokens(exception), 1))
     return ErrorReport(hide_secrets(exception), hide_secrets(text), cell, tuple(frames), innermost)
 
 

@@ -208,7 +208,8 @@ def budget_text(chat: Any, request: Any, prepared: Any) -> str:
     parts = list(request.context.parts) if getattr(request, "context", None) else []
     attachments = getattr(request, "attachments", None)
     for block in getattr(attachments, "data", None) or ():
-        parts.append((f"--data {block.name}" if block.name else "data", block.tokens))
+        label = f"--data {block.name}" if block.name else "data"
+        parts.append((label, _tokens(block.prompt())))
     full = chat.messages
     if request.content is not None:
         full.append({"role": "user", "content": request.content})
@@ -300,7 +301,11 @@ def _describe_names(
         seen[id(value)] = name
         # Images are described, not attached: the error is what the model is asked about.
         description = describe(
-            value, name, max_tokens=min(budgets["error_variable"], left), attach_images=False
+            value,
+            name,
+            max_tokens=min(budgets["error_variable"], left),
+            attach_images=False,
+            not_attached="the error is what is asked about",
         )
         texts.append(description.text)
         left -= description.tokens
@@ -506,9 +511,9 @@ def _shell() -> Any:
 
 
 def _tokens(text: str) -> int:
-    from ..convert.data import estimate_tokens
+    from ..convert.budget import text_tokens
 
-    return estimate_tokens(text)
+    return text_tokens(text)
 
 
 def _profile(args: Any, settings: Any) -> Any:

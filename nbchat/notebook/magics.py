@@ -147,21 +147,25 @@ class ChatMagics(Magics):
 
         return run_cell(self.shell, self.settings, args, prompt)
 
-    def _task(self, rest: str, tokens: list[str]) -> tuple[str, Any] | None:
-        """``(task, args)`` for ``fix``/``explain`` followed by options only; other text after
-        the word makes the line an ordinary prompt (``%chat explain what a monad is``)."""
+    def _task(self, rest: str, tokens: list[str]) -> tuple[str, list[str]] | None:
+        """``(task, options)`` for ``fix``/``explain`` followed by options only; other text
+        after the word makes the line an ordinary prompt (``%chat explain what a monad is``)."""
         words = rest.split(None, 1)
         if not words or words[0] not in TASKS:
             return None
         more, text = split_options(words[1] if len(words) > 1 else "", self.chat.parser)
         if text:
             return None
-        return words[0], self._parse(tokens + more)
+        return words[0], tokens + more
 
-    def _run_task(self, task: str, args: Any, *, extra: str) -> Any:
+    def _run_task(self, task: str, tokens: list[str], *, extra: str) -> Any:
         from .context import task_prompt
         from .run import run_cell
 
+        if "-h" in tokens or "--help" in tokens:
+            print(self.chat.parser.format_help())
+            return None
+        args = self._parse(tokens)
         prompt = task_prompt(self.shell, args, task, extra)
         return None if prompt is None else run_cell(self.shell, self.settings, args, prompt)
 
