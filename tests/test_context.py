@@ -259,7 +259,8 @@ def test_dry_run_shows_the_budget_by_part_and_what_would_be_trimmed(ip, capsys):
     for row in ("system", "history", "this prompt", "attachments", "tools", "total"):
         assert f"  {row} " in text
     assert "--var df ~" in text and "--data df ~" in text
-    assert "Left out the 2 oldest exchanges (4 messages" in text
+    assert "left out by max_history_tokens (300): the 2 oldest exchanges, 4 messages" in text
+    assert "Note: Left out the 2 oldest exchanges (4 messages" in capsys.readouterr().out
     assert "context window unknown for this server" in text
     body = ip.server.requests  # nothing was sent by the dry run
     assert len(body) == 2

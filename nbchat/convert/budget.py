@@ -87,7 +87,7 @@ class Budget:
         rows.append(("total", f"{self.total:,}", self._fit()))
         width = max(len(name) for name, _, _ in rows)
         digits = max(len(tokens) for _, tokens, _ in rows)
-        lines = ["Estimated prompt tokens (about 4 characters a token; not a tokenizer's count):"]
+        lines = ["Estimated prompt tokens (from words, digits and marks; not a tokenizer's count):"]
         for name, tokens, detail in rows:
             line = f"  {name.ljust(width)}  {tokens.rjust(digits)}"
             lines.append(f"{line}   {detail}" if detail else line)

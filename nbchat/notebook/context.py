@@ -215,8 +215,13 @@ def budget_text(chat: Any, request: Any, prepared: Any) -> str:
         full.append({"role": "user", "content": request.content})
     left_out = []
     trim = trim_history(full, chat.max_history_tokens)
-    if trim.note:
-        left_out.append(trim.note)
+    if trim.dropped:
+        many = "exchange" if trim.exchanges == 1 else "exchanges"
+        left_out.append(
+            f"left out by max_history_tokens ({trim.limit:,}): the {trim.exchanges} oldest "
+            f"{many}, {len(trim.dropped)} messages, ~{trim.tokens_before - trim.tokens_after:,} "
+            "tokens"
+        )
     window = chat.client.profile.context_window
     budget = estimate_budget(
         prepared.body, attachments=parts, context_window=window, left_out=left_out
