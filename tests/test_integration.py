@@ -147,3 +147,19 @@ def test_two_conversations_in_one_kernel_stay_apart(client, monkeypatch):
     ]
     assert [m["content"] for m in second.messages if m["role"] == "user"] == ["My name is Bob."]
     assert len(first.messages) == 4 and len(second.messages) == 2
+
+
+def test_max_history_tokens_keeps_a_long_conversation_within_the_window(client):
+    conversation = chat(client, stream=False)
+    for i in range(4):
+        conversation.add({"role": "user", "content": f"Note {i}: " + "the sky is blue. " * 120})
+        conversation.add({"role": "assistant", "content": "Noted."})
+    with pytest.raises(nbchat.BadRequestError) as info:
+        conversation.send("What colour is the sky?")
+    assert info.value.code == "context_length_exceeded"
+    conversation.max_history_tokens = 1200
+    with pytest.warns(UserWarning, match="oldest exchanges"):
+        reply = conversation.send("What colour is the sky?")
+    assert reply.completion.usage.prompt_tokens < 2048
+    assert any("oldest exchanges" in note for note in reply.notes)
+    assert len(conversation.messages) == 8 + 2

@@ -147,11 +147,15 @@ class Chat:
         stream: bool = True,
         name: str = "default",
         cache: bool | None = None,
+        max_history_tokens: int | None = None,
         **settings: Any,
     ) -> None:
         self.name = name
         #: Answer requests seen before from the store; None follows %config Chat.cache.
         self.cache = cache
+        #: Requests keep their messages within about this many tokens, leaving out the oldest
+        #: exchanges (with a note); the conversation keeps them. None: no limit.
+        self.max_history_tokens = max_history_tokens
         self.settings: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
         if model:
             self.settings["model"] = model
@@ -555,8 +559,11 @@ class Chat:
 
     def _prepare_round(self, plan: _Plan, messages: list[dict[str, Any]]) -> PreparedRequest:
         """The one place a request is built: fields, messages, stream options, adaptations."""
+        from .trim import fit_history
+
         client = self.client
         profile = client.profile
+        messages, trimmed = fit_history(messages, self.max_history_tokens)
         body = {**plan.params, "messages": messages}
         if not plan.stream:
             # A setting meant for streams (Chat.request) must not break an unstreamed call.
@@ -568,7 +575,7 @@ class Chat:
         if plan.stream:
             body["stream"] = True
         prepared = client.build_request(**body)
-        return replace(prepared, notes=(*prepared.notes, *notes))
+        return replace(prepared, notes=(*trimmed, *prepared.notes, *notes))
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         params = {**self.settings}

@@ -20,6 +20,8 @@ from .settings import Chat as ChatSettings
 __all__ = ["ChatMagics"]
 
 SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config", *storecmd.SUBCOMMANDS)
+#: ``%chat fix`` / ``%chat explain [options]``: the last error (nbchat/notebook/context.py).
+TASKS = ("fix", "explain")
 
 
 def _logit_bias(text: str) -> tuple[str, float]:
@@ -99,6 +101,15 @@ class ChatMagics(Magics):
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @argument(
+        "--code",
+        nargs="?",
+        const="first",
+        choices=("first", "all"),
+        help="Put the reply's first Python block (all: every one) in the next cell, not run.",
+    )
+    @argument("--var", action="append", metavar="NAME", help="Describe a variable (repeatable).")
+    @argument("--cells", type=int, metavar="N", help="Add the N cells run before this one.")
     # IPython's own $var/{var} expansion would run before nbchat's, so that the line and the
     # cell forms sent different text and --no-interpolate could not work on the line form.
     @no_var_expand
@@ -112,6 +123,7 @@ class ChatMagics(Magics):
 
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
         ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
+        ``%chat fix|explain [options]`` send the last error (``%%chat fix``: the cell adds to it).
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
@@ -124,8 +136,14 @@ class ChatMagics(Magics):
             if len(words) == 1 and words[0] in SUBCOMMANDS:
                 args = self._parse(tokens)
                 return self._subcommand(words[0], args)
+            task = self._task(rest, tokens)
+            if task is not None:
+                return self._run_task(*task, extra="")
             prompt = rest
         else:
+            task = self._task(rest, tokens)
+            if task is not None:
+                return self._run_task(*task, extra=cell)
             if rest.strip():
                 raise UsageError(
                     f"Unexpected text after the options: {rest.strip()!r} "
@@ -136,6 +154,28 @@ class ChatMagics(Magics):
         from .run import run_cell
 
         return run_cell(self.shell, self.settings, args, prompt)
+
+    def _task(self, rest: str, tokens: list[str]) -> tuple[str, list[str]] | None:
+        """``(task, options)`` for ``fix``/``explain`` followed by options only; other text
+        after the word makes the line an ordinary prompt (``%chat explain what a monad is``)."""
+        words = rest.split(None, 1)
+        if not words or words[0] not in TASKS:
+            return None
+        more, text = split_options(words[1] if len(words) > 1 else "", self.chat.parser)
+        if text:
+            return None
+        return words[0], tokens + more
+
+    def _run_task(self, task: str, tokens: list[str], *, extra: str) -> Any:
+        from .context import task_prompt
+        from .run import run_cell
+
+        if "-h" in tokens or "--help" in tokens:
+            print(self.chat.parser.format_help())
+            return None
+        args = self._parse(tokens)
+        prompt = task_prompt(self.shell, args, task, extra)
+        return None if prompt is None else run_cell(self.shell, self.settings, args, prompt)
 
     def _parse(self, tokens: list[str]) -> Any:
         return self.chat.parser.parse_args(tokens)
@@ -157,7 +197,10 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
             continue
         takes_value.update(action.option_strings)
     optional_value = {
-        opt for action in parser._actions if action.nargs == "?" for opt in action.option_strings
+        opt: action
+        for action in parser._actions
+        if action.nargs == "?"
+        for opt in action.option_strings
     }
     stream = io.StringIO(line)
     lexer = shlex.shlex(stream, posix=True)
@@ -190,10 +233,21 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
                 if name in optional_value:
                     return tokens, ""
                 raise UsageError(f"Option {token} needs a value")
-            if name in optional_value and not _is_number(value):
+            if name in optional_value and not _optional_value(optional_value[name], value):
+                if value == "--":
+                    return tokens, line[stream.tell() :].strip()
+                if value.startswith("-") and value != "-":
+                    # "--code -t 0 …": the next option, read on its own.
+                    stream.seek(mark)
+                    continue
                 # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
                 return tokens, line[mark:].strip()
             tokens.append(value)
+
+
+def _optional_value(action: Any, token: str) -> bool:
+    """Whether ``token`` is the value of an option whose value is optional (else: prompt)."""
+    return token in action.choices if action.choices else _is_number(token)
 
 
 def _is_number(token: str) -> bool:

@@ -83,11 +83,14 @@ def _lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
-def build_content(text: str, args: Any, namespace: dict[str, Any]) -> tuple[Any, Any]:
+def build_content(
+    text: str, args: Any, namespace: dict[str, Any], extra_images: list[Any] | None = None
+) -> tuple[Any, Any]:
     """The user message content and its attachments, from --image and --data variables."""
     from ..convert.content import build_content as build
 
     images = [_lookup(namespace, name, "Image") for name in args.image or ()]
+    images += extra_images or []
     data = [_lookup(namespace, name, "Data") for name in args.data or ()]
     try:
         return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
@@ -106,6 +109,8 @@ class CellRequest:
     schema: Any
     json: bool
     stream: bool
+    #: What --var, --cells and %chat fix added (nbchat/notebook/context.py), for the budget.
+    context: Any = None
 
     def arguments(self) -> dict[str, Any]:
         return {
@@ -130,9 +135,12 @@ def cell_request(
             text = interpolate(text, namespace)
         except InterpolationError as exc:
             raise UsageError(str(exc)) from None
+    from .context import add_context
+
+    text, context = add_context(text, args, namespace, settings)
     if not text.strip() and not args.image and not args.data:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
-    content, attachments = build_content(text, args, namespace)
+    content, attachments = build_content(text, args, namespace, context.images)
     return CellRequest(
         content=content,
         attachments=attachments,
@@ -141,6 +149,7 @@ def cell_request(
         schema=_lookup(namespace, args.schema, "Schema") if args.schema else None,
         json=args.json,
         stream=settings.stream and not args.no_stream,
+        context=context,
     )
 
 
@@ -154,6 +163,7 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
         chat.system = args.system
     elif len(chat) == 0 and settings.system:
         chat.system = settings.system
+    chat.max_history_tokens = settings.max_history_tokens
     try:
         chat.use_client_unless_chosen(client_for(settings))
     except NbchatError as exc:
@@ -177,6 +187,10 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         _show_raw(reply)
     if args.out:
         namespace[args.out] = reply.value
+    if args.code:
+        from .context import place_code
+
+        place_code(shell, args.code, reply)
     return None
 
 
@@ -216,6 +230,9 @@ def _dry_run(chat: Any, request: CellRequest, args: Any, namespace: dict[str, An
     except _input_errors() as exc:
         raise _bad_input(exc, args) from None
     _show(request_bundle(prepared, title="Dry run (not sent)"))
+    from .context import budget_text
+
+    _show({"text/plain": budget_text(chat, request, prepared)})
     for note in prepared.notes:
         print(f"Note: {note}")
     if args.out:

@@ -64,6 +64,12 @@ class Chat(Configurable):
     max_retries = Int(2, help="Retries for rate limits, overloads and lost connections.").tag(
         config=True
     )
+    max_history_tokens = CInt(
+        None,
+        allow_none=True,
+        help="Keep each request's messages within about this many tokens by leaving out the "
+        "oldest exchanges (never the system prompt or the latest exchange); None: send all.",
+    ).tag(config=True)
     max_tool_rounds = Int(8, help="Most rounds of tool calls in one cell.").tag(config=True)
     confirm_tools = Bool(False, help="Ask before running every tool the model calls.").tag(
         config=True

@@ -1,0 +1,111 @@
+"""Fenced code blocks of a reply, read as CommonMark reads them (markdown-it-py's token stream),
+and fenced blocks written around code for a prompt.
+
+``%%chat --code`` puts the first Python block (or all of them, joined) into the next cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+__all__ = ["PYTHON_LANGUAGES", "CodeBlock", "code_blocks", "fenced", "python_code"]
+
+#: Info-string languages taken as Python (``pycon`` sessions lose their prompts and output).
+PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3", "pycon"})
+
+_BACKTICKS = re.compile(r"`{3,}")
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One fenced block: its language (the info string's first word, lower case; "" for none),
+    its code, and whether the fence was closed (a reply cut short leaves it open)."""
+
+    language: str
+    code: str
+    closed: bool = True
+
+    @property
+    def is_python(self) -> bool:
+        return self.language in PYTHON_LANGUAGES
+
+
+def code_blocks(markdown: str | None) -> list[CodeBlock]:
+    """Every fenced code block of ``markdown``, in order."""
+    if not markdown:
+        return []
+    from markdown_it import MarkdownIt
+
+    lines = markdown.splitlines()
+    blocks = []
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type != "fence":
+            continue
+        info = token.info.strip().split()
+        # ``{python}`` (Quarto, R Markdown) and ``.python`` (Pandoc) name a language too.
+        language = info[0].strip("{}.").lower() if info else ""
+        code = token.content
+        if language == "pycon":
+            code = _without_prompts(code)
+        closed = _closed(token.map, token.markup, lines)
+        blocks.append(CodeBlock(language, code.rstrip("\n"), closed))
+    return blocks
+
+
+def python_code(markdown: str | None, *, every: bool = False) -> CodeBlock | None:
+    """The first Python block of ``markdown`` (or, with ``every``, all of them joined by a blank
+    line) as one CodeBlock; None when there is none.
+
+    Blocks labelled with a Python language count; when there are none, unlabelled blocks whose
+    text parses as Python (IPython's ``%magic`` and ``!shell`` lines allowed) count instead,
+    since small models often leave the label out.
+    """
+    blocks = [block for block in code_blocks(markdown) if block.code.strip()]
+    chosen = [block for block in blocks if block.is_python]
+    if not chosen:
+        chosen = [block for block in blocks if not block.language and _parses(block.code)]
+    if not chosen:
+        return None
+    if not every:
+        return chosen[0]
+    return CodeBlock(
+        "python",
+        "\n\n".join(block.code for block in chosen),
+        all(block.closed for block in chosen),
+    )
+
+
+def fenced(code: str, language: str = "") -> str:
+    """``code`` in a fenced block whose fence no line of the code can close."""
+    longest = max((len(run) for run in _BACKTICKS.findall(code)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code.rstrip(chr(10))}\n{fence}"
+
+
+def _closed(span: list[int] | None, markup: str, lines: list[str]) -> bool:
+    if span is None:
+        return True
+    last = span[1] - 1
+    if last >= len(lines) or last <= span[0]:
+        return False
+    closing = lines[last].strip()
+    return closing.startswith(markup[0] * len(markup)) and not closing.strip(markup[0])
+
+
+def _without_prompts(session: str) -> str:
+    kept = []
+    for line in session.splitlines():
+        if line.startswith((">>> ", "... ")) or line in (">>>", "..."):
+            kept.append(line[4:])
+    return "\n".join(kept) + "\n" if kept else session
+
+
+def _parses(code: str) -> bool:
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines()]
+    try:
+        ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return False
+    return True
