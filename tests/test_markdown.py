@@ -1,36 +1,79 @@
 from __future__ import annotations
 
+import pytest
+
 from nbchat.convert.fences import is_inside_fence
-from nbchat.render.markdown import sanitize_markdown
+from nbchat.render.markdown import (
+    allowed_url,
+    code_block,
+    escape,
+    markdown_bundle,
+    render_inline,
+    render_markdown,
+    thumbnail,
+)
 
 
-def test_remote_images_become_links():
-    assert sanitize_markdown("![chart](https://x.test/a.png)") == "[🖼 chart](https://x.test/a.png)"
-    assert (
-        sanitize_markdown("![ref][1]\n\n[1]: http://x.test") == "[🖼 ref][1]\n\n[1]: http://x.test"
-    )
+def test_raw_html_is_shown_as_text():
+    out = render_markdown("a <script>alert(1)</script>\n\n<img src=x onerror=alert(1)>")
+    assert "<script" not in out and "<img" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
 
 
-def test_raw_html_is_shown_not_run():
-    assert sanitize_markdown("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)>"
-    assert sanitize_markdown("a <script>b</script>") == "a &lt;script>b&lt;/script>"
+def test_only_http_https_mailto_links_stay_links():
+    out = render_markdown("[a](https://x.test) [b](javascript:alert(1)) <mailto:me@x.test>")
+    assert '<a href="https://x.test"' in out and 'href="mailto:me@x.test"' in out
+    assert "javascript" not in out.split("[b]")[0]
+    assert "[b](javascript:alert(1))" in out
 
 
-def test_code_spans_and_fences_are_untouched():
-    text = "Use `<div>` and `![x](y)`\n```html\n<b>![i](u)</b>\n```\n<i>"
-    assert sanitize_markdown(text) == (
-        "Use `<div>` and `![x](y)`\n```html\n<b>![i](u)</b>\n```\n&lt;i>"
-    )
+def test_images_become_links_and_never_load():
+    out = render_markdown("![chart](https://x.test/a.png)")
+    assert "<img" not in out
+    assert '<a href="https://x.test/a.png"' in out and "chart" in out
 
 
-def test_tilde_fences_and_longer_closing_fences():
-    text = "~~~~\n<x>\n~~~\n<y>\n~~~~~\n<z>"
-    assert sanitize_markdown(text) == "~~~~\n<x>\n~~~\n<y>\n~~~~~\n&lt;z>"
+def test_code_shows_its_text_exactly():
+    out = render_markdown("Use `<div>`\n\n```html\n<b>x</b>\n```")
+    assert "<code>&lt;div&gt;</code>" in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "&amp;lt;" not in out
 
 
-def test_plain_markdown_is_unchanged():
-    text = "# Title\n\n- a **b** [link](http://x.test)\n\n| a | b |\n|---|---|\n| 1 | 2 |"
-    assert sanitize_markdown(text) == text
+def test_tables_lists_emphasis_render():
+    out = render_markdown("# T\n\n- a **b** ~~c~~\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    for tag in ("<h1>", "<li>", "<strong>", "<s>", "<table>", "<td>1</td>"):
+        assert tag in out
+
+
+def test_render_inline_has_no_paragraph():
+    assert render_inline("**x**") == "<strong>x</strong>"
+
+
+def test_escape_and_code_block():
+    assert escape("<a href='x'>&") == "&lt;a href=&#x27;x&#x27;&gt;&amp;"
+    block = code_block("</code></pre><script>", language='json" onload="x')
+    assert "<script" not in block and 'onload="' not in block
+
+
+def test_markdown_bundle_has_html_and_plain_text_only():
+    bundle = markdown_bundle("**hi** <b>")
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert bundle["text/plain"] == "**hi** <b>"
+    assert "<strong>hi</strong>" in bundle["text/html"]
+
+
+def test_allowed_url():
+    assert allowed_url("https://x.test") and allowed_url("mailto:a@b.test")
+    for url in ("javascript:alert(1)", "data:text/html,x", "vbscript:x", "/files/x", "https:"):
+        assert not allowed_url(url)
+
+
+def test_thumbnail_accepts_only_base64_images():
+    assert thumbnail("data:image/png;base64,iVBORw0KGgo=").startswith('<img src="data:image/png')
+    with pytest.raises(ValueError):
+        thumbnail("https://x.test/a.png")
+    with pytest.raises(ValueError):
+        thumbnail('data:image/png;base64,AA" onerror="x')
 
 
 def test_is_inside_fence():

@@ -1,49 +1,170 @@
-"""Model-written Markdown made safe to show: no remote images fetched, no raw HTML run.
+"""The one renderer for text that a model or a server wrote: CommonMark in, inert HTML out.
 
-Images become links and ``<`` outside code becomes ``&lt;``; code spans and fences are untouched.
+Raw HTML shows as text, links keep only http/https/mailto, images never load, code shows exactly;
+our own chrome escapes what it interpolates with :func:`escape` and builds code with
+:func:`code_block`.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from functools import lru_cache
+from typing import Any
 
-from ..convert.fences import FENCE, closes_fence
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-__all__ = ["sanitize_markdown"]
-_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
-_IMAGE = re.compile(r"!\[")
+__all__ = [
+    "allowed_url",
+    "code_block",
+    "escape",
+    "html_bundle",
+    "inline_code",
+    "markdown_bundle",
+    "render_inline",
+    "render_markdown",
+    "sanitize_markdown",
+    "thumbnail",
+]
+
+# Link targets that may stay links. Everything else (javascript:, vbscript:, data:, file:,
+# relative paths that would open files of the Jupyter server) is shown as plain text.
+_SCHEMES = ("http:", "https:", "mailto:")
+# nbchat's own image thumbnails are the only images ever shown, always inline base64 data.
+_THUMBNAIL = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}")
+
+
+def escape(value: object) -> str:
+    """Any value as HTML text, quotes included, safe in element content and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def allowed_url(url: str) -> bool:
+    """True for an absolute http, https or mailto URL (after markdown-it's normalisation)."""
+    lowered = url.strip().lower()
+    return lowered.startswith(_SCHEMES) and len(lowered) > len(lowered.split(":", 1)[0]) + 1
+
+
+def code_block(text: str, language: str | None = None) -> str:
+    """Text shown exactly, in a ``<pre>`` block (for JSON, arguments, tool results)."""
+    cls = f' class="language-{escape(language)}"' if language else ""
+    return f'<pre class="nbchat-code"{_PRE_STYLE}><code{cls}>{escape(text)}</code></pre>'
+
+
+def inline_code(text: str) -> str:
+    """Text shown exactly, inline (a tool name with its arguments, an id)."""
+    return f"<code>{escape(text)}</code>"
+
+
+def thumbnail(src: str, *, alt: str = "image", max_height: int = 64) -> str:
+    """One of nbchat's own image thumbnails (a base64 data URL); anything else is refused."""
+    if not _THUMBNAIL.fullmatch(src):
+        raise ValueError("a thumbnail must be a base64 data:image/png|jpeg|gif|webp URL")
+    return (
+        f'<img src="{src}" alt="{escape(alt)}" '
+        f'style="max-height:{int(max_height)}px;margin-right:4px">'
+    )
+
+
+def render_markdown(text: str) -> str:
+    """Markdown from outside as a safe HTML fragment (block level)."""
+    return _parser().render(text)
+
+
+def render_inline(text: str) -> str:
+    """Markdown from outside as a safe inline HTML fragment (no paragraphs or blocks)."""
+    return _parser().renderInline(text)
+
+
+def markdown_bundle(
+    text: str, *, plain: str | None = None, before: str = "", after: str = ""
+) -> dict[str, str]:
+    """A display bundle of outside Markdown: our HTML (``before``/``after`` are our own chrome,
+    already escaped) and the text itself as ``text/plain``."""
+    body = f"{before}{render_markdown(text)}{after}"
+    return html_bundle(body, text if plain is None else plain)
+
+
+def html_bundle(body: str, plain: str) -> dict[str, str]:
+    """``text/html`` built by nbchat (wrapped so MathJax leaves it alone) and ``text/plain``."""
+    return {
+        "text/html": f'<div class="nbchat-output tex2jax_ignore mathjax_ignore">{body}</div>',
+        "text/plain": plain,
+    }
 
 
 def sanitize_markdown(text: str) -> str:
-    out: list[str] = []
-    fence: str | None = None
-    for line in text.splitlines(keepends=True):
-        match = FENCE.match(line)
-        if fence is not None:
-            out.append(line)
-            if closes_fence(match, line, fence):
-                fence = None
-            continue
-        if match:
-            fence = match.group(1)
-            out.append(line)
-            continue
-        out.append(_sanitize_line(line))
-    return "".join(out)
+    """Deprecated: Markdown with every character that could start markup escaped.
+
+    Kept only until the panel and the explorer use :func:`render_markdown`; the result is
+    literal text in any CommonMark renderer.
+    """
+    return _MARKUP.sub(r"\\\g<0>", text)
 
 
-def _sanitize_line(line: str) -> str:
-    if "<" not in line and "![" not in line:
-        return line
-    pieces: list[str] = []
-    last = 0
-    for span in _CODE_SPAN.finditer(line):
-        pieces.append(_sanitize_prose(line[last : span.start()]))
-        pieces.append(span.group(0))
-        last = span.end()
-    pieces.append(_sanitize_prose(line[last:]))
-    return "".join(pieces)
+_MARKUP = re.compile(r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
+_PRE_STYLE = (
+    ' style="white-space:pre-wrap;word-break:break-word;padding:0.4em 0.6em;'
+    "background:var(--jp-layout-color2, rgba(127,127,127,0.1));"
+    'color:var(--jp-content-font-color1, inherit)"'
+)
 
 
-def _sanitize_prose(text: str) -> str:
-    return _IMAGE.sub("[🖼 ", text.replace("<", "&lt;"))
+# ---------------------------------------------------------------------------------------------
+# The parser and its render rules
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
+    # markdown-it asks this of every link, autolink, image and reference definition before
+    # making one; a refusal leaves the source as text.
+    md.validateLink = allowed_url  # type: ignore[method-assign]
+    rules = md.add_render_rule
+    rules("link_open", _link_open)
+    rules("image", _image)
+    rules("math_inline", _math_inline)
+    rules("math_inline_double", _math_block)
+    rules("math_block", _math_block)
+    rules("math_block_label", _math_block)
+    rules("fence", _fence)
+    rules("code_block", _fence)
+    return md
+
+
+def _link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    href = tokens[idx].attrGet("href") or ""
+    title = tokens[idx].attrGet("title")
+    extra = f' title="{escape(title)}"' if title else ""
+    return f'<a href="{escape(href)}"{extra} target="_blank" rel="noopener noreferrer nofollow">'
+
+
+def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    # Never an <img>: a remote image would be fetched as soon as the output is shown.
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
+    href = token.attrGet("src") or ""
+    label = f"🖼 {escape(alt)}"
+    if not allowed_url(str(href)):
+        return label
+    return (
+        f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer nofollow">{label}</a>'
+    )
+
+
+def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else None
+    return code_block(token.content, language)
+
+
+def _math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return f'<span class="nbchat-math">{escape(tokens[idx].content)}</span>'
+
+
+def _math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return f'<div class="nbchat-math">{escape(tokens[idx].content)}</div>'
