@@ -56,7 +56,9 @@ def allowed_url(url: str) -> bool:
 def code_block(text: str, language: str | None = None) -> str:
     """Text shown exactly, in a ``<pre>`` block (for JSON, arguments, tool results)."""
     cls = f' class="language-{escape(language)}"' if language else ""
-    return f'<pre class="nbchat-code"{_PRE_STYLE}><code{cls}>{escape(text)}</code></pre>'
+    # The frontends style inline <code> with a background of its own: not inside our block.
+    code = f'<code{cls} style="background:none;padding:0">'
+    return f'<pre class="nbchat-code"{_PRE_STYLE}>{code}{escape(text)}</code></pre>'
 
 
 def inline_code(text: str) -> str:
