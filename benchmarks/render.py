@@ -38,7 +38,7 @@ answers do, with a [link](https://docs.python.org/3/) and a few *asides* along t
 
 - first point, with `code` in it
 - second point, a little longer than the first one
-- third point: $a^2 + b^2 = c^2$
+- third point, section by section: $a_{{{n}}}^2 + b^2 = c^2$
 
 ```python
 def pairs(items):
@@ -62,15 +62,17 @@ def words_of(text: str) -> list[str]:
 
 def stream_bytes(tokens: int, run: int = 0, *, markdown: bool = False) -> list[bytes]:
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    words = ["alpha ", "beta ", "gamma ", "delta\n\n", "`code` ", "**bold** "]
+    words = ["alpha ", "beta ", "gamma ", "delta {}\n\n", "`code` ", "**bold** "]
     if markdown:
         words = []
         while len(words) < tokens:
-            words += words_of(DOCUMENT.format(n=len(words)))
+            words += words_of(DOCUMENT.format(n=f"{run}.{len(words)}"))
     events = []
     for i in range(tokens):
-        # Each run's reply differs (its first word), so no cache can serve one run from another.
-        delta = {"content": f"run{run} " if i == 0 else words[i % len(words)]}
+        # Numbered paragraphs and sections, different in each run: no paragraph repeats, so no
+        # cache can serve one from another.
+        word = words[i % len(words)]
+        delta = {"content": word.format(f"{run}.{i}") if "{}" in word else word}
         events.append({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
     events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     usage = {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": tokens + 5}

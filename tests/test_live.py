@@ -232,3 +232,47 @@ def test_each_update_renders_only_the_paragraph_still_growing(monkeypatch):
     total = len(paragraph) * 400
     assert view.updates >= 400
     assert sum(map(len, rendered)) < 2 * total
+
+
+def test_the_finished_reply_reuses_the_streamed_blocks_and_equals_a_whole_rendering():
+    import random
+
+    from nbchat.render.bundles import reply_bundle
+    from nbchat.render.markdown import render_markdown
+
+    pieces = [
+        "A paragraph with *emphasis*, `code` and $x^2$.", "- item", "  continued", "1. one",
+        "> quote", "```py", "```", "    indented", "$$\nx^2\n$$", "\\[ y \\]", "| a | b |",
+        "|---|---|", "# Heading", "---", "", "", "", "text \\", "<b>raw</b>", "  - nested",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    frozen = 0
+    for _ in range(6):
+        lines = [rng.choice(pieces) for _ in range(rng.randint(300, 900))]
+        content = "\n".join(lines) + "\n"
+        display, clock = FakeDisplay(), Clock()
+        view = LiveView(mode="live", rate=20, display=display, clock=clock)
+        position = 0
+        while position < len(content):
+            size = rng.randint(1, 40)
+            clock.now += rng.choice([0.0, 0.0, 0.03, 0.2])
+            view.on_chunk(chunk(content[position : position + size]), None)
+            position += size
+        reply = reply_of(content)
+        frozen += len(view._handles) - 1
+        streamed = view._streamed_html(reply)
+        assert streamed == render_markdown(content)
+        view.finish(reply)
+        assert display.log[-len(view._handles)][1] == reply_bundle(reply)
+    # Long enough that replies were split into frozen areas along the way.
+    assert frozen >= 3
+
+
+def test_a_reference_definition_makes_the_finished_reply_render_afresh():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    content = "see [the docs][d]\n\n" + "word " * 2000 + "\n\n[d]: https://docs.test\n"
+    stream_through(view, [content[i : i + 7] for i in range(0, len(content), 7)], clock, 0.01)
+    assert view._streamed_html(reply_of(content)) is None
+    view.finish(reply_of(content))
+    assert '<a href="https://docs.test"' in display.log[-len(view._handles)][1]["text/html"]

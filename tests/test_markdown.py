@@ -130,3 +130,37 @@ def test_terminal_text_drops_control_characters():
     from nbchat.render.markdown import terminal_text
 
     assert terminal_text("a\x1b[31mb\r\nc\x07\x9bd\te") == "a[31mb\ncd\te"
+
+
+def test_settled_blocks_render_exactly_as_the_whole_however_the_text_goes_on():
+    import random
+
+    from nbchat.render.markdown import settled_length
+
+    pieces = [
+        "para *em* `c`", "- item", "  continued", "1. one", "> quote", ">", "```", "```py", "~~~",
+        "    indented", "\tTabbed", "$$", "$$x$$", "\\[", "\\]", "| a | b |", "|---|---|", "# H",
+        "---", "===", "", "", "", "* star", " - sp", "   ```", "````", "text $x$", "10. ten",
+        "a\\", "  - nested", "> $$", "- \\[",
+    ]  # fmt: skip
+    rng = random.Random(3)
+    cuts = 0
+    for _ in range(400):
+        text = "\n".join(rng.choice(pieces) for _ in range(rng.randint(3, 40))) + "\n"
+        whole = render_markdown(text)
+        for end in {len(text), *(rng.randint(0, len(text)) for _ in range(4))}:
+            cut = settled_length(text[:end])
+            if cut:
+                cuts += 1
+                assert render_markdown(text[:cut]) + render_markdown(text[cut:]) == whole
+    assert cuts > 100
+
+
+def test_nothing_settles_inside_an_open_fence_or_display_math_or_with_references():
+    from nbchat.render.markdown import settled_length
+
+    assert settled_length("a\n\nb\n\nc\n") == len("a\n\nb\n\n")
+    assert settled_length("a\n\nb") == 0  # the line after may still be arriving
+    assert settled_length("```\na\n\nb\n\nc\n") == 0
+    assert settled_length("$$\na\n\nb\n\nc\n") == 0
+    assert settled_length("a\n\n[r]: https://x.test\n\nb\n\nc\n") == 0

@@ -143,8 +143,8 @@ def tool_call_html(name: Any, arguments: Any, call_id: Any = None, *, limit: int
     return f'<div class="nbchat-tool-call">🔧 {inline_code(f"{name}({shown})")}{ident}</div>'
 
 
-def _choice_parts(choice: Any) -> tuple[str, str]:
-    """(html, plain text) of one choice's message."""
+def _choice_parts(choice: Any, content_html: str | None = None) -> tuple[str, str]:
+    """(html, plain text) of one choice's message; ``content_html``: its content, rendered."""
     message = choice.message
     parts: list[str] = []
     text: list[str] = []
@@ -153,7 +153,7 @@ def _choice_parts(choice: Any) -> tuple[str, str]:
         parts.append(_callout("error", refusal))
         text.append(f"[refused] {message.refusal}")
     if message.content:
-        parts.append(render_markdown(message.content))
+        parts.append(render_markdown(message.content) if content_html is None else content_html)
         text.append(message.content)
     for call in message.tool_calls or ():
         parts.append(tool_call_html(call.function.name, call.function.arguments, call.id))
@@ -174,8 +174,10 @@ def completion_bundle(
     notes: list[str] | None = None,
     prefix: tuple[str, str] = ("", ""),
     counted_tokens: int = 0,
+    content_html: str | None = None,
 ) -> dict[str, str]:
-    """Notes, each choice, warnings and the footer. ``prefix`` is (html, text) of our own."""
+    """Notes, each choice, warnings and the footer. ``prefix`` is (html, text) of our own;
+    ``content_html`` the one choice's content, already rendered by ``render_markdown``."""
     parts: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
     for note in notes or ():
@@ -183,7 +185,7 @@ def completion_bundle(
         text.append(f"[note] {note}")
     many = len(completion.choices) > 1
     for choice in completion.choices:
-        choice_html, choice_text = _choice_parts(choice)
+        choice_html, choice_text = _choice_parts(choice, None if many else content_html)
         if many:
             number = escape(choice.index + 1)
             parts.append(
@@ -214,8 +216,11 @@ def completion_bundle(
     return html_bundle("".join(parts), "\n".join(p for p in text if p))
 
 
-def reply_bundle(reply: Any) -> dict[str, str]:
-    """The finished reply: tool rounds, the answer, warnings and the footer."""
+def reply_bundle(reply: Any, *, content_html: str | None = None) -> dict[str, str]:
+    """The finished reply: tool rounds, the answer, warnings and the footer.
+
+    ``content_html``: the answer already rendered (the live view's blocks), if it has it.
+    """
     prefix = tool_rounds_html(reply)
     return completion_bundle(
         reply.completion,
@@ -225,6 +230,7 @@ def reply_bundle(reply: Any) -> dict[str, str]:
         notes=reply.notes,
         prefix=prefix,
         counted_tokens=getattr(reply, "output_chunks", 0),
+        content_html=content_html,
     )
 
 

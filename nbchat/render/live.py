@@ -1,9 +1,10 @@
 """The live output of a streaming reply: one display area updated in place, coalesced.
 
-Updates are limited to a rate (20 a second by default). Long replies are split into frozen
-blocks so that each update re-sends only the tail, and tool calls that form are tracked by their
-last characters only: total rendering work grows linearly. Everything shown goes through the
-one renderer (markdown.py).
+Updates are limited to a rate (20 a second by default). Text is rendered block by block as its
+blocks settle, each once, and long replies are split into frozen areas at settled blocks, so an
+update re-renders and re-sends only the tail; the finished reply reuses those blocks. Tool calls
+that form are followed by their last characters only. Total work grows linearly, and everything
+shown goes through the one renderer (markdown.py).
 """
 
 from __future__ import annotations
@@ -13,41 +14,51 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..convert.fences import is_inside_fence
 from ..protocol.listener import ChatListener
 from .bundles import reply_bundle
-from .markdown import escape, html_bundle, inline_code, render_markdown, terminal_text
+from .markdown import (
+    escape,
+    html_bundle,
+    inline_code,
+    render_markdown,
+    settled_length,
+    terminal_text,
+)
 
 __all__ = ["LiveView"]
 
-# Past this many characters the live block is frozen at the next paragraph break.
+# Past this many characters the live block is frozen at its last settled block.
 BLOCK_CHARS = 4000
-# Inside a long code fence there may be no paragraph break: freeze at a newline past this.
+# Inside a long code fence nothing settles: freeze at a newline past this.
 HARD_BLOCK_CHARS = 16000
+# While no block settles, look again after this many more characters.
+RETRY_CHARS = 512
 # How much of a forming tool call's arguments the live view shows: the last characters.
 TOOL_TAIL_CHARS = 80
 
 
 class _Preview:
-    """One display area's text rendered as it grows: finished paragraphs are rendered once.
+    """One display area's text rendered as it grows: each settled block is rendered once.
 
-    A preview only: paragraphs are rendered apart (a loose list may show as several lists);
-    the finished reply is rendered whole.
+    ``settled_length`` cuts only where rendering the pieces gives exactly the HTML of the
+    whole, so the finished reply can be put together from them.
     """
 
-    __slots__ = ("done", "done_chars")
+    __slots__ = ("chunks", "done")
 
     def __init__(self) -> None:
-        self.done: list[str] = []
-        self.done_chars = 0
+        self.chunks: list[str] = []
+        self.done = 0
+
+    def advance(self, text: str) -> None:
+        settled = settled_length(text[self.done :])
+        if settled:
+            self.chunks.append(render_markdown(text[self.done : self.done + settled]))
+            self.done += settled
 
     def html(self, text: str) -> str:
-        cut = text.rfind("\n\n", self.done_chars)
-        # Past a blank line outside a code fence, the text before it will not change.
-        if cut >= self.done_chars and not is_inside_fence(text[self.done_chars : cut]):
-            self.done.append(render_markdown(text[self.done_chars : cut + 2]))
-            self.done_chars = cut + 2
-        return "".join(self.done) + render_markdown(text[self.done_chars :])
+        self.advance(text)
+        return "".join(self.chunks) + render_markdown(text[self.done :])
 
 
 class _FormingCall:
@@ -112,9 +123,16 @@ class LiveView(ChatListener):
         self._forming_changed = False
         self._wrote_text = False
         self._open_new_area = False
-        # Display areas frozen since the last update, not shown in full yet: (text, preview).
-        self._frozen: list[tuple[str, _Preview]] = []
+        # Display areas frozen since the last update, not shown in full yet: (text, its HTML,
+        # or None when it was cut where no block had settled).
+        self._frozen: list[tuple[str, str | None]] = []
         self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
+        # This round's text in frozen areas and their HTML, for the finished reply; exact while
+        # every area was cut at a settled block and the text is all content.
+        self._round_text: list[str] = []
+        self._round_html: list[str] = []
+        self._exact = True
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -124,6 +142,8 @@ class LiveView(ChatListener):
                 continue
             delta = choice.delta
             text = delta.content or delta.refusal
+            if delta.refusal:
+                self._exact = False
             if delta.tool_calls:
                 self._track_tools(delta.tool_calls)
                 self._dirty = True
@@ -159,15 +179,14 @@ class LiveView(ChatListener):
             self._write("\n" + status + "\n")
             return
         # A new round starts a fresh block for its text.
-        self._block, self._block_chars = [], 0
-        self._preview = _Preview()
+        self._new_round()
         self._dirty = True
         if self.mode == "live":
             self._update()
 
     def finish(self, reply: Any) -> None:
         """Replace the live area with the finished reply."""
-        bundle = reply_bundle(reply)
+        bundle = reply_bundle(reply, content_html=self._streamed_html(reply))
         if self.mode == "text":
             plain = bundle["text/plain"]
             if self._wrote_text:
@@ -187,6 +206,33 @@ class LiveView(ChatListener):
         self.updates += 1
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _new_round(self) -> None:
+        self._block, self._block_chars = [], 0
+        self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
+        self._round_text, self._round_html = [], []
+        self._exact = True
+
+    def _streamed_html(self, reply: Any) -> str | None:
+        """The reply's content as HTML from the blocks rendered while it streamed, if they
+        make exactly the whole; None to render it afresh."""
+        if self.mode != "live" or not self._exact:
+            return None
+        completion = reply.completion
+        content = reply.content
+        text = "".join(self._block)
+        if (
+            not content
+            or len(completion.choices) != 1
+            or completion.choices[0].message.refusal
+            # A reference definition applies to the whole text, across blocks.
+            or "]:" in content
+            or sum(map(len, self._round_text)) + len(text) != len(content)
+            or "".join(self._round_text) + text != content
+        ):
+            return None
+        return "".join(self._round_html) + self._preview.html(text)
 
     def _track_tools(self, deltas: list[Any]) -> None:
         """Follow each forming call from its deltas alone, as the accumulator numbers them.
@@ -233,31 +279,37 @@ class LiveView(ChatListener):
         return "".join(c.html() for c in calls), "\n\n".join(c.text() for c in calls)
 
     def _maybe_freeze(self, text: str) -> None:
-        if "\n" not in text and self._block_chars - len(text) > BLOCK_CHARS:
-            # No new place to cut since the last try.
+        if self._block_chars < self._next_try:
             return
+        self._next_try = self._block_chars + RETRY_CHARS
         joined = "".join(self._block)
-        cut = joined.rfind("\n\n")
-        if cut > 0 and not is_inside_fence(joined[:cut]):
-            cut += 2
+        self._block = [joined]
+        self._preview.advance(joined)
+        cut = self._preview.done
+        if cut:
+            html: str | None = "".join(self._preview.chunks)
         elif self._block_chars >= HARD_BLOCK_CHARS and joined.rfind("\n") > 0:
             cut = joined.rfind("\n") + 1
+            html = None
+            self._exact = False
         else:
-            self._block = [joined]
             return
         head, tail = joined[:cut], joined[cut:]
-        # The frozen text keeps its display area, rendered at the next update (a burst of text
-        # that ends before then is rendered only once, in the finished reply); the rest
-        # continues in a new area.
-        self._frozen.append((head, self._preview))
+        # The frozen text keeps its display area, shown at the next update (a burst of text
+        # that ends before then is shown only in the finished reply); the rest continues in a
+        # new area.
+        self._frozen.append((head, html))
+        self._round_text.append(head)
+        self._round_html.append(html or "")
         self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
         self._block = [tail] if tail else []
         self._block_chars = len(tail)
 
     def _update(self) -> None:
         self._dirty = False
-        for head, preview in self._frozen:
-            self._put(html_bundle(preview.html(head), head))
+        for head, html in self._frozen:
+            self._put(html_bundle(render_markdown(head) if html is None else html, head))
             self._open_new_area = True
         self._frozen.clear()
         text = "".join(self._block)

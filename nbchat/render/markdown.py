@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -31,6 +32,7 @@ __all__ = [
     "render_inline",
     "render_markdown",
     "sanitize_markdown",
+    "settled_length",
     "terminal_text",
     "thumbnail",
 ]
@@ -91,6 +93,54 @@ _MEMO_CHARS = 100_000
 @lru_cache(maxsize=32)
 def _render_memo(text: str) -> str:
     return _parser().render(text)
+
+
+def settled_length(text: str) -> int:
+    """How much of ``text`` is settled: whole top-level blocks that nothing appended can change.
+
+    ``render_markdown(text)`` equals ``render_markdown(text[:n]) + render_markdown(text[n:])``
+    for ``n = settled_length(text)``, and stays so however the text goes on, unless a reference
+    definition (``[x]: url``) appears, which applies to the whole text: check for ``]:`` before
+    relying on it. The cut falls after a blank line, before a complete line that starts a new
+    top-level block, as markdown-it's own block parser sees them. 0 if there is none.
+    """
+    if "\r" in text or "\0" in text:
+        # markdown-it normalises these, so its line numbers would not match ours.
+        return 0
+    env: dict[str, Any] = {}
+    tokens = _block_parser().parse(text, env)
+    if env.get("references"):
+        return 0
+    complete = text.count("\n")  # lines 0..complete-1 end with a newline
+    # A $$ or \[ that opens no math block yet may open one once its end arrives, and take in
+    # the lines after it: nothing at or after it is settled.
+    limit = complete
+    if "$$" in text or "\\[" in text:
+        covered: set[int] = set()
+        for token in tokens:
+            if token.map and (token.type.startswith("math_block") or token.type == "fence"):
+                covered.update(range(*token.map))
+        for number, line in enumerate(text.split("\n")):
+            if number not in covered and _MATH_OPENER.match(line):
+                limit = min(limit, number)
+                break
+    starts = [t.map for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
+    settled_line = 0
+    for (_, end), (start, _) in pairwise(starts):
+        # A blank line between, and the next block's first line all there.
+        if end < start and start <= limit and start < complete:
+            settled_line = start
+    if not settled_line:
+        return 0
+    offset = 0
+    for _ in range(settled_line):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+# A line that could open display math that is not closed on the same line, inside list items
+# and quotes too.
+_MATH_OPENER = re.compile(r"[ \t>*+\-\d.)]*(?:\$\$(?!.*\$\$\s*$)|\\\[(?!.*\\\]\s*$))")
 
 
 def render_inline(text: str) -> str:
@@ -157,6 +207,18 @@ _PRE_STYLE = (
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
+    return _syntax()
+
+
+@lru_cache(maxsize=1)
+def _block_parser() -> MarkdownIt:
+    """The same syntax without the inline stage: where the top-level blocks are, cheaply."""
+    md = _syntax()
+    md.disable(["inline", "text_join"])
+    return md
+
+
+def _syntax() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     # $…$ and $$…$$ as in JupyterLab's Markdown, but "$5 and $6" stays money; models also
