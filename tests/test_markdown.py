@@ -135,7 +135,7 @@ def test_terminal_text_drops_control_characters():
 def test_settled_blocks_render_exactly_as_the_whole_however_the_text_goes_on():
     import random
 
-    from nbchat.render.markdown import settled_length
+    from nbchat.render.markdown import render_settled, settled_length
 
     pieces = [
         "para *em* `c`", "- item", "  continued", "1. one", "> quote", ">", "```", "```py", "~~~",
@@ -153,6 +153,7 @@ def test_settled_blocks_render_exactly_as_the_whole_however_the_text_goes_on():
             if cut:
                 cuts += 1
                 assert render_markdown(text[:cut]) + render_markdown(text[cut:]) == whole
+                assert render_settled(text[:end]) == (cut, render_markdown(text[:cut]))
     assert cuts > 100
 
 

@@ -21,7 +21,7 @@ from .markdown import (
     html_bundle,
     inline_code,
     render_markdown,
-    settled_length,
+    render_settled,
     terminal_text,
 )
 
@@ -40,7 +40,7 @@ TOOL_TAIL_CHARS = 80
 class _Preview:
     """One display area's text rendered as it grows: each settled block is rendered once.
 
-    ``settled_length`` cuts only where rendering the pieces gives exactly the HTML of the
+    ``render_settled`` cuts only where rendering the pieces gives exactly the HTML of the
     whole, so the finished reply can be put together from them.
     """
 
@@ -51,9 +51,9 @@ class _Preview:
         self.done = 0
 
     def advance(self, text: str) -> None:
-        settled = settled_length(text[self.done :])
+        settled, html = render_settled(text[self.done :])
         if settled:
-            self.chunks.append(render_markdown(text[self.done : self.done + settled]))
+            self.chunks.append(html)
             self.done += settled
 
     def html(self, text: str) -> str:

@@ -14,6 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_core.state_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.texmath import texmath_plugin
@@ -31,6 +32,7 @@ __all__ = [
     "output_html",
     "render_inline",
     "render_markdown",
+    "render_settled",
     "sanitize_markdown",
     "settled_length",
     "terminal_text",
@@ -104,13 +106,36 @@ def settled_length(text: str) -> int:
     relying on it. The cut falls after a blank line, before a complete line that starts a new
     top-level block, as markdown-it's own block parser sees them. 0 if there is none.
     """
+    return _settle(text)[0]
+
+
+def render_settled(text: str) -> tuple[int, str]:
+    """``(n, html)``: ``n = settled_length(text)`` and ``html = render_markdown(text[:n])``,
+    from the one block parse that found the cut."""
+    n, tokens, env = _settle(text)
+    if not n:
+        return 0, ""
+    line = text.count("\n", 0, n)
+    end = next(
+        i for i, t in enumerate(tokens) if t.level == 0 and t.map is not None and t.map[0] >= line
+    )
+    head = tokens[:end]
+    md = _parser()
+    # The core rules after the block stage (inline parsing, text joining), as parse() runs them.
+    state = StateCore(text[:n], md, env, head)
+    for rule in _after_block(md):
+        rule(state)
+    return n, md.renderer.render(head, md.options, env)
+
+
+def _settle(text: str) -> tuple[int, list[Token], dict[str, Any]]:
+    env: dict[str, Any] = {}
     if "\r" in text or "\0" in text:
         # markdown-it normalises these, so its line numbers would not match ours.
-        return 0
-    env: dict[str, Any] = {}
+        return 0, [], env
     tokens = _block_parser().parse(text, env)
     if env.get("references"):
-        return 0
+        return 0, tokens, env
     complete = text.count("\n")  # lines 0..complete-1 end with a newline
     # A $$ or \[ that opens no math block yet may open one once its end arrives, and take in
     # the lines after it: nothing at or after it is settled.
@@ -131,11 +156,17 @@ def settled_length(text: str) -> int:
         if end < start and start <= limit and start < complete:
             settled_line = start
     if not settled_line:
-        return 0
+        return 0, tokens, env
     offset = 0
     for _ in range(settled_line):
         offset = text.index("\n", offset) + 1
-    return offset
+    return offset, tokens, env
+
+
+@lru_cache(maxsize=1)
+def _after_block(md: MarkdownIt) -> list[Any]:
+    names = md.get_active_rules()["core"]
+    return md.core.ruler.getRules("")[names.index("block") + 1 :]
 
 
 # A line that could open display math that is not closed on the same line, inside list items
