@@ -99,7 +99,8 @@ def test_finish_puts_the_whole_reply_in_the_first_area_and_empties_the_rest():
     stream_through(view, [paragraph] * 200, clock, step=0.1)
     view.finish(reply_of(paragraph * 200))
     finals = display.log[-len([e for e in display.log if e[0] == "display"]) :]
-    assert (paragraph * 200).strip() in finals[0][1]["text/markdown"]
+    assert (paragraph * 200).strip() in finals[0][1]["text/plain"]
+    assert finals[0][1]["text/html"].count("<p>word word") == 200
     assert all(bundle == {"text/plain": ""} for _, bundle in finals[1:])
 
 
@@ -110,7 +111,7 @@ def test_final_mode_shows_nothing_until_done():
     assert display.log == []
     view.finish(reply_of("ab"))
     assert len(display.log) == 1
-    assert "ab" in display.log[0][1]["text/markdown"]
+    assert "<p>ab</p>" in display.log[0][1]["text/html"]
 
 
 def test_text_mode_writes_deltas_then_the_footer():
@@ -123,12 +124,76 @@ def test_text_mode_writes_deltas_then_the_footer():
     assert "— m" in text
 
 
-def test_live_text_is_sanitized_while_streaming():
+def test_live_text_is_rendered_safely_while_streaming():
     display, clock = FakeDisplay(), Clock()
     view = LiveView(mode="live", rate=20, display=display, clock=clock)
-    stream_through(view, ["![a](http://x.test/i.png) <b>"], clock, step=1.0)
-    markdown = display.log[-1][1]["text/markdown"]
-    assert "![" not in markdown and "<b>" not in markdown
+    stream_through(view, ["![a](http://x.test/i.png) <b>", " **bold**"], clock, step=1.0)
+    bundle = display.log[-1][1]
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert "<img" not in bundle["text/html"] and "<b>" not in bundle["text/html"]
+    assert "&lt;b&gt;" in bundle["text/html"] and "<strong>bold</strong>" in bundle["text/html"]
+
+
+def tool_chunk(index, arguments="", name=None, call_id=None) -> ChatCompletionChunk:
+    call = {"index": index, "function": {"arguments": arguments}}
+    if name is not None:
+        call["function"]["name"] = name
+    if call_id is not None:
+        call["id"] = call_id
+    return ChatCompletionChunk.model_validate(
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+    )
+
+
+def test_forming_tool_calls_show_the_tail_of_their_arguments_escaped():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    # No stream object: the view follows the deltas themselves, never the accumulated call.
+    view.on_chunk(tool_chunk(0, name="<b>save</b>", call_id="call_1"), None)
+    for i in range(500):
+        clock.now += 0.001
+        view.on_chunk(tool_chunk(0, f"<{i:03d}>"), None)
+    view.on_completion(None)
+    bundle = display.log[-1][1]
+    assert "&lt;b&gt;save&lt;/b&gt;(" in bundle["text/html"] and "<b>" not in bundle["text/html"]
+    assert "&lt;499&gt;" in bundle["text/html"] and "&lt;001&gt;" not in bundle["text/html"]
+    assert "2,500 characters" in bundle["text/html"]
+    assert bundle["text/plain"].endswith("<499>")
+
+
+def test_forming_tool_calls_numbered_zero_by_the_server_are_told_apart_by_id():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    view.on_chunk(tool_chunk(0, '{"a"', name="first", call_id="c1"), None)
+    view.on_chunk(tool_chunk(0, ": 1}"), None)
+    view.on_chunk(tool_chunk(0, '{"b"', name="second", call_id="c2"), None)
+    view.on_chunk(tool_chunk(0, ": 2}"), None)
+    view.on_completion(None)
+    plain = display.log[-1][1]["text/plain"]
+    assert 'first({"a": 1}' in plain and 'second({"b": 2}' in plain
+
+
+def test_a_burst_renders_frozen_areas_only_when_an_update_is_due():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    clock.now = 1.0
+    stream_through(view, [paragraph] * 400, clock, step=0.0)
+    # All of it arrived within one update interval: one area, updated once.
+    assert view.updates == 1
+    clock.now += 1.0
+    view.on_chunk(chunk("end"), None)
+    opened = [bundle for kind, bundle in display.log if kind == "display"]
+    assert len(opened) > 5
+    # Frozen areas hold their text without the cursor; the open one has it.
+    assert "▌" not in opened[1]["text/html"] and "▌" in display.log[-1][1]["text/html"]
+
+
+def test_text_mode_drops_terminal_escape_sequences():
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    stream_through(view, ["a\x1b]52;c;ZXZpbA==\x07b", "\x1b[2Jc\r\n"], Clock(), step=0.0)
+    assert out.getvalue() == "a]52;c;ZXZpbA==b[2Jc\n"
 
 
 def test_unknown_mode_is_refused():
@@ -151,3 +216,63 @@ def test_text_mode_shows_warnings_after_the_streamed_text():
     assert text.count("partial answer") == 1
     assert "[warning]" in text and "max_tokens" in text
     assert text.rstrip().splitlines()[-1].startswith("— m")
+
+
+def test_each_update_renders_only_the_paragraph_still_growing(monkeypatch):
+    import nbchat.render.live as live
+
+    rendered = []
+    real = live.render_markdown
+    monkeypatch.setattr(live, "render_markdown", lambda text: rendered.append(text) or real(text))
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    # An update after every paragraph: re-rendering each area whole would be ~10x the text.
+    stream_through(view, [paragraph] * 400, clock, step=0.1)
+    total = len(paragraph) * 400
+    assert view.updates >= 400
+    assert sum(map(len, rendered)) < 2 * total
+
+
+def test_the_finished_reply_reuses_the_streamed_blocks_and_equals_a_whole_rendering():
+    import random
+
+    from nbchat.render.bundles import reply_bundle
+    from nbchat.render.markdown import render_markdown
+
+    pieces = [
+        "A paragraph with *emphasis*, `code` and $x^2$.", "- item", "  continued", "1. one",
+        "> quote", "```py", "```", "    indented", "$$\nx^2\n$$", "\\[ y \\]", "| a | b |",
+        "|---|---|", "# Heading", "---", "", "", "", "text \\", "<b>raw</b>", "  - nested",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    frozen = 0
+    for _ in range(6):
+        lines = [rng.choice(pieces) for _ in range(rng.randint(300, 900))]
+        content = "\n".join(lines) + "\n"
+        display, clock = FakeDisplay(), Clock()
+        view = LiveView(mode="live", rate=20, display=display, clock=clock)
+        position = 0
+        while position < len(content):
+            size = rng.randint(1, 40)
+            clock.now += rng.choice([0.0, 0.0, 0.03, 0.2])
+            view.on_chunk(chunk(content[position : position + size]), None)
+            position += size
+        reply = reply_of(content)
+        frozen += len(view._handles) - 1
+        streamed = view._streamed_html(reply)
+        assert streamed == render_markdown(content)
+        view.finish(reply)
+        assert display.log[-len(view._handles)][1] == reply_bundle(reply)
+    # Long enough that replies were split into frozen areas along the way.
+    assert frozen >= 3
+
+
+def test_a_reference_definition_makes_the_finished_reply_render_afresh():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    content = "see [the docs][d]\n\n" + "word " * 2000 + "\n\n[d]: https://docs.test\n"
+    stream_through(view, [content[i : i + 7] for i in range(0, len(content), 7)], clock, 0.01)
+    assert view._streamed_html(reply_of(content)) is None
+    view.finish(reply_of(content))
+    assert '<a href="https://docs.test"' in display.log[-len(view._handles)][1]["text/html"]

@@ -1,7 +1,10 @@
 """The live output of a streaming reply: one display area updated in place, coalesced.
 
-Updates are limited to a rate (20 a second by default). Long replies are split into frozen
-blocks so that each update re-sends only the tail: total rendering work grows linearly.
+Updates are limited to a rate (20 a second by default). Text is rendered block by block as its
+blocks settle, each once, and long replies are split into frozen areas at settled blocks, so an
+update re-renders and re-sends only the tail; the finished reply reuses those blocks. Tool calls
+that form are followed by their last characters only. Total work grows linearly, and everything
+shown goes through the one renderer (markdown.py).
 """
 
 from __future__ import annotations
@@ -11,17 +14,80 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..convert.fences import is_inside_fence
 from ..protocol.listener import ChatListener
 from .bundles import reply_bundle
-from .markdown import sanitize_markdown
+from .markdown import (
+    escape,
+    html_bundle,
+    inline_code,
+    render_markdown,
+    render_settled,
+    terminal_text,
+)
 
 __all__ = ["LiveView"]
 
-# Past this many characters the live block is frozen at the next paragraph break.
+# Past this many characters the live block is frozen at its last settled block.
 BLOCK_CHARS = 4000
-# Inside a long code fence there may be no paragraph break: freeze at a newline past this.
+# Inside a long code fence nothing settles: freeze at a newline past this.
 HARD_BLOCK_CHARS = 16000
+# While no block settles, look again after this many more characters.
+RETRY_CHARS = 512
+# How much of a forming tool call's arguments the live view shows: the last characters.
+TOOL_TAIL_CHARS = 80
+
+
+class _Preview:
+    """One display area's text rendered as it grows: each settled block is rendered once.
+
+    ``render_settled`` cuts only where rendering the pieces gives exactly the HTML of the
+    whole, so the finished reply can be put together from them.
+    """
+
+    __slots__ = ("chunks", "done")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.done = 0
+
+    def advance(self, text: str) -> None:
+        settled, html = render_settled(text[self.done :])
+        if settled:
+            self.chunks.append(html)
+            self.done += settled
+
+    def html(self, text: str) -> str:
+        self.advance(text)
+        return "".join(self.chunks) + render_markdown(text[self.done :])
+
+
+class _FormingCall:
+    """A tool call as it streams in: its name, id, length and the tail of its arguments."""
+
+    __slots__ = ("chars", "id", "name", "tail")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.tail = ""
+        self.chars = 0
+
+    def add(self, piece: str) -> None:
+        self.chars += len(piece)
+        tail = self.tail + piece
+        # Bounded: each piece costs O(its length + the tail), never O(the whole call).
+        self.tail = tail[-TOOL_TAIL_CHARS:] if len(tail) > 2 * TOOL_TAIL_CHARS else tail
+
+    def html(self) -> str:
+        shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
+        size = f' <span style="font-size:0.85em;opacity:0.75">{self.chars:,} characters</span>'
+        return (
+            f'<div class="nbchat-tool-forming">🔧 {inline_code(f"{self.name}({shown}")}{size}</div>'
+        )
+
+    def text(self) -> str:
+        shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
+        return f"🔧 {self.name}({shown}"
 
 
 class LiveView(ChatListener):
@@ -49,9 +115,24 @@ class LiveView(ChatListener):
         self._block_chars = 0
         self._last_update = float("-inf")
         self._dirty = False
-        self._status = ""
+        # What shows under the text: tool calls forming, then tools that ran. (html, text)
+        self._status: tuple[str, str] = ("", "")
+        self._forming: dict[int, _FormingCall] = {}
+        self._forming_by_id: dict[str, int] = {}
+        self._renumbered: dict[int, int] = {}
+        self._forming_changed = False
         self._wrote_text = False
         self._open_new_area = False
+        # Display areas frozen since the last update, not shown in full yet: (text, its HTML,
+        # or None when it was cut where no block had settled).
+        self._frozen: list[tuple[str, str | None]] = []
+        self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
+        # This round's text in frozen areas and their HTML, for the finished reply; exact while
+        # every area was cut at a settled block and the text is all content.
+        self._round_text: list[str] = []
+        self._round_html: list[str] = []
+        self._exact = True
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -61,8 +142,10 @@ class LiveView(ChatListener):
                 continue
             delta = choice.delta
             text = delta.content or delta.refusal
+            if delta.refusal:
+                self._exact = False
             if delta.tool_calls:
-                self._status = self._forming_tools(stream)
+                self._track_tools(delta.tool_calls)
                 self._dirty = True
             if text:
                 if self.mode == "text":
@@ -88,19 +171,22 @@ class LiveView(ChatListener):
         for result in results:
             mark = "✅" if getattr(result, "ok", True) else "❌"
             lines.append(f"{mark} {result.name} ran")
-        self._status = " · ".join(lines)
+        status = " · ".join(lines)
+        self._status = (f'<div class="nbchat-tool-status">{escape(status)}</div>', status)
+        self._forming, self._forming_by_id, self._renumbered = {}, {}, {}
+        self._forming_changed = False
         if self.mode == "text":
-            self._write("\n" + self._status + "\n")
+            self._write("\n" + status + "\n")
             return
         # A new round starts a fresh block for its text.
-        self._block, self._block_chars = [], 0
+        self._new_round()
         self._dirty = True
         if self.mode == "live":
             self._update()
 
     def finish(self, reply: Any) -> None:
         """Replace the live area with the finished reply."""
-        bundle = reply_bundle(reply)
+        bundle = reply_bundle(reply, content_html=self._streamed_html(reply))
         if self.mode == "text":
             plain = bundle["text/plain"]
             if self._wrote_text:
@@ -121,41 +207,124 @@ class LiveView(ChatListener):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _forming_tools(self, stream: Any) -> str:
-        completion = stream.completion
-        calls = completion.choices[0].message.tool_calls if completion.choices else None
-        shown = [
-            f"🔧 {call.function.name}({_tail(call.function.arguments, 80)}" for call in calls or ()
-        ]
-        return "\n\n".join(shown)
+    def _new_round(self) -> None:
+        self._block, self._block_chars = [], 0
+        self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
+        self._round_text, self._round_html = [], []
+        self._exact = True
+
+    def _streamed_html(self, reply: Any) -> str | None:
+        """The reply's content as HTML from the blocks rendered while it streamed, if they
+        make exactly the whole; None to render it afresh."""
+        if self.mode != "live" or not self._exact:
+            return None
+        completion = reply.completion
+        content = reply.content
+        text = "".join(self._block)
+        if (
+            not content
+            or len(completion.choices) != 1
+            or completion.choices[0].message.refusal
+            # A reference definition applies to the whole text, across blocks.
+            or "]:" in content
+            or sum(map(len, self._round_text)) + len(text) != len(content)
+            or "".join(self._round_text) + text != content
+        ):
+            return None
+        return "".join(self._round_html) + self._preview.html(text)
+
+    def _track_tools(self, deltas: list[Any]) -> None:
+        """Follow each forming call from its deltas alone, as the accumulator numbers them.
+
+        Reading the accumulated completion instead would join every call's whole arguments on
+        every chunk: quadratic in the length of the arguments.
+        """
+        for delta in deltas:
+            index = delta.index
+            if index is None:
+                # A server that omits index: one call per id; fragments without id: the last.
+                if delta.id and delta.id in self._forming_by_id:
+                    index = self._forming_by_id[delta.id]
+                elif delta.id or not self._forming:
+                    index = max(self._forming, default=-1) + 1
+                else:
+                    index = max(self._forming)
+            else:
+                index = self._renumbered.get(index, index)
+                known = self._forming.get(index)
+                if delta.id and known is not None and known.id and delta.id != known.id:
+                    # A server that numbers every call 0: a new id at a used index is a new
+                    # call, and the fragments that follow at that index belong to it.
+                    new = self._forming_by_id.get(delta.id)
+                    if new is None:
+                        new = max(self._forming) + 1
+                    self._renumbered[delta.index] = index = new
+            call = self._forming.get(index)
+            if call is None:
+                call = self._forming[index] = _FormingCall()
+            if delta.id and not call.id:
+                call.id = delta.id
+                self._forming_by_id[delta.id] = index
+            function = delta.function
+            if function is not None:
+                if function.name and function.name != call.name:
+                    call.name += function.name
+                if function.arguments:
+                    call.add(function.arguments)
+        self._forming_changed = True
+
+    def _forming_status(self) -> tuple[str, str]:
+        calls = [self._forming[i] for i in sorted(self._forming)]
+        return "".join(c.html() for c in calls), "\n\n".join(c.text() for c in calls)
 
     def _maybe_freeze(self, text: str) -> None:
+        if self._block_chars < self._next_try:
+            return
+        self._next_try = self._block_chars + RETRY_CHARS
         joined = "".join(self._block)
-        cut = joined.rfind("\n\n")
-        if cut <= 0 or is_inside_fence(joined[:cut]):
-            if self._block_chars < HARD_BLOCK_CHARS:
-                return
-            cut = joined.rfind("\n")
-            if cut <= 0:
-                return
-        head, tail = joined[: cut + 1], joined[cut + 1 :]
-        self._block = [head]
-        self._update()
-        # The frozen block keeps its display area; the rest continues in a new one.
-        self._open_new_area = True
+        self._block = [joined]
+        self._preview.advance(joined)
+        cut = self._preview.done
+        if cut:
+            html: str | None = "".join(self._preview.chunks)
+        elif self._block_chars >= HARD_BLOCK_CHARS and joined.rfind("\n") > 0:
+            cut = joined.rfind("\n") + 1
+            html = None
+            self._exact = False
+        else:
+            return
+        head, tail = joined[:cut], joined[cut:]
+        # The frozen text keeps its display area, shown at the next update (a burst of text
+        # that ends before then is shown only in the finished reply); the rest continues in a
+        # new area.
+        self._frozen.append((head, html))
+        self._round_text.append(head)
+        self._round_html.append(html or "")
+        self._preview = _Preview()
+        self._next_try = BLOCK_CHARS
         self._block = [tail] if tail else []
         self._block_chars = len(tail)
 
     def _update(self) -> None:
         self._dirty = False
+        for head, html in self._frozen:
+            self._put(html_bundle(render_markdown(head) if html is None else html, head))
+            self._open_new_area = True
+        self._frozen.clear()
         text = "".join(self._block)
         if len(self._block) > 1:
             self._block = [text]
-        status = f"\n\n{self._status}" if self._status else ""
-        bundle = {
-            "text/markdown": sanitize_markdown(text) + status + " ▌",
-            "text/plain": text + status,
-        }
+        if self._forming_changed:
+            self._forming_changed = False
+            self._status = self._forming_status()
+        status_html, status_text = self._status
+        # The cursor is our own chrome, after the rendered text.
+        body = self._preview.html(text) + '<span class="nbchat-cursor">▌</span>' + status_html
+        self._put(html_bundle(body, text + (f"\n\n{status_text}" if status_text else "")))
+
+    def _put(self, bundle: dict[str, str]) -> None:
+        """Update the open display area, or open a new one."""
         if not self._handles or self._open_new_area:
             self._open_new_area = False
             self._handles.append(self._show(bundle))
@@ -173,10 +342,7 @@ class LiveView(ChatListener):
 
     def _write(self, text: str) -> None:
         out = self._out or sys.stdout
-        out.write(text)
+        # A terminal obeys escape sequences: a reply must not retitle it or set its clipboard.
+        out.write(terminal_text(text))
         out.flush()
         self._wrote_text = True
-
-
-def _tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]
