@@ -99,7 +99,8 @@ def test_finish_puts_the_whole_reply_in_the_first_area_and_empties_the_rest():
     stream_through(view, [paragraph] * 200, clock, step=0.1)
     view.finish(reply_of(paragraph * 200))
     finals = display.log[-len([e for e in display.log if e[0] == "display"]) :]
-    assert (paragraph * 200).strip() in finals[0][1]["text/markdown"]
+    assert (paragraph * 200).strip() in finals[0][1]["text/plain"]
+    assert finals[0][1]["text/html"].count("<p>word word") == 200
     assert all(bundle == {"text/plain": ""} for _, bundle in finals[1:])
 
 
@@ -110,7 +111,7 @@ def test_final_mode_shows_nothing_until_done():
     assert display.log == []
     view.finish(reply_of("ab"))
     assert len(display.log) == 1
-    assert "ab" in display.log[0][1]["text/markdown"]
+    assert "<p>ab</p>" in display.log[0][1]["text/html"]
 
 
 def test_text_mode_writes_deltas_then_the_footer():
@@ -123,12 +124,76 @@ def test_text_mode_writes_deltas_then_the_footer():
     assert "— m" in text
 
 
-def test_live_text_is_sanitized_while_streaming():
+def test_live_text_is_rendered_safely_while_streaming():
     display, clock = FakeDisplay(), Clock()
     view = LiveView(mode="live", rate=20, display=display, clock=clock)
-    stream_through(view, ["![a](http://x.test/i.png) <b>"], clock, step=1.0)
-    markdown = display.log[-1][1]["text/markdown"]
-    assert "![" not in markdown and "<b>" not in markdown
+    stream_through(view, ["![a](http://x.test/i.png) <b>", " **bold**"], clock, step=1.0)
+    bundle = display.log[-1][1]
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert "<img" not in bundle["text/html"] and "<b>" not in bundle["text/html"]
+    assert "&lt;b&gt;" in bundle["text/html"] and "<strong>bold</strong>" in bundle["text/html"]
+
+
+def tool_chunk(index, arguments="", name=None, call_id=None) -> ChatCompletionChunk:
+    call = {"index": index, "function": {"arguments": arguments}}
+    if name is not None:
+        call["function"]["name"] = name
+    if call_id is not None:
+        call["id"] = call_id
+    return ChatCompletionChunk.model_validate(
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+    )
+
+
+def test_forming_tool_calls_show_the_tail_of_their_arguments_escaped():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    # No stream object: the view follows the deltas themselves, never the accumulated call.
+    view.on_chunk(tool_chunk(0, name="<b>save</b>", call_id="call_1"), None)
+    for i in range(500):
+        clock.now += 0.001
+        view.on_chunk(tool_chunk(0, f"<{i:03d}>"), None)
+    view.on_completion(None)
+    bundle = display.log[-1][1]
+    assert "&lt;b&gt;save&lt;/b&gt;(" in bundle["text/html"] and "<b>" not in bundle["text/html"]
+    assert "&lt;499&gt;" in bundle["text/html"] and "&lt;001&gt;" not in bundle["text/html"]
+    assert "2,500 characters" in bundle["text/html"]
+    assert bundle["text/plain"].endswith("<499>")
+
+
+def test_forming_tool_calls_numbered_zero_by_the_server_are_told_apart_by_id():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    view.on_chunk(tool_chunk(0, '{"a"', name="first", call_id="c1"), None)
+    view.on_chunk(tool_chunk(0, ": 1}"), None)
+    view.on_chunk(tool_chunk(0, '{"b"', name="second", call_id="c2"), None)
+    view.on_chunk(tool_chunk(0, ": 2}"), None)
+    view.on_completion(None)
+    plain = display.log[-1][1]["text/plain"]
+    assert 'first({"a": 1}' in plain and 'second({"b": 2}' in plain
+
+
+def test_a_burst_renders_frozen_areas_only_when_an_update_is_due():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    clock.now = 1.0
+    stream_through(view, [paragraph] * 400, clock, step=0.0)
+    # All of it arrived within one update interval: one area, updated once.
+    assert view.updates == 1
+    clock.now += 1.0
+    view.on_chunk(chunk("end"), None)
+    opened = [bundle for kind, bundle in display.log if kind == "display"]
+    assert len(opened) > 5
+    # Frozen areas hold their text without the cursor; the open one has it.
+    assert "▌" not in opened[1]["text/html"] and "▌" in display.log[-1][1]["text/html"]
+
+
+def test_text_mode_drops_terminal_escape_sequences():
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    stream_through(view, ["a\x1b]52;c;ZXZpbA==\x07b", "\x1b[2Jc\r\n"], Clock(), step=0.0)
+    assert out.getvalue() == "a]52;c;ZXZpbA==b[2Jc\n"
 
 
 def test_unknown_mode_is_refused():

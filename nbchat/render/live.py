@@ -1,7 +1,9 @@
 """The live output of a streaming reply: one display area updated in place, coalesced.
 
 Updates are limited to a rate (20 a second by default). Long replies are split into frozen
-blocks so that each update re-sends only the tail: total rendering work grows linearly.
+blocks so that each update re-sends only the tail, and tool calls that form are tracked by their
+last characters only: total rendering work grows linearly. Everything shown goes through the
+one renderer (markdown.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, TextIO
 from ..convert.fences import is_inside_fence
 from ..protocol.listener import ChatListener
 from .bundles import reply_bundle
-from .markdown import sanitize_markdown
+from .markdown import escape, html_bundle, inline_code, render_markdown, terminal_text
 
 __all__ = ["LiveView"]
 
@@ -22,6 +24,37 @@ __all__ = ["LiveView"]
 BLOCK_CHARS = 4000
 # Inside a long code fence there may be no paragraph break: freeze at a newline past this.
 HARD_BLOCK_CHARS = 16000
+# How much of a forming tool call's arguments the live view shows: the last characters.
+TOOL_TAIL_CHARS = 80
+
+
+class _FormingCall:
+    """A tool call as it streams in: its name, id, length and the tail of its arguments."""
+
+    __slots__ = ("chars", "id", "name", "tail")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.tail = ""
+        self.chars = 0
+
+    def add(self, piece: str) -> None:
+        self.chars += len(piece)
+        tail = self.tail + piece
+        # Bounded: each piece costs O(its length + the tail), never O(the whole call).
+        self.tail = tail[-TOOL_TAIL_CHARS:] if len(tail) > 2 * TOOL_TAIL_CHARS else tail
+
+    def html(self) -> str:
+        shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
+        size = f' <span style="font-size:0.85em;opacity:0.75">{self.chars:,} characters</span>'
+        return (
+            f'<div class="nbchat-tool-forming">🔧 {inline_code(f"{self.name}({shown}")}{size}</div>'
+        )
+
+    def text(self) -> str:
+        shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
+        return f"🔧 {self.name}({shown}"
 
 
 class LiveView(ChatListener):
@@ -49,9 +82,16 @@ class LiveView(ChatListener):
         self._block_chars = 0
         self._last_update = float("-inf")
         self._dirty = False
-        self._status = ""
+        # What shows under the text: tool calls forming, then tools that ran. (html, text)
+        self._status: tuple[str, str] = ("", "")
+        self._forming: dict[int, _FormingCall] = {}
+        self._forming_by_id: dict[str, int] = {}
+        self._renumbered: dict[int, int] = {}
+        self._forming_changed = False
         self._wrote_text = False
         self._open_new_area = False
+        # Texts of display areas frozen since the last update, not shown in full yet.
+        self._frozen: list[str] = []
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -62,7 +102,7 @@ class LiveView(ChatListener):
             delta = choice.delta
             text = delta.content or delta.refusal
             if delta.tool_calls:
-                self._status = self._forming_tools(stream)
+                self._track_tools(delta.tool_calls)
                 self._dirty = True
             if text:
                 if self.mode == "text":
@@ -88,9 +128,12 @@ class LiveView(ChatListener):
         for result in results:
             mark = "✅" if getattr(result, "ok", True) else "❌"
             lines.append(f"{mark} {result.name} ran")
-        self._status = " · ".join(lines)
+        status = " · ".join(lines)
+        self._status = (f'<div class="nbchat-tool-status">{escape(status)}</div>', status)
+        self._forming, self._forming_by_id, self._renumbered = {}, {}, {}
+        self._forming_changed = False
         if self.mode == "text":
-            self._write("\n" + self._status + "\n")
+            self._write("\n" + status + "\n")
             return
         # A new round starts a fresh block for its text.
         self._block, self._block_chars = [], 0
@@ -121,41 +164,91 @@ class LiveView(ChatListener):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _forming_tools(self, stream: Any) -> str:
-        completion = stream.completion
-        calls = completion.choices[0].message.tool_calls if completion.choices else None
-        shown = [
-            f"🔧 {call.function.name}({_tail(call.function.arguments, 80)}" for call in calls or ()
-        ]
-        return "\n\n".join(shown)
+    def _track_tools(self, deltas: list[Any]) -> None:
+        """Follow each forming call from its deltas alone, as the accumulator numbers them.
+
+        Reading the accumulated completion instead would join every call's whole arguments on
+        every chunk: quadratic in the length of the arguments.
+        """
+        for delta in deltas:
+            index = delta.index
+            if index is None:
+                # A server that omits index: one call per id; fragments without id: the last.
+                if delta.id and delta.id in self._forming_by_id:
+                    index = self._forming_by_id[delta.id]
+                elif delta.id or not self._forming:
+                    index = max(self._forming, default=-1) + 1
+                else:
+                    index = max(self._forming)
+            else:
+                index = self._renumbered.get(index, index)
+                known = self._forming.get(index)
+                if delta.id and known is not None and known.id and delta.id != known.id:
+                    # A server that numbers every call 0: a new id at a used index is a new
+                    # call, and the fragments that follow at that index belong to it.
+                    new = self._forming_by_id.get(delta.id)
+                    if new is None:
+                        new = max(self._forming) + 1
+                    self._renumbered[delta.index] = index = new
+            call = self._forming.get(index)
+            if call is None:
+                call = self._forming[index] = _FormingCall()
+            if delta.id and not call.id:
+                call.id = delta.id
+                self._forming_by_id[delta.id] = index
+            function = delta.function
+            if function is not None:
+                if function.name and function.name != call.name:
+                    call.name += function.name
+                if function.arguments:
+                    call.add(function.arguments)
+        self._forming_changed = True
+
+    def _forming_status(self) -> tuple[str, str]:
+        calls = [self._forming[i] for i in sorted(self._forming)]
+        return "".join(c.html() for c in calls), "\n\n".join(c.text() for c in calls)
 
     def _maybe_freeze(self, text: str) -> None:
+        if "\n" not in text and self._block_chars - len(text) > BLOCK_CHARS:
+            # No new place to cut since the last try.
+            return
         joined = "".join(self._block)
         cut = joined.rfind("\n\n")
         if cut <= 0 or is_inside_fence(joined[:cut]):
             if self._block_chars < HARD_BLOCK_CHARS:
+                self._block = [joined]
                 return
             cut = joined.rfind("\n")
             if cut <= 0:
+                self._block = [joined]
                 return
         head, tail = joined[: cut + 1], joined[cut + 1 :]
-        self._block = [head]
-        self._update()
-        # The frozen block keeps its display area; the rest continues in a new one.
-        self._open_new_area = True
+        # The frozen text keeps its display area, rendered at the next update (a burst of text
+        # that ends before then is rendered only once, in the finished reply); the rest
+        # continues in a new area.
+        self._frozen.append(head)
         self._block = [tail] if tail else []
         self._block_chars = len(tail)
 
     def _update(self) -> None:
         self._dirty = False
+        for head in self._frozen:
+            self._put(html_bundle(render_markdown(head), head))
+            self._open_new_area = True
+        self._frozen.clear()
         text = "".join(self._block)
         if len(self._block) > 1:
             self._block = [text]
-        status = f"\n\n{self._status}" if self._status else ""
-        bundle = {
-            "text/markdown": sanitize_markdown(text) + status + " ▌",
-            "text/plain": text + status,
-        }
+        if self._forming_changed:
+            self._forming_changed = False
+            self._status = self._forming_status()
+        status_html, status_text = self._status
+        # The cursor is our own chrome, after the rendered text.
+        body = render_markdown(text) + '<span class="nbchat-cursor">▌</span>' + status_html
+        self._put(html_bundle(body, text + (f"\n\n{status_text}" if status_text else "")))
+
+    def _put(self, bundle: dict[str, str]) -> None:
+        """Update the open display area, or open a new one."""
         if not self._handles or self._open_new_area:
             self._open_new_area = False
             self._handles.append(self._show(bundle))
@@ -164,17 +257,15 @@ class LiveView(ChatListener):
         self.updates += 1
 
     def _show(self, bundle: dict[str, str]) -> Any:
-        display = self._display
-        if display is None:
-            from IPython.display import display
+        if self._display is not None:
+            return self._display(bundle, raw=True, display_id=True)
+        from IPython.display import display
+
         return display(bundle, raw=True, display_id=True)
 
     def _write(self, text: str) -> None:
         out = self._out or sys.stdout
-        out.write(text)
+        # A terminal obeys escape sequences: a reply must not retitle it or set its clipboard.
+        out.write(terminal_text(text))
         out.flush()
         self._wrote_text = True
-
-
-def _tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]

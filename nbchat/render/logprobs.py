@@ -20,7 +20,6 @@ Conventions:
 from __future__ import annotations
 
 import codecs
-import html
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from ..protocol.types import (
     TokenLogprob,
     TopLogprob,
 )
+from .markdown import escape, output_html
 
 __all__ = [
     "COLUMNS",
@@ -45,6 +45,7 @@ __all__ = [
     "logprobs_frame",
     "logprobs_html",
     "logprobs_summary",
+    "logprobs_table",
     "token_logprobs",
 ]
 
@@ -251,15 +252,19 @@ class LogprobsTable:
     def __repr__(self) -> str:
         return f"LogprobsTable({len(self.rows)} tokens)"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # The notebook's plain-text form (and a static viewer's) is the table itself.
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        head = "".join(f"<th>{escape(c)}</th>" for c in self.columns)
         body = "".join(
             "<tr>"
-            + "".join(f"<td>{html.escape(self._cell(c, row[c]))}</td>" for c in self.columns)
+            + "".join(f"<td>{escape(self._cell(c, row[c]))}</td>" for c in self.columns)
             + "</tr>"
             for row in self.rows
         )
-        return (
+        return output_html(
             f'<table class="nbchat-logprobs"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>"
         )
@@ -295,6 +300,14 @@ def logprobs_frame(
         return LogprobsTable(rows)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.astype({"position": "int64", "logprob": "float64", "probability": "float64"})
+
+
+def logprobs_table(
+    source: Any, *, choice: int = 0, top: int | None = None, part: str | None = None
+) -> LogprobsTable:
+    """The rows of :func:`logprobs_frame` as nbchat's own table (escaped HTML, plain text),
+    whether or not pandas is installed: what ``%%chat --logprobs`` shows."""
+    return LogprobsTable(_rows(token_logprobs(source, choice=choice, part=part), top))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,9 +369,9 @@ class LogprobsSummary:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{row['position']}</td><td><code>{html.escape(_visible(row['label']))}"
+            f"<tr><td>{row['position']}</td><td><code>{escape(_visible(row['label']))}"
             f"</code></td><td>{_pct(row['probability'])}</td>"
-            f"<td>{html.escape(row['top'])}</td></tr>"
+            f"<td>{escape(row['top'])}</td></tr>"
             for row in self.least_certain
         )
         table = (
@@ -367,7 +380,7 @@ class LogprobsSummary:
             if rows
             else ""
         )
-        return f"<div><p>{html.escape(self.headline())}</p>{table}</div>"
+        return output_html(f"<p>{escape(self.headline())}</p>{table}")
 
 
 def logprobs_summary(
@@ -468,19 +481,18 @@ def logprobs_html(
             tip += f"\ntop: {row['top']}"
         if not piece and row["bytes"]:
             tip += "\n(part of a character completed by a later token)"
-        title = html.escape(tip, quote=True).replace("\n", "&#10;")
+        title = escape(tip).replace("\n", "&#10;")
         spans.append(
             f'<span title="{title}" style="background:{colour};border-radius:2px">'
-            f"{html.escape(piece)}</span>"
+            f"{escape(piece)}</span>"
         )
         text_parts.append(f"[{piece}|{_pct(p)}]" if p < threshold and piece else piece)
     legend = " ".join(
-        f'<span style="background:{colour};padding:0 4px;border-radius:2px">{html.escape(label)}'
-        "</span>"
+        f'<span style="background:{colour};padding:0 4px;border-radius:2px">{escape(label)}</span>'
         for _, colour, label in _BANDS
     )
     body = "".join(spans)
-    page = (
+    page = output_html(
         '<div class="nbchat-logprobs-view">'
         f'<div style="white-space:pre-wrap;line-height:1.6">{body}</div>'
         f'<div style="margin-top:4px;font-size:0.85em">token probability: {legend}</div>'

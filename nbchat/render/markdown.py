@@ -15,6 +15,9 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.texmath import texmath_plugin
+
+from .math import tex_to_mathml
 
 __all__ = [
     "allowed_url",
@@ -23,9 +26,12 @@ __all__ = [
     "html_bundle",
     "inline_code",
     "markdown_bundle",
+    "math_html",
+    "output_html",
     "render_inline",
     "render_markdown",
     "sanitize_markdown",
+    "terminal_text",
     "thumbnail",
 ]
 
@@ -70,6 +76,18 @@ def thumbnail(src: str, *, alt: str = "image", max_height: int = 64) -> str:
 
 def render_markdown(text: str) -> str:
     """Markdown from outside as a safe HTML fragment (block level)."""
+    if len(text) > _MEMO_CHARS:
+        return _parser().render(text)
+    return _render_memo(text)
+
+
+# The live view renders a short reply at its last update and the finished reply renders the
+# same text again; the history and the panel re-render the same messages: remember a few.
+_MEMO_CHARS = 100_000
+
+
+@lru_cache(maxsize=32)
+def _render_memo(text: str) -> str:
     return _parser().render(text)
 
 
@@ -88,11 +106,30 @@ def markdown_bundle(
 
 
 def html_bundle(body: str, plain: str) -> dict[str, str]:
-    """``text/html`` built by nbchat (wrapped so MathJax leaves it alone) and ``text/plain``."""
-    return {
-        "text/html": f'<div class="nbchat-output tex2jax_ignore mathjax_ignore">{body}</div>',
-        "text/plain": plain,
-    }
+    """``text/html`` built by nbchat (see :func:`output_html`) and ``text/plain``."""
+    return {"text/html": output_html(body), "text/plain": plain}
+
+
+def output_html(body: str) -> str:
+    """Our HTML in the one container every nbchat output uses.
+
+    Its classes tell MathJax (JupyterLab's ``mathjax_ignore``, nbconvert's MathJax 2
+    ``tex2jax_ignore``) to leave the text alone: math is already MathML, and a ``$`` in a
+    reply or a token is text, not TeX.
+    """
+    return f'<div class="nbchat-output tex2jax_ignore mathjax_ignore">{body}</div>'
+
+
+def terminal_text(text: str) -> str:
+    """Outside text for a terminal: control characters (escape sequences, carriage returns,
+    C1 controls) removed, so a reply cannot move the cursor, retitle the window or write to
+    the clipboard; newlines and tabs stay."""
+    return text.replace("\r\n", "\n").translate(_CONTROLS)
+
+
+_CONTROLS = dict.fromkeys(
+    [c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F, *range(0x80, 0xA0)]
+)
 
 
 def sanitize_markdown(text: str) -> str:
@@ -120,7 +157,10 @@ _PRE_STYLE = (
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
+    # $…$ and $$…$$ as in JupyterLab's Markdown, but "$5 and $6" stays money; models also
+    # write \(…\) and \[…\], which CommonMark would otherwise read as escaped brackets.
     md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
+    md.use(texmath_plugin, delimiters="brackets")
     # markdown-it asks this of every link, autolink, image and reference definition before
     # making one; a refusal leaves the source as text.
     md.validateLink = allowed_url  # type: ignore[method-assign]
@@ -131,6 +171,7 @@ def _parser() -> MarkdownIt:
     rules("math_inline_double", _math_block)
     rules("math_block", _math_block)
     rules("math_block_label", _math_block)
+    rules("math_block_eqno", _math_block)
     rules("fence", _fence)
     rules("code_block", _fence)
     return md
@@ -163,8 +204,17 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> 
 
 
 def _math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    return f'<span class="nbchat-math">{escape(tokens[idx].content)}</span>'
+    return math_html(tokens[idx].content, display=False)
 
 
 def _math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    return f'<div class="nbchat-math">{escape(tokens[idx].content)}</div>'
+    return math_html(tokens[idx].content, display=True)
+
+
+def math_html(tex: str, *, display: bool = False) -> str:
+    """TeX as MathML the browser typesets; TeX it cannot read is shown as its source."""
+    mathml = tex_to_mathml(tex, display=display)
+    if display:
+        body = mathml or f"<code>{escape(tex.strip())}</code>"
+        return f'<div class="nbchat-math" style="margin:0.5em 0;overflow-x:auto">{body}</div>\n'
+    return mathml or f"<code>{escape(tex)}</code>"
