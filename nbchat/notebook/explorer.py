@@ -13,10 +13,11 @@ from typing import Any
 from ..protocol.types import TokenLogprob
 from ..render.logprobs import (
     LogprobsError,
+    LogprobsTable,
     _probability,
-    logprobs_frame,
     logprobs_html,
     logprobs_summary,
+    logprobs_table,
     token_logprobs,
 )
 from ..render.markdown import escape
@@ -291,14 +292,12 @@ class LogprobsExplorer(VBox):
             return
         self.show_table()
 
-    def show_table(self) -> Any:
-        """Show the logprobs table under the tokens; returns the table (a DataFrame)."""
-        from IPython.core.formatters import DisplayFormatter
-
-        shown = logprobs_frame(self.tokens)
-        data, _ = DisplayFormatter().format(shown)
-        self.table.outputs = (output(data),)
-        return shown
+    def show_table(self) -> LogprobsTable:
+        """Show the logprobs table under the tokens (nbchat's own, escaped, as ``%%chat
+        --logprobs`` shows it) and return it; ``logprobs_frame`` gives a DataFrame."""
+        table = logprobs_table(self.tokens)
+        self.table.outputs = (output({"text/html": table._repr_html_(), "text/plain": str(table)}),)
+        return table
 
 
 def _logprob_text(value: float) -> str:

@@ -20,7 +20,13 @@ import weakref
 from typing import Any
 
 from ..conversation.chat import Chat, Reply
-from ..render.bundles import error_bundle, footer_text, history_bundle, reply_bundle
+from ..render.bundles import (
+    error_bundle,
+    footer_text,
+    history_bundle,
+    message_bundle,
+    reply_bundle,
+)
 from ..render.live import LiveView
 from ..render.markdown import escape, html_bundle, markdown_bundle, thumbnail
 from .widgets import VBox, fallback_bundle, ipywidgets_module, output, widget_view_bundle
@@ -119,15 +125,6 @@ class _PanelListener(LiveView):
         if self._owner._stop.is_set():
             raise StopRequested
         super().on_chunk(chunk, stream)
-
-
-class _Segment:
-    """Some consecutive messages of a conversation, shaped as ``history_bundle`` reads a Chat."""
-
-    def __init__(self, name: str, messages: list[dict[str, Any]], interrupted: list[int]) -> None:
-        self.name = name
-        self.messages = messages
-        self.interrupted = interrupted
 
 
 class ChatPanel(VBox):
@@ -250,7 +247,7 @@ class ChatPanel(VBox):
         self.live = w.Output()
         self.live.add_class("nbchat-live")
         self.footer = w.HTML("")
-        self.footer.add_class("nbchat-footer")
+        self.footer.add_class("nbchat-panel-footer")
 
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
         self.image_var = w.Dropdown(
@@ -566,7 +563,7 @@ class ChatPanel(VBox):
 
     def _bundles(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         """What the conversation area shows: exchanges sent from here as they were shown
-        live, error cards where they happened, everything else as ``%chat history`` shows it."""
+        live, error cards where they happened, other messages as ``%chat history`` shows them."""
         exchanges = {
             start: (len(kept), bundles)
             for start, kept, bundles in self._exchanges
@@ -578,31 +575,16 @@ class ChatPanel(VBox):
                 errors.setdefault(start, []).extend(bundles)
         interrupted = set(self.chat.interrupted)
         shown: list[dict[str, str]] = []
-        run: list[int] = []
-
-        def close_run() -> None:
-            if run:
-                segment = _Segment(
-                    self.chat.name,
-                    [messages[i] for i in run],
-                    [n for n, i in enumerate(run) if i in interrupted],
-                )
-                shown.append(history_bundle(segment))
-                run.clear()
-
         i = 0
         while i < len(messages):
-            if i in errors or i in exchanges:
-                close_run()
             shown.extend(errors.pop(i, ()))
             if i in exchanges:
                 count, bundles = exchanges[i]
                 shown.extend(bundles)
                 i += count
                 continue
-            run.append(i)
+            shown.append(message_bundle(messages[i], i in interrupted))
             i += 1
-        close_run()
         for bundles in errors.values():
             shown.extend(bundles)
         return shown

@@ -1,8 +1,9 @@
 """A tiny OpenAI-compatible chat server on loopback for the browser test, streaming slowly.
 
 It answers GET /v1/models and POST /v1/chat/completions (streamed SSE, with logprobs on request).
-A prompt saying "hostile" gets a reply full of active content, one saying "fail" an error whose
-message is; any other GET (a remote image the reply names) is counted in ``fetched``.
+A prompt saying "hostile" gets a reply full of active content (ours, then tests/hostile.py's
+corpus), one saying "fail" an error whose message is; any other GET (a remote image the reply
+names) is counted in ``fetched``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.hostile import PAYLOADS
 
 MODEL = "slow-model"
 SHORT = "Hello from the test server!"
@@ -34,7 +37,9 @@ HOSTILE = (
     "![tracker]({base}/tracker.png?leak=secret)\n\n"
     "<style>.jp-Notebook {{ display: none }}</style>\n\n"
     "```html\n<b>not bold</b> <script>window.{pwned}='fence'</script>\n```\n"
-).replace("{pwned}", PWNED)
+).replace("{pwned}", PWNED) + "\n\n".join(["", "#### The test corpus", *PAYLOADS.values()]).replace(
+    "{", "{{"
+).replace("}", "}}")
 ERROR_MESSAGE = f"Bad <img src=x onerror=\"window.{PWNED}='error'\"> request"
 
 
@@ -98,7 +103,7 @@ class LLMServer:
         size = 6
         if "hostile" in prompt:
             root = self.base_url.removesuffix("/v1")
-            text, size = HOSTILE.format(base=root), 40
+            text, size = HOSTILE.format(base=root), 120
         else:
             text = LONG if "long" in prompt else SHORT
         pieces = [text[i : i + size] for i in range(0, len(text), size)]

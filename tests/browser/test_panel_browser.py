@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import hostile
 from tests.browser.lab import ROOT, Lab
 from tests.browser.llm_server import PWNED, SHORT, LLMServer
 
@@ -82,7 +83,8 @@ def _notebook(base_url: str) -> dict:
 
 
 # The contrast of an element's text with what is behind it (WCAG's ratio, 1 to 21): translucent
-# backgrounds of the element and its ancestors are blended down to the first opaque one.
+# backgrounds of the element and its ancestors are blended down to the first opaque one, and
+# the text is faded by its colour's alpha and every opacity on the way.
 _CONTRAST_JS = """
 (el) => {
   const parse = (c) => {
@@ -101,7 +103,11 @@ _CONTRAST_JS = """
     base = [r * a + base[0] * (1 - a), g * a + base[1] * (1 - a), b * a + base[2] * (1 - a)];
   }
   const fg = parse(getComputedStyle(el).color);
-  const text = [0, 1, 2].map((i) => fg[i] * fg[3] + base[i] * (1 - fg[3]));
+  let alpha = fg[3];
+  for (let node = el; node; node = node.parentElement) {
+    alpha *= Number(getComputedStyle(node).opacity);
+  }
+  const text = [0, 1, 2].map((i) => fg[i] * alpha + base[i] * (1 - alpha));
   const lum = (rgb) => rgb.map((v) => {
     v /= 255;
     return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
@@ -164,7 +170,7 @@ def _readability(page) -> dict[str, float]:
         "panel reply": (panel.locator(".nbchat-conversation"), SHORT),
         "panel user turn": (panel.locator(".nbchat-conversation"), "Say hello again"),
         "panel error card": (panel.locator(".nbchat-conversation"), "Bad <img"),
-        "panel footer": (panel.locator(".nbchat-footer"), None),
+        "panel footer": (panel.locator(".nbchat-panel-footer"), None),
         "explorer token": (panel.locator(".nbx-tok.nbx-low"), None),
         "explorer pop-up": (panel.locator(".nbx-pop td"), None),
         "side panel title": (page.locator("#jp-right-stack .nbchat-panel .widget-html"), None),
@@ -206,6 +212,14 @@ def _run_all(page, prompt) -> None:
         page.wait_for_timeout(200)
 
 
+def _wait_for_count(page, area, text: str, count: int, timeout: float = 30) -> None:
+    """Wait until ``text`` shows ``count`` times in ``area`` (a reply that has finished)."""
+    deadline = time.monotonic() + timeout
+    while area.inner_text().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} never came: {area.inner_text()[-600:]!r}"
+        page.wait_for_timeout(100)
+
+
 def _send(page, prompt, text: str) -> None:
     # fill() replaces the text: the kernel's emptying of the box after a send can arrive after
     # the next keystrokes (see the panel's note on this).
@@ -236,6 +250,19 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
+            # The corpus's payloads call alert(); any dialog means one ran. Any request that is
+            # not to JupyterLab means something outside was loaded.
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            elsewhere: list[str] = []
+            page.on(
+                "request",
+                lambda request: (
+                    None
+                    if request.url.startswith((lab.base, "data:", "blob:"))
+                    else elsewhere.append(request.url)
+                ),
+            )
             page.goto(lab.url("panel.ipynb"))
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_function("() => window.jupyterapp !== undefined")
@@ -270,14 +297,14 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
             assert prompt.input_value() == "Say\nhello"
             prompt.press("Enter")
             expect(conversation).to_contain_text(SHORT, timeout=30_000)
-            expect(page.locator(".jp-Cell .nbchat-footer")).to_contain_text("tokens")
+            expect(page.locator(".jp-Cell .nbchat-panel-footer")).to_contain_text("tokens")
             assert server.requests[-1]["messages"][-1]["content"] == "Say\nhello"
             assert server.requests[-1]["stream"] is True
             expect(prompt).to_have_value("")
 
             # A hostile reply streamed into the panel, and an error whose message is hostile.
             _send(page, prompt, "Be hostile here too")
-            expect(conversation).to_contain_text("not bold", timeout=30_000)
+            _wait_for_count(page, conversation, "Hostile reply", 2)
             expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled()
             _send(page, prompt, "Please fail")
             expect(conversation).to_contain_text("BadRequestError", timeout=30_000)
@@ -301,13 +328,7 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
             expect(conversation).to_contain_text("Say hello again", timeout=30_000)
             # The Send button is enabled before the request starts too: wait for the answer
             # itself, so that Explore opens on this reply and not on the one before it.
-            deadline = time.monotonic() + 30
-            while conversation.inner_text().count(SHORT) < 2:
-                assert time.monotonic() < deadline, (
-                    f"the logprobs reply never finished: {conversation.inner_text()[-600:]!r}, "
-                    f"{len(server.requests)} requests"
-                )
-                page.wait_for_timeout(100)
+            _wait_for_count(page, conversation, SHORT, 2)
             expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled(timeout=30_000)
             assert server.requests[-1]["logprobs"] is True
             page.locator(".jp-Cell").get_by_role("button", name="Explore").click()
@@ -328,29 +349,31 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
 
             # Nothing the server wrote ran, loaded or became markup.
             assert page.evaluate(f"() => window.{PWNED}") is None
-            assert server.fetched == []
+            assert dialogs == []
+            assert server.fetched == [] and elsewhere == []
             assert page.evaluate(_ACTIVE_JS, _OUTPUTS) == []
             assert page.locator(".jp-Notebook").is_visible()
 
             # Readable in the light theme and in the dark one.
-            page.locator(".jp-Cell").nth(2).scroll_into_view_if_needed()
-            _shoot(page, "3-light")
-            contrast = {"light": _readability(page)}
-            _set_theme(page, "JupyterLab Dark", light=False)
-            tokens.nth(1).click()
-            _shoot(page, "4-dark")
-            page.locator(".jp-Cell").nth(1).scroll_into_view_if_needed()
-            _shoot(page, "5-dark-chat-reply")
-            contrast["dark"] = _readability(page)
-            _set_theme(page, "JupyterLab Light", light=True)
-            page.locator(".jp-Cell").nth(1).scroll_into_view_if_needed()
-            _shoot(page, "6-light-chat-reply")
+            contrast = {}
+            for theme, light in (("JupyterLab Light", True), ("JupyterLab Dark", False)):
+                name = "light" if light else "dark"
+                _set_theme(page, theme, light)
+                cell_reply.locator("h3").scroll_into_view_if_needed()
+                _shoot(page, f"3-{name}-chat-reply")
+                conversation.get_by_text("BadRequestError").scroll_into_view_if_needed()
+                _shoot(page, f"4-{name}-panel-error")
+                tokens.nth(1).click()
+                tokens.nth(1).scroll_into_view_if_needed()
+                _shoot(page, f"5-{name}-explorer")
+                contrast[name] = _readability(page)
             with capsys.disabled():
                 print(f"contrast: {json.dumps(contrast)}")
             for theme, ratios in contrast.items():
                 low = {name: ratio for name, ratio in ratios.items() if ratio < READABLE}
                 assert not low, f"hard to read in the {theme} theme: {low}"
             assert page.evaluate(f"() => window.{PWNED}") is None
+            assert dialogs == [] and elsewhere == []
 
             # The notebook JupyterLab saves holds the conversation as text for static viewers,
             # kept up to date by the panel after the cell that showed it had finished.
@@ -377,8 +400,9 @@ def _check_static_export(saved: dict) -> None:
         if o.get("data", {}).get("application/vnd.jupyter.widget-view+json", {}).get("model_id")
         == ""
     ]
-    assert "Say hello again" in record["data"]["text/plain"]
+    text = record["data"]["text/plain"]
+    assert "Say hello again" in ("".join(text) if isinstance(text, list) else text)
     page, _ = HTMLExporter().from_notebook_node(nbformat.reads(json.dumps(saved), as_version=4))
     body = page.split('class="jp-Cell ', 1)[1].split("</main>", 1)[0]
     assert "Say hello again" in body and "Hello from the test server!" in body
-    assert "<script>window." not in body and 'onerror="window.' not in body
+    hostile.assert_inert(body, "HTML export of the saved notebook")
