@@ -242,8 +242,16 @@ class ChatPanel(VBox):
         system_box.set_title(0, "System prompt")
         system_box.selected_index = None
 
-        self.conversation = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.conversation = w.Output(layout=w.Layout(flex="0 0 auto"))
         self.conversation.add_class("nbchat-conversation")
+        # A scroll box that is a reversed flex column starts scrolled to its end and stays there
+        # as turns are added (unless the user scrolls up): the newest turn is the one in view.
+        scroller = w.Box(
+            [self.conversation],
+            layout=w.Layout(
+                max_height="480px", overflow="auto", display="flex", flex_flow="column-reverse"
+            ),
+        )
         self.live = w.Output()
         self.live.add_class("nbchat-live")
         self.footer = w.HTML("")
@@ -301,7 +309,7 @@ class ChatPanel(VBox):
                 self.title,
                 controls,
                 system_box,
-                self.conversation,
+                scroller,
                 self.live,
                 self.explorer_area,
                 images,

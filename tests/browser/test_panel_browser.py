@@ -306,6 +306,9 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
             _send(page, prompt, "Be hostile here too")
             _wait_for_count(page, conversation, "Hostile reply", 2)
             expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled()
+            # The conversation area keeps its newest turn in view.
+            conversation.scroll_into_view_if_needed()
+            expect(conversation.locator(".nbchat-footer").last).to_be_in_viewport()
             _send(page, prompt, "Please fail")
             expect(conversation).to_contain_text("BadRequestError", timeout=30_000)
             expect(conversation).to_contain_text('Bad <img src=x onerror="window.')
