@@ -422,7 +422,7 @@ def test_the_panel_is_a_vbox_that_composes_in_layouts():
     assert isinstance(p, w.VBox)
     assert p.widget is p
     assert "nbchat-panel" in p._dom_classes
-    assert p.conversation in p.children and p.prompt in _all_children(p)
+    assert p.conversation in _all_children(p) and p.prompt in _all_children(p)
     plot = w.HTML("plot")
     row = w.HBox([p, plot])
     assert row.children == (p, plot)
