@@ -112,7 +112,9 @@ class _PanelListener(LiveView):
         super().__init__(mode="live", rate=rate, display=self._display_into)
         self._owner = owner
 
-    def _display_into(self, bundle: dict[str, str], raw: bool = True, display_id: Any = None):
+    def _display_into(
+        self, bundle: dict[str, str], raw: bool = True, display_id: Any = None
+    ) -> _Area:
         out = self._owner.live
         out.outputs = (*out.outputs, output(bundle))
         return _Area(out, len(out.outputs) - 1)
@@ -364,7 +366,10 @@ class ChatPanel(VBox):
             note = f"The nbchat panel on conversation '{self.chat.name}' is in the side area."
             display(html_bundle(f"<small>{escape(note)}</small>", note), raw=True)
         else:
-            display(self._repr_mimebundle_(), raw=True)
+            # Where the widget cannot show, this line says what was here; the record follows.
+            name = self.chat.name
+            stand_in = f"nbchat panel on conversation '{name}' (a widget; the conversation follows)"
+            display(widget_view_bundle(self, stand_in), raw=True)
         display_id = f"nbchat-panel-{uuid.uuid4().hex}"
         self._record = self.record_bundle()
         display(self._record, raw=True, display_id=display_id)
