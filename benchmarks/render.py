@@ -1,6 +1,7 @@
 """Rendering cost of a streamed reply through %%chat with a fake display, against the same stream
-through the conversation with no display at all: a 10,000-token text reply, and a tool call whose
-200 KB of arguments arrive in 4-character pieces.
+through the conversation with no display at all: a 10,000-token text reply (one short paragraph
+every four words), a 10,000-token reply shaped like a model's Markdown answer, and a tool call
+whose 200 KB of arguments arrive in 4-character pieces.
 
     python benchmarks/render.py [--tokens 10000] [--tool-kb 200] [--piece 4] [--repeat 5]
 
@@ -27,10 +28,45 @@ from IPython.testing import globalipapp
 import nbchat
 from nbchat.conversation import sessions as _sessions
 
+# A reply shaped like a model's Markdown answer: sections of paragraphs, lists, code, a table.
+DOCUMENT = """## Section {n}
 
-def stream_bytes(tokens: int, run: int = 0) -> list[bytes]:
+The quick brown fox jumps over the lazy dog while **the model** explains, in some detail, why \
+`itertools.groupby` needs sorted input, how a generator keeps its frame alive between calls, \
+and what $O(n \\log n)$ means for a list of a million items. It goes on for a while, as \
+answers do, with a [link](https://docs.python.org/3/) and a few *asides* along the way.
+
+- first point, with `code` in it
+- second point, a little longer than the first one
+- third point: $a^2 + b^2 = c^2$
+
+```python
+def pairs(items):
+    for a, b in zip(items, items[1:]):
+        if a < b:
+            yield a, b
+```
+
+| name | value |
+|------|-------|
+| alpha | 1 |
+| beta | 2 |
+
+"""
+
+
+def words_of(text: str) -> list[str]:
+    """Pieces of about four characters, as a tokenizer emits them."""
+    return [text[i : i + 4] for i in range(0, len(text), 4)]
+
+
+def stream_bytes(tokens: int, run: int = 0, *, markdown: bool = False) -> list[bytes]:
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     words = ["alpha ", "beta ", "gamma ", "delta\n\n", "`code` ", "**bold** "]
+    if markdown:
+        words = []
+        while len(words) < tokens:
+            words += words_of(DOCUMENT.format(n=len(words)))
     events = []
     for i in range(tokens):
         # Each run's reply differs (its first word), so no cache can serve one run from another.
@@ -133,6 +169,12 @@ def main() -> None:
 
     title = f"text reply: {args.tokens} tokens"
     report(title, text(0), *measure(ip, publisher, text, args.repeat))
+
+    def markdown(run: int) -> list[bytes]:
+        return stream_bytes(args.tokens, run, markdown=True)
+
+    title = f"Markdown reply: {args.tokens} tokens of sections, lists, code, tables, math"
+    report(title, markdown(0), *measure(ip, publisher, markdown, args.repeat))
     title = f"tool call: {args.tool_kb} KB of arguments in {args.piece}-character pieces"
     # No tool is defined in the notebook: the cell shows the call and stops there.
     report(title, tool(0), *measure(ip, publisher, tool, args.repeat))

@@ -273,3 +273,71 @@ def test_payloads_still_show_as_text():
     assert "[click](javascript:alert(1))" in page
     page = html_of(markdown_bundle(json.dumps({"a": "<b>"})))
     assert "&lt;b&gt;" in page
+
+
+# -- where notebooks are read later: nbconvert's HTML export --------------------------------------
+
+_NOTEBOOK_CODE = r"""
+from IPython.display import display
+from nbchat.conversation.chat import Chat, Reply
+from nbchat.protocol.exceptions import BadRequestError
+from nbchat.protocol.types import ChatCompletion
+from nbchat.render.bundles import error_bundle, history_bundle, reply_bundle, request_bundle
+from nbchat.render.logprobs import logprobs_html
+from tests.hostile import PAYLOADS
+
+def reply(**message):
+    choice = {"index": 0, "finish_reason": "length", "message": {"role": "assistant", **message}}
+    payload = message.get("content", "m")
+    data = {"id": payload, "model": payload, "system_fingerprint": payload, "choices": [choice]}
+    return Reply(completion=ChatCompletion.model_validate(data))
+
+chat = Chat("m")
+for payload in PAYLOADS.values():
+    call = {"id": payload, "type": "function", "function": {"name": payload, "arguments": payload}}
+    display(reply_bundle(reply(content=payload, refusal=payload, tool_calls=[call])), raw=True)
+    display(error_bundle(BadRequestError(payload, status_code=400, code=payload)), raw=True)
+    display(request_bundle({"messages": [{"role": "user", "content": payload}]}), raw=True)
+    display(logprobs_html({"content": [{"token": payload, "logprob": -0.1}]}))
+    chat.add({"role": "user", "content": payload})
+display(history_bundle(chat), raw=True)
+text = "Euler: $e^{i\\pi} + 1 = 0$\n\n| a | b |\n|---|---|\n| `<` | 2 |"
+display(reply_bundle(reply(content=text)), raw=True)
+"""
+
+
+def test_nbconvert_html_export_of_hostile_outputs_is_inert(tmp_path):
+    import collections
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    paths = []
+    for name, cells in (("empty", []), ("hostile", [nbformat.v4.new_code_cell(_NOTEBOOK_CODE)])):
+        notebook = nbformat.v4.new_notebook(cells=cells)
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
+        paths.append(str(tmp_path / f"{name}.ipynb"))
+    # One nbconvert run for both notebooks: its start-up is most of this test's time.
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", *paths],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        timeout=300,
+    )
+    empty = (tmp_path / "empty.html").read_text(encoding="utf-8")
+    page = (tmp_path / "hostile.html").read_text(encoding="utf-8")
+    assert page.count('class="nbchat-output') >= 4 * len(PAYLOADS)
+    assert "Traceback" not in page
+    # The template has scripts of its own (MathJax and its configuration): what the outputs
+    # added is what the export has beyond the export of an empty notebook.
+    added = collections.Counter(active_content(page)) - collections.Counter(active_content(empty))
+    assert not added, list(added)[:10]
+    # What users expect still shows: a table, code with "<", math as MathML.
+    assert "<td><code>&lt;</code></td>" in page
+    assert "<math " in page and "<mi>π</mi>" in page

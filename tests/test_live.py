@@ -216,3 +216,19 @@ def test_text_mode_shows_warnings_after_the_streamed_text():
     assert text.count("partial answer") == 1
     assert "[warning]" in text and "max_tokens" in text
     assert text.rstrip().splitlines()[-1].startswith("— m")
+
+
+def test_each_update_renders_only_the_paragraph_still_growing(monkeypatch):
+    import nbchat.render.live as live
+
+    rendered = []
+    real = live.render_markdown
+    monkeypatch.setattr(live, "render_markdown", lambda text: rendered.append(text) or real(text))
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    paragraph = "word " * 40 + "\n\n"
+    # An update after every paragraph: re-rendering each area whole would be ~10x the text.
+    stream_through(view, [paragraph] * 400, clock, step=0.1)
+    total = len(paragraph) * 400
+    assert view.updates >= 400
+    assert sum(map(len, rendered)) < 2 * total

@@ -19,6 +19,7 @@ from nbchat.render.logprobs import (
     logprobs_frame,
     logprobs_html,
     logprobs_summary,
+    logprobs_table,
     token_logprobs,
 )
 from nbchat.transport.accumulate import ChatCompletionAccumulator
@@ -352,3 +353,24 @@ def test_summary_plain_text_in_ipython_is_the_readable_summary():
     text = pretty(logprobs_summary(tokens))
     assert text.startswith("2 tokens, mean logprob")
     assert "LogprobsSummary(" not in text
+
+
+def test_logprobs_table_is_ours_with_pandas_too_and_keeps_dollars_from_mathjax():
+    tokens = [{"token": "$x$", "logprob": -0.1}, {"token": "<b>", "logprob": -2.0}]
+    table = logprobs_table(completion(tokens))
+    assert isinstance(table, LogprobsTable) and len(table) == 2
+    page = table._repr_html_()
+    assert page.startswith('<div class="nbchat-output tex2jax_ignore mathjax_ignore">')
+    assert "<td>&lt;b&gt;</td>" in page and "<b>" not in page
+    lines = []
+    table._repr_pretty_(SimpleNamespace(text=lines.append), False)
+    assert lines == [str(table)] and "$x$" in lines[0]
+
+
+def test_coloured_reply_and_summary_are_kept_from_mathjax():
+    tokens = [{"token": "$x", "logprob": -0.1}, {"token": "$", "logprob": -0.2}]
+    for page in (
+        logprobs_html(completion(tokens)).html,
+        logprobs_summary(completion(tokens))._repr_html_(),
+    ):
+        assert "mathjax_ignore" in page.split(">", 1)[0]

@@ -79,3 +79,54 @@ def test_thumbnail_accepts_only_base64_images():
 def test_is_inside_fence():
     assert is_inside_fence("text\n```py\ncode")
     assert not is_inside_fence("text\n```py\ncode\n```\nmore")
+
+
+def test_math_becomes_mathml_the_browser_typesets():
+    out = render_markdown("Euler: $e^{i\\pi} + 1 = 0$\n\n$$\n\\frac{a}{b}\n$$\n\nand \\(x < y\\)")
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline"' in out
+    assert 'display="block"' in out and "<mfrac>" in out
+    assert "<mo>&lt;</mo>" in out
+    assert 'alttext="e^{i\\pi} + 1 = 0"' in out
+
+
+def test_dollars_that_are_money_stay_text():
+    out = render_markdown("It costs $5 and $6.")
+    assert "<math" not in out and "$5 and $6" in out
+
+
+def test_tex_that_cannot_be_typeset_shows_its_source():
+    assert render_markdown("$x^$") == "<p><code>x^</code></p>\n"
+
+
+def test_mathml_keeps_no_links_styles_or_markup_from_tex():
+    out = render_markdown(
+        "$\\href{javascript:alert(1)}{x}$ $\\style{background:url(https://e.test)}{y}$ "
+        "$\\text{<script>}$"
+    )
+    assert "href=" not in out and "style=" not in out and "<script" not in out
+    assert "<mtext>&lt;script&gt;</mtext>" in out
+
+
+def test_outputs_are_kept_away_from_mathjax():
+    # A "$" in a reply is text: JupyterLab's and nbconvert's MathJax skip these classes.
+    page = markdown_bundle("$5 and $6")["text/html"]
+    assert page.startswith('<div class="nbchat-output tex2jax_ignore mathjax_ignore">')
+
+
+def test_code_block_shows_tabs_and_angle_brackets_exactly():
+    block = code_block("\tif a < b:\n\t\treturn '&'")
+    assert "\tif a &lt; b:\n\t\treturn &#x27;&amp;&#x27;" in block
+
+
+def test_reference_links_and_autolinks_follow_the_policy():
+    out = render_markdown(
+        "[ok][1] [bad][2] <https://x.test>\n\n[1]: https://ok.test\n[2]: vbscript:x"
+    )
+    assert '<a href="https://ok.test"' in out and '<a href="https://x.test"' in out
+    assert "vbscript:x" in out and 'href="vbscript' not in out
+
+
+def test_terminal_text_drops_control_characters():
+    from nbchat.render.markdown import terminal_text
+
+    assert terminal_text("a\x1b[31mb\r\nc\x07\x9bd\te") == "a[31mb\ncd\te"

@@ -28,6 +28,28 @@ HARD_BLOCK_CHARS = 16000
 TOOL_TAIL_CHARS = 80
 
 
+class _Preview:
+    """One display area's text rendered as it grows: finished paragraphs are rendered once.
+
+    A preview only: paragraphs are rendered apart (a loose list may show as several lists);
+    the finished reply is rendered whole.
+    """
+
+    __slots__ = ("done", "done_chars")
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.done_chars = 0
+
+    def html(self, text: str) -> str:
+        cut = text.rfind("\n\n", self.done_chars)
+        # Past a blank line outside a code fence, the text before it will not change.
+        if cut >= self.done_chars and not is_inside_fence(text[self.done_chars : cut]):
+            self.done.append(render_markdown(text[self.done_chars : cut + 2]))
+            self.done_chars = cut + 2
+        return "".join(self.done) + render_markdown(text[self.done_chars :])
+
+
 class _FormingCall:
     """A tool call as it streams in: its name, id, length and the tail of its arguments."""
 
@@ -90,8 +112,9 @@ class LiveView(ChatListener):
         self._forming_changed = False
         self._wrote_text = False
         self._open_new_area = False
-        # Texts of display areas frozen since the last update, not shown in full yet.
-        self._frozen: list[str] = []
+        # Display areas frozen since the last update, not shown in full yet: (text, preview).
+        self._frozen: list[tuple[str, _Preview]] = []
+        self._preview = _Preview()
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -137,6 +160,7 @@ class LiveView(ChatListener):
             return
         # A new round starts a fresh block for its text.
         self._block, self._block_chars = [], 0
+        self._preview = _Preview()
         self._dirty = True
         if self.mode == "live":
             self._update()
@@ -214,26 +238,26 @@ class LiveView(ChatListener):
             return
         joined = "".join(self._block)
         cut = joined.rfind("\n\n")
-        if cut <= 0 or is_inside_fence(joined[:cut]):
-            if self._block_chars < HARD_BLOCK_CHARS:
-                self._block = [joined]
-                return
-            cut = joined.rfind("\n")
-            if cut <= 0:
-                self._block = [joined]
-                return
-        head, tail = joined[: cut + 1], joined[cut + 1 :]
+        if cut > 0 and not is_inside_fence(joined[:cut]):
+            cut += 2
+        elif self._block_chars >= HARD_BLOCK_CHARS and joined.rfind("\n") > 0:
+            cut = joined.rfind("\n") + 1
+        else:
+            self._block = [joined]
+            return
+        head, tail = joined[:cut], joined[cut:]
         # The frozen text keeps its display area, rendered at the next update (a burst of text
         # that ends before then is rendered only once, in the finished reply); the rest
         # continues in a new area.
-        self._frozen.append(head)
+        self._frozen.append((head, self._preview))
+        self._preview = _Preview()
         self._block = [tail] if tail else []
         self._block_chars = len(tail)
 
     def _update(self) -> None:
         self._dirty = False
-        for head in self._frozen:
-            self._put(html_bundle(render_markdown(head), head))
+        for head, preview in self._frozen:
+            self._put(html_bundle(preview.html(head), head))
             self._open_new_area = True
         self._frozen.clear()
         text = "".join(self._block)
@@ -244,7 +268,7 @@ class LiveView(ChatListener):
             self._status = self._forming_status()
         status_html, status_text = self._status
         # The cursor is our own chrome, after the rendered text.
-        body = render_markdown(text) + '<span class="nbchat-cursor">▌</span>' + status_html
+        body = self._preview.html(text) + '<span class="nbchat-cursor">▌</span>' + status_html
         self._put(html_bundle(body, text + (f"\n\n{status_text}" if status_text else "")))
 
     def _put(self, bundle: dict[str, str]) -> None:

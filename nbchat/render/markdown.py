@@ -56,7 +56,9 @@ def allowed_url(url: str) -> bool:
 def code_block(text: str, language: str | None = None) -> str:
     """Text shown exactly, in a ``<pre>`` block (for JSON, arguments, tool results)."""
     cls = f' class="language-{escape(language)}"' if language else ""
-    return f'<pre class="nbchat-code"{_PRE_STYLE}><code{cls}>{escape(text)}</code></pre>'
+    # The frontends style inline <code> with a background of its own: not inside our block.
+    code = f'<code{cls} style="background:none;padding:0">'
+    return f'<pre class="nbchat-code"{_PRE_STYLE}>{code}{escape(text)}</code></pre>'
 
 
 def inline_code(text: str) -> str:
@@ -168,7 +170,7 @@ def _parser() -> MarkdownIt:
     rules("link_open", _link_open)
     rules("image", _image)
     rules("math_inline", _math_inline)
-    rules("math_inline_double", _math_block)
+    rules("math_inline_double", _math_inline_display)
     rules("math_block", _math_block)
     rules("math_block_label", _math_block)
     rules("math_block_eqno", _math_block)
@@ -209,6 +211,13 @@ def _math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: An
 
 def _math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     return math_html(tokens[idx].content, display=True)
+
+
+def _math_inline_display(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    # $$…$$ inside a paragraph: display math, in a <span> since a <div> cannot be in a <p>.
+    tex = tokens[idx].content
+    body = tex_to_mathml(tex, display=True) or f"<code>{escape(tex)}</code>"
+    return f'<span class="nbchat-math" style="display:block;overflow-x:auto">{body}</span>'
 
 
 def math_html(tex: str, *, display: bool = False) -> str:
