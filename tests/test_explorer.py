@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import types
 
 import pytest
 
 from nbchat.conversation.chat import Reply
-from nbchat.notebook.explorer import explore, token_colour
+from nbchat.notebook.explorer import _STYLE, explore, token_colour
 from nbchat.protocol.types import ChatCompletion
+from nbchat.render.logprobs import LogprobsError
+from tests import hostile
 
 pytest.importorskip("ipywidgets")
 
@@ -138,36 +138,95 @@ def test_a_reply_or_a_token_list_can_be_explored():
 def test_a_reply_without_logprobs_says_how_to_get_them():
     plain = completion()
     plain.choices[0].logprobs = None
-    with pytest.raises(ValueError, match="no logprobs: send it with logprobs on"):
+    with pytest.raises(LogprobsError, match="no logprobs: ask for them with logprobs=True"):
         explore(plain)
-    with pytest.raises(TypeError, match="not int"):
+    with pytest.raises(LogprobsError, match="no logprobs: send it with logprobs on"):
+        explore([])
+    with pytest.raises(LogprobsError, match="not int"):
         explore(3)
 
 
-def test_table_button_shows_the_logprobs_frame(monkeypatch):
-    module = types.ModuleType("nbchat.render.logprobs")
-
-    class Frame:
-        def __init__(self, completion):
-            self.completion = completion
-
-        def _repr_html_(self):
-            return "<table><tr><td>frame</td></tr></table>"
-
-    module.logprobs_frame = Frame
-    monkeypatch.setitem(sys.modules, "nbchat.render.logprobs", module)
-    c = completion()
-    explorer = explore(c)
+def test_table_button_shows_the_logprobs_table_of_the_explored_tokens():
+    explorer = explore(completion())
     explorer.table_button.value = True
-    (output,) = explorer.table.outputs
-    assert "frame" in output["data"]["text/html"]
+    (shown,) = explorer.table.outputs
+    table = shown["data"]["text/html"]
+    assert table.count("<tr") == 5  # the header and four tokens
+    assert "&lt;b&gt;" in table
+    assert "[4 rows" not in table and "<th>decoded</th>" in table  # nbchat's table, not pandas'
+    assert explorer.show_table().to_records()[1]["token"] == " cat"
     explorer.table_button.value = False
     assert explorer.table.outputs == ()
 
 
-def test_table_button_without_the_logprobs_module_says_so(monkeypatch):
-    monkeypatch.setitem(sys.modules, "nbchat.render.logprobs", None)
+def test_the_explorer_is_a_vbox_with_a_cheap_repr():
+    import ipywidgets as w
+
     explorer = explore(completion())
-    assert explorer.show_table() is None
-    (output,) = explorer.table.outputs
-    assert "needs nbchat.render.logprobs" in output["data"]["text/plain"]
+    assert isinstance(explorer, w.VBox) and explorer.widget is explorer
+    assert "nbchat-explorer" in explorer._dom_classes
+    assert w.HBox([explorer]).children == (explorer,)
+    assert repr(explorer) == "LogprobsExplorer(tokens=4, threshold=0.5)"
+
+
+NEG_INF = -9999.0
+
+
+def test_a_logprob_of_minus_9999_is_probability_zero_not_an_overflow():
+    tokens = [tok("Hi", 0.5), {**tok("!", 0.5), "logprob": NEG_INF}]
+    tokens[0]["top_logprobs"].append({"token": "Yo", "logprob": NEG_INF})
+    explorer = explore(completion(tokens))
+    assert explorer.probabilities == [0.5, 0.0]
+    assert explorer.low == [1]
+    summary = explorer.summary.value
+    assert "perplexity 2.000" in summary and "1 at probability 0" in summary
+    assert "p = 0.000" in explorer.text.value
+    explorer.select(0)
+    assert "-inf" in explorer.details.value and "Yo" in explorer.details.value
+    explorer.select(1)
+    assert "logprob -inf" in explorer.details.value
+
+
+def test_a_reply_of_only_impossible_tokens_has_no_perplexity():
+    tokens = [{**tok("a", 0.5), "logprob": NEG_INF}, {**tok("b", 0.5), "logprob": -math.inf}]
+    explorer = explore(completion(tokens))
+    assert "perplexity —" in explorer.summary.value
+    assert "2 at probability 0" in explorer.summary.value
+
+
+def test_where_widgets_cannot_show_the_coloured_reply_stands_in():
+    explorer = explore(completion([tok("<img src=x onerror=alert(1)>", 0.2), tok(" ok", 0.9)]))
+    bundle = explorer._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == explorer.model_id
+    assert "&lt;img src=x onerror=alert(1)&gt;" in bundle["text/html"]
+    hostile.assert_inert(bundle["text/html"], "explorer fallback")
+    assert "[<img src=x onerror=alert(1)>|20.0%] ok" in bundle["text/plain"]
+
+
+def test_hostile_tokens_and_alternatives_stay_text_everywhere_in_the_explorer():
+    payloads = list(hostile.PAYLOADS.values())
+    tokens = [tok(t, 0.3, {t: 0.3, payloads[0]: 0.2}) for t in payloads]
+    explorer = explore(completion(tokens))
+    style = _STYLE.format(uid=explorer._uid)
+    for i in range(len(tokens)):
+        explorer.select(i)
+        # Our one style sheet comes first; no token can add another.
+        assert explorer.text.value.startswith(style)
+        text = explorer.text.value.removeprefix(style)
+        for markup in (text, explorer.details.value, explorer.summary.value):
+            hostile.assert_inert(markup, payloads[i])
+    hostile.assert_inert(explorer._repr_mimebundle_()["text/html"], "fallback")
+    explorer.table_button.value = True
+    hostile.assert_inert(explorer.table.outputs[0]["data"]["text/html"], "table")
+
+
+def test_colours_read_in_light_and_dark_themes():
+    explorer = explore(completion())
+    explorer.select(1)
+    markup = explorer.text.value + explorer.details.value
+    # A fixed colour only as the fallback of a JupyterLab theme variable; otherwise translucent.
+    for colour in re.findall(r"#[0-9a-fA-F]{3,8}\b", markup):
+        assert re.search(rf"var\(--jp-[\w-]+,\s*{colour}\)", markup), colour
+    for value in re.findall(r"background:([^;\"']+)", markup):
+        assert value.startswith(("var(--jp-", "hsla(", "rgba(")), value

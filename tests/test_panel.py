@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+import html
 import io
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -13,9 +16,12 @@ from IPython.testing import globalipapp
 from nbchat import Client
 from nbchat.conversation import sessions as _sessions
 from nbchat.conversation.chat import Chat
+from nbchat.notebook import panel as panel_module
 from nbchat.notebook.panel import SEND_MARK, ChatPanel, panel
+from nbchat.notebook.widgets import WIDGET_VIEW
 from nbchat.protocol.exceptions import RateLimitError
 from nbchat.render.bundles import error_bundle
+from tests import hostile
 from tests.fakeserver import SECRET, FakeServer, sse_events
 
 pytest.importorskip("ipywidgets")
@@ -204,7 +210,7 @@ def test_errors_show_as_the_magic_error_card_and_leave_history_alone():
     assert p.wait(5)
     assert p.chat.messages == []
     outputs = [o["data"] for o in p.conversation.outputs]
-    cards = [d for d in outputs if "text/html" in d]
+    cards = [d for d in outputs if "RateLimitError" in d.get("text/html", "")]
     assert len(cards) == 1
     html = cards[0]["text/html"]
     assert "RateLimitError" in html and "Slow down" in html and "429" in html
@@ -317,17 +323,33 @@ def test_explore_without_logprobs_says_how_to_get_them():
     assert "no logprobs" in note.value
 
 
-def test_missing_ipywidgets_gives_an_install_hint(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    with pytest.raises(ImportError, match=r"pip install 'nbchat\[notebooks\]'"):
-        make_panel()
+def test_missing_ipywidgets_gives_an_install_hint():
+    # In a fresh interpreter: the classes import without ipywidgets, making one says why not.
+    code = (
+        "import sys; sys.modules['ipywidgets'] = None\n"
+        "import nbchat\n"
+        "for make in (nbchat.panel, lambda: nbchat.explore([])):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines == [
+        "The chat panel needs ipywidgets: pip install 'nbchat[notebooks]' (or ipywidgets)",
+        "The logprobs explorer needs ipywidgets: pip install 'nbchat[notebooks]' (or ipywidgets)",
+    ]
 
 
 def test_panel_repr_and_display_bundle():
     p, _ = make_panel()
     assert repr(p) == "ChatPanel(session='default', messages=0)"
     bundle = p._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle[WIDGET_VIEW]["model_id"] == p.model_id
+    assert bundle["text/plain"] == repr(p)
     js = p._keys.outputs[0]["data"]["application/javascript"]
     assert "nbchat-prompt" in js and "\\ue000" in js
 
@@ -389,3 +411,366 @@ def test_image_variables_of_the_notebook_are_offered(shell):
     finally:
         p.close()
         shell.user_ns.pop("photo", None)
+
+
+# -- the panel is a widget --------------------------------------------------------------------
+
+
+def test_the_panel_is_a_vbox_that_composes_in_layouts():
+    import ipywidgets as w
+
+    p, _ = make_panel()
+    assert isinstance(p, w.VBox)
+    assert p.widget is p
+    assert "nbchat-panel" in p._dom_classes
+    assert p.conversation in _all_children(p) and p.prompt in _all_children(p)
+    plot = w.HTML("plot")
+    row = w.HBox([p, plot])
+    assert row.children == (p, plot)
+    # The repr walks no children (ipywidgets' own lists every trait, children included).
+    assert len(repr(p)) < 60
+
+
+def _all_children(widget):
+    found = []
+    for child in getattr(widget, "children", ()):
+        found += [child, *_all_children(child)]
+    return found
+
+
+def test_widget_messages_still_reach_the_front_end(monkeypatch):
+    # Widget.send carries ipywidgets' custom messages (focus(), blur()); the panel's send() takes
+    # them through instead of sending them to the model.
+    p, server = make_panel()
+    sent = []
+    monkeypatch.setattr(p, "_send", lambda msg, buffers=None: sent.append(msg))
+    p.focus()
+    assert sent == [{"method": "custom", "content": {"do": "focus"}}]
+    assert server.requests == [] and not p.busy
+
+
+def test_close_closes_the_panel_and_every_widget_in_it():
+    p, _ = make_panel()
+    inner = _all_children(p)
+    p.close()
+    assert p.comm is None
+    assert all(child.comm is None for child in inner)
+
+
+def test_sidecar_opens_the_panel_in_the_side_area():
+    from sidecar import Sidecar
+
+    server = ModelServer()
+    p = panel("side", client=server.client(), sidecar=True)
+    try:
+        assert isinstance(p.sidecar, Sidecar)
+        assert p.sidecar.title == "nbchat · side"
+        (shown_there,) = p.sidecar.outputs
+        assert shown_there["data"][WIDGET_VIEW]["model_id"] == p.model_id
+    finally:
+        p.close()
+    assert p.sidecar is None
+    titled = panel("side", client=server.client(), sidecar="My chat")
+    try:
+        assert titled.sidecar.title == "My chat"
+    finally:
+        titled.close()
+
+
+def test_sidecar_missing_gives_an_install_hint_and_makes_nothing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sidecar", None)
+    _sessions._sessions.pop("nowhere", None)
+    with pytest.raises(ImportError, match=r"pip install sidecar"):
+        panel("nowhere", sidecar=True)
+    assert "nowhere" not in _sessions.names()
+
+
+# -- everything outside is shown inert ----------------------------------------------------------
+
+PAYLOADS = list(hostile.PAYLOADS.values())
+
+
+def panel_html(p: ChatPanel) -> str:
+    areas = (p.conversation, p.live)
+    bundles = [o["data"] for area in areas for o in area.outputs]
+    # Only HTML that nbchat built: Markdown would be rendered (raw HTML and all) by the front end.
+    assert all("text/html" in b and "text/markdown" not in b for b in bundles)
+    parts = [b["text/html"] for b in bundles]
+    parts += [p.footer.value, p.status.value, p.title.value, p.thumbnails.value]
+    return "\n".join(parts)
+
+
+def test_hostile_replies_model_names_and_refusals_are_inert_in_the_panel():
+    p, server = make_panel()
+    for payload in PAYLOADS:
+        server.reply(payload, model=payload)
+        p.send(payload)
+        assert p.wait(5)
+        hostile.assert_inert(panel_html(p), payload)
+    server.reply(None, refusal=PAYLOADS[0])
+    p.send("refuse")
+    assert p.wait(5)
+    assert len(p.conversation.outputs) == 2 * (len(PAYLOADS) + 1)
+    hostile.assert_inert(panel_html(p), "refusal")
+
+
+def test_hostile_tool_calls_are_inert_in_the_panel():
+    p, server = make_panel()
+    calls = [
+        {"id": hostile.PAYLOADS["tool call id"], "name": name, "arguments": {"q": payload}}
+        for name, payload in hostile.PAYLOADS.items()
+    ]
+    server.reply(None, tool_calls=calls)
+    p.send("call them all")
+    assert p.wait(5)
+    markup = panel_html(p)
+    assert "onerror=alert(1)" in markup  # the payloads are there, as text
+    hostile.assert_inert(markup, "tool calls")
+
+
+def test_history_from_cells_is_shown_with_the_history_renderer_and_inert():
+    from nbchat.render.bundles import message_bundle
+
+    p, _ = make_panel()
+    for payload in PAYLOADS:
+        p.chat.add({"role": "user", "content": payload})
+        call = {
+            "id": payload,
+            "type": "function",
+            "function": {"name": payload, "arguments": payload},
+        }
+        p.chat.add({"role": "assistant", "content": payload, "tool_calls": [call]})
+        p.chat.add({"role": "tool", "tool_call_id": payload, "content": payload})
+    p.chat.add({"role": "assistant", "content": PAYLOADS[1]}, interrupted=True)
+    p.refresh()
+    expected = [message_bundle(m) for m in p.chat.messages[:-1]]
+    expected.append(message_bundle(p.chat.messages[-1], interrupted=True))
+    assert [o["data"] for o in p.conversation.outputs] == expected
+    hostile.assert_inert(panel_html(p), "history")
+
+
+def test_hostile_error_messages_and_upload_names_are_inert():
+    p, server = make_panel()
+    for payload in PAYLOADS:
+        server.error(500, payload, type=payload, code=payload, param=payload)
+        p.send("hello")
+        assert p.wait(5)
+        p._on_upload({"new": ({"name": payload, "content": memoryview(b"not an image")},)})
+        hostile.assert_inert(panel_html(p), payload)
+    assert "InternalServerError" in shown(p)
+
+
+def test_only_our_own_thumbnails_are_shown_as_images():
+    from PIL import Image
+
+    p, server = make_panel()
+    server.reply("ok")
+    part = p.attach(Image.new("RGB", (10, 10), "red"))
+    assert "<img" in p.thumbnails.value
+    hostile.assert_inert(p.thumbnails.value, "thumbnail")
+    p.attachments = [dataclasses.replace(part, thumbnail="https://evil.test/x.png")]
+    p._show_thumbnails()
+    assert "<img" not in p.thumbnails.value and "🖼" in p.thumbnails.value
+    p.attachments = [part]
+    p.send("What is it?")
+    assert p.wait(5)
+    assert "<img" in shown(p)
+    hostile.assert_inert(panel_html(p), "sent thumbnail")
+
+
+# -- the worker never dies --------------------------------------------------------------------
+
+
+def test_a_failure_while_showing_the_reply_becomes_a_card_and_the_panel_stays_usable(
+    monkeypatch,
+):
+    p, server = make_panel()
+    server.reply("first")
+
+    def broken(reply):
+        raise RuntimeError("renderer <b>broke</b>")
+
+    monkeypatch.setattr(panel_module, "reply_bundle", broken)
+    p.send("one")
+    assert p.wait(5)
+    assert "RuntimeError" in p.status.value
+    assert "renderer &lt;b&gt;broke&lt;/b&gt;" in shown(p)
+    assert not p.send_button.disabled and p.stop_button.disabled
+    # The exchange itself happened and is shown from the history.
+    assert p.chat.messages[-1]["content"] == "first"
+    assert "first" in shown(p)
+    monkeypatch.undo()
+    server.reply("second")
+    p.send("two")
+    assert p.wait(5)
+    assert "second" in shown(p) and p.status.value == ""
+
+
+def test_a_failure_while_redrawing_is_shown_instead_of_killing_the_thread(monkeypatch):
+    p, server = make_panel()
+    server.reply("fine")
+
+    def broken(*args, **kwargs):
+        raise ValueError("no history today")
+
+    monkeypatch.setattr(panel_module, "footer_text", broken)
+    p.send("one")
+    assert p.wait(5)
+    assert "no history today" in shown(p)
+    assert "ValueError" in p.status.value
+    assert not p.send_button.disabled
+
+
+def test_a_stop_before_anything_arrived_does_not_show_an_older_reply_again():
+    gated = GatedStream("slow reply here")
+    chat = Chat(client=gated.client(), model="m")
+    p = ChatPanel(chat=chat, shell=None, list_models=False)
+    p.send("one")
+    assert gated.paused.wait(5)
+    p.stop()
+    gated.gate.set()
+    assert p.wait(5)
+    first = shown(p)
+    assert first.count("Interrupted") == 1
+    p._stop.set()  # Stop pressed again before the next request goes out
+    p._run("two", "two", [])
+    assert shown(p).count("Interrupted") == 1
+
+
+# -- panel and cells share a conversation, one send at a time ----------------------------------
+
+
+def test_a_cell_waits_for_the_panel_and_the_panel_for_a_cell(shell, monkeypatch):
+    gated = GatedStream("The same conversation.")
+    client = gated.client()
+    monkeypatch.setattr(_sessions, "client_for", lambda settings: client)
+    p = panel("together")
+    try:
+        p.send("from the panel")
+        assert gated.paused.wait(5)
+        seen = []
+
+        def release():
+            time.sleep(0.3)
+            seen.append(len(gated.requests))
+            gated.gate.set()
+
+        threading.Thread(target=release).start()
+        # The cell blocks until the panel's reply is complete, then sends after it.
+        shell.run_cell("%%chat --session together\nfrom a cell")
+        assert p.wait(5)
+        assert seen == [1]
+        chat = _sessions.session("together")
+        assert [m["role"] for m in chat.messages] == ["user", "assistant"] * 2
+        assert chat.messages[0]["content"] == "from the panel"
+        assert chat.messages[2]["content"] == "from a cell"
+        assert gated.requests[1]["messages"][:2] == chat.messages[:2]
+
+        # And the other way round: a send running elsewhere holds the panel's reply back.
+        gated.gate.clear()
+        gated.paused.clear()
+        elsewhere = threading.Thread(
+            target=chat.send, args=("from elsewhere",), kwargs={"model": "fake-model"}
+        )
+        elsewhere.start()
+        assert gated.paused.wait(5)
+        p.send("from the panel again")
+        time.sleep(0.2)
+        assert len(gated.requests) == 3 and p.busy
+        gated.gate.set()
+        elsewhere.join(5)
+        assert p.wait(5)
+        contents = [m["content"] for m in chat.messages if m["role"] == "user"]
+        assert contents == [
+            "from the panel",
+            "from a cell",
+            "from elsewhere",
+            "from the panel again",
+        ]
+        # Still usable, and showing every turn.
+        p.refresh()
+        for text in contents:
+            assert text in shown(p)
+        assert not p.send_button.disabled
+    finally:
+        p.close()
+
+
+# -- what a viewer without widgets shows ---------------------------------------------------------
+
+
+def test_display_adds_a_fallback_that_follows_the_conversation(shell):
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    p = panel("shown")
+    try:
+        shell.server.reply("Earlier answer.")
+        shell.run_cell("%%chat --session shown\nEarlier question")
+        with capture_output() as captured:
+            display(p)
+            shell.server.reply("Panel <b>answer</b>.")
+            p.send("Panel question")
+            assert p.wait(5)
+        first, record, *updates = captured.outputs
+        # The widget itself, and the conversation for viewers that cannot show it.
+        assert first.data[WIDGET_VIEW]["model_id"] == p.model_id
+        assert first.data["text/plain"].startswith("nbchat panel on conversation 'shown'")
+        display_id = record.transient["display_id"]
+        assert record.data[WIDGET_VIEW]["model_id"] == ""
+        assert "Earlier answer." in record.data["text/plain"]
+        assert "Panel question" not in record.data["text/plain"]
+        # Updated in place once the panel's exchange is done.
+        (update,) = updates
+        assert update.update and update.transient["display_id"] == display_id
+        assert "Panel question" in update.data["text/plain"]
+        assert "Panel <b>answer</b>." in update.data["text/plain"]
+    finally:
+        p.close()
+
+
+def test_a_panel_in_the_sidecar_leaves_a_note_and_the_fallback_in_the_cell(shell):
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    p = panel("aside", sidecar=True)
+    try:
+        with capture_output() as captured:
+            display(p)
+        note, record = captured.outputs
+        assert WIDGET_VIEW not in note.data
+        assert "side area" in note.data["text/plain"]
+        assert record.data[WIDGET_VIEW]["model_id"] == ""
+    finally:
+        p.close()
+
+
+def test_an_html_export_shows_the_conversation_inert_where_the_widget_was(shell):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    p = panel("exported")
+    try:
+        shell.server.reply(hostile.PAYLOADS["img onerror"] + " The visible answer.")
+        p.send("Show me")
+        assert p.wait(5)
+        from IPython.display import display
+        from IPython.utils.capture import capture_output
+
+        with capture_output() as captured:
+            display(p)
+    finally:
+        p.close()
+    cell = nbformat.v4.new_code_cell("nbchat.panel('exported')")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data=out.data, metadata={})
+        for out in captured.outputs
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    page, _ = HTMLExporter().from_notebook_node(notebook)
+    body = page.split("<body", 1)[1]
+    assert "The visible answer." in body and "Show me" in body
+    assert "nbchat panel on conversation 'exported'" in html.unescape(body)
+    # Past nbconvert's own scripts, nothing of the reply is active.
+    cells = body.split('class="jp-Cell ', 1)[1]
+    hostile.assert_inert(cells.split("</main>", 1)[0], "HTML export")

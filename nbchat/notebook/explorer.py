@@ -1,4 +1,4 @@
-"""The logprobs explorer: a reply's tokens coloured by probability, with their alternatives.
+"""The logprobs explorer: a widget showing a reply's tokens coloured by probability.
 
 Hover or click a token to see its top alternatives (plain HTML and CSS, so it works wherever the
 widget shows); a slider sets the threshold below which tokens are highlighted.
@@ -6,13 +6,22 @@ widget shows); a slider sets the threshold below which tokens are highlighted.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 from typing import Any
 
-from ..protocol.exceptions import first_line
-from ..protocol.types import ChatCompletion, TokenLogprob
+from ..protocol.types import TokenLogprob
+from ..render.logprobs import (
+    LogprobsError,
+    LogprobsTable,
+    _probability,
+    logprobs_html,
+    logprobs_summary,
+    logprobs_table,
+    token_logprobs,
+)
+from ..render.markdown import escape
+from .widgets import VBox, ipywidgets_module, output, widget_view_bundle
 
 __all__ = ["LogprobsExplorer", "explore", "token_colour", "token_probabilities"]
 
@@ -20,11 +29,15 @@ _ids = itertools.count(1)
 
 
 def token_probabilities(tokens: list[TokenLogprob]) -> list[float]:
-    return [math.exp(token.logprob) for token in tokens]
+    """Each token's probability; a logprob of −9999 (what servers send for −inf) counts as 0."""
+    return [_probability(token.logprob) for token in tokens]
 
 
 def token_colour(probability: float, threshold: float) -> str:
-    """Background for a token: red to amber below the threshold, a faint green above it."""
+    """Background for a token: red to amber below the threshold, a faint green above it.
+
+    Translucent colours, so that the theme's text colour reads on them in light and dark.
+    """
     if probability < threshold:
         # 0 → red, threshold → amber; stronger the less likely the token was.
         share = probability / threshold if threshold > 0 else 1.0
@@ -35,52 +48,61 @@ def token_colour(probability: float, threshold: float) -> str:
 
 
 def _tokens_of(source: Any, choice: int) -> list[TokenLogprob]:
-    completion = getattr(source, "completion", source)
-    if isinstance(completion, list):
-        return [
-            t if isinstance(t, TokenLogprob) else TokenLogprob.model_validate(t) for t in source
-        ]
-    if isinstance(completion, dict):
-        completion = ChatCompletion.model_validate(completion)
-    if not isinstance(completion, ChatCompletion):
-        raise TypeError(
-            f"explore() takes a ChatCompletion, a Reply or a list of token logprobs, "
-            f"not {type(source).__name__}"
-        )
-    if not completion.choices:
-        raise ValueError("The completion has no choices to explore")
-    if not 0 <= choice < len(completion.choices):
-        raise ValueError(f"No choice {choice}: the completion has {len(completion.choices)}")
-    logprobs = completion.choices[choice].logprobs
-    tokens = (logprobs.content or logprobs.refusal) if logprobs is not None else None
+    tokens = token_logprobs(source, choice=choice)
     if not tokens:
-        raise ValueError(
-            "The reply has no logprobs: send it with logprobs on (the panel's toggle, or "
+        raise LogprobsError(
+            "the reply has no logprobs: send it with logprobs on (the panel's toggle, or "
             "%%chat --logprobs)"
         )
-    return list(tokens)
+    return tokens
 
 
 def _shown(token: str) -> str:
     """The token as visible text: newlines and tabs marked, everything else escaped."""
-    text = html.escape(token)
-    return text.replace("\n", "↵<br>").replace("\t", "⇥")
+    return escape(token).replace("\n", "↵<br>").replace("\t", "⇥")
 
 
 def _label(token: str) -> str:
     return repr(token)[1:-1] if token.strip() != token or not token else token
 
 
-class LogprobsExplorer:
-    """The explorer's widgets and state. Display it; ``.widget`` is the ipywidgets VBox."""
+def _number(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else str(value)
 
-    def __init__(self, source: Any, *, threshold: float = 0.5, choice: int = 0) -> None:
-        from .widgets import ipywidgets_module
 
-        w = ipywidgets_module()
+_STYLE = (
+    "<style>.{uid}{{white-space:pre-wrap;line-height:1.9;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:0.92em}}"
+    ".{uid} .nbx-tok{{position:relative;cursor:pointer;border-radius:3px;padding:1px 0}}"
+    ".{uid} .nbx-tok.nbx-selected{{outline:2px solid var(--jp-brand-color1,#1976d2)}}"
+    ".{uid} .nbx-pop{{display:none;position:absolute;left:0;top:1.7em;z-index:1000;"
+    "background:var(--jp-layout-color0,Canvas);color:var(--jp-content-font-color1,CanvasText);"
+    "border:1px solid var(--jp-border-color1,rgba(127,127,127,0.6));border-radius:4px;"
+    "padding:4px 6px;white-space:nowrap;box-shadow:0 2px 6px rgba(0,0,0,.25);font-size:0.9em;"
+    "line-height:1.3}}"
+    ".{uid} .nbx-tok:hover .nbx-pop,.{uid} .nbx-tok:focus .nbx-pop{{display:block}}"
+    # ipywidgets' HTML widget clips its content; the pop-ups must overflow it.
+    ".nbchat-explorer-area,.nbchat-explorer,.nbchat-explorer .widget-box,"
+    ".nbchat-explorer .widget-html,.nbchat-explorer .widget-html-content"
+    "{{overflow:visible !important}}"
+    "</style>"
+)
+
+
+class LogprobsExplorer(VBox):
+    """The explorer, an ipywidgets VBox: display it, or put it in a layout.
+
+    ``.widget`` is the explorer itself (an alias kept from when it held its VBox).
+    """
+
+    def __init__(
+        self, source: Any, *, threshold: float = 0.5, choice: int = 0, **kwargs: Any
+    ) -> None:
+        w = ipywidgets_module("The logprobs explorer")
         self.source = getattr(source, "completion", source)
         self.tokens = _tokens_of(source, choice)
         self.probabilities = token_probabilities(self.tokens)
+        self.stats = logprobs_summary(self.tokens, k=0)
         self.selected: int | None = None
         self._uid = f"nbx{next(_ids)}"
 
@@ -114,7 +136,7 @@ class LogprobsExplorer:
         self.details = w.HTML()
         self.details.add_class("nbchat-explorer-details")
         self.table = w.Output()
-        self.widget = w.VBox(
+        super().__init__(
             [
                 w.HBox(
                     [
@@ -132,8 +154,9 @@ class LogprobsExplorer:
                 self.table,
             ],
             layout=w.Layout(overflow="visible"),
+            **kwargs,
         )
-        self.widget.add_class("nbchat-explorer")
+        self.add_class("nbchat-explorer")
 
         self.threshold.observe(lambda _: self._render(), names="value")
         self.index.observe(lambda change: self.select(change["new"]), names="value")
@@ -142,8 +165,14 @@ class LogprobsExplorer:
         self.table_button.observe(self._on_table, names="value")
         self._render()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    @property
+    def widget(self) -> LogprobsExplorer:
+        return self
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        # Where widgets cannot show (an HTML export, GitHub), the coloured reply stands in.
+        view = logprobs_html(self.tokens, threshold=self.threshold.value)
+        return {**widget_view_bundle(self, view.text), "text/html": view.html}
 
     def __repr__(self) -> str:
         return f"LogprobsExplorer(tokens={len(self.tokens)}, threshold={self.threshold.value})"
@@ -189,11 +218,12 @@ class LogprobsExplorer:
     def _render(self) -> None:
         limit = self.threshold.value
         count = len(self.tokens)
-        total = sum(t.logprob for t in self.tokens)
-        perplexity = math.exp(-total / count) if count else float("nan")
+        stats = self.stats
+        perplexity = "—" if stats.perplexity is None else _number(stats.perplexity)
+        impossible = f" · {stats.impossible} at probability 0" if stats.impossible else ""
         self.summary.value = (
             f"<small>{count} tokens · mean probability "
-            f"{sum(self.probabilities) / count:.2f} · perplexity {perplexity:.2f} · "
+            f"{sum(self.probabilities) / count:.2f} · perplexity {perplexity}{impossible} · "
             f"<b>{len(self.low)}</b> below {limit:.2f}</small>"
         )
         self.text.value = self.text_html()
@@ -202,22 +232,6 @@ class LogprobsExplorer:
     def text_html(self) -> str:
         uid = self._uid
         limit = self.threshold.value
-        style = (
-            f"<style>.{uid}{{white-space:pre-wrap;line-height:1.9;font-family:var(--jp-code-font-"
-            f"family,monospace);font-size:0.92em}}"
-            f".{uid} .nbx-tok{{position:relative;cursor:pointer;border-radius:3px;padding:1px 0}}"
-            f".{uid} .nbx-tok.nbx-selected{{outline:2px solid #1976d2}}"
-            f".{uid} .nbx-pop{{display:none;position:absolute;left:0;top:1.7em;z-index:1000;"
-            f"background:var(--jp-layout-color0,#fff);color:var(--jp-content-font-color1,#000);"
-            f"border:1px solid #999;border-radius:4px;padding:4px 6px;white-space:nowrap;"
-            f"box-shadow:0 2px 6px rgba(0,0,0,.25);font-size:0.9em;line-height:1.3}}"
-            f".{uid} .nbx-tok:hover .nbx-pop,.{uid} .nbx-tok:focus .nbx-pop{{display:block}}"
-            # ipywidgets' HTML widget clips its content; the pop-ups must overflow it.
-            f".nbchat-explorer-area,.nbchat-explorer,.nbchat-explorer .widget-box,"
-            f".nbchat-explorer .widget-html,.nbchat-explorer .widget-html-content"
-            f"{{overflow:visible !important}}"
-            f"</style>"
-        )
         spans = []
         for i, (token, p) in enumerate(zip(self.tokens, self.probabilities, strict=True)):
             classes = "nbx-tok" + (" nbx-low" if p < limit else "")
@@ -225,24 +239,25 @@ class LogprobsExplorer:
                 classes += " nbx-selected"
             alternatives = (
                 "".join(
-                    f"<tr><td>{html.escape(_label(alt.token))}</td>"
+                    f"<tr><td>{escape(_label(alt.token))}</td>"
                     f"<td style='text-align:right;padding-left:8px'>"
-                    f"{math.exp(alt.logprob):.3f}</td></tr>"
+                    f"{_probability(alt.logprob):.3f}</td></tr>"
                     for alt in token.top_logprobs
                 )
                 or "<tr><td colspan=2><i>no alternatives sent</i></td></tr>"
             )
             title = f"p = {p:.3f}" + "".join(
-                f" | {_label(alt.token)} {math.exp(alt.logprob):.3f}" for alt in token.top_logprobs
+                f" | {_label(alt.token)} {_probability(alt.logprob):.3f}"
+                for alt in token.top_logprobs
             )
             spans.append(
                 f'<span class="{classes}" tabindex="0" data-index="{i}" '
-                f'data-p="{p:.4f}" title="{html.escape(title, quote=True)}" '
+                f'data-p="{p:.4f}" title="{escape(title)}" '
                 f'style="background:{token_colour(p, limit)}">{_shown(token.token)}'
                 f'<span class="nbx-pop"><b>#{i}</b> p = {p:.3f}<table>{alternatives}</table>'
                 f"</span></span>"
             )
-        return f'{style}<div class="{uid}">{"".join(spans)}</div>'
+        return f'{_STYLE.format(uid=uid)}<div class="{uid}">{"".join(spans)}</div>'
 
     def details_html(self) -> str:
         if self.selected is None:
@@ -252,18 +267,19 @@ class LogprobsExplorer:
         p = self.probabilities[i]
         rows = []
         for alt in token.top_logprobs:
-            q = math.exp(alt.logprob)
+            q = _probability(alt.logprob)
             chosen = " ✓" if alt.token == token.token else ""
             rows.append(
-                f"<tr><td><code>{html.escape(_label(alt.token))}</code>{chosen}</td>"
+                f"<tr><td><code>{escape(_label(alt.token))}</code>{chosen}</td>"
                 f"<td style='text-align:right'>{q:.3f}</td><td style='text-align:right'>"
-                f"{alt.logprob:.3f}</td><td><div style='background:#1976d2;height:0.7em;"
+                f"{_logprob_text(alt.logprob)}</td><td><div style='background:"
+                f"var(--jp-brand-color1,#1976d2);height:0.7em;"
                 f"width:{max(1, round(q * 200))}px'></div></td></tr>"
             )
         body = "".join(rows) or "<tr><td colspan=4><i>no alternatives sent</i></td></tr>"
         return (
-            f"<div><b>Token #{i}</b> <code>{html.escape(_label(token.token))}</code> — "
-            f"p = {p:.3f} (logprob {token.logprob:.3f})"
+            f"<div><b>Token #{i}</b> <code>{escape(_label(token.token))}</code> — "
+            f"p = {p:.3f} (logprob {_logprob_text(token.logprob)})"
             f"<table><tr><th>alternative</th><th>p</th><th>logprob</th><th></th></tr>"
             f"{body}</table></div>"
         )
@@ -276,28 +292,17 @@ class LogprobsExplorer:
             return
         self.show_table()
 
-    def show_table(self) -> Any:
-        """Show the logprobs table under the tokens; returns what was shown."""
-        try:
-            from ..render.logprobs import logprobs_frame
-        except ImportError:
-            shown: Any = None
-            bundle = {
-                "text/plain": "The logprobs table needs nbchat.render.logprobs (not available)."
-            }
-        else:
-            try:
-                shown = logprobs_frame(self.source)
-            except Exception as exc:
-                shown = None
-                bundle = {"text/plain": f"No table: {first_line(exc)}"}
-            else:
-                from IPython.core.formatters import DisplayFormatter
+    def show_table(self) -> LogprobsTable:
+        """Show the logprobs table under the tokens (nbchat's own, escaped, as ``%%chat
+        --logprobs`` shows it) and return it; ``logprobs_frame`` gives a DataFrame."""
+        table = logprobs_table(self.tokens)
+        self.table.outputs = (output({"text/html": table._repr_html_(), "text/plain": str(table)}),)
+        return table
 
-                data, _ = DisplayFormatter().format(shown)
-                bundle = data
-        self.table.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
-        return shown
+
+def _logprob_text(value: float) -> str:
+    # What servers send for −inf (−9999) reads as −inf, as in the logprobs table.
+    return "-inf" if _probability(value) == 0.0 else f"{value:.3f}"
 
 
 def explore(completion: Any, *, threshold: float = 0.5, choice: int = 0) -> LogprobsExplorer:

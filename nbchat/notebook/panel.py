@@ -1,7 +1,7 @@
-"""The chat panel: an ipywidgets front end to one named conversation, streaming in a thread.
+"""The chat panel: an ipywidgets VBox over one named conversation, streaming in a thread.
 
-``panel("x")`` and ``%%chat --session x`` share one Chat; replies, tool calls and errors are shown
-with the same bundles as the magic. ipywidgets is imported only when a panel is made.
+``panel("x")`` and ``%%chat --session x`` share one Chat (whose sends are serialised); replies,
+tool calls, history and errors are shown with the same bundles as the magic.
 
 Enter sends, Shift+Enter adds a line. ipywidgets sends no key events from a Textarea, so the
 panel displays a few lines of JavaScript (in its own Output widget, which JupyterLab trusts) that
@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 import weakref
 from typing import Any
 
 from ..conversation.chat import Chat, Reply
-from ..protocol.exceptions import first_line
-from ..render.bundles import error_bundle, footer_text, reply_bundle
+from ..render.bundles import (
+    error_bundle,
+    footer_text,
+    history_bundle,
+    message_bundle,
+    reply_bundle,
+)
 from ..render.live import LiveView
-from ..render.markdown import sanitize_markdown
-from .widgets import ipywidgets_module
+from ..render.markdown import escape, html_bundle, markdown_bundle, thumbnail
+from .widgets import VBox, fallback_bundle, ipywidgets_module, output, widget_view_bundle
 
 __all__ = ["ChatPanel", "StopRequested", "panel"]
 
@@ -31,6 +37,10 @@ __all__ = ["ChatPanel", "StopRequested", "panel"]
 # character nobody types.
 SEND_MARK = "\ue000"
 LOGPROB_ALTERNATIVES = 5
+_SIDECAR_HINT = (
+    "nbchat.panel(sidecar=True) needs the sidecar package (JupyterLab's side area): "
+    "pip install sidecar, or pip install 'nbchat[notebooks]'"
+)
 
 _ENTER_TO_SEND_JS = """
 (function () {
@@ -56,14 +66,30 @@ class StopRequested(KeyboardInterrupt):
     """
 
 
-def panel(session: str | None = None, *, client: Any = None) -> ChatPanel:
+def panel(
+    session: str | None = None, *, client: Any = None, sidecar: bool | str = False
+) -> ChatPanel:
     """A chat panel on the conversation ``session`` (the magic's ``--session``; default
-    "default"). ``client`` is the server to talk to; otherwise the magic's settings choose it."""
-    return ChatPanel(session or "default", client=client)
+    "default"). ``client`` is the server to talk to; otherwise the magic's settings choose it.
+
+    The panel is an ipywidgets widget: display it, or put it in a layout
+    (``HBox([nbchat.panel(), plot])``). ``sidecar=True`` (or a tab title) opens it in
+    JupyterLab's side area instead, with the ``sidecar`` package.
+    """
+    if sidecar:
+        _sidecar_class()  # say what is missing before anything is made
+    made = ChatPanel(session or "default", client=client)
+    if sidecar:
+        made.open_in_sidecar(None if sidecar is True else str(sidecar))
+    return made
 
 
-def _output(bundle: dict[str, str]) -> dict[str, Any]:
-    return {"output_type": "display_data", "data": dict(bundle), "metadata": {}}
+def _sidecar_class() -> Any:
+    try:
+        from sidecar import Sidecar
+    except ImportError:
+        raise ImportError(_SIDECAR_HINT) from None
+    return Sidecar
 
 
 class _Area:
@@ -75,7 +101,7 @@ class _Area:
 
     def update(self, bundle: dict[str, str], raw: bool = True) -> None:
         outputs = list(self._out.outputs)
-        outputs[self._index] = _output(bundle)
+        outputs[self._index] = output(bundle)
         self._out.outputs = tuple(outputs)
 
 
@@ -86,9 +112,11 @@ class _PanelListener(LiveView):
         super().__init__(mode="live", rate=rate, display=self._display_into)
         self._owner = owner
 
-    def _display_into(self, bundle: dict[str, str], raw: bool = True, display_id: Any = None):
+    def _display_into(
+        self, bundle: dict[str, str], raw: bool = True, display_id: Any = None
+    ) -> _Area:
         out = self._owner.live
-        out.outputs = (*out.outputs, _output(bundle))
+        out.outputs = (*out.outputs, output(bundle))
         return _Area(out, len(out.outputs) - 1)
 
     def on_request(self, body: dict[str, Any]) -> None:
@@ -101,8 +129,13 @@ class _PanelListener(LiveView):
         super().on_chunk(chunk, stream)
 
 
-class ChatPanel:
-    """The widget tree and its behaviour. Display it; ``.widget`` is the ipywidgets VBox."""
+class ChatPanel(VBox):
+    """The chat panel, an ipywidgets VBox: display it, or put it in a layout.
+
+    ``.widget`` is the panel itself (an alias kept from when the panel held its VBox).
+    ``send(text)`` sends a message as the Send button does; the ipywidgets messages that
+    ``Widget.send`` carries (``focus()``, ``blur()``: dicts) still reach the front end.
+    """
 
     def __init__(
         self,
@@ -113,6 +146,7 @@ class ChatPanel:
         shell: Any = None,
         list_models: bool = True,
         updates_per_second: float = 10.0,
+        **kwargs: Any,
     ) -> None:
         w = ipywidgets_module()
         from ..conversation.sessions import session as get_session
@@ -136,7 +170,6 @@ class ChatPanel:
         self._rate = updates_per_second
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.attachments: list[Any] = []
         # Rendered exchanges sent from this panel, and errors: (start, messages, bundles).
         self._exchanges: list[tuple[int, list[dict[str, Any]], list[dict[str, str]]]] = []
@@ -144,6 +177,11 @@ class ChatPanel:
         self._seen: tuple[int, Any] = (-1, None)
         self._tokens_used = 0
         self._counted: Any = None
+        # Display ids of the text fallbacks shown with the panel, kept up to date (see display).
+        self._records: list[str] = []
+        self._record: dict[str, Any] | None = None
+        self.sidecar: Any = None
+        self.explorer: Any = None
 
         defaults = self.chat.settings
         model = defaults.get("model") or (settings.model if settings is not None else "") or ""
@@ -206,12 +244,20 @@ class ChatPanel:
         system_box.set_title(0, "System prompt")
         system_box.selected_index = None
 
-        self.conversation = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.conversation = w.Output(layout=w.Layout(flex="0 0 auto"))
         self.conversation.add_class("nbchat-conversation")
+        # A scroll box that is a reversed flex column starts scrolled to its end and stays there
+        # as turns are added (unless the user scrolls up): the newest turn is the one in view.
+        scroller = w.Box(
+            [self.conversation],
+            layout=w.Layout(
+                max_height="480px", overflow="auto", display="flex", flex_flow="column-reverse"
+            ),
+        )
         self.live = w.Output()
         self.live.add_class("nbchat-live")
         self.footer = w.HTML("")
-        self.footer.add_class("nbchat-footer")
+        self.footer.add_class("nbchat-panel-footer")
 
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
         self.image_var = w.Dropdown(
@@ -241,7 +287,7 @@ class ChatPanel:
         self.explorer_area = w.VBox([])
         self.explorer_area.add_class("nbchat-explorer-area")
         self._keys = w.Output(layout=w.Layout(height="0px", overflow="hidden"))
-        self._keys.outputs = (_output({"application/javascript": _ENTER_TO_SEND_JS}),)
+        self._keys.outputs = (output({"application/javascript": _ENTER_TO_SEND_JS}),)
 
         controls = w.HBox(
             [
@@ -260,12 +306,12 @@ class ChatPanel:
             layout=w.Layout(flex_flow="row wrap", align_items="center"),
         )
         buttons = w.VBox([self.send_button, self.stop_button])
-        self.widget = w.VBox(
+        super().__init__(
             [
                 self.title,
                 controls,
                 system_box,
-                self.conversation,
+                scroller,
                 self.live,
                 self.explorer_area,
                 images,
@@ -275,9 +321,10 @@ class ChatPanel:
                 self.footer,
                 self._keys,
             ],
-            layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"),
+            layout=w.Layout(border="1px solid var(--jp-border-color2, #8884)", padding="6px"),
+            **kwargs,
         )
-        self.widget.add_class("nbchat-panel")
+        self.add_class("nbchat-panel")
 
         self.prompt.observe(self._on_prompt, names="value")
         self.send_button.on_click(lambda _: self.send())
@@ -296,23 +343,70 @@ class ChatPanel:
 
     # -- display ------------------------------------------------------------------------------
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    @property
+    def widget(self) -> ChatPanel:
+        return self
 
     def __repr__(self) -> str:
         return f"ChatPanel(session={self.chat.name!r}, messages={len(self.chat)})"
 
-    def _title_html(self) -> str:
-        import html
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return widget_view_bundle(self, repr(self))
 
-        return f"<b>💬 nbchat</b> — conversation <code>{html.escape(self.chat.name)}</code>"
+    def _ipython_display_(self) -> None:
+        """The widget, then a text fallback of the conversation for viewers without widgets.
+
+        A front end with widgets shows the panel and hides the fallback; nbconvert's HTML
+        export and GitHub show the fallback. It is updated (by display id) after every
+        exchange, so that a saved or exported notebook holds the conversation so far.
+        """
+        from IPython.display import display
+
+        if self.sidecar is not None:
+            note = f"The nbchat panel on conversation '{self.chat.name}' is in the side area."
+            display(html_bundle(f"<small>{escape(note)}</small>", note), raw=True)
+        else:
+            # Where the widget cannot show, this line says what was here; the record follows.
+            name = self.chat.name
+            stand_in = f"nbchat panel on conversation '{name}' (a widget; the conversation follows)"
+            display(widget_view_bundle(self, stand_in), raw=True)
+        display_id = f"nbchat-panel-{uuid.uuid4().hex}"
+        self._record = self.record_bundle()
+        display(self._record, raw=True, display_id=display_id)
+        self._records.append(display_id)
+
+    def record_bundle(self) -> dict[str, Any]:
+        """The conversation as the text fallback shows it (text/html and text/plain)."""
+        return fallback_bundle(history_bundle(self.chat))
+
+    def _update_records(self) -> None:
+        if not self._records:
+            return
+        record = self.record_bundle()
+        if record == self._record:
+            return
+        self._record = record
+        from IPython.display import update_display
+
+        for display_id in self._records:
+            update_display(record, raw=True, display_id=display_id)
+
+    def open_in_sidecar(self, title: str | None = None) -> Any:
+        """Show the panel in JupyterLab's side area (the ``sidecar`` package); returns it."""
+        sidecar = _sidecar_class()(title=title or f"nbchat · {self.chat.name}")
+        sidecar.outputs = (output(self._repr_mimebundle_()),)
+        self.sidecar = sidecar
+        return sidecar
+
+    def _title_html(self) -> str:
+        return f"<b>💬 nbchat</b> — conversation <code>{escape(self.chat.name)}</code>"
 
     # -- models -------------------------------------------------------------------------------
 
     def load_models(self) -> list[str]:
         """Fill the model picker from the server's model list; on failure it stays free text."""
         try:
-            names = sorted(self.chat.client.models())
+            names = sorted(str(name) for name in self.chat.client.models())
         except Exception:
             return []
         self.model.options = names
@@ -343,11 +437,19 @@ class ChatPanel:
             fields["top_logprobs"] = LOGPROB_ALTERNATIVES
         return fields
 
-    def send(self, text: str | None = None) -> threading.Thread | None:
-        """Send ``text`` (default: the prompt box) with the attachments; returns the thread."""
+    def send(self, text: Any = None, buffers: Any = None) -> threading.Thread | None:
+        """Send ``text`` (default: the prompt box) with the attachments; returns the thread.
+
+        The reply streams in a thread; a cell sending to the same conversation meanwhile waits
+        for it (Chat serialises sends), and the panel waits for a cell in the same way.
+        """
+        if isinstance(text, dict):
+            # ipywidgets' own custom messages to the front end (focus(), blur()).
+            super().send(text, buffers)
+            return None
         if text is None:
             text = self.prompt.value
-        text = text.replace(SEND_MARK, "").strip()
+        text = str(text).replace(SEND_MARK, "").strip()
         if self.busy:
             self.status.value = "⏳ Still answering — Stop it first."
             return None
@@ -366,7 +468,7 @@ class ChatPanel:
         self.send_button.disabled = True
         self.stop_button.disabled = False
         self.status.value = "⏳ Answering…"
-        self.live.outputs = (_output(_user_bundle(text, thumbs)),)
+        self.live.outputs = (output(_user_bundle(text, thumbs)),)
         thread = threading.Thread(
             target=self._run, args=(content, text, thumbs), daemon=True, name="nbchat-panel"
         )
@@ -388,40 +490,57 @@ class ChatPanel:
         return not self.busy
 
     def _run(self, content: Any, text: str, thumbs: list[str]) -> None:
-        chat = self.chat
-        start = len(chat)
-        listener = _PanelListener(self, rate=self._rate)
-        user = _user_bundle(text, thumbs)
-        status = ""
+        """The worker thread: send, then show the outcome. Nothing may escape it: an error
+        here would end the thread silently and leave the panel stuck on "Answering"."""
+        start = len(self.chat)
         try:
-            reply: Reply | None = chat.send(content, listener=listener, **self.request_fields())
-        except StopRequested:
-            reply = chat.last_reply if chat.last_reply is not None else None
-            if reply is not None and reply.interrupted:
-                self._remember(start, [user, reply_bundle(reply)])
-            status = "⏹ Stopped; the partial reply is kept in the conversation."
+            status = self._exchange(content, text, thumbs, start)
         except Exception as exc:
-            # The same card as the magic shows; an incomplete stream also keeps its partial.
-            reply = chat.last_reply if getattr(chat.last_reply, "interrupted", False) else None
-            bundles = [user]
-            if reply is not None:
-                bundles.append(reply_bundle(reply))
-            bundles.append(error_bundle(exc))
-            if reply is not None:
-                self._remember(start, bundles)
-            else:
-                self._errors.append((start, chat.messages[:start], bundles))
-            status = f"⚠ {type(exc).__name__}"
-        else:
-            self._remember(start, [user, reply_bundle(reply)])
+            self._errors.append((start, self.chat.messages[:start], [error_bundle(exc)]))
+            status = f"⚠ {escape(type(exc).__name__)}"
         finally:
             self.live.outputs = ()
             self.send_button.disabled = False
             self.stop_button.disabled = True
-        self.status.value = status
-        self.refresh(force=True)
-        if self.explore_button.value:
-            self._show_explorer()
+        try:
+            self.status.value = status
+            self.refresh(force=True)
+            if self.explore_button.value:
+                self._show_explorer()
+        except Exception as exc:
+            # The conversation view itself failed to draw: say so where it would have been.
+            self.conversation.outputs = (*self.conversation.outputs, output(error_bundle(exc)))
+            self.status.value = f"⚠ {escape(type(exc).__name__)}"
+
+    def _exchange(self, content: Any, text: str, thumbs: list[str], start: int) -> str:
+        """One send and its rendering into ``_exchanges``/``_errors``; returns the status."""
+        chat = self.chat
+        listener = _PanelListener(self, rate=self._rate)
+        user = _user_bundle(text, thumbs)
+        try:
+            reply = chat.send(content, listener=listener, **self.request_fields())
+        except StopRequested:
+            partial = chat.last_reply
+            # Stopped before anything came, the last reply is an older one: nothing to show.
+            if partial is not None and partial.interrupted and len(chat) > start:
+                self._remember(start, [user, reply_bundle(partial)])
+            return "⏹ Stopped; the partial reply is kept in the conversation."
+        except Exception as exc:
+            # The same card as the magic shows; an incomplete stream also keeps its partial.
+            kept: Reply | None = chat.last_reply
+            if kept is None or not kept.interrupted or len(chat) == start:
+                kept = None
+            bundles = [user]
+            if kept is not None:
+                bundles.append(reply_bundle(kept))
+            bundles.append(error_bundle(exc))
+            if kept is not None:
+                self._remember(start, bundles)
+            else:
+                self._errors.append((start, chat.messages[:start], bundles))
+            return f"⚠ {escape(type(exc).__name__)}"
+        self._remember(start, [user, reply_bundle(reply)])
+        return ""
 
     def _remember(self, start: int, bundles: list[dict[str, str]]) -> None:
         self._exchanges.append((start, self.chat.messages[start:], bundles))
@@ -435,12 +554,10 @@ class ChatPanel:
         if not force and key == self._seen:
             return
         self._seen = key
-        self.conversation.outputs = tuple(_output(b) for b in self._bundles(messages))
+        self.conversation.outputs = tuple(output(b) for b in self._bundles(messages))
         reply = self.chat.last_reply
         self.footer.value = ""
         if reply is not None and reply.completion.choices:
-            import html
-
             text = footer_text(
                 reply.completion,
                 time_to_first_token=reply.time_to_first_token,
@@ -451,12 +568,15 @@ class ChatPanel:
             used = (
                 f" · {self._tokens_used} tokens used from this panel" if self._tokens_used else ""
             )
-            self.footer.value = f"<small>Last reply: {html.escape(text)}{used}</small>"
+            self.footer.value = f"<small>Last reply: {escape(text)}{escape(used)}</small>"
         if self.system.value != (self.chat.system or ""):
             self.system.value = self.chat.system or ""
         self._refresh_image_variables()
+        self._update_records()
 
     def _bundles(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """What the conversation area shows: exchanges sent from here as they were shown
+        live, error cards where they happened, other messages as ``%chat history`` shows them."""
         exchanges = {
             start: (len(kept), bundles)
             for start, kept, bundles in self._exchanges
@@ -476,7 +596,7 @@ class ChatPanel:
                 shown.extend(bundles)
                 i += count
                 continue
-            shown.append(_message_bundle(messages[i], i in interrupted))
+            shown.append(message_bundle(messages[i], i in interrupted))
             i += 1
         for bundles in errors.values():
             shown.extend(bundles)
@@ -499,16 +619,23 @@ class ChatPanel:
                 me.refresh()
 
         shell.events.register("post_run_cell", after_cell)
-        self._after_cell = after_cell
+        self._after_cell: Any = after_cell
 
     def close(self) -> None:
-        """Stop any reply, unhook from the shell and close the widgets."""
-        self.stop()
+        """Stop any reply, unhook from the shell and close the panel and its widgets."""
+        if getattr(self, "_thread", None) is not None:
+            self.stop()
         hook = getattr(self, "_after_cell", None)
         if hook is not None and self._shell is not None:
             with contextlib.suppress(ValueError):
                 self._shell.events.unregister("post_run_cell", hook)
-        self.widget.close()
+            self._after_cell = None
+        for child in _descendants(self):
+            child.close()
+        if getattr(self, "sidecar", None) is not None:
+            self.sidecar.close()
+            self.sidecar = None
+        super().close()
 
     # -- controls -----------------------------------------------------------------------------
 
@@ -542,10 +669,10 @@ class ChatPanel:
         try:
             explorer = explore(reply.completion)
         except ValueError as exc:
-            self.explorer_area.children = (w.HTML(f"<i>{_escape(str(exc))}</i>"),)
+            self.explorer_area.children = (w.HTML(f"<i>{escape(_first_line(exc))}</i>"),)
             return
         self.explorer = explorer
-        self.explorer_area.children = (explorer.widget,)
+        self.explorer_area.children = (explorer,)
 
     # -- images -------------------------------------------------------------------------------
 
@@ -567,7 +694,7 @@ class ChatPanel:
         try:
             self.attach(namespace[name])
         except Exception as exc:
-            self.status.value = f"⚠ {_escape(name)}: {_escape(first_line(exc))}"
+            self.status.value = f"⚠ {escape(name)}: {escape(_first_line(exc))}"
 
     def clear_images(self) -> None:
         self.attachments = []
@@ -582,7 +709,7 @@ class ChatPanel:
                 self.attach(bytes(item["content"]))
             except Exception as exc:
                 name = item.get("name", "file")
-                self.status.value = f"⚠ {_escape(name)}: {_escape(first_line(exc))}"
+                self.status.value = f"⚠ {escape(name)}: {escape(_first_line(exc))}"
         # Forget the upload so the same file can be chosen again.
         with contextlib.suppress(Exception):
             self.upload.value = ()
@@ -590,14 +717,13 @@ class ChatPanel:
     def _show_thumbnails(self) -> None:
         cells = []
         for part in self.attachments:
-            tip = _escape(part.summary()) if hasattr(part, "summary") else "image"
-            if part.thumbnail:
-                cells.append(
-                    f'<img src="{part.thumbnail}" title="{tip}" alt="attached image" '
-                    'style="max-height:64px;margin-right:4px;border:1px solid #ccc">'
-                )
-            else:
-                cells.append(f"<span title='{tip}'>🖼 image</span> ")
+            tip = part.summary() if hasattr(part, "summary") else "image"
+            image = _thumbnail_html(part.thumbnail, tip) if part.thumbnail else ""
+            cells.append(
+                f'<span title="{escape(tip)}">{image}</span>'
+                if image
+                else f'<span title="{escape(tip)}">🖼 image</span> '
+            )
         self.thumbnails.value = "".join(cells)
 
     def _refresh_image_variables(self) -> None:
@@ -623,52 +749,36 @@ def _is_image(value: Any) -> bool:
     return pil is not None and isinstance(value, pil.Image)
 
 
-def _escape(text: str) -> str:
-    import html
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
-    return html.escape(text, quote=True)
+
+def _thumbnail_html(src: str, alt: str) -> str:
+    """One of our own thumbnails; anything that is not one is left out rather than loaded."""
+    try:
+        return thumbnail(src, alt=alt)
+    except ValueError:
+        return ""
 
 
 def _user_bundle(text: str, thumbs: list[str]) -> dict[str, str]:
-    images = "".join(
-        f'<img src="{src}" alt="image" style="max-height:64px;margin-right:4px">' for src in thumbs
-    )
-    md = f"**🧑 You:** {sanitize_markdown(text)}"
-    if images:
-        md += "\n\n" + images
+    images = "".join(_thumbnail_html(src, "image") for src in thumbs)
     plain = f"[user] {text}" + (f" [+{len(thumbs)} images]" if thumbs else "")
-    return {"text/markdown": md, "text/plain": plain}
+    return markdown_bundle(
+        text,
+        plain=plain,
+        before="<strong>🧑 You:</strong>",
+        after=f"<div>{images}</div>" if images else "",
+    )
 
 
-def _message_bundle(message: dict[str, Any], interrupted: bool) -> dict[str, str]:
-    """One history message, for turns that were not sent from this panel."""
-    role = message.get("role", "?")
-    content = message.get("content")
-    if isinstance(content, list):
-        text = " ".join(
-            part.get("text", "") if part.get("type") == "text" else "🖼" for part in content
-        )
-    else:
-        text = content or ""
-    mark = " *(interrupted)*" if interrupted else ""
-    if role == "user":
-        return {"text/markdown": f"**🧑 You:** {sanitize_markdown(text)}", "text/plain": text}
-    if role == "system":
-        return {
-            "text/markdown": f"*System:* {sanitize_markdown(text)}",
-            "text/plain": f"[system] {text}",
-        }
-    if role == "tool":
-        return {
-            "text/markdown": f"<details><summary>🔧 result of {message.get('tool_call_id')}"
-            f"</summary>\n\n```\n{text[:4000]}\n```\n\n</details>",
-            "text/plain": f"[tool] {text}",
-        }
-    md = sanitize_markdown(text) + mark
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function", {})
-        md += f"\n\n🔧 `{fn.get('name')}({str(fn.get('arguments', ''))[:200]})`"
-    return {"text/markdown": md, "text/plain": f"[{role}] {text}"}
+def _descendants(widget: Any) -> list[Any]:
+    found = []
+    for child in getattr(widget, "children", ()):
+        found.extend(_descendants(child))
+        found.append(child)
+    return found
 
 
 def _magic_settings(shell: Any) -> Any:

@@ -1,17 +1,64 @@
-"""ipywidgets, imported when a widget is first built, with an install hint when it is missing."""
+"""What the panel and the explorer share as ipywidgets: the lazy import and its install hint,
+the VBox they derive from, output dicts for Output widgets, and the static fallback outputs.
+
+A viewer without JavaScript (nbconvert's HTML export, GitHub) cannot show a widget; the
+fallbacks here are what such a viewer shows instead, while a live front end shows the widget.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ipywidgets_module"]
+__all__ = [
+    "WIDGET_VIEW",
+    "VBox",
+    "fallback_bundle",
+    "ipywidgets_module",
+    "output",
+    "widget_view_bundle",
+]
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_HINT = "{what} needs ipywidgets: pip install 'nbchat[notebooks]' (or ipywidgets)"
 
 
-def ipywidgets_module() -> Any:
+def ipywidgets_module(what: str = "The chat panel") -> Any:
     try:
         import ipywidgets
     except ImportError:
-        raise ImportError(
-            "The chat panel needs ipywidgets: pip install 'nbchat[notebooks]' (or ipywidgets)"
-        ) from None
+        raise ImportError(_HINT.format(what=what)) from None
     return ipywidgets
+
+
+try:
+    from ipywidgets import VBox
+except ImportError:  # the classes stay importable; making one says what to install
+
+    class VBox:  # type: ignore[no-redef]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            ipywidgets_module(type(self).__name__)
+
+
+def output(bundle: dict[str, Any]) -> dict[str, Any]:
+    """One display_data output, as an Output widget's ``outputs`` holds it."""
+    return {"output_type": "display_data", "data": dict(bundle), "metadata": {}}
+
+
+def widget_view_bundle(widget: Any, text: str) -> dict[str, Any]:
+    """The widget's view with ``text`` as the plain-text stand-in."""
+    return {
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id},
+        "text/plain": text,
+    }
+
+
+def fallback_bundle(bundle: dict[str, str]) -> dict[str, Any]:
+    """``bundle`` (text/html and text/plain) shown only where widgets cannot be.
+
+    The output also names a widget view whose model id is empty: the way ipywidgets marks a
+    view that was closed. A front end with widgets prefers that view and so shows nothing (the
+    live widget next to it already shows the same); nbconvert, which drops a widget view it has
+    no state for, and viewers without widgets show ``bundle``.
+    """
+    closed = {"version_major": 2, "version_minor": 0, "model_id": ""}
+    return {WIDGET_VIEW: closed, **bundle}

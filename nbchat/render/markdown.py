@@ -33,7 +33,6 @@ __all__ = [
     "render_inline",
     "render_markdown",
     "render_settled",
-    "sanitize_markdown",
     "settled_length",
     "terminal_text",
     "thumbnail",
@@ -215,16 +214,6 @@ _CONTROLS = dict.fromkeys(
 )
 
 
-def sanitize_markdown(text: str) -> str:
-    """Deprecated: Markdown with every character that could start markup escaped.
-
-    Kept only until the panel and the explorer use :func:`render_markdown`; the result is
-    literal text in any CommonMark renderer.
-    """
-    return _MARKUP.sub(r"\\\g<0>", text)
-
-
-_MARKUP = re.compile(r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
 _PRE_STYLE = (
     ' style="white-space:pre-wrap;word-break:break-word;padding:0.4em 0.6em;'
     "background:var(--jp-layout-color2, rgba(127,127,127,0.1));"

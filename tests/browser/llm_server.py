@@ -1,6 +1,9 @@
 """A tiny OpenAI-compatible chat server on loopback for the browser test, streaming slowly.
 
 It answers GET /v1/models and POST /v1/chat/completions (streamed SSE, with logprobs on request).
+A prompt saying "hostile" gets a reply full of active content (ours, then tests/hostile.py's
+corpus), one saying "fail" an error whose message is; any other GET (a remote image the reply
+names) is counted in ``fetched``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,32 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.hostile import PAYLOADS
+
 MODEL = "slow-model"
 SHORT = "Hello from the test server!"
 # Long enough that Stop lands well before the end.
 LONG = " ".join(f"word{i}" for i in range(400))
+# Each payload would set window.__nbchatPwned (or hide the notebook, or fetch from this server)
+# if the front end ran it. The Markdown around them must still render: heading, table, code.
+PWNED = "__nbchatPwned"
+HOSTILE = (
+    "### Hostile reply\n\n"
+    "Some **bold** words, `code <b>kept</b>` and a table:\n\n"
+    "| tag | kept as |\n|---|---|\n| script | text |\n\n"
+    f'<img src="x" onerror="window.{PWNED}=\'img\'">\n\n'
+    f"<script>window.{PWNED}='script'</script>\n\n"
+    f'<svg onload="window.{PWNED}=\'svg\'"></svg> <details open ontoggle="window.{PWNED}=1">\n\n'
+    f"<iframe srcdoc=\"<script>parent.{PWNED}='iframe'</script>\"></iframe>\n\n"
+    f"[click me](javascript:window.{PWNED}='link') and [ref][r]\n\n"
+    f"[r]: javascript:window.{PWNED}='ref'\n\n"
+    "![tracker]({base}/tracker.png?leak=secret)\n\n"
+    "<style>.jp-Notebook {{ display: none }}</style>\n\n"
+    "```html\n<b>not bold</b> <script>window.{pwned}='fence'</script>\n```\n"
+).replace("{pwned}", PWNED) + "\n\n".join(["", "#### The test corpus", *PAYLOADS.values()]).replace(
+    "{", "{{"
+).replace("}", "}}")
+ERROR_MESSAGE = f"Bad <img src=x onerror=\"window.{PWNED}='error'\"> request"
 
 
 class LLMServer:
@@ -25,6 +50,7 @@ class LLMServer:
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.disconnects = 0
+        self.fetched: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +61,7 @@ class LLMServer:
                 if self.path.rstrip("/") == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
                 else:
+                    owner.fetched.append(self.path)
                     self._json(404, {"error": {"message": f"No route {self.path}"}})
 
             def do_POST(self) -> None:
@@ -43,6 +70,10 @@ class LLMServer:
                 owner.requests.append(body)
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._json(404, {"error": {"message": f"No route {self.path}"}})
+                    return
+                if "fail" in _prompt(body).lower():
+                    error = {"message": ERROR_MESSAGE, "type": "invalid_request_error"}
+                    self._json(400, {"error": error})
                     return
                 owner._stream(self, body)
 
@@ -68,9 +99,14 @@ class LLMServer:
         self._httpd.server_close()
 
     def _stream(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-        prompt = str(body["messages"][-1].get("content", ""))
-        text = LONG if "long" in prompt.lower() else SHORT
-        pieces = [text[i : i + 6] for i in range(0, len(text), 6)]
+        prompt = _prompt(body).lower()
+        size = 6
+        if "hostile" in prompt:
+            root = self.base_url.removesuffix("/v1")
+            text, size = HOSTILE.format(base=root), 120
+        else:
+            text = LONG if "long" in prompt else SHORT
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("cache-control", "no-cache")
@@ -114,3 +150,7 @@ class LLMServer:
             handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.disconnects += 1
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    return str(body["messages"][-1].get("content", ""))

@@ -1,4 +1,9 @@
-"""End to end: the chat panel in JupyterLab, driven in headless Chromium by Playwright."""
+"""End to end in JupyterLab, driven in headless Chromium by Playwright: the chat panel and a
+``%%chat`` reply, in the light and the dark theme, fed replies that would run script if anything
+rendered them as HTML.
+
+Screenshots are kept in ``out/screenshots/`` (the path is printed).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import hostile
 from tests.browser.lab import ROOT, Lab
-from tests.browser.llm_server import SHORT, LLMServer
+from tests.browser.llm_server import PWNED, SHORT, LLMServer
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = ROOT / "test-results"
+SHOTS = ROOT / "out" / "screenshots"
+# WCAG's minimum contrast for normal text.
+READABLE = 4.5
 
 
 def _missing() -> str | None:
@@ -39,23 +47,32 @@ def _missing() -> str | None:
     return None
 
 
+def _cell(source: str) -> dict:
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": source,
+    }
+
+
 def _notebook(base_url: str) -> dict:
-    source = (
+    setup = (
+        "import os\n"
+        "os.environ['OPENAI_API_KEY'] = 'test-key'\n"
         "import nbchat\n"
-        "from nbchat.notebook.panel import panel\n"
-        f"client = nbchat.Client(api_key='test-key', base_url={base_url!r}, max_retries=0)\n"
-        "p = panel('browser', client=client)\n"
-        "p"
+        "%load_ext nbchat\n"
+        f"%config Chat.base_url = {base_url!r}\n"
+        "%config Chat.model = 'slow-model'\n"
+        "%config Chat.max_retries = 0"
     )
     return {
         "cells": [
-            {
-                "cell_type": "code",
-                "execution_count": None,
-                "metadata": {},
-                "outputs": [],
-                "source": source,
-            }
+            _cell(setup),
+            _cell("%%chat --session browser\nSay something hostile"),
+            _cell("p = nbchat.panel('browser')\np"),
+            _cell("side = nbchat.panel('aside', sidecar=True)\nside"),
         ],
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -63,6 +80,151 @@ def _notebook(base_url: str) -> dict:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+
+
+# The contrast of an element's text with what is behind it (WCAG's ratio, 1 to 21): translucent
+# backgrounds of the element and its ancestors are blended down to the first opaque one, and
+# the text is faded by its colour's alpha and every opacity on the way.
+_CONTRAST_JS = """
+(el) => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) { return null; }
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const layers = [];
+  for (let node = el; node; node = node.parentElement) {
+    const bg = parse(getComputedStyle(node).backgroundColor);
+    if (bg && bg[3] > 0) { layers.push(bg); if (bg[3] >= 1) { break; } }
+  }
+  let base = [255, 255, 255];
+  for (const [r, g, b, a] of layers.reverse()) {
+    base = [r * a + base[0] * (1 - a), g * a + base[1] * (1 - a), b * a + base[2] * (1 - a)];
+  }
+  const fg = parse(getComputedStyle(el).color);
+  let alpha = fg[3];
+  for (let node = el; node; node = node.parentElement) {
+    alpha *= Number(getComputedStyle(node).opacity);
+  }
+  const text = [0, 1, 2].map((i) => fg[i] * alpha + base[i] * (1 - alpha));
+  const lum = (rgb) => rgb.map((v) => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  }).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const [a, b] = [lum(text), lum(base)];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+"""
+
+# Whatever in the page could run or load: evidence that outside text became markup.
+_ACTIVE_JS = """
+(roots) => {
+  const found = [];
+  for (const root of document.querySelectorAll(roots)) {
+    for (const el of root.querySelectorAll('*')) {
+      const tag = el.tagName.toLowerCase();
+      if (['script', 'iframe', 'object', 'embed', 'svg', 'style', 'form', 'base', 'meta']
+          .includes(tag) && !el.closest('.nbx-style-ok')) {
+        if (!(tag === 'style' && el.textContent.includes('.nbx-tok'))) { found.push(tag); }
+      }
+      for (const attr of el.attributes) {
+        const value = attr.value.trim().toLowerCase();
+        if (attr.name.startsWith('on')) { found.push(tag + ' ' + attr.name); }
+        if (['href', 'src', 'srcset', 'action'].includes(attr.name)
+            && /^(javascript|vbscript|data):/.test(value)
+            && !(tag === 'img' && value.startsWith('data:image/'))) {
+          found.push(tag + ' ' + attr.name + '=' + value.slice(0, 30));
+        }
+      }
+      if (tag === 'img' && !el.src.startsWith('data:image/')) { found.push('img ' + el.src); }
+    }
+  }
+  return found;
+}
+"""
+_OUTPUTS = ".jp-OutputArea-output, .nbchat-conversation, .nbchat-live, .nbchat-explorer"
+
+
+def _shoot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def _contrast(target, text: str | None = None) -> float:
+    if text is not None:
+        target = target.get_by_text(text, exact=False)
+    return target.first.evaluate(_CONTRAST_JS)
+
+
+def _readability(page) -> dict[str, float]:
+    """Contrast of the texts that matter, in the theme the page shows now."""
+    reply = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+    panel = page.locator(".jp-Cell .nbchat-panel")
+    checks = {
+        "%%chat heading": (reply, "Hostile reply"),
+        "%%chat paragraph": (reply, "words,"),
+        "%%chat inline code": (reply.locator("code"), "kept"),
+        "%%chat code block": (reply.locator("pre"), "not bold"),
+        "%%chat footer": (reply, "finish: stop"),
+        "panel title": (panel.locator(".widget-html"), "conversation"),
+        "panel reply": (panel.locator(".nbchat-conversation"), SHORT),
+        "panel user turn": (panel.locator(".nbchat-conversation"), "Say hello again"),
+        "panel error card": (panel.locator(".nbchat-conversation"), "Bad <img"),
+        "panel footer": (panel.locator(".nbchat-panel-footer"), None),
+        "explorer token": (panel.locator(".nbx-tok.nbx-low"), None),
+        "explorer pop-up": (panel.locator(".nbx-pop td"), None),
+        "side panel title": (page.locator("#jp-right-stack .nbchat-panel .widget-html"), None),
+    }
+    return {name: round(_contrast(*where), 2) for name, where in checks.items()}
+
+
+def _set_theme(page, theme: str, light: bool) -> None:
+    page.evaluate(
+        "(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme
+    )
+    page.wait_for_function(
+        f"() => document.body.dataset.jpThemeLight === '{str(light).lower()}'", timeout=30_000
+    )
+    # The theme's style sheet is in; give the widgets a frame to restyle.
+    page.wait_for_timeout(500)
+
+
+def _run_all(page, prompt) -> None:
+    """Run every cell once the kernel is up; JupyterLab drops a run asked for too early."""
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    # Not awaited: the command's promise ends with the cells, which are checked below.
+    run_all = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+    page.evaluate(run_all)
+    deadline = time.monotonic() + 60
+    next_try = time.monotonic() + 3
+    cell_prompt = page.locator(".jp-Cell .jp-InputPrompt").first
+    while not prompt.is_visible():
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        if accept.count() and accept.first.is_visible():
+            # JupyterLab sometimes asks which kernel to use although the notebook names one.
+            accept.first.click()
+        elif time.monotonic() > next_try:
+            if cell_prompt.inner_text().strip() == "[ ]:":
+                page.evaluate(run_all)
+            next_try = time.monotonic() + 3
+        if time.monotonic() > deadline:
+            raise AssertionError("no panel")
+        page.wait_for_timeout(200)
+
+
+def _wait_for_count(page, area, text: str, count: int, timeout: float = 30) -> None:
+    """Wait until ``text`` shows ``count`` times in ``area`` (a reply that has finished)."""
+    deadline = time.monotonic() + timeout
+    while area.inner_text().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} never came: {area.inner_text()[-600:]!r}"
+        page.wait_for_timeout(100)
+
+
+def _send(page, prompt, text: str) -> None:
+    # fill() replaces the text: the kernel's emptying of the box after a send can arrive after
+    # the next keystrokes (see the panel's note on this).
+    prompt.fill(text)
+    prompt.press("Enter")
 
 
 @pytest.fixture
@@ -73,55 +235,59 @@ def lab(tmp_path):
 
 
 @pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-def test_panel_sends_streams_stops_and_explores_in_jupyterlab(lab, tmp_path):
+def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys):
     from playwright.sync_api import expect, sync_playwright
 
-    SHOTS.mkdir(exist_ok=True)
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    with capsys.disabled():
+        print(f"\nscreenshots: {SHOTS}")
     started = time.monotonic()
     with LLMServer(delay=0.05) as server, sync_playwright() as pw:
-        (tmp_path / "panel.ipynb").write_text(json.dumps(_notebook(server.base_url)))
+        notebook = tmp_path / "panel.ipynb"
+        notebook.write_text(json.dumps(_notebook(server.base_url)))
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
+            # The corpus's payloads call alert(); any dialog means one ran. Any request that is
+            # not to JupyterLab means something outside was loaded.
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            elsewhere: list[str] = []
+            page.on(
+                "request",
+                lambda request: (
+                    None
+                    if request.url.startswith((lab.base, "data:", "blob:"))
+                    else elsewhere.append(request.url)
+                ),
+            )
             page.goto(lab.url("panel.ipynb"))
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_function("() => window.jupyterapp !== undefined")
-            # Run the cell once the kernel is up (the command waits for it).
-            page.wait_for_selector(
-                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
-            )
-            # Not awaited: the command's promise ends with the cell, which is checked below.
-            run_all = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
-            page.evaluate(run_all)
-
-            prompt = page.locator(".nbchat-prompt textarea")
+            prompt = page.locator(".jp-Cell .nbchat-prompt textarea")
             try:
-                # JupyterLab sometimes asks which kernel to use although the notebook names
-                # one; accept its choice and run the cell again.
-                deadline = time.monotonic() + 60
-                next_try = time.monotonic() + 3
-                cell_prompt = page.locator(".jp-Cell .jp-InputPrompt").first
-                while not prompt.is_visible():
-                    accept = page.locator(".jp-Dialog .jp-mod-accept")
-                    if accept.count() and accept.first.is_visible():
-                        accept.first.click()
-                    elif time.monotonic() > next_try:
-                        # A run asked for before the kernel was connected is dropped: ask
-                        # again while the cell has not started ("[ ]:", not "[*]:").
-                        if cell_prompt.inner_text().strip() == "[ ]:":
-                            page.evaluate(run_all)
-                        next_try = time.monotonic() + 3
-                    if time.monotonic() > deadline:
-                        raise AssertionError("no panel")
-                    page.wait_for_timeout(200)
+                _run_all(page, prompt)
             except AssertionError:
-                page.screenshot(path=str(SHOTS / "panel-0-no-panel.png"))
+                _shoot(page, "0-no-panel")
                 raise AssertionError(
                     "The panel did not appear; JupyterLab log:\n" + lab.log.read_text()[-3000:]
                 ) from None
-            conversation = page.locator(".nbchat-conversation")
-            page.screenshot(path=str(SHOTS / "panel-1-open.png"))
+            conversation = page.locator(".jp-Cell .nbchat-conversation")
+            cell_reply = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+
+            # The %%chat cell's hostile reply: its Markdown renders, its HTML is text.
+            expect(cell_reply.first).to_contain_text("finish: stop", timeout=30_000)
+            expect(cell_reply.locator("h3")).to_have_text("Hostile reply")
+            expect(cell_reply.locator("table")).to_be_visible()
+            expect(cell_reply.first).to_contain_text("<script>window.")
+            # ...and the panel on the same conversation shows it from the history.
+            expect(conversation).to_contain_text("Say something hostile")
+            expect(conversation).to_contain_text("onerror=")
+            # The side panel opened in JupyterLab's right-hand area.
+            expect(page.locator("#jp-right-stack .nbchat-panel")).to_be_visible()
+            _shoot(page, "1-open")
 
             # Shift+Enter adds a line; Enter sends.
             prompt.click()
@@ -131,49 +297,49 @@ def test_panel_sends_streams_stops_and_explores_in_jupyterlab(lab, tmp_path):
             assert prompt.input_value() == "Say\nhello"
             prompt.press("Enter")
             expect(conversation).to_contain_text(SHORT, timeout=30_000)
-            expect(page.locator(".nbchat-footer")).to_contain_text("tokens")
+            expect(page.locator(".jp-Cell .nbchat-panel-footer")).to_contain_text("tokens")
             assert server.requests[-1]["messages"][-1]["content"] == "Say\nhello"
             assert server.requests[-1]["stream"] is True
             expect(prompt).to_have_value("")
-            page.screenshot(path=str(SHOTS / "panel-2-answered.png"))
+
+            # A hostile reply streamed into the panel, and an error whose message is hostile.
+            _send(page, prompt, "Be hostile here too")
+            _wait_for_count(page, conversation, "Hostile reply", 2)
+            expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled()
+            # The conversation area keeps its newest turn in view.
+            conversation.scroll_into_view_if_needed()
+            expect(conversation.locator(".nbchat-footer").last).to_be_in_viewport()
+            _send(page, prompt, "Please fail")
+            expect(conversation).to_contain_text("BadRequestError", timeout=30_000)
+            expect(conversation).to_contain_text('Bad <img src=x onerror="window.')
 
             # A long reply: watch it stream, then stop it midway.
             prompt.fill("Tell a long story")
-            page.locator("button.nbchat-send").click()
-            live = page.locator(".nbchat-live")
+            page.locator(".jp-Cell button.nbchat-send").click()
+            live = page.locator(".jp-Cell .nbchat-live")
             expect(live).to_contain_text("word3", timeout=30_000)
-            page.screenshot(path=str(SHOTS / "panel-3-streaming.png"))
-            page.locator("button.nbchat-stop").click()
+            _shoot(page, "2-streaming")
+            page.locator(".jp-Cell button.nbchat-stop").click()
             expect(conversation).to_contain_text("Interrupted", timeout=30_000)
             shown = conversation.inner_text()
             assert "word3" in shown and "word399" not in shown
-            expect(page.locator("button.nbchat-send")).to_be_enabled()
-            page.screenshot(path=str(SHOTS / "panel-4-stopped.png"))
+            expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled()
 
             # Ask again with logprobs, then open the explorer on the reply.
-            page.get_by_role("button", name="logprobs").click()
-            # fill() replaces the text: the kernel's emptying of the box after a send can
-            # arrive after the next keystrokes (see the panel's note on this).
-            prompt.fill("Say hello again")
-            prompt.press("Enter")
+            page.locator(".jp-Cell").get_by_role("button", name="logprobs").click()
+            _send(page, prompt, "Say hello again")
             expect(conversation).to_contain_text("Say hello again", timeout=30_000)
             # The Send button is enabled before the request starts too: wait for the answer
             # itself, so that Explore opens on this reply and not on the one before it.
-            deadline = time.monotonic() + 30
-            while conversation.inner_text().count(SHORT) < 2:
-                assert time.monotonic() < deadline, (
-                    f"the logprobs reply never finished: {conversation.inner_text()[-600:]!r}, "
-                    f"{len(server.requests)} requests"
-                )
-                page.wait_for_timeout(100)
-            expect(page.locator("button.nbchat-send")).to_be_enabled(timeout=30_000)
+            _wait_for_count(page, conversation, SHORT, 2)
+            expect(page.locator(".jp-Cell button.nbchat-send")).to_be_enabled(timeout=30_000)
             assert server.requests[-1]["logprobs"] is True
-            page.get_by_role("button", name="Explore").click()
-            tokens = page.locator(".nbchat-explorer .nbx-tok")
+            page.locator(".jp-Cell").get_by_role("button", name="Explore").click()
+            tokens = page.locator(".jp-Cell .nbchat-explorer .nbx-tok")
             expect(tokens.first).to_be_visible(timeout=30_000)
             count = tokens.count()
             assert count == len(range(0, len(SHORT), 6))
-            assert page.locator(".nbchat-explorer .nbx-low").count() == (count + 2) // 3
+            assert page.locator(".jp-Cell .nbchat-explorer .nbx-low").count() == (count + 2) // 3
             tokens.nth(1).click()
             popup = tokens.nth(1).locator(".nbx-pop")
             expect(popup).to_be_visible()
@@ -183,7 +349,63 @@ def test_panel_sends_streams_stops_and_explores_in_jupyterlab(lab, tmp_path):
             point = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
             hit = "([x, y]) => !!document.elementFromPoint(x, y)?.closest('.nbx-pop')"
             assert page.evaluate(hit, point)
-            page.screenshot(path=str(SHOTS / "panel-5-explorer.png"))
+
+            # Nothing the server wrote ran, loaded or became markup.
+            assert page.evaluate(f"() => window.{PWNED}") is None
+            assert dialogs == []
+            assert server.fetched == [] and elsewhere == []
+            assert page.evaluate(_ACTIVE_JS, _OUTPUTS) == []
+            assert page.locator(".jp-Notebook").is_visible()
+
+            # Readable in the light theme and in the dark one.
+            contrast = {}
+            for theme, light in (("JupyterLab Light", True), ("JupyterLab Dark", False)):
+                name = "light" if light else "dark"
+                _set_theme(page, theme, light)
+                cell_reply.locator("h3").scroll_into_view_if_needed()
+                _shoot(page, f"3-{name}-chat-reply")
+                conversation.get_by_text("BadRequestError").scroll_into_view_if_needed()
+                _shoot(page, f"4-{name}-panel-error")
+                tokens.nth(1).click()
+                tokens.nth(1).scroll_into_view_if_needed()
+                _shoot(page, f"5-{name}-explorer")
+                contrast[name] = _readability(page)
+            with capsys.disabled():
+                print(f"contrast: {json.dumps(contrast)}")
+            for theme, ratios in contrast.items():
+                low = {name: ratio for name, ratio in ratios.items() if ratio < READABLE}
+                assert not low, f"hard to read in the {theme} theme: {low}"
+            assert page.evaluate(f"() => window.{PWNED}") is None
+            assert dialogs == [] and elsewhere == []
+
+            # The notebook JupyterLab saves holds the conversation as text for static viewers,
+            # kept up to date by the panel after the cell that showed it had finished.
+            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+            deadline = time.monotonic() + 30
+            while "Say hello again" not in notebook.read_text():
+                assert time.monotonic() < deadline, "the saved notebook has no conversation"
+                page.wait_for_timeout(200)
         finally:
             browser.close()
-    assert time.monotonic() - started < 120
+    saved = json.loads(notebook.read_text())
+    _check_static_export(saved)
+    assert time.monotonic() - started < 150
+
+
+def _check_static_export(saved: dict) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    outputs = saved["cells"][2]["outputs"]
+    (record,) = [
+        o
+        for o in outputs
+        if o.get("data", {}).get("application/vnd.jupyter.widget-view+json", {}).get("model_id")
+        == ""
+    ]
+    text = record["data"]["text/plain"]
+    assert "Say hello again" in ("".join(text) if isinstance(text, list) else text)
+    page, _ = HTMLExporter().from_notebook_node(nbformat.reads(json.dumps(saved), as_version=4))
+    body = page.split('class="jp-Cell ', 1)[1].split("</main>", 1)[0]
+    assert "Say hello again" in body and "Hello from the test server!" in body
+    hostile.assert_inert(body, "HTML export of the saved notebook")
