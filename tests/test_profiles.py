@@ -195,12 +195,13 @@ def test_images_are_refused_before_sending_where_the_server_cannot_see():
     assert profile_for("openai").adapt(body)[0] == body
 
 
-def test_an_adapter_runs_after_the_profile_rules_and_adds_its_notes():
+def test_an_adapter_replaces_the_rules_by_feature():
     def adapter(body):
         return {**body, "seen": True}, ["adapted"]
 
-    out, notes = ServerProfile(kind="generic", adapter=adapter).adapt(_body())
-    assert out["seen"] is True and notes == ["adapted"]
+    profile = ServerProfile(kind="generic", adapter=adapter, features={"n": False})
+    out, notes = profile.adapt(_body(n=3))
+    assert out["seen"] is True and out["n"] == 3 and notes == ["adapted"]
 
 
 # -- learning from refusals ---------------------------------------------------------------------

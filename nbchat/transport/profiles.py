@@ -173,13 +173,19 @@ class ServerProfile:
 
         What the server lacks is rewritten to an equivalent where there is one (with a note),
         left out where it only loses something (with a note), and refused before sending
-        (RequestValidationError) where the reply could not be what was asked for.
+        (RequestValidationError) where the reply could not be what was asked for. A profile
+        with an ``adapter`` leaves all of that to it, after dropping ``drops``.
         """
         out = copy.deepcopy(dict(body))
         notes: list[str] = []
         for name in self.drops:
             if out.pop(name, None) is not None:
                 notes.append(f"{name} is not supported by {self.kind}; it was left out.")
+        if self.adapter is not None:
+            # A server-specific adapter (nbchat's local server) knows better than the rules by
+            # feature below, which would pre-empt its own rewrites (its grammar-friendly schema).
+            out, more = self.adapter(out)
+            return out, notes + [note for note in more if note not in notes]
         self._check_refusals(out)
         if out.get("stream_options") and self.supports("stream_usage") is False:
             del out["stream_options"]
@@ -194,9 +200,6 @@ class ServerProfile:
         elif self.kind in ("openai", "azure") and _REASONING_MODEL.match(str(out.get("model"))):
             # OpenAI's reasoning models take instructions as developer messages.
             _rename_role(out, "system", "developer")
-        if self.adapter is not None:
-            out, more = self.adapter(out)
-            notes += [note for note in more if note not in notes]
         return out, notes
 
     def _check_refusals(self, out: dict[str, Any]) -> None:
