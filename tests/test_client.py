@@ -1023,14 +1023,32 @@ def test_the_key_never_reaches_a_log_record_or_a_warning(caplog: pytest.LogCaptu
         assert SECRET not in str(warning.message)
 
 
+DEFAULT = "https://api.openai.com/v1"
+
+
 def test_no_key_and_no_base_url_is_an_error_before_any_network_attempt(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    def no_network(request):
+        raise AssertionError(f"a request was sent: {request.url}")
+
+    client = nbchat.Client(transport=httpx.MockTransport(no_network))
+    # Building (a dry run) needs no key; sending does, and fails before any network attempt.
+    hi = [{"role": "user", "content": "hi"}]
+    assert client.build_request(model="m", messages=hi).url.startswith(DEFAULT)
     with pytest.raises(nbchat.NbchatError, match="No API key for OpenAI") as caught:
-        nbchat.Client()
+        client.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert "\n" not in str(caught.value)
-    with pytest.raises(nbchat.NbchatError):
-        nbchat.AsyncClient()
+    with pytest.raises(nbchat.NbchatError, match="No API key"):
+        client.models()
+
+    async def main():
+        async_client = nbchat.AsyncClient(transport=httpx.MockTransport(no_network))
+        with pytest.raises(nbchat.NbchatError, match="No API key"):
+            await async_client.create(model="m", messages=[{"role": "user", "content": "hi"}])
+
+    asyncio.run(main())
     # A server that needs no key is fine.
     assert nbchat.Client(base_url="http://localhost:8000/v1").api_key is None
 

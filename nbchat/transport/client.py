@@ -179,15 +179,7 @@ class _BaseClient:
         self._api_key = SecretStr(key) if key is not None else None
         self._url_auth: SecretStr | None = None
         self._url_secrets: tuple[SecretStr, ...] = ()
-        base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not key and base == DEFAULT_BASE_URL:
-            # Before any network attempt: OpenAI without a key can only fail.
-            raise NbchatError(
-                "No API key for OpenAI: set OPENAI_API_KEY (or pass api_key=...), pass the "
-                "base_url of a server that needs none, or use nbchat.Chat() / %%chat without "
-                "a client to talk to the local model."
-            )
-        self.base_url = base
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_response_bytes = _limit("max_response_bytes", max_response_bytes)
@@ -296,6 +288,14 @@ class _BaseClient:
     def _build(
         self, method: str, path: str, params: dict[str, Any] | None, options: dict[str, Any]
     ) -> httpx.Request:
+        if not self.api_key and self._url_auth is None and self.base_url == DEFAULT_BASE_URL:
+            # Before any network attempt: OpenAI without a key can only fail (a dry run, a
+            # cassette replay or the cache still work, since they send nothing).
+            raise NbchatError(
+                "No API key for OpenAI: set OPENAI_API_KEY (or pass api_key=...), pass the "
+                "base_url of a server that needs none, or use nbchat.Chat() / %%chat without "
+                "a client to talk to the local model."
+            )
         # None means no time limit, as in httpx; leaving timeout out means the client's.
         timeout = options.get("timeout", self.timeout)
         return self._http.build_request(  # type: ignore[attr-defined]
