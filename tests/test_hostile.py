@@ -119,9 +119,11 @@ class Display:
     def __init__(self):
         self.bundles = []
 
-    def __call__(self, bundle, raw=True, display_id=True):
+    def __call__(self, bundle, raw=True, display_id=True, metadata=None):
         self.bundles.append(bundle)
-        return SimpleNamespace(update=lambda bundle, raw=True: self.bundles.append(bundle))
+        return SimpleNamespace(
+            update=lambda bundle, raw=True, metadata=None: self.bundles.append(bundle)
+        )
 
 
 def chunk(delta) -> ChatCompletionChunk:

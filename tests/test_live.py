@@ -8,20 +8,24 @@ from nbchat.render.live import BLOCK_CHARS, LiveView
 
 
 class FakeHandle:
-    def __init__(self, log):
+    def __init__(self, log, metadata):
         self.log = log
+        self.metadata = metadata
 
-    def update(self, bundle, raw=True):
+    def update(self, bundle, raw=True, metadata=None):
         self.log.append(("update", bundle))
+        self.metadata.append(metadata)
 
 
 class FakeDisplay:
     def __init__(self):
         self.log = []
+        self.metadata = []
 
-    def __call__(self, bundle, raw=True, display_id=True):
+    def __call__(self, bundle, raw=True, display_id=True, metadata=None):
         self.log.append(("display", bundle))
-        return FakeHandle(self.log)
+        self.metadata.append(metadata)
+        return FakeHandle(self.log, self.metadata)
 
     @property
     def sent_chars(self) -> int:
