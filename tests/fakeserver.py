@@ -40,8 +40,13 @@ class FakeServer:
         model: str = "fake-model",
         usage: dict[str, Any] | None = None,
         cut_after: int | None = None,
+        reasoning: str | None = None,
+        reasoning_field: str = "reasoning_content",
     ) -> FakeServer:
         message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reasoning is not None:
+            # A reasoning model's thinking, in the field its server uses (streamed first).
+            message[reasoning_field] = reasoning
         if tool_calls:
             message["tool_calls"] = [
                 {
@@ -154,6 +159,10 @@ def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True
         index = choice["index"]
         message = choice["message"]
         yield event([{"index": index, "delta": {"role": "assistant", "content": ""}}])
+        for field in ("reasoning_content", "reasoning"):
+            thought = message.get(field) or ""
+            for start in range(0, len(thought), piece):
+                yield event([{"index": index, "delta": {field: thought[start : start + piece]}}])
         content = message.get("content") or ""
         tokens = (choice.get("logprobs") or {}).get("content") or []
         if tokens:

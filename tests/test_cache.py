@@ -194,7 +194,7 @@ class _Handle:
     def __init__(self, shown):
         self.shown = shown
 
-    def update(self, bundle, raw=True):
+    def update(self, bundle, raw=True, metadata=None):
         self.shown.append(bundle)
 
 

@@ -119,9 +119,11 @@ class Display:
     def __init__(self):
         self.bundles = []
 
-    def __call__(self, bundle, raw=True, display_id=True):
+    def __call__(self, bundle, raw=True, display_id=True, metadata=None):
         self.bundles.append(bundle)
-        return SimpleNamespace(update=lambda bundle, raw=True: self.bundles.append(bundle))
+        return SimpleNamespace(
+            update=lambda bundle, raw=True, metadata=None: self.bundles.append(bundle)
+        )
 
 
 def chunk(delta) -> ChatCompletionChunk:
@@ -145,6 +147,34 @@ def test_live_view_while_text_and_tool_calls_form(name, payload):
     assert display.bundles
     for bundle in display.bundles:
         assert_inert(html_of(bundle), "live view")
+
+
+@pytest.mark.parametrize(("name", "payload"), CASES, ids=IDS)
+def test_reasoning_in_every_spelling_live_and_finished(name, payload):
+    for field in ("reasoning_content", "reasoning", None):
+        display = Display()
+        view = LiveView(mode="live", rate=0, display=display)
+        content = f"<think>{payload}</think>{payload}" if field is None else payload
+        for i in range(0, len(payload), 3):
+            piece = payload[i : i + 3]
+            delta = {"content": f"<think>{piece}" if i == 0 else piece} if field is None else {}
+            view.on_chunk(chunk({field: piece} if field else delta), None)
+        if field is None:
+            view.on_chunk(chunk({"content": "</think>" + payload}), None)
+        else:
+            view.on_chunk(chunk({"content": payload}), None)
+        message = {"content": content} if field is None else {"content": content, field: payload}
+        shown = completion(payload, **message)
+        view.finish(Reply(completion=shown))
+        assert any("nbchat-thinking" in html_of(b) for b in display.bundles)
+        for bundle in display.bundles:
+            assert_inert(html_of(bundle), f"live reasoning ({field or 'think'})")
+        assert_inert(html_of(reply_bundle(Reply(completion=shown))), "reply with reasoning")
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    view.on_chunk(chunk({"reasoning_content": payload + "\x1b]0;t\x07"}), None)
+    view.finish(Reply(completion=completion(payload, content="a", reasoning_content=payload)))
+    assert "\x1b" not in out.getvalue()
 
 
 def test_text_display_writes_no_escape_sequences():

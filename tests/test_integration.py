@@ -50,7 +50,8 @@ def test_streaming_counts_tokens_and_matches_the_footer(client):
     assert reply.output_chunks > 1
     assert reply.time_to_first_token is not None
     assert "stream_options" not in reply.request
-    bundle = reply._repr_mimebundle_()
+    bundle, metadata = reply._repr_mimebundle_()
+    assert metadata["nbchat"]["model"] == reply.completion.model
     assert f"~{reply.output_chunks} completion tokens" in bundle["text/plain"]
 
 

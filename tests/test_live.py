@@ -2,26 +2,32 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from nbchat.conversation.chat import Reply
 from nbchat.protocol.types import ChatCompletion, ChatCompletionChunk
 from nbchat.render.live import BLOCK_CHARS, LiveView
 
 
 class FakeHandle:
-    def __init__(self, log):
+    def __init__(self, log, metadata):
         self.log = log
+        self.metadata = metadata
 
-    def update(self, bundle, raw=True):
+    def update(self, bundle, raw=True, metadata=None):
         self.log.append(("update", bundle))
+        self.metadata.append(metadata)
 
 
 class FakeDisplay:
     def __init__(self):
         self.log = []
+        self.metadata = []
 
-    def __call__(self, bundle, raw=True, display_id=True):
+    def __call__(self, bundle, raw=True, display_id=True, metadata=None):
         self.log.append(("display", bundle))
-        return FakeHandle(self.log)
+        self.metadata.append(metadata)
+        return FakeHandle(self.log, self.metadata)
 
     @property
     def sent_chars(self) -> int:
@@ -276,3 +282,119 @@ def test_a_reference_definition_makes_the_finished_reply_render_afresh():
     assert view._streamed_html(reply_of(content)) is None
     view.finish(reply_of(content))
     assert '<a href="https://docs.test"' in display.log[-len(view._handles)][1]["text/html"]
+
+
+# -- reasoning models ---------------------------------------------------------------------------
+
+THOUGHT = "First, 2 plus 2.\nThat makes four."
+SPELLINGS = {
+    "reasoning_content": {"reasoning": THOUGHT, "reasoning_field": "reasoning_content"},
+    "reasoning": {"reasoning": THOUGHT, "reasoning_field": "reasoning"},
+    "think": {},
+}
+
+
+def reasoning_reply(spelling: str, view: LiveView, **reply):
+    from nbchat.conversation.chat import Chat
+    from tests.fakeserver import FakeServer
+
+    content = "The answer is **four**."
+    if spelling == "think":
+        content = f"<think>\n{THOUGHT}\n</think>\n\n{content}"
+    server = FakeServer(piece=3).reply(content, **SPELLINGS[spelling], **reply)
+    chat = Chat("fake-model", client=server.client(), stream=True)
+    sent = chat.send("2+2?", listener=view)
+    view.finish(sent)
+    return sent
+
+
+def finished(display: FakeDisplay) -> dict:
+    """The finished reply's bundle (the one with the footer)."""
+    return next(b for _, b in reversed(display.log) if "nbchat-footer" in b.get("text/html", ""))
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_streamed_reasoning_shows_live_in_a_collapsed_block_above_the_answer(spelling):
+    display = FakeDisplay()
+    view = LiveView(mode="live", rate=0, display=display)
+    reply = reasoning_reply(spelling, view)
+    assert reply.reasoning == THOUGHT and reply.content == "The answer is **four**."
+    pages = [bundle["text/html"] for _, bundle in display.log if "text/html" in bundle]
+    thinking_live = [p for p in pages if "💭 Thinking…" in p]
+    # Shown while it streamed, before any of the answer arrived, and collapsed.
+    assert thinking_live and "answer" not in thinking_live[0]
+    assert all("<details open" not in p for p in pages)
+    assert not any("think&gt;" in p or "<think>" in p for p in pages)
+    final = finished(display)
+    html = final["text/html"]
+    assert html.index('class="nbchat-thinking"') < html.index("<strong>four</strong>")
+    assert "That makes four." in html and "~" in html and "tokens" in html
+    assert "[thinking, ~" in final["text/plain"] and "think>" not in final["text/plain"]
+    # The finished reply says how it was obtained.
+    meta = [m for m in display.metadata if m]
+    assert meta[-1]["nbchat"]["model"] == "fake-model"
+    assert meta[-1]["nbchat"]["request_hash"] == reply.prepared.key
+
+
+def test_the_live_thinking_block_costs_the_same_however_long_the_thinking():
+    display = FakeDisplay()
+    view = LiveView(mode="live", rate=0, display=display)
+    for _ in range(3000):
+        view.on_chunk(
+            ChatCompletionChunk.model_validate(
+                {"choices": [{"index": 0, "delta": {"reasoning_content": "word "}}]}
+            ),
+            None,
+        )
+    sizes = [len(bundle["text/html"]) for _, bundle in display.log]
+    assert max(sizes) < 2000
+    assert "~3,000 tokens" in display.log[-1][1]["text/html"]
+
+
+def test_the_server_reasoning_token_count_wins_over_counted_chunks():
+    display = FakeDisplay()
+    view = LiveView(mode="live", rate=0, display=display)
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 40,
+        "total_tokens": 43,
+        "completion_tokens_details": {"reasoning_tokens": 31},
+    }
+    reasoning_reply("reasoning_content", view, usage=usage)
+    final = finished(display)
+    assert "31 tokens" in final["text/html"] and "~31" not in final["text/html"]
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_text_mode_shows_a_short_thinking_line_then_the_answer_once(spelling):
+    out = io.StringIO()
+    reasoning_reply(spelling, LiveView(mode="text", out=out))
+    written = out.getvalue()
+    assert written.startswith("💭 Thinking… (~")
+    assert "  That makes four." in written
+    assert written.count("That makes four.") == 1
+    assert written.count("The answer is **four**.") == 1
+    assert "think>" not in written and "<details" not in written
+    assert written.index("Thinking") < written.index("The answer")
+
+
+def test_text_mode_reports_a_tool_result_once():
+    from nbchat.conversation.chat import Chat
+    from tests.fakeserver import FakeServer
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    server = FakeServer().reply(None, tool_calls=[{"name": "add", "arguments": {"a": 40, "b": 2}}])
+    server.reply("It is 42.")
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    reply = Chat("fake-model", client=server.client(), stream=True).send(
+        "add", tools=[add], listener=view
+    )
+    view.finish(reply)
+    written = out.getvalue()
+    assert written.count("add(") == 1, written
+    assert "✅ add(" in written and "-> 42" in written
+    assert "ran" not in written and "`" not in written and "*" not in written

@@ -85,8 +85,9 @@ def streamed(tokens: list[dict]) -> ChatCompletion:
 def test_the_references_example_as_a_frame():
     frame = logprobs_frame(completion(REFERENCE_TOKENS))
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame.columns) == list(COLUMNS)
-    assert frame["position"].tolist() == [0, 1]
+    # The position is the index, not a column repeating it.
+    assert list(frame.columns) == [c for c in COLUMNS if c != "position"]
+    assert frame.index.name == "position" and frame.index.tolist() == [0, 1]
     assert frame["token"].tolist() == ["蓝", "色"]
     assert frame["logprob"].tolist() == [-0.0023, -0.0001]
     assert frame["probability"].tolist() == pytest.approx([math.exp(-0.0023), math.exp(-0.0001)])
@@ -148,9 +149,19 @@ def test_alternatives_are_ranked_most_likely_first():
 
 
 def test_a_missing_bytes_field_falls_back_to_the_token():
-    frame = logprobs_frame([{"token": " hello", "logprob": -0.5}])
+    frame = logprobs_frame([{"token": " hello", "logprob": -0.5}, BLUE])
     assert frame.loc[0, "bytes"] is None
     assert frame.loc[0, "decoded"] == " hello"
+
+
+def test_a_server_that_sends_no_bytes_gets_no_empty_bytes_column():
+    tokens = [{"token": " hello", "logprob": -0.5}, {"token": "!", "logprob": -0.1}]
+    frame = logprobs_frame(tokens)
+    assert list(frame.columns) == ["token", "logprob", "probability", "top"]
+    assert frame.index.tolist() == [0, 1]
+    table = logprobs_table(tokens)
+    assert table.columns == ["position", "token", "logprob", "probability", "top"]
+    assert "bytes" not in str(table) and "decoded" not in table._repr_html_()
 
 
 def test_a_character_split_across_tokens_shows_escapes_in_the_table():

@@ -19,7 +19,9 @@ class RecordingPublisher(DisplayPublisher):
         self.outputs: list[dict] = []
 
     def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
-        self.outputs.append({"data": data, "transient": transient, "update": update})
+        self.outputs.append(
+            {"data": data, "transient": transient, "update": update, "metadata": metadata}
+        )
 
     def clear_output(self, wait=False):
         pass
@@ -529,3 +531,31 @@ def test_config_never_shows_credentials_in_the_base_url(shell):
     text = shell.publisher.text()
     assert "h.test" in text
     assert "pw-123456" not in text and "bob:" not in text
+
+
+def test_history_counts_messages_without_the_system_prompt(shell, capsys):
+    shell.run_line_magic("chat", "reset")
+    shell.run_line_magic("chat", "-s 'Be brief.' history")
+    assert "Conversation 'default' — empty" in shell.publisher.text()
+    shell.server.reply("one")
+    shell.run_line_magic("chat", "-s 'Be brief.' hi")
+    shell.run_line_magic("chat", "history")
+    assert (
+        "Conversation 'default' — 2 messages" in shell.publisher.outputs[-1]["data"]["text/plain"]
+    )
+
+
+def test_a_cell_reply_carries_how_it_was_obtained_and_history_json_keeps_it(shell, capsys):
+    shell.server.reply("<think>hmm</think>Answer.", model="fake-model")
+    shell.run_cell_magic("chat", "--seed 3", "q")
+    finished = [o for o in shell.publisher.outputs if o["metadata"]]
+    meta = finished[-1]["metadata"]["nbchat"]
+    assert meta["model"] == "fake-model" and meta["seed"] == 3 and meta["server"]
+    assert set(meta) >= {"request_hash", "system_fingerprint", "usage", "latency", "version"}
+    html = finished[-1]["data"]["text/html"]
+    assert "nbchat-thinking" in html and "think&gt;" not in html
+    capsys.readouterr()
+    shell.run_line_magic("chat", "history --json")
+    data = json.loads(capsys.readouterr().out)
+    assert data["messages"][-1] == {"role": "assistant", "content": "Answer."}
+    assert data["metadata"]["1"]["request_hash"] == meta["request_hash"]

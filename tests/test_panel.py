@@ -774,3 +774,23 @@ def test_an_html_export_shows_the_conversation_inert_where_the_widget_was(shell)
     # Past nbconvert's own scripts, nothing of the reply is active.
     cells = body.split('class="jp-Cell ', 1)[1]
     hostile.assert_inert(cells.split("</main>", 1)[0], "HTML export")
+
+
+def test_the_panel_shows_the_thinking_and_the_notes_of_a_reply():
+    p, server = make_panel()
+    seen_live: list[str] = []
+    p.live.observe(
+        lambda change: seen_live.extend(json.dumps(o["data"]) for o in change["new"]), "outputs"
+    )
+    server.reply("Four.", reasoning="two and two", model="other-model")
+    p.prompt.value = "2+2?"
+    p.send()
+    assert p.wait(5)
+    page = shown(p)
+    assert "nbchat-thinking" in page and "two and two" in page
+    assert page.index("nbchat-thinking") < page.index("Four.")
+    # The note on who answered is in the panel, not only in reply.notes.
+    assert p.chat.last_reply.notes
+    assert "other-model answered" in page
+    assert any("Thinking\\u2026" in s or "Thinking…" in s for s in seen_live)
+    assert p.chat.messages[-1] == {"role": "assistant", "content": "Four."}

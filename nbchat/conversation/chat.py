@@ -125,10 +125,13 @@ class Reply:
     def __str__(self) -> str:
         return self.content or ""
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from ..render.bundles import reply_bundle
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from ..render.bundles import reply_bundle, reply_metadata
 
-        return reply_bundle(self)
+        # (data, metadata): a saved notebook records how the answer came (metadata["nbchat"]).
+        return reply_bundle(self), reply_metadata(self)
 
 
 class Chat:

@@ -133,9 +133,14 @@ class ChatMagics(Magics):
             words = rest.split()
             if storecmd.wants(words):
                 return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
-            if len(words) == 1 and words[0] in SUBCOMMANDS:
-                args = self._parse(tokens)
-                return self._subcommand(words[0], args)
+            if words and words[0] in SUBCOMMANDS:
+                # Options may follow the word too (``%chat history --json``); other text
+                # after it makes the line an ordinary prompt.
+                more, text = split_options(
+                    rest.split(None, 1)[1] if len(words) > 1 else "", self.chat.parser
+                )
+                if not text:
+                    return self._subcommand(words[0], self._parse(tokens + more))
             task = self._task(rest, tokens)
             if task is not None:
                 return self._run_task(*task, extra="")

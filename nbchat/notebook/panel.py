@@ -99,9 +99,11 @@ class _Area:
         self._out = out
         self._index = index
 
-    def update(self, bundle: dict[str, str], raw: bool = True) -> None:
+    def update(
+        self, bundle: dict[str, str], raw: bool = True, metadata: dict[str, Any] | None = None
+    ) -> None:
         outputs = list(self._out.outputs)
-        outputs[self._index] = output(bundle)
+        outputs[self._index] = {**output(bundle), "metadata": dict(metadata or {})}
         self._out.outputs = tuple(outputs)
 
 
@@ -113,10 +115,14 @@ class _PanelListener(LiveView):
         self._owner = owner
 
     def _display_into(
-        self, bundle: dict[str, str], raw: bool = True, display_id: Any = None
+        self,
+        bundle: dict[str, str],
+        raw: bool = True,
+        display_id: Any = None,
+        metadata: dict[str, Any] | None = None,
     ) -> _Area:
         out = self._owner.live
-        out.outputs = (*out.outputs, output(bundle))
+        out.outputs = (*out.outputs, {**output(bundle), "metadata": dict(metadata or {})})
         return _Area(out, len(out.outputs) - 1)
 
     def on_request(self, body: dict[str, Any]) -> None:

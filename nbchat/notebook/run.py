@@ -335,7 +335,12 @@ def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
     from ..render.bundles import history_bundle
 
     if name == "history":
-        _show(history_bundle(session(args.session)))
+        chat = session(args.session)
+        if getattr(args, "json", False):
+            # The conversation with how each answer came (Reply.metadata), as to_json keeps it.
+            print(chat.to_json(indent=2))
+        else:
+            _show(history_bundle(chat))
     elif name == "reset":
         chat = session(args.session)
         chat.reset()

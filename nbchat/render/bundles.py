@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..convert.reasoning import reasoning_of, split_think
 from ..protocol.exceptions import (
     APIConnectionError,
     APIError,
@@ -21,6 +22,7 @@ from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
 from .markdown import code_block, escape, html_bundle, inline_code, render_markdown
 from .provenance import footer_parts
+from .thinking import reasoning_tokens, thinking_html, thinking_text
 
 __all__ = [
     "error_bundle",
@@ -30,8 +32,10 @@ __all__ = [
     "message_bundle",
     "message_html",
     "reply_bundle",
+    "reply_metadata",
     "request_bundle",
     "tool_call_html",
+    "tool_result_text",
 ]
 
 _FINISH_WARNINGS = {
@@ -146,18 +150,29 @@ def tool_call_html(name: Any, arguments: Any, call_id: Any = None, *, limit: int
     return f'<div class="nbchat-tool-call">🔧 {inline_code(f"{name}({shown})")}{ident}</div>'
 
 
-def _choice_parts(choice: Any, content_html: str | None = None) -> tuple[str, str]:
-    """(html, plain text) of one choice's message; ``content_html``: its content, rendered."""
+def _choice_parts(
+    choice: Any,
+    content_html: str | None = None,
+    reasoning: tuple[str, int, bool] | None = None,
+) -> tuple[str, str]:
+    """(html, plain text) of one choice's message; ``content_html``: its content, rendered;
+    ``reasoning``: (thinking, tokens, exact) shown above it, collapsed."""
     message = choice.message
     parts: list[str] = []
     text: list[str] = []
+    if reasoning is not None:
+        thought, tokens, exact = reasoning
+        parts.append(thinking_html(thought, tokens, exact=exact))
+        text.append(thinking_text(thought, tokens, exact=exact))
     if message.refusal:
         refusal = f"🚫 <strong>Refused:</strong> {render_markdown(message.refusal)}"
         parts.append(_callout("error", refusal))
         text.append(f"[refused] {message.refusal}")
-    if message.content:
-        parts.append(render_markdown(message.content) if content_html is None else content_html)
-        text.append(message.content)
+    # A leading <think> block is the model's thinking, not its answer.
+    content = split_think(message.content)[1]
+    if content:
+        parts.append(render_markdown(content) if content_html is None else content_html)
+        text.append(content)
     for call in message.tool_calls or ():
         parts.append(tool_call_html(call.function.name, call.function.arguments, call.id))
         text.append(f"[tool call] {call.function.name}({call.function.arguments})")
@@ -179,9 +194,15 @@ def completion_bundle(
     counted_tokens: int = 0,
     footer_extra: Sequence[str] = (),
     content_html: str | None = None,
+    reasoning: bool = True,
+    reasoning_counted: int = 0,
 ) -> dict[str, str]:
-    """Notes, each choice, warnings and the footer. ``prefix`` is (html, text) of our own;
-    ``content_html`` the one choice's content, already rendered by ``render_markdown``."""
+    """Notes, each choice (its thinking collapsed above it), warnings and the footer.
+
+    ``prefix`` is (html, text) of our own; ``content_html`` the one choice's content, already
+    rendered by ``render_markdown``; ``reasoning_counted`` the first choice's thinking chunks
+    counted while it streamed, for servers that report no ``reasoning_tokens``.
+    """
     parts: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
     for note in notes or ():
@@ -189,7 +210,15 @@ def completion_bundle(
         text.append(f"[note] {note}")
     many = len(completion.choices) > 1
     for choice in completion.choices:
-        choice_html, choice_text = _choice_parts(choice, None if many else content_html)
+        thought = reasoning_of(choice.message) if reasoning else None
+        shown = None
+        if thought:
+            # The server's reasoning_tokens cover every choice: a count for one choice only.
+            tokens, exact = (0, False) if many else reasoning_tokens(completion, 0)
+            if not tokens and choice.index == 0:
+                tokens = reasoning_counted
+            shown = (thought, tokens, exact)
+        choice_html, choice_text = _choice_parts(choice, None if many else content_html, shown)
         if many:
             number = escape(choice.index + 1)
             parts.append(
@@ -221,12 +250,27 @@ def completion_bundle(
     return html_bundle("".join(parts), "\n".join(p for p in text if p))
 
 
-def reply_bundle(reply: Any, *, content_html: str | None = None) -> dict[str, str]:
-    """The finished reply: tool rounds, the answer, warnings and the footer.
+def reply_metadata(reply: Any) -> dict[str, Any]:
+    """The display output's metadata: how the answer was obtained (``metadata["nbchat"]``)."""
+    meta = getattr(reply, "metadata", None)
+    return {"nbchat": meta} if isinstance(meta, dict) else {}
+
+
+def reply_bundle(
+    reply: Any,
+    *,
+    content_html: str | None = None,
+    reasoning: bool = True,
+    reasoning_counted: int = 0,
+    tools: bool = True,
+) -> dict[str, str]:
+    """The finished reply: tool rounds, thinking, the answer, warnings and the footer.
 
     ``content_html``: the answer already rendered (the live view's blocks), if it has it.
+    ``reasoning``/``tools``: False leaves out the thinking or the tool rounds (text mode wrote
+    them while the reply streamed).
     """
-    prefix = tool_rounds_html(reply)
+    prefix = tool_rounds_html(reply) if tools else ("", "")
     # A cached reply's timings are the replay's, not the model's: the footer leaves them out.
     cached = getattr(reply, "cached", False)
     return completion_bundle(
@@ -239,6 +283,8 @@ def reply_bundle(reply: Any, *, content_html: str | None = None) -> dict[str, st
         counted_tokens=getattr(reply, "output_chunks", 0),
         footer_extra=footer_parts(reply),
         content_html=content_html,
+        reasoning=reasoning,
+        reasoning_counted=reasoning_counted,
     )
 
 
@@ -260,8 +306,16 @@ def tool_rounds_html(reply: Any) -> tuple[str, str]:
             f"{inline_code(f'{result.name}({args})')}{ident}</summary>"
             f"{code_block(_short(output, 4000))}</details>"
         )
-        text.append(f"[tool] {result.name}({args}) -> {_short(output, 300)}")
+        text.append(tool_result_text(result))
     return "".join(parts), "\n".join(text)
+
+
+def tool_result_text(result: Any) -> str:
+    """One tool call and its result on one plain line: ``[tool] add(...) -> 42``."""
+    mark = "" if getattr(result, "ok", True) else " (failed)"
+    args = _short(_as_text(getattr(result, "arguments", "")), 120)
+    output = _as_text(result.message().get("content", ""))
+    return f"[tool] {result.name}({args}){mark} -> {_short(output, 300)}"
 
 
 def _message_text(content: Any) -> str:
@@ -318,11 +372,13 @@ def history_bundle(chat: Any) -> dict[str, str]:
         body, plain = message_html(message, i in interrupted)
         parts.append(body)
         text.append(plain)
-    count = len(parts)
-    if not parts:
+    # The system prompt is shown but not counted: after a reset the conversation is empty.
+    count = sum(1 for message in chat.messages if message.get("role") != "system")
+    if not count:
         parts.append("<p><em>The conversation is empty.</em></p>")
         text.append("(empty conversation)")
-    title = f"Conversation '{chat.name}' — {count} messages"
+    size = "empty" if not count else f"{count} message{'' if count == 1 else 's'}"
+    title = f"Conversation '{chat.name}' — {size}"
     rule = f'<hr style="border:none;border-top:1px solid {_RULE}">'
     return html_bundle(
         f"<h4>{escape(title)}</h4>" + rule.join(parts), title + "\n" + "\n".join(text)

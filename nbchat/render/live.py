@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from ..convert.reasoning import REASONING_FIELDS
 from ..protocol.listener import ChatListener
-from .bundles import reply_bundle
+from .bundles import reply_bundle, reply_metadata, tool_result_text
 from .markdown import (
     escape,
     html_bundle,
@@ -24,6 +25,7 @@ from .markdown import (
     render_settled,
     terminal_text,
 )
+from .thinking import LIVE_TAIL_CHARS, ThinkSplitter, last_lines, thinking_html, token_count
 
 __all__ = ["LiveView"]
 
@@ -90,6 +92,32 @@ class _FormingCall:
         return f"🔧 {self.name}({shown}"
 
 
+class _Thinking:
+    """A round's thinking as it streams: chunks counted, only a bounded tail kept for display."""
+
+    __slots__ = ("chars", "chunks", "closed", "pieces", "tail")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.tail = ""
+        self.chars = 0
+        self.chunks = 0
+        # The answer (or a tool call) began: the thinking is over for this round.
+        self.closed = False
+
+    def add(self, piece: str) -> None:
+        self.pieces.append(piece)
+        self.chars += len(piece)
+        tail = self.tail + piece
+        limit = 2 * LIVE_TAIL_CHARS
+        self.tail = tail[-LIVE_TAIL_CHARS:] if len(tail) > limit else tail
+
+    def text(self) -> str:
+        if len(self.pieces) > 1:
+            self.pieces = ["".join(self.pieces)]
+        return self.pieces[0].strip("\n") if self.pieces else ""
+
+
 class LiveView(ChatListener):
     """Shows a reply as it streams. ``mode``: live (update in place), final, or text (stdout)."""
 
@@ -133,6 +161,14 @@ class LiveView(ChatListener):
         self._round_text: list[str] = []
         self._round_html: list[str] = []
         self._exact = True
+        # A reasoning model's thinking this round, from reasoning fields or a <think> block.
+        self._splitter = ThinkSplitter()
+        self._thinking = _Thinking()
+        # Text mode wrote these as they happened: the finished reply leaves them out.
+        self._wrote_thinking = False
+        self._wrote_tools = False
+        # A thinking block that ended since the last update: its area is finished next update.
+        self._closed_thinking: str | None = None
 
     # -- listener hooks -----------------------------------------------------------------------
 
@@ -141,12 +177,20 @@ class LiveView(ChatListener):
             if choice.index != 0:
                 continue
             delta = choice.delta
-            text = delta.content or delta.refusal
+            thought = _reasoning_piece(delta)
+            text = delta.refusal
             if delta.refusal:
                 self._exact = False
+            elif delta.content:
+                inside, text = self._splitter.feed(delta.content)
+                thought += inside
+            if thought:
+                self._think(thought)
             if delta.tool_calls:
                 self._track_tools(delta.tool_calls)
                 self._dirty = True
+            if text or delta.tool_calls:
+                self._end_thinking()
             if text:
                 if self.mode == "text":
                     self._write(text)
@@ -163,6 +207,7 @@ class LiveView(ChatListener):
                 self._update()
 
     def on_completion(self, completion: Any) -> None:
+        self._flush_splitter()
         if self.mode == "live" and self._dirty:
             self._update()
 
@@ -175,8 +220,12 @@ class LiveView(ChatListener):
         self._status = (f'<div class="nbchat-tool-status">{escape(status)}</div>', status)
         self._forming, self._forming_by_id, self._renumbered = {}, {}, {}
         self._forming_changed = False
+        self._end_thinking()
         if self.mode == "text":
-            self._write("\n" + status + "\n")
+            # Each call with its result, once: the finished reply does not repeat them.
+            self._write("\n" + "\n".join(_tool_line(r) for r in results) + "\n")
+            self._wrote_tools = True
+            self._new_round()
             return
         # A new round starts a fresh block for its text.
         self._new_round()
@@ -185,8 +234,17 @@ class LiveView(ChatListener):
             self._update()
 
     def finish(self, reply: Any) -> None:
-        """Replace the live area with the finished reply."""
-        bundle = reply_bundle(reply, content_html=self._streamed_html(reply))
+        """Replace the live area with the finished reply, its metadata saying how it came."""
+        self._flush_splitter()
+        self._end_thinking()
+        bundle = reply_bundle(
+            reply,
+            content_html=self._streamed_html(reply),
+            reasoning=not self._wrote_thinking,
+            reasoning_counted=self._thinking.chunks,
+            tools=not self._wrote_tools,
+        )
+        metadata = reply_metadata(reply)
         if self.mode == "text":
             plain = bundle["text/plain"]
             if self._wrote_text:
@@ -198,9 +256,9 @@ class LiveView(ChatListener):
             self._write(plain + "\n")
             return
         if not self._handles:
-            self._show(bundle)
+            self._show(bundle, metadata)
             return
-        self._handles[0].update(bundle, raw=True)
+        self._handles[0].update(bundle, raw=True, metadata=metadata)
         for handle in self._handles[1:]:
             handle.update({"text/plain": ""}, raw=True)
         self.updates += 1
@@ -213,6 +271,46 @@ class LiveView(ChatListener):
         self._next_try = BLOCK_CHARS
         self._round_text, self._round_html = [], []
         self._exact = True
+        self._splitter = ThinkSplitter()
+        self._thinking = _Thinking()
+
+    def _think(self, piece: str) -> None:
+        thinking = self._thinking
+        thinking.add(piece)
+        thinking.chunks += 1
+        if self.mode == "text":
+            if thinking.chunks == 1:
+                self._write_dim("💭 Thinking… ")
+            return
+        self._dirty = True
+
+    def _end_thinking(self) -> None:
+        """The answer began: the thinking block is complete (text mode: its summary line)."""
+        thinking = self._thinking
+        if thinking.closed or not thinking.chunks:
+            return
+        thinking.closed = True
+        if self.mode == "text":
+            lines = "".join(f"  {line}\n" for line in last_lines(thinking.text()))
+            self._write_dim(f"({token_count(thinking.chunks)})\n{lines}")
+            self._wrote_thinking = True
+        elif self.mode == "live":
+            # The block keeps its own display area above the answer's.
+            self._closed_thinking = thinking_html(thinking.tail, thinking.chunks, partial=True)
+            self._dirty = True
+
+    def _flush_splitter(self) -> None:
+        thought, text = self._splitter.flush()
+        if thought:
+            self._think(thought)
+        if text:
+            self._end_thinking()
+            if self.mode == "text":
+                self._write(text)
+            else:
+                self._block.append(text)
+                self._block_chars += len(text)
+                self._dirty = True
 
     def _streamed_html(self, reply: Any) -> str | None:
         """The reply's content as HTML from the blocks rendered while it streamed, if they
@@ -308,6 +406,10 @@ class LiveView(ChatListener):
 
     def _update(self) -> None:
         self._dirty = False
+        closed, self._closed_thinking = self._closed_thinking, None
+        if closed is not None:
+            self._put(html_bundle(closed, f"💭 Thinking ({token_count(self._thinking.chunks)})"))
+            self._open_new_area = True
         for head, html in self._frozen:
             self._put(html_bundle(render_markdown(head) if html is None else html, head))
             self._open_new_area = True
@@ -319,9 +421,20 @@ class LiveView(ChatListener):
             self._forming_changed = False
             self._status = self._forming_status()
         status_html, status_text = self._status
+        thinking = self._thinking
+        head_html = head_text = ""
+        if thinking.chunks and not thinking.closed:
+            head_html = thinking_html(thinking.tail, thinking.chunks, partial=True, ongoing=True)
+            head_text = f"💭 Thinking… ({token_count(thinking.chunks)})\n\n"
         # The cursor is our own chrome, after the rendered text.
-        body = self._preview.html(text) + '<span class="nbchat-cursor">▌</span>' + status_html
-        self._put(html_bundle(body, text + (f"\n\n{status_text}" if status_text else "")))
+        body = (
+            head_html
+            + self._preview.html(text)
+            + '<span class="nbchat-cursor">▌</span>'
+            + status_html
+        )
+        plain = head_text + text + (f"\n\n{status_text}" if status_text else "")
+        self._put(html_bundle(body, plain))
 
     def _put(self, bundle: dict[str, str]) -> None:
         """Update the open display area, or open a new one."""
@@ -332,12 +445,14 @@ class LiveView(ChatListener):
             self._handles[-1].update(bundle, raw=True)
         self.updates += 1
 
-    def _show(self, bundle: dict[str, str]) -> Any:
+    def _show(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> Any:
         display = self._display
         if display is None:
             from IPython.display import display as ipython_display
 
             display = ipython_display
+        if metadata:
+            return display(bundle, raw=True, display_id=True, metadata=metadata)
         return display(bundle, raw=True, display_id=True)
 
     def _write(self, text: str) -> None:
@@ -346,3 +461,26 @@ class LiveView(ChatListener):
         out.write(terminal_text(text))
         out.flush()
         self._wrote_text = True
+
+    def _write_dim(self, text: str) -> None:
+        """Our own dimmed line (thinking) around the model's text, made inert."""
+        out = self._out or sys.stdout
+        tty = getattr(out, "isatty", lambda: False)()
+        shown = terminal_text(text)
+        out.write(f"\x1b[2m{shown}\x1b[0m" if tty else shown)
+        out.flush()
+
+
+def _reasoning_piece(delta: Any) -> str:
+    """The thinking a delta carries in ``reasoning_content`` or ``reasoning``."""
+    extra = getattr(delta, "__pydantic_extra__", None) or {}
+    for name in REASONING_FIELDS:
+        value = extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _tool_line(result: Any) -> str:
+    mark = "✅" if getattr(result, "ok", True) else "❌"
+    return f"{mark} {tool_result_text(result).removeprefix('[tool] ')}"

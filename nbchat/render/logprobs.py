@@ -211,7 +211,7 @@ class LogprobsTable:
     """The logprobs table when pandas is not installed: rows of dicts with HTML and text views."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.columns = list(COLUMNS)
+        self.columns = shown_columns(rows)
         self.rows = rows
 
     def __len__(self) -> int:
@@ -265,6 +265,18 @@ class LogprobsTable:
         )
 
 
+def shown_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns that carry something: ``bytes`` and ``decoded`` (read from the bytes) only
+    when some token has bytes; without any, ``decoded`` would repeat the token."""
+    columns = list(COLUMNS)
+    if all(row["bytes"] is None for row in rows) and all(
+        row["decoded"] == row["token"] for row in rows
+    ):
+        columns.remove("bytes")
+        columns.remove("decoded")
+    return columns
+
+
 def _rows(tokens: list[TokenLogprob], top: int | None) -> list[dict[str, Any]]:
     return [
         {
@@ -283,7 +295,9 @@ def _rows(tokens: list[TokenLogprob], top: int | None) -> list[dict[str, Any]]:
 def logprobs_frame(
     source: Any, *, choice: int = 0, top: int | None = None, part: str | None = None
 ) -> Any:
-    """One row per token: position, token, logprob, probability, bytes, decoded, top.
+    """One row per token, indexed by its position: token, logprob, probability, bytes,
+    decoded, top (``bytes`` and ``decoded`` only when they carry something, see
+    :func:`shown_columns`).
 
     ``top`` is the top alternatives as ``"tok (p%)"`` strings, most likely first (at most
     ``top`` of them if given). A pandas DataFrame, or a :class:`LogprobsTable` without pandas.
@@ -293,8 +307,12 @@ def logprobs_frame(
         import pandas as pd
     except ImportError:
         return LogprobsTable(rows)
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.astype({"position": "int64", "logprob": "float64", "probability": "float64"})
+    columns = shown_columns(rows)
+    frame = pd.DataFrame(rows, columns=columns).astype(
+        {"position": "int64", "logprob": "float64", "probability": "float64"}
+    )
+    # The position is the index, not a column that repeats it.
+    return frame.set_index("position")
 
 
 def logprobs_table(
