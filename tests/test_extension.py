@@ -61,20 +61,20 @@ def test_a_line_prompt_ending_in_a_question_mark_is_sent_not_taken_as_help():
 def test_each_cell_run_is_recorded_for_chat_fix_once_and_not_after_unload():
     from IPython.testing import globalipapp
 
-    from nbchat.notebook import context
+    from nbchat.notebook import context, extension
 
     globalipapp.start_ipython()
     ip = globalipapp.get_ipython()
     ip.run_line_magic("load_ext", "nbchat")
     ip.run_line_magic("reload_ext", "nbchat")
-    assert ip.events.callbacks["post_run_cell"].count(context.record_cell) == 1
+    assert ip.events.callbacks["post_run_cell"].count(extension.record_cell) == 1
     context._ran.clear()
     ip.run_cell("1 / 0", store_history=False)
     assert [(r.source, type(r.error).__name__) for r in context._ran] == [
         ("1 / 0", "ZeroDivisionError")
     ]
     ip.run_line_magic("unload_ext", "nbchat")
-    assert context.record_cell not in ip.events.callbacks["post_run_cell"]
+    assert extension.record_cell not in ip.events.callbacks["post_run_cell"]
     ip.run_cell("2 + 2", store_history=False)
     assert len(context._ran) == 1
     ip.run_line_magic("load_ext", "nbchat")

@@ -41,14 +41,19 @@ def load(ipython: Any) -> None:
         settings = Chat(parent=ipython)
         ipython.configurables.append(settings)
     ipython.register_magics(ChatMagics(ipython, settings))
-    from .context import record_cell
-
     # %chat fix and --cells need each cell's source, result and error, stored in history or not.
     if record_cell not in ipython.events.callbacks["post_run_cell"]:
         ipython.events.register("post_run_cell", record_cell)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks not in cleanup:
         cleanup.append(keep_question_marks)
+
+
+def record_cell(result: Any) -> None:
+    """The ``post_run_cell`` hook; the context module loads at the first cell, not at load."""
+    from .context import record_cell as record
+
+    record(result)
 
 
 def unload(ipython: Any) -> None:
@@ -58,8 +63,6 @@ def unload(ipython: Any) -> None:
     magics = ipython.magics_manager.magics
     magics["line"].pop("chat", None)
     magics["cell"].pop("chat", None)
-    from .context import record_cell
-
     if record_cell in ipython.events.callbacks["post_run_cell"]:
         ipython.events.unregister("post_run_cell", record_cell)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)

@@ -23,7 +23,7 @@ from traitlets import (
 )
 from traitlets.config import Configurable
 
-from ..transport.profiles import KINDS
+from ..transport.kinds import KINDS
 
 __all__ = ["Chat"]
 

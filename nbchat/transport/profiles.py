@@ -59,18 +59,7 @@ __all__ = [
     "profile_for",
 ]
 
-#: Every server kind nbchat has a profile for.
-KINDS = (
-    "openai",
-    "azure",
-    "llama-cpp-python",
-    "llama-server",
-    "vllm",
-    "ollama",
-    "lmstudio",
-    "openrouter",
-    "generic",
-)
+from .kinds import KINDS
 
 #: What a profile may know a server supports (True), lacks (False) or not know yet (None).
 FEATURES = (
