@@ -18,6 +18,12 @@ EXPECTED = {
     "Reply",
     "session",
     "last",
+    # one prompt over many rows, or many models
+    "map",
+    "amap",
+    "compare",
+    "batch_file",
+    "read_batch_output",
     # errors
     "NbchatError",
     "RequestValidationError",

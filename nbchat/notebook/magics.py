@@ -18,7 +18,7 @@ from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
 
-SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config")
+SUBCOMMANDS = ("history", "reset", "undo", "sessions", "config", "compare")
 
 
 def _logit_bias(text: str) -> tuple[str, float]:
@@ -87,15 +87,24 @@ class ChatMagics(Magics):
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @argument("--each", metavar="DF", help="Send the cell once per row of DF (nbchat.map).")
+    @argument("--compare", metavar="A,B", help="Send to these models side by side.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
 
-        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations.
+        ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
+        ``%chat compare -m A -m B prompt`` sends to several models side by side.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if cell is None:
             words = rest.split()
+            if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
+                from .each import compare_line
+
+                return compare_line(
+                    self.shell, self.settings, self.chat.parser, split_options, tokens, rest
+                )
             if len(words) == 1 and words[0] in SUBCOMMANDS:
                 args = self._parse(tokens)
                 return self._subcommand(words[0], args)
@@ -108,6 +117,10 @@ class ChatMagics(Magics):
                 )
             prompt = cell
         args = self._parse(tokens)
+        if args.each or args.compare:
+            from .each import dispatch
+
+            return dispatch(self.shell, self.settings, args, prompt)
         from .run import run_cell
 
         return run_cell(self.shell, self.settings, args, prompt)

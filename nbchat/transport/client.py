@@ -213,6 +213,9 @@ class _BaseClient:
             method,
             self._url(path),
             json=params,
+            # A multipart upload (the Batch API's /files) instead of a JSON body.
+            files=options.get("files"),
+            data=options.get("data"),
             headers=self._headers(options),
             timeout=timeout,
         )
