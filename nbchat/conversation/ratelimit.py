@@ -86,6 +86,7 @@ class AdaptiveLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._share = 0.0
         self._hold = 0
+        self._held = False
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tokens_per_request: float | None = None
@@ -173,7 +174,9 @@ class AdaptiveLimiter:
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from one HTTP response (retries included) of the run."""
-        if self._hold > 0:
+        # Answers to requests sent before the last cut say nothing about the new limit.
+        self._held = self._hold > 0
+        if self._held:
             self._hold -= 1
         now = self._clock()
         throttled = status in _THROTTLE_STATUSES
@@ -235,7 +238,7 @@ class AdaptiveLimiter:
             self.lowest = min(self.lowest, self.allowed)
 
     def _cut(self, to: float) -> None:
-        if self._hold > 0:
+        if self._held:
             return
         self._shrink(to)
         # The requests in flight now were sent under the old limit: their answers say
