@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import nbchat
-from nbchat.conversation.compare import compare_entries
+from nbchat.conversation.compare import column_labels, compare_entries
 from tests.fakeserver import SECRET, sse_events
 from tests.loopserver import completion
 
@@ -61,10 +61,12 @@ def test_entries_may_be_settings_and_labels_say_which():
         stream=False,
     )
     assert [r.content for r in replies] == ["m says 0.0", "m says 1.5"]
-    assert [label for label, _ in compare_entries(["x", {"model": "x", "seed": 1}, "x"])] == [
+    entries = compare_entries(["x", {"model": "x", "seed": 1}, "x", {"seed": 2}])
+    assert column_labels(entries, ["x", "x", "x", "served"]) == [
         "x #1",
         "x · seed=1",
         "x #2",
+        "served · seed=2",
     ]
 
 

@@ -61,14 +61,14 @@ async def run_batch(
         lines.append(request_line(position, prepared.body))
     data = ("\n".join(lines) + "\n").encode()
     del lines
-    run.sending = True
-    run.note = "uploading"
     file_id = await upload_batch_file(client, data)
     del data
     batch = await create_batch(
         client, file_id, endpoint=ENDPOINT, metadata={"created_by": "nbchat.map"}
     )
     batch_id = batch["id"]
+    # The job exists: from now on there is progress to show.
+    run.sending = True
     failed_early = run.done  # rows whose request could not be built
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

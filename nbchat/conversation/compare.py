@@ -14,43 +14,45 @@ from typing import Any
 from ..protocol.exceptions import NbchatError, RequestValidationError
 from .chat import Chat, Reply
 
-__all__ = ["compare", "compare_entries"]
+__all__ = ["column_labels", "compare", "compare_entries"]
 
 # Seconds between two looks at the columns while they stream.
 _TICK = 0.05
 
 
-def compare_entries(models: Any) -> list[tuple[str, dict[str, Any]]]:
-    """``(label, settings)`` per entry: a model name, or a dict of settings (with ``model``)."""
+def compare_entries(models: Any) -> list[dict[str, Any]]:
+    """The settings of each entry: a model name, or a dict of settings (with ``model``)."""
     if isinstance(models, (str, Mapping)) or not isinstance(models, Sequence):
         raise RequestValidationError(
             "models must be a list of model names or of dicts of settings", field="models"
         )
     if not models:
         raise RequestValidationError("models is empty: name at least one", field="models")
-    entries: list[tuple[str, dict[str, Any]]] = []
+    entries: list[dict[str, Any]] = []
     for entry in models:
         if isinstance(entry, str) and entry.strip():
-            settings: dict[str, Any] = {"model": entry.strip()}
+            entries.append({"model": entry.strip()})
         elif isinstance(entry, Mapping):
-            settings = dict(entry)
+            entries.append(dict(entry))
         else:
             raise RequestValidationError(
                 f"models: {entry!r} is neither a model name nor a dict of settings",
                 field="models",
             )
-        entries.append((_label(settings), settings))
-    labels = [label for label, _ in entries]
-    for i, (label, settings) in enumerate(entries):
-        if labels.count(label) > 1:
-            entries[i] = (f"{label} #{labels[: i + 1].count(label)}", settings)
     return entries
 
 
-def _label(settings: Mapping[str, Any]) -> str:
-    model = settings.get("model") or "default model"
-    rest = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "model")
-    return f"{model} · {rest}" if rest else str(model)
+def column_labels(entries: Sequence[Mapping[str, Any]], models: Sequence[str]) -> list[str]:
+    """One label per column: the model each request names, and the settings that differ."""
+    labels = []
+    for settings, model in zip(entries, models, strict=True):
+        rest = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "model")
+        labels.append(f"{model} · {rest}" if rest else model)
+    plain = list(labels)
+    for i, label in enumerate(plain):
+        if plain.count(label) > 1:
+            labels[i] = f"{label} #{plain[: i + 1].count(label)}"
+    return labels
 
 
 def compare(
@@ -86,14 +88,15 @@ def compare(
             field="client",
         )
     plans = []
-    for _, given in entries:
+    used = []
+    for given in entries:
         settings = dict(given)
         model = settings.pop("model", None)
         chat = Chat(model=model, system=system, client=client)
         fields = {**request_fields, **settings}
         # Every entry's request is checked (and its model found) before any is sent.
         try:
-            chat.prepare(prompt, stream=stream, schema=schema, **fields)
+            prepared = chat.prepare(prompt, stream=stream, schema=schema, **fields)
         except RequestValidationError:
             raise
         except (TypeError, ValueError) as exc:
@@ -102,7 +105,8 @@ def compare(
                 f"schema: {first[0] if first else type(exc).__name__}", field="schema"
             ) from None
         plans.append((chat, fields))
-    view = SideBySide([label for label, _ in entries], mode=display)
+        used.append(str(prepared.body.get("model")))
+    view = SideBySide(column_labels(entries, used), mode=display)
     results: list[Reply | Exception | None] = [None] * len(plans)
     done = [threading.Event() for _ in plans]
 

@@ -7,7 +7,6 @@ cell with one line, as any cell does.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -219,13 +218,15 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         raise _fail(exc) from None
     result = job.assemble(run.outcomes, run.unfinished)
     if run.stop_reason is not None:
-        warnings.warn(run.summary(), stacklevel=1)
+        # A notice, not a warning: a warning from here would show this module's source line.
+        print(run.summary())
     if args.out:
         namespace[args.out] = result
-        errors = run.errors + (len(job) - run.done)
+        not_run = len(job) - run.done
         print(
-            f"{len(job):,} rows: {len(job) - errors:,} replies, {errors:,} errors; "
-            f"the result is in {args.out}."
+            f"{len(job):,} rows: {run.done - run.errors:,} replies, {run.errors:,} errors"
+            + (f", {not_run:,} not run" if not_run else "")
+            + f"; the result is in {args.out}."
         )
         return None
     return result
