@@ -29,7 +29,7 @@ def _hermetic_environment() -> None:
 
     for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         os.environ.pop(variable, None)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, *paths]))
