@@ -51,6 +51,20 @@ def test_via_batch_uploads_one_line_per_row_and_collects_the_same_result_as_onli
     assert sum(call == "GET /batches/batch_1" for call in api.calls) == 3
 
 
+def test_a_batch_runs_counts_are_each_row_once():
+    api = FakeBatchAPI(steps=3)
+    rows = [{"t": "a"}, {"t": "fail"}, {"t": "c"}]
+
+    async def main():
+        job = MapJob("{t}", rows, model="m", client=api.client())
+        run = mapping.MapRun(len(job))
+        await mapping.execute(job, run, via="batch", poll_interval=0.01)
+        return run
+
+    run = asyncio.run(main())
+    assert (run.done, run.errors, run.tokens) == (3, 1, 14)
+
+
 def test_batch_lines_are_the_requests_the_online_map_sends():
     online = []
 

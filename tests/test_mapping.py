@@ -495,3 +495,93 @@ def test_the_progress_bar_counts_rows_errors_and_tokens_in_text_mode(capsys):
     err = capsys.readouterr().err
     assert "3/3" in err
     assert "1 error, 14 tokens" in err
+
+
+# -- in a real Jupyter kernel -----------------------------------------------------------------
+
+
+def _kernel_run(kc, code, *, on_message=None, timeout=60):
+    """Run ``code`` in the kernel; feed iopub messages to ``on_message``; return stream text."""
+    import queue
+
+    msg_id = kc.execute(code)
+    text = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if on_message is not None:
+            on_message(msg)
+        if kind == "stream":
+            text.append(msg["content"]["text"])
+        elif kind == "error":
+            text.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(text)
+    raise AssertionError(f"the kernel did not finish: {code}")
+
+
+def test_in_a_jupyter_kernel_the_stop_button_and_the_interrupt_both_keep_the_rows_done():
+    jupyter_client = pytest.importorskip("jupyter_client.manager")
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    manager, kc = jupyter_client.start_new_kernel(kernel_name="python3", env=env)
+    try:
+        _kernel_run(
+            kc,
+            "import httpx, nbchat\n"
+            "from tests.loopserver import LoopServer\n"
+            "server = LoopServer(latency=0.05).start()\n"
+            "client = nbchat.Client(api_key='k', base_url=server.base_url,"
+            " transport=httpx.HTTPTransport())\n"
+            "rows = [{'i': i} for i in range(400)]",
+        )
+
+        # await amap: the bar has a Stop button, and a click reaches the kernel.
+        def click_stop(msg):
+            data = msg["content"].get("data", {}) if msg["msg_type"] == "comm_open" else {}
+            if data.get("state", {}).get("_model_name") == "ButtonModel":
+                time.sleep(0.5)
+                click = {"method": "custom", "content": {"event": "click"}}
+                content = {"comm_id": msg["content"]["comm_id"], "data": click}
+                kc.session.send(kc.shell_channel.socket, kc.session.msg("comm_msg", content))
+
+        text = _kernel_run(
+            kc,
+            "result = await nbchat.amap('{i}', rows, model='m', concurrency=2, client=client)",
+            on_message=click_stop,
+        )
+        assert "stopped (the stop button)" in text
+        counts = _kernel_run(kc, "print(sum(r['error'] is None for r in result), len(result))")
+        done, total = (int(n) for n in counts.split())
+        assert total == 400 and 0 < done < 400
+
+        # A blocking map: interrupting the kernel (■, or I,I) returns the rows done.
+        timers: list[threading.Timer] = []
+
+        def interrupt_soon(msg):
+            # Once, when the bar appears (the bar is several widgets, so several messages).
+            if msg["msg_type"] == "comm_open" and not timers:
+                timers.append(threading.Timer(0.5, manager.interrupt_kernel))
+                timers[0].start()
+
+        text = _kernel_run(
+            kc,
+            "result = nbchat.map('{i}', rows, model='m', concurrency=2, client=client)",
+            on_message=interrupt_soon,
+        )
+        assert "stopped (Ctrl-C)" in text and "KeyboardInterrupt" not in text
+        counts = _kernel_run(kc, "print(sum(r['error'] is None for r in result), len(result))")
+        done, total = (int(n) for n in counts.split())
+        assert total == 400 and 0 < done < 400
+    finally:
+        kc.stop_channels()
+        manager.shutdown_kernel(now=True)

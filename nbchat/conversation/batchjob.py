@@ -92,6 +92,7 @@ async def run_batch(
     if status == "failed":
         raise BatchError(f"The batch {batch_id} failed: {_batch_errors(batch)}")
     run.note = f"{status}, downloading"
+    run.recount()
     for key in ("output_file_id", "error_file_id"):
         file = batch.get(key)
         if isinstance(file, str) and file:
@@ -121,7 +122,7 @@ async def _cancel(client: AsyncClient, batch_id: str, run: Any) -> None:
             "output file (read it with nbchat.read_batch_output)"
         )
     # The counts shown while polling were the server's, not rows collected here.
-    run.done = sum(1 for outcome in run.outcomes if outcome is not None)
+    run.recount()
 
 
 async def _collect(job: MapJob, run: Any, lines: Any) -> None:

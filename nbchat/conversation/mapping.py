@@ -90,6 +90,13 @@ class MapRun:
         if outcome.tokens:
             self.tokens += outcome.tokens
 
+    def recount(self) -> None:
+        """Counts from the outcomes recorded (after showing a batch job's own counts)."""
+        recorded = [outcome for outcome in self.outcomes if outcome is not None]
+        self.done = len(recorded)
+        self.errors = sum(1 for outcome in recorded if outcome.error is not None)
+        self.tokens = sum(outcome.tokens or 0 for outcome in recorded)
+
     def unfinished(self, position: int) -> str:
         reason = self.stop_reason or "an error"
         note = f"; {self.unfinished_note}" if self.unfinished_note else ""
