@@ -84,10 +84,17 @@ class LoopServer:
                 await self._server.serve_forever()
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None:
+
+            def shutdown() -> None:
+                # In the server's own loop: tasks are not safe to touch from another thread.
+                server.close()
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(shutdown)
         if self._thread is not None:
             self._thread.join(5)
 
