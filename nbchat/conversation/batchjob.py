@@ -1,8 +1,5 @@
-"""``nbchat.map(..., via="batch")`` and its offline halves: ``batch_file``, ``read_batch_output``.
-
-Every row's request (built by ``Chat.prepare``, as online) becomes a line of a Batch API file;
-the job is uploaded, started and polled, and its output and error files become the same result
-an online map returns. A row missing from the output is marked with its error, never left blank.
+"""``nbchat.map(..., via="batch")`` as one Batch API job, and its offline halves ``batch_file`` and
+``read_batch_output``; a row missing from the output is marked with its error, never left blank.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""``nbchat.compare``: the same prompt to several models (or settings) at once, side by side.
-
-Each entry is its own fresh ``Chat`` (no history), sent on its own thread through the one request
-path; the columns are drawn by ``render.sidebyside``. Every request is checked before any is sent.
+"""``nbchat.compare``: the same prompt to several models (or settings) at once, each a fresh
+``Chat`` on its own thread, every request checked before any is sent; columns by ``sidebyside``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""What one ``nbchat.map`` runs, checked before anything is sent: the rows, the prompt, the request
-fields, the schema; each row's request built by ``Chat.prepare``, its reply read, the result made.
-
-The online runner (``mapping``) and the Batch API runner (``batchjob``) share it, so both build
-the same requests and return the same columns.
+"""What one ``nbchat.map`` runs, checked before anything is sent (rows, prompt, fields, schema),
+and each row's request, reply and result column; shared by the online and the Batch API runners.
 """
 
 from __future__ import annotations
@@ -94,7 +91,8 @@ class MapJob:
         ):
             if name in self.fields:
                 raise RequestValidationError(f"{name}: leave it out; {why}", field=name)
-        self.model = model or self.fields.pop("model", None)
+        given = self.fields.pop("model", None)
+        self.model = model or given
         self.system = system
         self.client = client
         self.schema = schema

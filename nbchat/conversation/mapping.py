@@ -1,9 +1,5 @@
-"""``nbchat.map`` and ``nbchat.amap``: one prompt over every row, as fast as the server allows.
-
-Each row's request is built by ``Chat.prepare`` and sent on an AsyncClient, at most
-``concurrency`` at once and fewer while the server pushes back (``ratelimit``). A row that fails
-records its one-line error; Ctrl-C or the stop button stops at once and keeps what was done;
-``via="batch"`` sends the same requests through the Batch API instead (``batchjob``).
+"""``nbchat.map`` and ``nbchat.amap``: one prompt over every row, each request built by
+``Chat.prepare``, at most ``concurrency`` in flight on an AsyncClient; a stop keeps the rows done.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """How many requests ``nbchat.map`` keeps in flight: at most ``concurrency``, fewer while the
 server says to slow down (429s, ``retry-after``, ``x-ratelimit-remaining-*`` running low).
-
-Every HTTP response of a run is shown to ``observe``; ``acquire``/``release`` bracket each request.
 """
 
 from __future__ import annotations

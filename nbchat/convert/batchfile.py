@@ -1,6 +1,5 @@
-"""The Batch API's JSONL files: one chat-completions request per line with a ``custom_id`` per row,
-and output/error lines read back into one record each (OpenAI's format, which vLLM's batch runner
-``python -m vllm.entrypoints.openai.run_batch`` reads and writes too).
+"""The Batch API's JSONL: one chat-completions request per line with a ``custom_id`` per row, and
+output/error lines read back (OpenAI's format, which vLLM's batch runner reads and writes too).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""``%%chat --each DF``, ``%%chat --compare A,B`` and ``%chat compare -m A -m B …``: the cell's
-options as for any cell, then ``nbchat.map`` over the rows or ``nbchat.compare`` across models.
-
-Mistakes are UsageErrors before anything is sent; a failed request shows its card and fails the
-cell with one line, as any cell does.
+"""``%%chat --each DF``, ``%%chat --compare A,B`` and ``%chat compare -m A -m B …``: the options
+of any cell, then ``nbchat.map`` over the rows or ``nbchat.compare`` across the models.
 """
 
 from __future__ import annotations

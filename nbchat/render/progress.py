@@ -1,6 +1,5 @@
-"""The progress of a long run (``nbchat.map``, a batch job): rows done, errors, tokens, rate and
-time left, as tqdm's notebook bar (with a stop button where a click can reach the kernel) or as
-tqdm's text bar on stderr in a terminal.
+"""The progress of a long run (``nbchat.map``): rows, errors, tokens, rate and time left, as
+tqdm's notebook bar (with a Stop button where a click can reach the kernel) or text on stderr.
 """
 
 from __future__ import annotations

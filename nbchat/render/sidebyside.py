@@ -1,8 +1,5 @@
-"""Several replies to one prompt side by side (``nbchat.compare``): one column per model, streamed
-into one display area, each with its tokens, latency and finish reason.
-
-Model text is escaped into the columns (never interpreted as HTML); terminals get each reply as
-a block of text when it finishes.
+"""Several replies to one prompt side by side (``nbchat.compare``): one column per model in one
+display area, each with tokens, latency and finish reason; model text is escaped, never run.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The Batch API's HTTP calls: upload a JSONL file to ``/files``, start and poll a ``/batches`` job,
-cancel it, and read its output files line by line.
-
-They go through the client's own request path (auth headers, retries, typed errors); a server
-without these endpoints raises BatchUnsupportedError, which suggests the online map instead.
+"""The Batch API's HTTP calls (upload to ``/files``, start, poll and cancel ``/batches``, read a
+file's lines) through the client's own request path: auth headers, retries, typed errors.
 """
 
 from __future__ import annotations
