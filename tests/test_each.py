@@ -5,7 +5,6 @@ import json
 import httpx
 import pandas as pd
 import pytest
-from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 from pydantic import BaseModel
@@ -15,21 +14,7 @@ from nbchat.conversation import sessions as _sessions
 from nbchat.notebook.run import ChatCellError
 from tests.fakeserver import SECRET, sse_events
 from tests.loopserver import completion
-
-
-class RecordingPublisher(DisplayPublisher):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.outputs: list[dict] = []
-
-    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
-        self.outputs.append(data)
-
-    def clear_output(self, wait=False):
-        pass
-
-    def text(self) -> str:
-        return "\n".join(json.dumps(o, ensure_ascii=False) for o in self.outputs)
+from tests.test_magics import RecordingPublisher
 
 
 @pytest.fixture
@@ -138,7 +123,7 @@ def test_compare_line_sends_to_each_model_side_by_side(shell):
     shell.run_line_magic("chat", "compare -m alpha -m beta -o out What is 2+2?")
     assert sorted(r["model"] for r in shell.requests) == ["alpha", "beta"]
     assert shell.user_ns["out"] == ["alpha: What is 2+2?", "beta: What is 2+2?"]
-    html = [o["text/html"] for o in shell.publisher.outputs if "text/html" in o][-1]
+    html = [o["data"]["text/html"] for o in shell.publisher.outputs if "text/html" in o["data"]][-1]
     assert "alpha" in html and "beta" in html and "finish: stop" in html
 
 

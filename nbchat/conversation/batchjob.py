@@ -46,16 +46,11 @@ async def run_batch(
     """Send every row as one batch job, wait for it, and record each row's outcome in ``run``."""
     interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
     lines: list[str] = []
-    for position in range(len(job)):
-        if position == 0:
-            prepared = job.first_request()
+    for position, prepared in job.requests():
+        if isinstance(prepared, Exception):
+            run.record(position, Outcome(error=one_line_error(prepared)))
         else:
-            try:
-                prepared = job.prepare(position)
-            except Exception as exc:
-                run.record(position, Outcome(error=one_line_error(exc)))
-                continue
-        lines.append(request_line(position, prepared.body))
+            lines.append(request_line(position, prepared.body))
     data = ("\n".join(lines) + "\n").encode()
     del lines
     file_id = await upload_batch_file(client, data)
@@ -221,16 +216,11 @@ def _write(job: MapJob, target: Path) -> Path:
     handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".jsonl.part")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for position in range(len(job)):
-                if position == 0:
-                    prepared = job.first_request()
-                else:
-                    try:
-                        prepared = job.prepare(position)
-                    except Exception as exc:
-                        raise RequestValidationError(
-                            f"row {position}: {one_line_error(exc)}", field="prompt"
-                        ) from None
+            for position, prepared in job.requests():
+                if isinstance(prepared, Exception):
+                    raise RequestValidationError(
+                        f"row {position}: {one_line_error(prepared)}", field="prompt"
+                    )
                 out.write(request_line(position, prepared.body) + "\n")
         os.replace(temporary, target)
     except BaseException:

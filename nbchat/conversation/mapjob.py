@@ -5,7 +5,7 @@ and each row's request, reply and result column; shared by the online and the Ba
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..convert.rows import RowSource, RowTemplate, as_prompt, row_source
@@ -164,6 +164,17 @@ class MapJob:
                 row_chat.add(dict(message))
             return row_chat.prepare(None, stream=False, **self.fields)
         return chat.prepare(content, stream=False, **self.fields)
+
+    def requests(self) -> Iterator[tuple[int, PreparedRequest | Exception]]:
+        """Every row's request in order: row 0's mistakes raise, a later row's is yielded."""
+        if not len(self):
+            return
+        yield 0, self.first_request()
+        for position in range(1, len(self)):
+            try:
+                yield position, self.prepare(position)
+            except Exception as exc:
+                yield position, exc
 
     def first_request(self) -> PreparedRequest:
         """Row 0's request; its mistakes are the user's, so they are raised, not recorded."""

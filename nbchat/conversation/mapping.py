@@ -141,9 +141,11 @@ def map(
     ``poll_interval`` seconds. ``client`` is a Client or AsyncClient (the local model server
     when None); other keywords are request fields (``temperature``, ``max_tokens``…).
     """
-    job = MapJob(
+    job = _job(
         prompt,
         rows,
+        via,
+        poll_interval,
         model=model,
         system=system,
         schema=schema,
@@ -151,7 +153,6 @@ def map(
         client=client,
         fields=request_fields,
     )
-    _check_via(via, poll_interval)
     run = run_blocking(job, via=via, poll_interval=poll_interval, progress=progress)
     result = job.assemble(run.outcomes, run.unfinished)
     if run.stop_reason is not None:
@@ -178,9 +179,11 @@ async def amap(
     Cancelling the task that awaits it (as interrupting a Jupyter cell does) stops it like
     Ctrl-C: the rows done are returned with a warning.
     """
-    job = MapJob(
+    job = _job(
         prompt,
         rows,
+        via,
+        poll_interval,
         model=model,
         system=system,
         schema=schema,
@@ -188,7 +191,6 @@ async def amap(
         client=client,
         fields=request_fields,
     )
-    _check_via(via, poll_interval)
     if not len(job):
         return job.assemble([], lambda position: "")
     run = MapRun(len(job))
@@ -375,6 +377,11 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
     raise RequestValidationError(
         f"No model is set{hint}: pass model=... (or -m on the cell)", field="model"
     )
+
+
+def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
+    _check_via(via, poll_interval)
+    return MapJob(prompt, rows, **options)
 
 
 def _check_via(via: str, poll_interval: float | None) -> None:

@@ -14,9 +14,9 @@ from .settings import Chat as ChatSettings
 
 __all__ = ["compare_line", "dispatch", "run_compare", "run_each"]
 
-# Options of a cell that mean nothing for a map over rows, and why.
-_NOT_FOR_EACH = {
-    "tools": "--tools (each row is one request; no tool loop runs)",
+# Options of a cell that mean nothing for a map over rows or a comparison, and why.
+_NOT_HERE = {
+    "tools": "--tools (each request is one reply; no tool loop runs)",
     "tool_choice": "--tool-choice",
     "confirm": "--confirm",
     "no_parallel_tools": "--no-parallel-tools",
@@ -24,18 +24,7 @@ _NOT_FOR_EACH = {
     "data": "--data",
     "raw": "--raw",
     "logprobs": "--logprobs",
-    "new": "--new (rows are sent without the conversation)",
-}
-_NOT_FOR_COMPARE = {
-    "tools": "--tools",
-    "tool_choice": "--tool-choice",
-    "confirm": "--confirm",
-    "no_parallel_tools": "--no-parallel-tools",
-    "image": "--image",
-    "data": "--data",
-    "raw": "--raw",
-    "logprobs": "--logprobs",
-    "new": "--new (each model gets a fresh conversation)",
+    "new": "--new (no conversation is used)",
 }
 
 
@@ -103,8 +92,8 @@ def _lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
-def _refuse(args: Any, options: dict[str, str], what: str) -> None:
-    for attribute, option in options.items():
+def _refuse(args: Any, what: str) -> None:
+    for attribute, option in _NOT_HERE.items():
         if getattr(args, attribute, None):
             raise UsageError(f"{option} does not apply to {what}")
     if getattr(args, "session", "default") != "default":
@@ -163,7 +152,7 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     from ..protocol.exceptions import APIError, RequestValidationError
     from ..render.bundles import request_bundle
 
-    _refuse(args, _NOT_FOR_EACH, "--each")
+    _refuse(args, "--each")
     namespace = shell.user_ns
     rows = _lookup(namespace, args.each, "Rows")
     text = prompt.strip("\r\n").rstrip()
@@ -239,7 +228,7 @@ def run_compare(
     from ..protocol.exceptions import APIError, RequestValidationError
     from ..render.bundles import request_bundle
 
-    _refuse(args, _NOT_FOR_COMPARE, "compare")
+    _refuse(args, "compare")
     if args.each:
         raise UsageError("Use --each or --compare, not both")
     namespace = shell.user_ns

@@ -9,10 +9,18 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["MODES", "ProgressView", "progress_mode"]
+__all__ = ["MODES", "ProgressView", "in_kernel", "progress_mode"]
 
 #: ``widget`` (notebook bar), ``text`` (stderr), ``final`` (one line at the end), ``off``.
 MODES = ("auto", "widget", "text", "final", "off")
+
+
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (a frontend that shows widgets and updates outputs in place)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def progress_mode(mode: str | bool = "auto") -> str:
@@ -25,13 +33,7 @@ def progress_mode(mode: str | bool = "auto") -> str:
         raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
     if mode != "auto":
         return mode
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return "text"
-    shell = get_ipython()
-    in_kernel = shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-    if in_kernel and importlib.util.find_spec("ipywidgets") is not None:
+    if in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
         return "widget"
     return "text"
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from ..protocol.listener import ChatListener
 from .bundles import footer_text
+from .progress import in_kernel
 
 __all__ = ["Column", "SideBySide", "view_mode"]
 
@@ -30,11 +31,7 @@ def view_mode(mode: str | bool = "auto") -> str:
         raise ValueError(f"display must be one of {', '.join(_MODES)}, not {mode!r}")
     if mode != "auto":
         return mode
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    in_kernel = shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-    return "live" if in_kernel else "text"
+    return "live" if in_kernel() else "text"
 
 
 @dataclass
