@@ -2,11 +2,12 @@
 
 The server (``tests/loopserver.py``, its own process on 127.0.0.1) answers each request after
 ``--latency`` seconds and serves at most ``--capacity`` at once; the ``429`` variant answers 429
-(``retry-after-ms: 20``) to ``--throttle`` of the requests. For each concurrency the table gives
-rows/s of ``nbchat.map``, of a bare asyncio + httpx loop sending the same bodies with the same pool
-(``httpx.Limits(max_connections=c, max_keepalive_connections=c)``, which ``map`` sets up for a
-``Client``), and the ideal ``min(c, capacity) / latency``. ``--memory`` adds the memory a map of
-100,000 rows takes. Run ``python benchmarks/map.py`` (``--help`` for options).
+(``retry-after-ms: 20``) to ``--throttle`` of the requests. For each concurrency c the table gives
+rows/s of ``nbchat.map``, of a bare asyncio + httpx loop sending the same bodies through the same
+pools (``map`` spreads c connections over ceil(c/8) httpx pools, each
+``httpx.Limits(max_connections=n, max_keepalive_connections=n)``), of the same bare loop through
+one pool of c connections (what one writes by hand), and the ideal ``min(c, capacity) / latency``.
+``--memory`` adds the memory a map of 100,000 rows takes. Run ``python benchmarks/map.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import nbchat  # noqa: E402
+from nbchat.transport.twin import POOL_SIZE  # noqa: E402
 
 MODEL = "loop-model"
 PROMPT = "Row {i}: classify this as ok or not ok."
@@ -66,16 +69,30 @@ def run_nbchat(base_url: str, rows: list[dict[str, int]], concurrency: int) -> t
     return len(rows) / elapsed, errors
 
 
-async def bare_loop(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+def pool_sizes(concurrency: int, *, split: bool) -> list[int]:
+    """The pools map uses for ``concurrency`` (nbchat.transport.twin), or one pool."""
+    if not split:
+        return [concurrency]
+    size = POOL_SIZE
+    pools = -(-concurrency // size)
+    return [-(-concurrency // pools)] * pools
+
+
+async def bare_loop(
+    base_url: str, rows: list[dict[str, int]], concurrency: int, *, split: bool
+) -> int:
     """What one would write by hand: c workers, one shared queue of rows, retry on 429."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+    clients = []
+    for size in pool_sizes(concurrency, split=split):
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        clients.append(httpx.AsyncClient(transport=transport, timeout=60))
     replies: list[str | None] = [None] * len(rows)
     positions = iter(range(len(rows)))
     headers = {"Authorization": "Bearer sk-bench"}
-    async with httpx.AsyncClient(transport=transport, timeout=60) as http:
+    try:
 
-        async def worker() -> None:
+        async def worker(http: httpx.AsyncClient) -> None:
             for position in positions:
                 body = {
                     "model": MODEL,
@@ -91,13 +108,18 @@ async def bare_loop(base_url: str, rows: list[dict[str, int]], concurrency: int)
                 if response.status_code == 200:
                     replies[position] = response.json()["choices"][0]["message"]["content"]
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
+    finally:
+        for http in clients:
+            await http.aclose()
     return sum(1 for reply in replies if reply is None)
 
 
-def run_bare(base_url: str, rows: list[dict[str, int]], concurrency: int) -> tuple[float, int]:
+def run_bare(
+    base_url: str, rows: list[dict[str, int]], concurrency: int, *, split: bool = True
+) -> tuple[float, int]:
     started = time.perf_counter()
-    errors = asyncio.run(bare_loop(base_url, rows, concurrency))
+    errors = asyncio.run(bare_loop(base_url, rows, concurrency, split=split))
     return len(rows) / (time.perf_counter() - started), errors
 
 
@@ -131,20 +153,21 @@ print(json.dumps({{"before_mb": before, "peak_mb": peak, "after_mb": rss(),
     return json.loads(output.strip().splitlines()[-1])
 
 
-def table(
-    title: str, args: argparse.Namespace, results: list[tuple[int, float, float, int, int]]
-) -> str:
+def table(title: str, args: argparse.Namespace, results: list[tuple]) -> str:
     lines = [
         f"### {title}",
         "",
-        "| concurrency | nbchat.map rows/s | bare loop rows/s | ideal rows/s | map ÷ bare | "
-        "map ÷ ideal | errors (map/bare) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | pools | nbchat.map rows/s | bare loop, same pools | bare loop, one pool "
+        "| ideal | map ÷ bare | map ÷ ideal | errors (map/bare) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for concurrency, mapped, bare, map_errors, bare_errors in results:
+    for concurrency, mapped, bare, single, map_errors, bare_errors in results:
         ideal = min(concurrency, args.capacity) / args.latency
+        sizes = pool_sizes(concurrency, split=True)
+        pools = f"{len(sizes)} × {sizes[0]}"
+        one = f"{single:,.0f}" if single is not None else "(same)"
         lines.append(
-            f"| {concurrency} | {mapped:,.0f} | {bare:,.0f} | {ideal:,.0f} | "
+            f"| {concurrency} | {pools} | {mapped:,.0f} | {bare:,.0f} | {one} | {ideal:,.0f} | "
             f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {map_errors}/{bare_errors} |"
         )
     return "\n".join(lines)
@@ -159,12 +182,14 @@ def main() -> None:
     parser.add_argument("--throttle", type=float, default=0.05, help="share answered 429")
     parser.add_argument("--variants", nargs="+", default=["plain", "429"])
     parser.add_argument("--memory", type=int, default=100_000, help="rows for memory (0: skip)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median)")
     args = parser.parse_args()
     print(
         f"Python {platform.python_version()}, httpx {httpx.__version__}, {os.cpu_count()} CPUs; "
         f"{args.rows:,} rows; server: {args.latency * 1000:.0f} ms per request, at most "
-        f"{args.capacity} at once; both loops: httpx.Limits(max_connections=c, "
-        f"max_keepalive_connections=c)\n",
+        f"{args.capacity} at once; median of {args.repeat} alternating runs (one at concurrency "
+        f"1); pools of at most {POOL_SIZE} connections "
+        "(httpx.Limits(max_connections=n, max_keepalive_connections=n))\n",
         flush=True,
     )
     rows = rows_of(args.rows)
@@ -176,11 +201,26 @@ def main() -> None:
             run_bare(base_url, rows[:200], 8)
             results = []
             for concurrency in args.concurrency:
-                mapped, map_errors = run_nbchat(base_url, rows, concurrency)
-                bare, bare_errors = run_bare(base_url, rows, concurrency)
-                results.append((concurrency, mapped, bare, map_errors, bare_errors))
+                # Alternating runs, the median of each: the machine is shared, and a neighbour's
+                # burst of work would otherwise decide the comparison. At concurrency 1 a run is
+                # bound by latency alone and takes minutes, so it runs once.
+                repeat = 1 if concurrency == 1 else args.repeat
+                maps, bares, map_errors, bare_errors = [], [], 0, 0
+                for _ in range(repeat):
+                    rate, errors = run_nbchat(base_url, rows, concurrency)
+                    maps.append(rate)
+                    map_errors += errors
+                    rate, errors = run_bare(base_url, rows, concurrency)
+                    bares.append(rate)
+                    bare_errors += errors
+                mapped, bare = statistics.median(maps), statistics.median(bares)
+                single = None
+                if len(pool_sizes(concurrency, split=True)) > 1:
+                    single, _ = run_bare(base_url, rows, concurrency, split=False)
+                results.append((concurrency, mapped, bare, single, map_errors, bare_errors))
                 print(
-                    f"  {variant} c={concurrency}: map {mapped:,.0f} rows/s, bare {bare:,.0f}",
+                    f"  {variant} c={concurrency}: map {mapped:,.0f} rows/s, bare {bare:,.0f}, "
+                    f"one pool {single}",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -311,6 +311,17 @@ def test_at_most_concurrency_requests_are_in_flight_and_each_row_is_sent_once():
     assert [r["reply"] for r in result] == [f"re: row {i}" for i in range(40)]
 
 
+def test_many_in_flight_are_spread_over_pools_and_still_capped():
+    rows = [{"i": i} for i in range(120)]
+    with LoopServer(latency=0.05) as server:
+        nbchat.map("row {i}", rows, model="m", concurrency=20, client=loop_client(server))
+    # 20 in flight through 3 pools of 7 connections: never more than 20 requests at once, and
+    # each connection reused (no new connection per request).
+    assert server.max_in_flight == 20
+    assert server.connections <= 21
+    assert len(server.prompts) == 120
+
+
 def test_429s_slow_the_run_down_and_every_row_still_arrives_once():
     # The server takes 2 requests at once and answers 429 (retry after 5 ms) beyond that.
     state = {"busy": 0}

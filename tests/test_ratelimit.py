@@ -67,11 +67,14 @@ def test_an_occasional_429_does_not_cut_the_limit():
     assert limiter.allowed == 16
 
 
-def test_retry_after_pauses_every_new_start_until_it_passes():
+def test_retry_after_of_frequent_429s_pauses_every_new_start_until_it_passes():
     clock = Clock()
 
     async def scenario() -> tuple[bool, bool]:
         limiter = AdaptiveLimiter(4, clock=clock)
+        for _ in range(4):
+            limiter.observe(429, {"retry-after-ms": "50"})
+        assert limiter.paused_until == 0.0  # a few 429s only delay their own retries
         limiter.observe(429, {"retry-after-ms": "50"})
         assert limiter.paused_until == pytest.approx(clock.now + 0.05)
         waiting = asyncio.ensure_future(limiter.acquire())

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client, NbchatError
-from nbchat.transport.twin import async_twin, watch_responses
+from nbchat.transport.twin import async_twin, async_twins, watch_responses
 from tests.fakeserver import SECRET
 from tests.loopserver import completion
 
@@ -48,6 +48,14 @@ def test_a_real_transport_gets_a_pool_as_large_as_the_work():
     pool = twin._http._transport._pool
     assert pool._max_connections == 64
     assert pool._max_keepalive_connections == 64
+
+
+def test_twins_share_the_connections_in_pools_of_at_most_eight():
+    client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
+    for connections, expected in ((1, [1]), (8, [8]), (20, [7, 7, 7]), (128, [8] * 16)):
+        twins = async_twins(client, connections=connections)
+        assert [t._http._transport._pool._max_connections for t in twins] == expected
+        assert all(t.profile is client.profile for t in twins)
 
 
 def test_a_transport_that_cannot_serve_async_requests_is_a_clear_error():

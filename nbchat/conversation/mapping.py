@@ -9,7 +9,7 @@ import contextlib
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..protocol.exceptions import RequestValidationError
@@ -259,22 +259,26 @@ async def execute(
     job: MapJob, run: MapRun, *, via: str = "online", poll_interval: float | None = None
 ) -> None:
     """Open the client, settle the model, and run every row (online or as a batch job)."""
-    client, owned = await _async_client(job)
+    clients, owned = await _async_clients(job)
     try:
-        job.bind(client, await _resolve_model(job.model, client))
+        job.bind(clients[0], await _resolve_model(job.model, clients[0]))
         if via == "batch":
             from .batchjob import run_batch
 
-            await run_batch(job, run, client, poll_interval=poll_interval)
+            await run_batch(job, run, clients[0], poll_interval=poll_interval)
         else:
-            await run_online(job, run, client)
+            await run_online(job, run, clients)
     finally:
         if owned:
-            await client.aclose()
+            for client in clients:
+                await client.aclose()
 
 
-async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
-    """Every row, ``job.concurrency`` at most in flight; returns when all ran or on a stop."""
+async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -> None:
+    """Every row, ``job.concurrency`` at most in flight; returns when all ran or on a stop.
+
+    The requests are spread over ``clients`` (twins of one client, each with its own pool).
+    """
     from ..transport.twin import watch_responses
 
     first = job.first_request()  # row 0's mistakes are the user's: raised before any send
@@ -286,7 +290,7 @@ async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
 
-    async def send(position: int) -> None:
+    async def send(client: AsyncClient, position: int) -> None:
         started = time.perf_counter()
         try:
             prepared = first if position == 0 else job.prepare(position)
@@ -304,7 +308,7 @@ async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
         run.in_flight.discard(position)
         run.record(position, outcome)
 
-    async def worker() -> None:
+    async def worker(client: AsyncClient) -> None:
         # One shared iterator: each row is taken by exactly one worker, once.
         for position in positions:
             if run.stopped:
@@ -314,11 +318,12 @@ async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
             except LimiterClosed:
                 return
             try:
-                await send(position)
+                await send(client, position)
             finally:
                 limiter.release()
 
-    workers = [asyncio.create_task(worker()) for _ in range(min(job.concurrency, len(job)))]
+    count = min(job.concurrency, len(job))
+    workers = [asyncio.create_task(worker(clients[i % len(clients)])) for i in range(count)]
     loop = asyncio.get_running_loop()
 
     def halt() -> None:
@@ -331,7 +336,9 @@ async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
 
     run.on_stop(wake)
     try:
-        with watch_responses(client, observe):
+        with contextlib.ExitStack() as watching:
+            for client in clients:
+                watching.enter_context(watch_responses(client, observe))
             results = await asyncio.gather(*workers, return_exceptions=True)
     finally:
         run.on_stop(None)
@@ -340,19 +347,23 @@ async def run_online(job: MapJob, run: MapRun, client: AsyncClient) -> None:
             raise result
 
 
-async def _async_client(job: MapJob) -> tuple[AsyncClient, bool]:
-    """The AsyncClient to send on, and whether it is ours to close."""
+async def _async_clients(job: MapJob) -> tuple[list[AsyncClient], bool]:
+    """The AsyncClients to send on, and whether they are ours to close.
+
+    A given AsyncClient is used as it is; a Client gets twins whose pools hold
+    ``concurrency`` connections between them.
+    """
     client = job.client
     if client is None:
         from .endpoint import default_client
 
         client = job.client = await asyncio.to_thread(default_client)
     if isinstance(client, AsyncClient):
-        return client, False
+        return [client], False
     if isinstance(client, Client):
-        from ..transport.twin import async_twin
+        from ..transport.twin import async_twins
 
-        return async_twin(client, connections=job.concurrency), True
+        return async_twins(client, connections=job.concurrency), True
     raise RequestValidationError(
         f"client must be an nbchat Client or AsyncClient, not {type(client).__name__}",
         field="client",

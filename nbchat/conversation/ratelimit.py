@@ -16,9 +16,11 @@ from ..transport.retry import MAX_SERVER_DELAY, retry_delay
 
 __all__ = ["AdaptiveLimiter", "LimiterClosed", "parse_reset"]
 
-# Share of recent responses that were 429/503 above which the limit is halved. A few throttled
-# requests are cheap (the client retries them); halving for each one would throw away most of
-# the server's capacity, so the limit only falls when throttling is frequent.
+# Share of recent responses that were 429/503 above which the limit is halved, and above which a
+# retry-after holds back every request, not just the one it answered (the client's retry waits
+# for that one). A few throttled requests are cheap; halving, or pausing the whole run, for each
+# of them would throw away most of the server's capacity (a run with 5 % of 429s lost a quarter
+# of its rate to pauses alone in benchmarks/map.py), so both wait until throttling is frequent.
 THROTTLE_SHARE = 0.2
 # Weight of the newest response in that share (about the last 20 responses count).
 _SHARE_WEIGHT = 0.05
@@ -59,9 +61,9 @@ def _count(value: str | None) -> int | None:
 class AdaptiveLimiter:
     """At most ``ceiling`` requests at once; fewer while the server pushes back.
 
-    - A 429 (or 503) with ``retry-after`` pauses every new start until then.
-    - When throttled responses become frequent the limit halves, at most once per round of
-      requests in flight (the ones already sent at a cut cannot reflect it).
+    - When 429s (or 503s) become frequent, their ``retry-after`` pauses every new start until
+      then, and the limit halves, at most once per round of requests in flight (the ones
+      already sent at a cut cannot reflect it). A lone 429 only delays its own retry.
     - ``x-ratelimit-remaining-requests``/``-tokens`` near zero pause new starts until the
       matching ``x-ratelimit-reset-*``; running low shrinks the limit to fit what is left.
     - Each response without such a sign adds ``1/limit`` back (one more request in flight per
@@ -181,7 +183,8 @@ class AdaptiveLimiter:
         self._share += _SHARE_WEIGHT * ((1.0 if throttled else 0.0) - self._share)
         if throttled:
             self.throttled += 1
-            if "retry-after" in headers or "retry-after-ms" in headers:
+            told = "retry-after" in headers or "retry-after-ms" in headers
+            if told and self._share > THROTTLE_SHARE:
                 given = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
                 wait = retry_delay(0, given, random=lambda: 0.0)
                 self._pause(now + wait)
