@@ -75,6 +75,11 @@ _EXPORTS = {
     "RateLimitError": "protocol.exceptions",
     "InternalServerError": "protocol.exceptions",
     "ServiceUnavailableError": "protocol.exceptions",
+    "map": "conversation.mapping",
+    "amap": "conversation.mapping",
+    "compare": "conversation.compare",
+    "batch_file": "conversation.batchjob",
+    "read_batch_output": "conversation.batchjob",
 }
 
 __all__ = [
@@ -124,8 +129,11 @@ __all__ = [
     "ToolRunInterrupted",
     "UnprocessableEntityError",
     "__version__",
+    "amap",
     "arun_tool_calls",
     "as_tool",
+    "batch_file",
+    "compare",
     "data_block",
     "estimate_image_tokens",
     "explore",
@@ -136,8 +144,10 @@ __all__ = [
     "logprobs_frame",
     "logprobs_html",
     "logprobs_summary",
+    "map",
     "panel",
     "parse_reply",
+    "read_batch_output",
     "response_format_for",
     "run_tool_calls",
     "session",
@@ -179,7 +189,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:
+    from .conversation.batchjob import batch_file, read_batch_output
     from .conversation.chat import Chat, Reply
+    from .conversation.compare import compare
+    from .conversation.mapping import amap, map
     from .conversation.sessions import session
     from .conversation.toolrun import (
         ToolPolicy,

@@ -22,6 +22,12 @@ EXPECTED = {
     "log",
     "BudgetExceededError",
     "ReplayMissError",
+    # one prompt over many rows, or many models
+    "map",
+    "amap",
+    "compare",
+    "batch_file",
+    "read_batch_output",
     # errors
     "NbchatError",
     "RequestValidationError",

@@ -7,6 +7,7 @@ anything else, and everything inside ``` or ~~~ fences, stays as written; ``{{``
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -151,7 +152,9 @@ def _split_format(inner: str) -> tuple[str | None, Any, str]:
     return expression, convert, spec
 
 
+@functools.lru_cache(maxsize=512)
 def _compile(expression: str) -> Any:
+    # Cached: a template filled in for every row of a table compiles the same expressions.
     stripped = expression.strip()
     if not stripped or stripped != expression:
         # "{ x }" is prose more often than code.

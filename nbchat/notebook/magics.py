@@ -101,6 +101,8 @@ class ChatMagics(Magics):
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @argument("--each", metavar="DF", help="Send the cell once per row of DF (nbchat.map).")
+    @argument("--compare", metavar="A,B", help="Send to these models side by side.")
     @argument(
         "--code",
         nargs="?",
@@ -124,6 +126,7 @@ class ChatMagics(Magics):
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
         ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
         ``%chat fix|explain [options]`` send the last error (``%%chat fix``: the cell adds to it).
+        ``%chat compare -m A -m B prompt`` sends to several models side by side.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
@@ -131,6 +134,12 @@ class ChatMagics(Magics):
             return None
         if cell is None:
             words = rest.split()
+            if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
+                from .each import compare_line
+
+                return compare_line(
+                    self.shell, self.settings, self.chat.parser, split_options, tokens, rest
+                )
             if storecmd.wants(words):
                 return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
             if words and words[0] in SUBCOMMANDS:
@@ -156,6 +165,10 @@ class ChatMagics(Magics):
                 )
             prompt = cell
         args = self._parse(tokens)
+        if args.each or args.compare:
+            from .each import dispatch
+
+            return dispatch(self.shell, self.settings, args, prompt)
         from .run import run_cell
 
         return run_cell(self.shell, self.settings, args, prompt)

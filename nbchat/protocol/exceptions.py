@@ -11,6 +11,8 @@
     │   │   └── ResponseDecodingError              a body not in the Content-Encoding it claims
     │   ├── ResponseTooLargeError                  a body, stream or event past its size limit
     │   ├── IncompleteStreamError                  a stream that stopped before its end
+    │   ├── BatchUnsupportedError                  a server without the Batch API (/files, /batches)
+    │   ├── BatchError                             a Batch API answer or batch nbchat cannot use
     │   └── APIStatusError                         an error status, or an error inside a stream
     │       ├── BadRequestError                    400 (context_length_exceeded, …)
     │       ├── AuthenticationError                401
@@ -32,6 +34,7 @@
     ├── LogprobsError (also ValueError)            no logprobs to show
     ├── LocalServerError                           the local model server failed or stopped
     │   └── LocalServerUnavailable                 its extra (nbchat[local]) is not installed
+    ├── LimiterClosed                              a stopped map run (internal: never reaches you)
     └── ChatCellError                              a %%chat cell failed; its card shows why
 
     KeyboardInterrupt (not errors: Ctrl-C, which ``except Exception`` must not swallow)

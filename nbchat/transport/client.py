@@ -280,10 +280,17 @@ class _BaseClient:
         return headers
 
     def _url(self, path: str) -> str:
-        url = httpx.URL(self.base_url + path)
-        if self._profile.query:
-            url = url.copy_merge_params(self._profile.query)
-        return str(url)
+        # Parsing a URL costs more than validating a request (nbchat.map builds thousands);
+        # a client has a handful of paths, so each is parsed once per base URL.
+        cache: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_url_cache", {})
+        key = (self.base_url, path, tuple(self._profile.query.items()))
+        text = cache.get(key)
+        if text is None:
+            url = httpx.URL(self.base_url + path)
+            if self._profile.query:
+                url = url.copy_merge_params(self._profile.query)
+            text = cache[key] = str(url)
+        return text
 
     def _build(
         self, method: str, path: str, params: dict[str, Any] | None, options: dict[str, Any]
@@ -302,6 +309,9 @@ class _BaseClient:
             method,
             self._url(path),
             json=params,
+            # A multipart upload (the Batch API's /files) instead of a JSON body.
+            files=options.get("files"),
+            data=options.get("data"),
             headers=self._headers(options),
             timeout=timeout,
         )

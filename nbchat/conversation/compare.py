@@ -1,0 +1,164 @@
+"""``nbchat.compare``: the same prompt to several models (or settings) at once, each a fresh
+``Chat`` on its own thread, every request checked before any is sent; columns by ``sidebyside``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..protocol.exceptions import NbchatError, RequestValidationError
+from .chat import Chat, Reply
+
+__all__ = ["column_labels", "compare", "compare_entries"]
+
+# Seconds between two looks at the columns while they stream.
+_TICK = 0.05
+
+
+def compare_entries(models: Any) -> list[dict[str, Any]]:
+    """The settings of each entry: a model name, or a dict of settings (with ``model``)."""
+    if isinstance(models, (str, Mapping)) or not isinstance(models, Sequence):
+        raise RequestValidationError(
+            "models must be a list of model names or of dicts of settings", field="models"
+        )
+    if not models:
+        raise RequestValidationError("models is empty: name at least one", field="models")
+    entries: list[dict[str, Any]] = []
+    for entry in models:
+        if isinstance(entry, str) and entry.strip():
+            entries.append({"model": entry.strip()})
+        elif isinstance(entry, Mapping):
+            entries.append(dict(entry))
+        else:
+            raise RequestValidationError(
+                f"models: {entry!r} is neither a model name nor a dict of settings",
+                field="models",
+            )
+    return entries
+
+
+def column_labels(entries: Sequence[Mapping[str, Any]], models: Sequence[str]) -> list[str]:
+    """One label per column: the model each request names, and the settings that differ."""
+    labels = []
+    for settings, model in zip(entries, models, strict=True):
+        rest = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "model")
+        labels.append(f"{model} · {rest}" if rest else model)
+    plain = list(labels)
+    for i, label in enumerate(plain):
+        if plain.count(label) > 1:
+            labels[i] = f"{label} #{plain[: i + 1].count(label)}"
+    return labels
+
+
+def compare(
+    prompt: Any,
+    models: Sequence[Any],
+    *,
+    system: str | None = None,
+    client: Any = None,
+    stream: bool = True,
+    display: bool | str = True,
+    schema: Any = None,
+    **request_fields: Any,
+) -> list[Reply | Exception]:
+    """Send ``prompt`` to every entry of ``models`` at once and show the replies side by side.
+
+    An entry is a model name or a dict of settings (``{"model": "a", "temperature": 0}``,
+    ``{"temperature": 1.5}``) on top of ``request_fields``. Returns one ``Reply`` per entry in
+    the order of ``models``; an entry whose request failed has its exception in its place (its
+    column shows it). Bad fields are one-line errors before anything is sent. Ctrl-C ends the
+    streams and returns what arrived (unstreamed requests that are still running are left to
+    finish unseen).
+    """
+    from ..render.sidebyside import SideBySide
+
+    entries = compare_entries(models)
+    if client is None:
+        from .endpoint import default_client
+
+        client = default_client()
+    if not hasattr(client, "send_stream") or _is_async(client):
+        raise RequestValidationError(
+            "compare sends on a Client (its columns stream on threads); pass nbchat.Client(...)",
+            field="client",
+        )
+    plans = []
+    used = []
+    for given in entries:
+        settings = dict(given)
+        model = settings.pop("model", None)
+        chat = Chat(model=model, system=system, client=client)
+        fields = {**request_fields, **settings}
+        # Every entry's request is checked (and its model found) before any is sent.
+        try:
+            prepared = chat.prepare(prompt, stream=stream, schema=schema, **fields)
+        except RequestValidationError:
+            raise
+        except (TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()
+            raise RequestValidationError(
+                f"schema: {first[0] if first else type(exc).__name__}", field="schema"
+            ) from None
+        plans.append((chat, fields))
+        used.append(str(prepared.body.get("model")))
+    view = SideBySide(column_labels(entries, used), mode=display)
+    results: list[Reply | Exception | None] = [None] * len(plans)
+    done = [threading.Event() for _ in plans]
+
+    def run(position: int) -> None:
+        chat, fields = plans[position]
+        try:
+            reply = chat.send(
+                prompt,
+                stream=stream,
+                listener=view.listener(position),
+                schema=schema,
+                **fields,
+            )
+        except KeyboardInterrupt:
+            partial = chat.last_reply
+            results[position] = partial
+            view.finish(position, reply=partial)
+        except Exception as exc:
+            results[position] = exc
+            partial = getattr(exc, "reply", None)
+            view.finish(position, reply=partial, error=exc)
+        else:
+            results[position] = reply
+            view.finish(position, reply=reply)
+        finally:
+            done[position].set()
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"nbchat-compare-{i}", daemon=True)
+        for i in range(len(plans))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while not all(event.is_set() for event in done):
+            view.refresh()
+            done[next(i for i, e in enumerate(done) if not e.is_set())].wait(_TICK)
+    except KeyboardInterrupt:
+        view.stopping.set()
+        # Streams end at their next chunk; a second Ctrl-C stops waiting for them.
+        with contextlib.suppress(KeyboardInterrupt):
+            for event in done:
+                event.wait(1.0)
+    finally:
+        view.close()
+    return [
+        result
+        if result is not None
+        else NbchatError("not finished: interrupted before its reply arrived")
+        for result in results
+    ]
+
+
+def _is_async(client: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(client, "send_completion", None))

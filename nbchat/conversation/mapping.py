@@ -1,0 +1,470 @@
+"""``nbchat.map`` and ``nbchat.amap``: one prompt over every row, each request built by
+``Chat.prepare``, at most ``concurrency`` in flight on an AsyncClient; a stop keeps the rows done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..protocol.exceptions import RequestValidationError
+from ..transport.client import AsyncClient, Client
+from .mapjob import MapJob, Outcome, one_line_error
+from .ratelimit import AdaptiveLimiter, LimiterClosed
+
+__all__ = ["VIAS", "MapRun", "amap", "execute", "map", "run_online"]
+
+#: How a map sends its rows: one request per row now, or one Batch API job.
+VIAS = ("online", "batch")
+# Seconds between two looks at the progress (the bar itself redraws at most 5 times a second).
+REFRESH = 0.1
+# After Ctrl-C, how long to wait for the requests in flight to be called off.
+STOP_GRACE = 5.0
+
+
+class MapRun:
+    """One run's progress, shared by the runner and whoever shows or stops it (another thread).
+
+    ``outcomes[i]`` stays None for a row that did not finish; ``unfinished(i)`` says why.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.outcomes: list[Outcome | None] = [None] * total
+        self.done = 0
+        self.errors = 0
+        self.tokens = 0
+        #: Rows whose request is on the wire.
+        self.in_flight: set[int] = set()
+        #: Set once the requests are built and checked: from then on there is progress to show.
+        self.sending = False
+        #: What the bar shows after the counts (a batch job's status).
+        self.note: str | None = None
+        #: Why the run stopped early ("Ctrl-C", "the stop button"…), None while it has not.
+        self.stop_reason: str | None = None
+        #: Said of every unfinished row after the stop (a batch job names itself here).
+        self.unfinished_note = ""
+        self.limiter: AdaptiveLimiter | None = None
+        self.started = time.perf_counter()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._wake: Callable[[], None] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self, reason: str) -> None:
+        """Stop the run from any thread: no request starts after this returns."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self.stop_reason = reason
+            self._stopped.set()
+            wake = self._wake
+        if wake is not None:
+            wake()
+
+    def on_stop(self, wake: Callable[[], None] | None) -> None:
+        """The runner's way to hear of a stop (called at once if it came already)."""
+        with self._lock:
+            self._wake = wake
+            already = self._stopped.is_set()
+        if already and wake is not None:
+            wake()
+
+    def record(self, position: int, outcome: Outcome) -> None:
+        self.outcomes[position] = outcome
+        self.done += 1
+        if outcome.error is not None:
+            self.errors += 1
+        if outcome.tokens:
+            self.tokens += outcome.tokens
+
+    def recount(self) -> None:
+        """Counts from the outcomes recorded (after showing a batch job's own counts)."""
+        recorded = [outcome for outcome in self.outcomes if outcome is not None]
+        self.done = len(recorded)
+        self.errors = sum(1 for outcome in recorded if outcome.error is not None)
+        self.tokens = sum(outcome.tokens or 0 for outcome in recorded)
+
+    def unfinished(self, position: int) -> str:
+        reason = self.stop_reason or "an error"
+        note = f"; {self.unfinished_note}" if self.unfinished_note else ""
+        if position in self.in_flight:
+            return (
+                f"not run: the map was stopped ({reason}) while this row's request was in "
+                f"flight; no reply was kept{note}"
+            )
+        return f"not run: the map was stopped ({reason}) before this row was sent{note}"
+
+    def summary(self) -> str:
+        unfinished = self.total - self.done
+        return (
+            f"nbchat.map was stopped ({self.stop_reason}): {self.done:,} of {self.total:,} rows "
+            f"finished; the other {unfinished:,} have an 'error' saying they were not run."
+        )
+
+
+def map(
+    prompt: Any,
+    rows: Any,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    schema: Any = None,
+    concurrency: int = 16,
+    client: Any = None,
+    progress: bool | str = True,
+    via: str = "online",
+    poll_interval: float | None = None,
+    **request_fields: Any,
+) -> Any:
+    """Send ``prompt`` once per row and collect the replies, in the order of the rows.
+
+    ``prompt`` is a template (``"Classify: {text}"``, the interpolation rules of cells, against
+    each row's columns; the whole row is ``{row}``) or a function ``row -> str | messages``.
+    ``rows`` is a DataFrame (the result is one too, with its index), a list of dicts, or any
+    iterable (the result is a list of dicts). Each result row has ``reply``, ``error`` (None or
+    the row's one-line error), the schema's fields when ``schema`` is given, ``finish_reason``,
+    ``tokens`` and ``latency``.
+
+    At most ``concurrency`` requests are in flight, fewer while the server says to slow down; a
+    row that fails after its retries keeps its error and the others go on. Ctrl-C (or the stop
+    button) stops at once: no request starts after it, and the rows done are returned with a
+    warning. ``via="batch"`` sends the rows as one Batch API job and polls it every
+    ``poll_interval`` seconds. ``client`` is a Client or AsyncClient (the local model server
+    when None); other keywords are request fields (``temperature``, ``max_tokens``…).
+    """
+    job = _job(
+        prompt,
+        rows,
+        via,
+        poll_interval,
+        model=model,
+        system=system,
+        schema=schema,
+        concurrency=concurrency,
+        client=client,
+        fields=request_fields,
+    )
+    run = run_blocking(job, via=via, poll_interval=poll_interval, progress=progress)
+    result = job.assemble(run.outcomes, run.unfinished)
+    if run.stop_reason is not None:
+        warnings.warn(run.summary(), stacklevel=2)
+    return result
+
+
+async def amap(
+    prompt: Any,
+    rows: Any,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    schema: Any = None,
+    concurrency: int = 16,
+    client: Any = None,
+    progress: bool | str = True,
+    via: str = "online",
+    poll_interval: float | None = None,
+    **request_fields: Any,
+) -> Any:
+    """``await nbchat.amap(...)``: ``map`` for async code, on the running event loop.
+
+    Cancelling the task that awaits it (as interrupting a Jupyter cell does) stops it like
+    Ctrl-C: the rows done are returned with a warning.
+    """
+    job = _job(
+        prompt,
+        rows,
+        via,
+        poll_interval,
+        model=model,
+        system=system,
+        schema=schema,
+        concurrency=concurrency,
+        client=client,
+        fields=request_fields,
+    )
+    if not len(job):
+        return job.assemble([], lambda position: "")
+    run = MapRun(len(job))
+    on_stop = (lambda: run.stop("the stop button")) if _clicks_reach_this_loop() else None
+    view = _View(len(job), mode=progress, label=_label(via), on_stop=on_stop)
+    ticker = asyncio.ensure_future(_tick(view, run))
+    try:
+        await execute(job, run, via=via, poll_interval=poll_interval)
+    except asyncio.CancelledError:
+        run.stop("cancelled")
+    finally:
+        ticker.cancel()
+        view.close(run)
+    result = job.assemble(run.outcomes, run.unfinished)
+    if run.stop_reason is not None:
+        warnings.warn(run.summary(), stacklevel=2)
+    return result
+
+
+def run_blocking(
+    job: MapJob, *, via: str = "online", poll_interval: float | None = None, progress: Any = True
+) -> MapRun:
+    """Run ``job`` to its end (or Ctrl-C) from synchronous code, even inside Jupyter's loop.
+
+    The requests run on an event loop of their own in a worker thread, so a running loop (a
+    notebook's) is never re-entered; this thread shows the progress and hears Ctrl-C.
+    """
+    run = MapRun(len(job))
+    if not len(job):
+        return run
+    if job.client is None:
+        from .endpoint import default_client
+
+        job.client = default_client()
+    view = _View(len(job), mode=progress, label=_label(via))
+    failure: list[BaseException] = []
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            asyncio.run(execute(job, run, via=via, poll_interval=poll_interval))
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="nbchat-map", daemon=True)
+    worker.start()
+    try:
+        try:
+            while not finished.wait(REFRESH):
+                view.update(run)
+        except KeyboardInterrupt:
+            run.stop("Ctrl-C")
+            # A second Ctrl-C stops waiting for the requests in flight to be called off.
+            with contextlib.suppress(KeyboardInterrupt):
+                finished.wait(STOP_GRACE)
+    finally:
+        view.close(run)
+    if failure and run.stop_reason is None:
+        raise failure[0]
+    return run
+
+
+async def execute(
+    job: MapJob, run: MapRun, *, via: str = "online", poll_interval: float | None = None
+) -> None:
+    """Open the client, settle the model, and run every row (online or as a batch job)."""
+    clients, owned = await _async_clients(job)
+    try:
+        job.bind(clients[0], await _resolve_model(job.model, clients[0]))
+        if via == "batch":
+            from .batchjob import run_batch
+
+            await run_batch(job, run, clients[0], poll_interval=poll_interval)
+        else:
+            await run_online(job, run, clients)
+    finally:
+        if owned:
+            for client in clients:
+                await client.aclose()
+
+
+async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -> None:
+    """Every row, ``job.concurrency`` at most in flight; returns when all ran or on a stop.
+
+    The requests are spread over ``clients`` (twins of one client, each with its own pool).
+    """
+    from ..transport.twin import watch_responses
+
+    first = job.first_request()  # row 0's mistakes are the user's: raised before any send
+    limiter = AdaptiveLimiter(job.concurrency)
+    run.limiter = limiter
+    run.sending = True
+    positions = iter(range(len(job)))
+
+    async def observe(response: Any) -> None:
+        limiter.observe(response.status_code, response.headers)
+
+    async def send(client: AsyncClient, position: int) -> None:
+        started = time.perf_counter()
+        try:
+            prepared = first if position == 0 else job.prepare(position)
+            if run.stopped:
+                return  # nothing is sent after a stop
+            run.in_flight.add(position)
+            completion = await client.send_completion(prepared)
+        except Exception as exc:
+            outcome = Outcome(error=one_line_error(exc), latency=time.perf_counter() - started)
+        else:
+            outcome = job.outcome(completion, time.perf_counter() - started)
+            if outcome.tokens:
+                limiter.record_tokens(outcome.tokens)
+        # A cancelled request stays in in_flight: its row says it was cut short.
+        run.in_flight.discard(position)
+        run.record(position, outcome)
+
+    async def worker(client: AsyncClient) -> None:
+        # One shared iterator: each row is taken by exactly one worker, once.
+        for position in positions:
+            if run.stopped:
+                return
+            try:
+                await limiter.acquire()
+            except LimiterClosed:
+                return
+            try:
+                await send(client, position)
+            finally:
+                limiter.release()
+
+    count = min(job.concurrency, len(job))
+    workers = [asyncio.create_task(worker(clients[i % len(clients)])) for i in range(count)]
+    loop = asyncio.get_running_loop()
+
+    def halt() -> None:
+        limiter.close()
+        for task in workers:
+            task.cancel()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(halt)
+
+    run.on_stop(wake)
+    try:
+        with contextlib.ExitStack() as watching:
+            for client in clients:
+                watching.enter_context(watch_responses(client, observe))
+            results = await asyncio.gather(*workers, return_exceptions=True)
+    finally:
+        run.on_stop(None)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+
+
+async def _async_clients(job: MapJob) -> tuple[list[AsyncClient], bool]:
+    """The AsyncClients to send on, and whether they are ours to close.
+
+    A given AsyncClient is used as it is; a Client gets twins whose pools hold
+    ``concurrency`` connections between them.
+    """
+    client = job.client
+    if client is None:
+        from .endpoint import default_client
+
+        client = job.client = await asyncio.to_thread(default_client)
+    if isinstance(client, AsyncClient):
+        return [client], False
+    if isinstance(client, Client):
+        from ..transport.twin import async_twins
+
+        return async_twins(client, connections=job.concurrency), True
+    raise RequestValidationError(
+        f"client must be an nbchat Client or AsyncClient, not {type(client).__name__}",
+        field="client",
+    )
+
+
+async def _resolve_model(model: str | None, client: AsyncClient) -> str:
+    """The model every row names: given, the profile's, or the one the server lists."""
+    if model:
+        return model
+    profile = client.profile
+    if profile.default_model:
+        return profile.default_model
+    try:
+        listed = await client.models()
+    except Exception:
+        listed = []
+    if len(listed) == 1:
+        profile.remember_model(listed[0])
+        return listed[0]
+    hint = f" (the server lists {len(listed)}: {', '.join(listed[:5])})" if listed else ""
+    raise RequestValidationError(
+        f"No model is set{hint}: pass model=... (or -m on the cell)", field="model"
+    )
+
+
+def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
+    _check_via(via, poll_interval)
+    return MapJob(prompt, rows, **options)
+
+
+def _check_via(via: str, poll_interval: float | None) -> None:
+    if via not in VIAS:
+        raise RequestValidationError(f"via must be 'online' or 'batch', not {via!r}", field="via")
+    if poll_interval is not None:
+        if via != "batch":
+            raise RequestValidationError(
+                "poll_interval is for via='batch' (the online map does not poll)",
+                field="poll_interval",
+            )
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
+            raise RequestValidationError(
+                f"poll_interval must be a number of seconds, not {poll_interval!r}",
+                field="poll_interval",
+            )
+        if poll_interval <= 0:
+            raise RequestValidationError(
+                f"poll_interval must be more than 0 seconds, not {poll_interval!r}",
+                field="poll_interval",
+            )
+
+
+def _label(via: str) -> str:
+    return "nbchat.map (batch)" if via == "batch" else "nbchat.map"
+
+
+class _View:
+    """The progress bar, shown once the run starts sending (a mistake found first shows none)."""
+
+    def __init__(self, total: int, **options: Any) -> None:
+        self._total = total
+        self._options = options
+        self._view: Any = None
+
+    def update(self, run: MapRun) -> None:
+        if self._view is None and run.sending:
+            from ..render.progress import ProgressView
+
+            self._view = ProgressView(self._total, **self._options)
+        if self._view is not None:
+            self._view.update(run.done, run.errors, run.tokens, run.note)
+
+    def close(self, run: MapRun) -> None:
+        if self._view is None and run.done:
+            self.update(run)
+        if self._view is not None:
+            self._view.close(run.done, run.errors, run.tokens, stopped=run.stop_reason)
+
+
+async def _tick(view: _View, run: MapRun) -> None:
+    while True:
+        view.update(run)
+        await asyncio.sleep(REFRESH)
+
+
+def _clicks_reach_this_loop() -> bool:
+    """True in a Jupyter kernel's own loop, where a widget click arrives while a cell awaits.
+
+    ipykernel 7 dispatches widget messages while an awaiting cell runs; a blocking cell (or a
+    loop in another thread) never sees them, so no stop button is offered there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+            return False
+        import ipykernel
+    except ImportError:
+        return False
+    major = str(getattr(ipykernel, "__version__", "0")).split(".")[0]
+    return major.isdigit() and int(major) >= 7

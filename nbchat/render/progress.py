@@ -1,0 +1,164 @@
+"""The progress of a long run (``nbchat.map``): rows, errors, tokens, rate and time left, as
+tqdm's notebook bar (with a Stop button where a click can reach the kernel) or text on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+__all__ = ["MODES", "ProgressView", "in_kernel", "progress_mode"]
+
+#: ``widget`` (notebook bar), ``text`` (stderr), ``final`` (one line at the end), ``off``.
+MODES = ("auto", "widget", "text", "final", "off")
+
+
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (a frontend that shows widgets and updates outputs in place)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_mode(mode: str | bool = "auto") -> str:
+    """The mode ``auto`` stands for here: the notebook bar in a Jupyter kernel, else text."""
+    if mode is True:
+        mode = "auto"
+    if mode is False or mode is None:
+        return "off"
+    if mode not in MODES:
+        raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode != "auto":
+        return mode
+    if in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+        return "widget"
+    return "text"
+
+
+def _postfix(errors: int, tokens: int, note: str | None) -> str:
+    parts = [f"{errors:,} error{'s' if errors != 1 else ''}", f"{tokens:,} tokens"]
+    if note:
+        parts.append(note)
+    return ", ".join(parts)
+
+
+class ProgressView:
+    """One run's bar. ``update()`` as often as you like (tqdm limits the redraws); ``close()``.
+
+    ``on_stop`` adds a Stop button to the notebook bar; without it the bar says how to stop
+    (interrupt the kernel), since a click cannot reach a kernel busy with a blocking cell.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        mode: str | bool = "auto",
+        label: str = "nbchat.map",
+        unit: str = "row",
+        on_stop: Callable[[], None] | None = None,
+        file: TextIO | None = None,
+        display: Callable[..., Any] | None = None,
+    ) -> None:
+        self.mode = progress_mode(mode)
+        self.total = total
+        self.label = label
+        self._on_stop = on_stop
+        self._file = file
+        self._bar: Any = None
+        self._button: Any = None
+        self._hint: Any = None
+        self._closed = False
+        self.stop_requested = False
+        if self.mode == "widget":
+            self._open_widget(unit, display)
+        elif self.mode == "text":
+            from tqdm.std import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=label,
+                unit=unit,
+                file=file or sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.2,
+                leave=True,
+            )
+
+    def _open_widget(self, unit: str, display: Callable[..., Any] | None) -> None:
+        import ipywidgets
+        from IPython.display import display as ipython_display
+        from tqdm.notebook import tqdm
+
+        show = display or ipython_display
+        self._bar = tqdm(total=self.total, desc=self.label, unit=unit, display=False, leave=True)
+        parts: list[Any] = [self._bar.container]
+        if self._on_stop is not None:
+            self._button = ipywidgets.Button(
+                description="Stop",
+                icon="stop",
+                button_style="warning",
+                tooltip="Stop: no request starts after this; the rows done are kept.",
+            )
+            self._button.on_click(self._stop_clicked)
+            parts.append(self._button)
+        else:
+            self._hint = ipywidgets.HTML(
+                "<small>To stop, interrupt the kernel (■): the rows done are kept.</small>"
+            )
+            parts.append(self._hint)
+        show(ipywidgets.HBox(parts))
+
+    def _stop_clicked(self, _button: Any = None) -> None:
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        if self._button is not None:
+            self._button.disabled = True
+            self._button.description = "Stopping…"
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def update(self, done: int, errors: int = 0, tokens: int = 0, note: str | None = None) -> None:
+        bar = self._bar
+        if bar is None or self._closed:
+            return
+        bar.set_postfix_str(_postfix(errors, tokens, note), refresh=False)
+        if done != bar.n:
+            bar.update(done - bar.n)
+        elif note:
+            bar.refresh()
+
+    def close(
+        self, done: int, errors: int = 0, tokens: int = 0, *, stopped: str | None = None
+    ) -> str:
+        """Finish the bar; returns the one-line summary (also shown in ``final`` mode)."""
+        summary = f"{self.label}: {done:,} of {self.total:,} rows" if self.total is not None else ""
+        summary += f", {_postfix(errors, tokens, None)}"
+        if stopped:
+            summary += f"; stopped ({stopped})"
+        if self._closed:
+            return summary
+        self._closed = True
+        bar = self._bar
+        if bar is not None:
+            bar.set_postfix_str(
+                _postfix(errors, tokens, f"stopped ({stopped})" if stopped else None),
+                refresh=False,
+            )
+            if done != bar.n:
+                bar.update(done - bar.n)
+            bar.close()
+        if self._button is not None:
+            self._button.disabled = True
+            self._button.description = "Stopped" if stopped else "Done"
+        if self._hint is not None:
+            self._hint.value = ""
+        if self.mode == "final":
+            out = self._file or sys.stdout
+            out.write(summary + "\n")
+            out.flush()
+        return summary

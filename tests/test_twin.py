@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from nbchat import AsyncClient, Client, NbchatError
+from nbchat.transport.twin import async_twin, async_twins, watch_responses
+from tests.fakeserver import SECRET
+from tests.loopserver import completion
+
+
+def test_the_twin_talks_to_the_same_endpoint_with_the_same_key_headers_and_profile():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=completion("m", "hi"))
+
+    client = Client(
+        api_key=SECRET,
+        base_url="http://fake.test/v1",
+        transport=httpx.MockTransport(handler),
+        headers={"X-Team": "data"},
+        max_retries=5,
+        timeout=12.0,
+        server="vllm",
+    )
+    twin = async_twin(client, connections=8)
+    assert isinstance(twin, AsyncClient)
+    assert (twin.base_url, twin.max_retries, twin.timeout) == ("http://fake.test/v1", 5, 12.0)
+    assert twin.profile is client.profile  # what one learns, the other knows
+
+    async def main():
+        async with twin:
+            return await twin.create(model="m", messages=[{"role": "user", "content": "x"}])
+
+    assert asyncio.run(main()).content == "hi"
+    assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert seen[0].headers["x-team"] == "data"
+    assert SECRET not in repr(twin)
+
+
+def test_a_real_transport_gets_a_pool_as_large_as_the_work():
+    client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
+    twin = async_twin(client, connections=64)
+    pool = twin._http._transport._pool
+    assert pool._max_connections == 64
+    assert pool._max_keepalive_connections == 64
+
+
+def test_twins_share_the_connections_in_pools_of_at_most_eight():
+    client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
+    for connections, expected in ((1, [1]), (8, [8]), (20, [7, 7, 7]), (128, [8] * 16)):
+        twins = async_twins(client, connections=connections)
+        assert [t._http._transport._pool._max_connections for t in twins] == expected
+        assert all(t.profile is client.profile for t in twins)
+
+
+def test_a_transport_that_cannot_serve_async_requests_is_a_clear_error():
+    class SyncOnly(httpx.BaseTransport):
+        def handle_request(self, request):
+            return httpx.Response(200)
+
+    client = Client(api_key="k", base_url="http://x/v1", transport=SyncOnly())
+    with pytest.raises(NbchatError, match=r"pass client=nbchat\.AsyncClient"):
+        async_twin(client, connections=2)
+
+
+def test_watch_responses_sees_every_response_retries_included_and_then_stops():
+    answers = [
+        httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after": "0"}),
+        httpx.Response(200, json=completion("m", "ok")),
+        httpx.Response(200, json=completion("m", "ok")),
+    ]
+    client = AsyncClient(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: answers.pop(0)),
+        max_retries=1,
+    )
+    statuses = []
+
+    async def hook(response):
+        statuses.append(response.status_code)
+
+    async def main():
+        with watch_responses(client, hook):
+            await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.aclose()
+
+    asyncio.run(main())
+    assert statuses == [429, 200]
