@@ -208,3 +208,50 @@ def test_a_negative_budget_setting_is_refused(store_shell):
     settings = next(c for c in store_shell.configurables if type(c).__name__ == "Chat")
     assert settings.budget is None
     assert config.budget() is None
+
+
+def test_map_rows_that_could_pass_the_budget_are_not_sent(fresh_store):
+    # Each row may cost up to 4,000 completion tokens of gpt-4.1-mini (~$0.0064): a $0.02
+    # budget lets some rows go and refuses the rest, each with the budget's one-line error.
+    config.configure(budget=0.02)
+    sent = []
+
+    def handle(request):
+        sent.append(request)
+        return httpx.Response(
+            200,
+            json={
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4.1-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "ok"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": USAGE,
+            },
+        )
+
+    client = Client(
+        api_key=SECRET,
+        base_url="https://api.openai.com/v1",
+        transport=httpx.MockTransport(handle),
+        max_retries=0,
+    )
+    rows = [{"x": str(i)} for i in range(6)]
+    out = nbchat.map(
+        "Say {x}",
+        rows,
+        model="gpt-4.1-mini",
+        client=client,
+        concurrency=1,
+        max_tokens=4000,
+        progress=False,
+    )
+    refused = [row for row in out if row["error"] and "budget" in row["error"]]
+    assert refused and len(sent) == len(rows) - len(refused) < len(rows)
+    assert all(row["reply"] == "ok" for row in out if not row["error"])

@@ -290,12 +290,21 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
 
+    # Dollars promised to the rows sent so far (their estimates): the budget counts them all.
+    committed = [0.0]
+
     async def send(client: AsyncClient, position: int) -> None:
+        from ..store.budget import check_budget
+
         started = time.perf_counter()
         try:
             prepared = first if position == 0 else job.prepare(position)
             if run.stopped:
                 return  # nothing is sent after a stop
+            # Chat.budget applies to map as to cells: a row that could pass it is not sent.
+            estimate = check_budget(prepared, client.profile, reserved=committed[0])
+            if estimate is not None and estimate.dollars:
+                committed[0] += estimate.dollars
             run.in_flight.add(position)
             completion = await client.send_completion(prepared)
         except Exception as exc:
