@@ -159,7 +159,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "last":
-        # The last ChatCompletion any conversation received (None before the first).
+        # The last Reply any conversation produced (None before the first); it reads as its
+        # final ChatCompletion too (``nbchat.last.usage``, ``.choices``).
         from .conversation import chat
 
         return chat.last_completion

@@ -26,7 +26,8 @@ def test_send_appends_user_and_assistant_messages():
         {"role": "user", "content": "Capital of France?"},
         {"role": "assistant", "content": "Paris."},
     ]
-    assert nbchat.last is reply.completion
+    assert nbchat.last is reply
+    assert nbchat.last.usage is reply.completion.usage and nbchat.last.model == "fake-model"
 
 
 def test_streamed_and_unstreamed_replies_are_the_same_completion():

@@ -125,6 +125,13 @@ class Reply:
     def __str__(self) -> str:
         return self.content or ""
 
+    def __getattr__(self, name: str) -> Any:
+        # A Reply reads as its final completion too (``nbchat.last.usage``, ``.choices``):
+        # nbchat.last was the ChatCompletion before it was the Reply.
+        if name.startswith("_") or name == "completion":
+            raise AttributeError(name)
+        return getattr(self.completion, name)
+
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -485,7 +492,7 @@ class Chat:
         if len(self._entries) > checkpoint and self._entries[-1].message.get("role") == "assistant":
             self._entries[-1].meta = reply.metadata
         self.last_reply = reply
-        _set_last(reply.completion)
+        _set_last(reply)
         if parse is not None:
             try:
                 reply.parsed = parse(reply.completion)
@@ -715,7 +722,7 @@ class Chat:
             del self._entries[checkpoint:]
         self.last = reply.completion
         self.last_reply = reply
-        _set_last(reply.completion)
+        _set_last(reply)
 
 
 def _structured_parser(
@@ -830,10 +837,10 @@ def _validate_messages(messages: Iterable[dict[str, Any]]) -> None:
         raise ValueError(f"Invalid message at {where}: {error['msg']}") from None
 
 
-#: The last ChatCompletion any conversation received; ``nbchat.last`` reads it.
-last_completion: ChatCompletion | None = None
+#: The last Reply any conversation produced (a cell's, too); ``nbchat.last`` reads it.
+last_completion: Reply | None = None
 
 
-def _set_last(completion: ChatCompletion) -> None:
+def _set_last(reply: Reply) -> None:
     global last_completion
-    last_completion = completion
+    last_completion = reply
