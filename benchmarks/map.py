@@ -52,6 +52,14 @@ def rows_of(count: int) -> list[dict[str, int]]:
     return [{"i": i} for i in range(count)]
 
 
+def timed(run, *args, **options) -> tuple[float, float, int]:
+    """rows/s, CPU µs per row (this process: the loop and its HTTP client), errors."""
+    cpu = time.process_time()
+    rate, errors = run(*args, **options)
+    rows = args[1]
+    return rate, (time.process_time() - cpu) / len(rows) * 1e6, errors
+
+
 def run_nbchat(base_url: str, rows: list[dict[str, int]], concurrency: int) -> tuple[float, int]:
     client = nbchat.Client(
         api_key="sk-bench",
@@ -158,17 +166,18 @@ def table(title: str, args: argparse.Namespace, results: list[tuple]) -> str:
         f"### {title}",
         "",
         "| concurrency | pools | nbchat.map rows/s | bare loop, same pools | bare loop, one pool "
-        "| ideal | map ÷ bare | map ÷ ideal | errors (map/bare) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ideal | map ÷ bare | map ÷ ideal | CPU µs/row map / bare | errors (map/bare) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for concurrency, mapped, bare, single, map_errors, bare_errors in results:
+    for concurrency, mapped, bare, single, cpus, map_errors, bare_errors in results:
         ideal = min(concurrency, args.capacity) / args.latency
         sizes = pool_sizes(concurrency, split=True)
         pools = f"{len(sizes)} × {sizes[0]}"
         one = f"{single:,.0f}" if single is not None else "(same)"
         lines.append(
             f"| {concurrency} | {pools} | {mapped:,.0f} | {bare:,.0f} | {one} | {ideal:,.0f} | "
-            f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {map_errors}/{bare_errors} |"
+            f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {cpus[0]:,.0f} / {cpus[1]:,.0f} | "
+            f"{map_errors}/{bare_errors} |"
         )
     return "\n".join(lines)
 
@@ -182,7 +191,7 @@ def main() -> None:
     parser.add_argument("--throttle", type=float, default=0.05, help="share answered 429")
     parser.add_argument("--variants", nargs="+", default=["plain", "429"])
     parser.add_argument("--memory", type=int, default=100_000, help="rows for memory (0: skip)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median)")
     args = parser.parse_args()
     print(
         f"Python {platform.python_version()}, httpx {httpx.__version__}, {os.cpu_count()} CPUs; "
@@ -205,19 +214,22 @@ def main() -> None:
                 # burst of work would otherwise decide the comparison. At concurrency 1 a run is
                 # bound by latency alone and takes minutes, so it runs once.
                 repeat = 1 if concurrency == 1 else args.repeat
-                maps, bares, map_errors, bare_errors = [], [], 0, 0
+                maps, bares, map_cpu, bare_cpu, map_errors, bare_errors = [], [], [], [], 0, 0
                 for _ in range(repeat):
-                    rate, errors = run_nbchat(base_url, rows, concurrency)
+                    rate, cpu, errors = timed(run_nbchat, base_url, rows, concurrency)
                     maps.append(rate)
+                    map_cpu.append(cpu)
                     map_errors += errors
-                    rate, errors = run_bare(base_url, rows, concurrency)
+                    rate, cpu, errors = timed(run_bare, base_url, rows, concurrency)
                     bares.append(rate)
+                    bare_cpu.append(cpu)
                     bare_errors += errors
                 mapped, bare = statistics.median(maps), statistics.median(bares)
+                cpus = (statistics.median(map_cpu), statistics.median(bare_cpu))
                 single = None
                 if len(pool_sizes(concurrency, split=True)) > 1:
                     single, _ = run_bare(base_url, rows, concurrency, split=False)
-                results.append((concurrency, mapped, bare, single, map_errors, bare_errors))
+                results.append((concurrency, mapped, bare, single, cpus, map_errors, bare_errors))
                 print(
                     f"  {variant} c={concurrency}: map {mapped:,.0f} rows/s, bare {bare:,.0f}, "
                     f"one pool {single}",
