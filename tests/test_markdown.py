@@ -90,8 +90,30 @@ def test_math_becomes_mathml_the_browser_typesets():
 
 
 def test_dollars_that_are_money_stay_text():
-    out = render_markdown("It costs $5 and $6.")
-    assert "<math" not in out and "$5 and $6" in out
+    for text in ("It costs $5 and $6.", "costs $5-$10 now", "$3.50/$4.00", "$ x $"):
+        out = render_markdown(text)
+        assert "<math" not in out and text in out, text
+
+
+def test_bracket_math_is_math_only_where_the_brackets_are_escapes_in_one_block():
+    def maths(text):
+        return render_markdown(text).count("<math")
+
+    assert maths("\\(a*b\\) and *\\(c*d\\)*") == 2  # the TeX is not read as emphasis
+    assert 'alttext="a*b"' in render_markdown("\\(a*b\\)")
+    assert maths("`\\(x\\)` \\\\(y\\\\)") == 0  # code, and escaped backslashes
+    assert maths("\\(x\n\n\\)") == 0  # a blank line ends the block
+    assert maths("| \\(a | b\\) |\n|---|---|\n| 1 | 2 |") == 0  # two cells
+    display = render_markdown("ünï\n\n\\[\nx^2\n\\]\n\nb \\[y\\]")
+    assert display.count('display="block"') == 2 and "<p>ünï</p>" in display
+    # Text that already holds the placeholder characters gets no bracket math, and stays text.
+    assert render_markdown("\ue000 \\(x\\)") == "<p>\ue000 (x)</p>\n"
+
+
+def test_a_refused_link_shows_its_source_and_nothing_inside_becomes_markup():
+    out = render_markdown("[**b** \\(x\\)](javascript:alert(1)) ![i](data:x) <b@c.test>")
+    assert out.startswith("<p>[**b** \\(x\\)](javascript:alert(1)) 🖼 i ")
+    assert 'href="mailto:b@c.test"' in out and "<strong>" not in out
 
 
 def test_tex_that_cannot_be_typeset_shows_its_source():
@@ -123,7 +145,8 @@ def test_reference_links_and_autolinks_follow_the_policy():
         "[ok][1] [bad][2] <https://x.test>\n\n[1]: https://ok.test\n[2]: vbscript:x"
     )
     assert '<a href="https://ok.test"' in out and '<a href="https://x.test"' in out
-    assert "vbscript:x" in out and 'href="vbscript' not in out
+    # A refused link shows the source the model wrote; its definition is not shown.
+    assert "[bad][2]" in out and "vbscript" not in out
 
 
 def test_terminal_text_drops_control_characters():
@@ -141,7 +164,9 @@ def test_settled_blocks_render_exactly_as_the_whole_however_the_text_goes_on():
         "para *em* `c`", "- item", "  continued", "1. one", "> quote", ">", "```", "```py", "~~~",
         "    indented", "\tTabbed", "$$", "$$x$$", "\\[", "\\]", "| a | b |", "|---|---|", "# H",
         "---", "===", "", "", "", "* star", " - sp", "   ```", "````", "text $x$", "10. ten",
-        "a\\", "  - nested", "> $$", "- \\[",
+        "a\\", "  - nested", "> $$", "- \\[", "ünï *cödé* \\(x\\) é", "\\(a", "b\\)", "<!--",
+        "-->", "<div>", "[l](https://x.test) ![i](https://x.test/i.png)", "[bad](javascript:x)",
+        "| é | \\(x\\) |",
     ]  # fmt: skip
     rng = random.Random(3)
     cuts = 0
@@ -157,11 +182,12 @@ def test_settled_blocks_render_exactly_as_the_whole_however_the_text_goes_on():
     assert cuts > 100
 
 
-def test_nothing_settles_inside_an_open_fence_or_display_math_or_with_references():
+def test_nothing_settles_inside_an_open_fence_or_with_references():
     from nbchat.render.markdown import settled_length
 
     assert settled_length("a\n\nb\n\nc\n") == len("a\n\nb\n\n")
     assert settled_length("a\n\nb") == 0  # the line after may still be arriving
     assert settled_length("```\na\n\nb\n\nc\n") == 0
-    assert settled_length("$$\na\n\nb\n\nc\n") == 0
+    # Display math is inline content: it never spans a blank line, so the blocks settle.
+    assert settled_length("$$\na\n\nb\n\nc\n") == len("$$\na\n\nb\n\n")
     assert settled_length("a\n\n[r]: https://x.test\n\nb\n\nc\n") == 0

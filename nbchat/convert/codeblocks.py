@@ -1,5 +1,5 @@
-"""Fenced code blocks of a reply, read as CommonMark reads them (markdown-it-py's token stream),
-and fenced blocks written around code for a prompt.
+"""Fenced code blocks of a reply, read as CommonMark reads them (pulldown-cmark's events, the
+parser the renderer uses), and fenced blocks written around code for a prompt.
 
 ``%%chat --code`` puts the first Python block (or all of them, joined) into the next cell.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["PYTHON_LANGUAGES", "CodeBlock", "code_blocks", "fenced", "python_code"]
 
@@ -36,21 +37,31 @@ def code_blocks(markdown: str | None) -> list[CodeBlock]:
     """Every fenced code block of ``markdown``, in order."""
     if not markdown:
         return []
-    from markdown_it import MarkdownIt
+    import pyromark
 
-    lines = markdown.splitlines()
+    source = markdown.encode()
     blocks = []
-    for token in MarkdownIt("commonmark").parse(markdown):
-        if token.type != "fence":
+    info: str | None = None
+    code: list[str] = []
+    for event, span in pyromark.events_with_range(markdown):
+        found: Any = event
+        if not isinstance(found, dict):
             continue
-        info = token.info.strip().split()
-        # ``{python}`` (Quarto, R Markdown) and ``.python`` (Pandoc) name a language too.
-        language = info[0].strip("{}.").lower() if info else ""
-        code = token.content
-        if language == "pycon":
-            code = _without_prompts(code)
-        closed = _closed(token.map, token.markup, lines)
-        blocks.append(CodeBlock(language, code.rstrip("\n"), closed))
+        start = found.get("Start")
+        if isinstance(start, dict) and isinstance(start.get("CodeBlock"), dict):
+            info, code = start["CodeBlock"].get("Fenced", ""), []
+        elif info is not None and "Text" in found:
+            code.append(found["Text"])
+        elif info is not None and found.get("End") == "CodeBlock":
+            words = info.split()
+            # ``{python}`` (Quarto, R Markdown) and ``.python`` (Pandoc) name a language too.
+            language = words[0].strip("{}.").lower() if words else ""
+            text = "".join(code)
+            if language == "pycon":
+                text = _without_prompts(text)
+            closed = _closed(source[span["start"] : span["end"]].decode(errors="replace"))
+            blocks.append(CodeBlock(language, text.rstrip("\n"), closed))
+            info = None
     return blocks
 
 
@@ -84,14 +95,14 @@ def fenced(code: str, language: str = "") -> str:
     return f"{fence}{language}\n{code.rstrip(chr(10))}\n{fence}"
 
 
-def _closed(span: list[int] | None, markup: str, lines: list[str]) -> bool:
-    if span is None:
-        return True
-    last = span[1] - 1
-    if last >= len(lines) or last <= span[0]:
-        return False
-    closing = lines[last].strip()
-    return closing.startswith(markup[0] * len(markup)) and not closing.strip(markup[0])
+def _closed(block: str) -> bool:
+    """Whether a fenced block's source ends with a fence that closes its opening one."""
+    lines = block.rstrip("\n").split("\n")
+    opening = lines[0].lstrip(" >")
+    mark = opening[:1]
+    width = len(opening) - len(opening.lstrip(mark)) if mark in ("`", "~") else 3
+    closing = lines[-1].strip(" \t>")
+    return len(lines) > 1 and closing.startswith(mark * width) and not closing.strip(mark)
 
 
 def _without_prompts(session: str) -> str:

@@ -22,7 +22,7 @@ from .markdown import (
     html_bundle,
     inline_code,
     render_markdown,
-    render_settled,
+    render_split,
     terminal_text,
 )
 from .thinking import LIVE_TAIL_CHARS, ThinkSplitter, last_lines, thinking_html, token_count
@@ -42,7 +42,7 @@ TOOL_TAIL_CHARS = 80
 class _Preview:
     """One display area's text rendered as it grows: each settled block is rendered once.
 
-    ``render_settled`` cuts only where rendering the pieces gives exactly the HTML of the
+    ``render_split`` cuts only where rendering the pieces gives exactly the HTML of the
     whole, so the finished reply can be put together from them.
     """
 
@@ -52,15 +52,17 @@ class _Preview:
         self.chunks: list[str] = []
         self.done = 0
 
-    def advance(self, text: str) -> None:
-        settled, html = render_settled(text[self.done :])
+    def advance(self, text: str) -> str:
+        """Settle what can be settled; the HTML of the rest."""
+        settled, html, rest = render_split(text[self.done :])
         if settled:
             self.chunks.append(html)
             self.done += settled
+        return rest
 
     def html(self, text: str) -> str:
-        self.advance(text)
-        return "".join(self.chunks) + render_markdown(text[self.done :])
+        rest = self.advance(text)
+        return "".join(self.chunks) + rest
 
 
 class _FormingCall:
@@ -473,7 +475,9 @@ class LiveView(ChatListener):
 
 def _reasoning_piece(delta: Any) -> str:
     """The thinking a delta carries in ``reasoning_content`` or ``reasoning``."""
-    extra = getattr(delta, "__pydantic_extra__", None) or {}
+    extra = getattr(delta, "__pydantic_extra__", None)
+    if not extra:
+        return ""
     for name in REASONING_FIELDS:
         value = extra.get(name)
         if isinstance(value, str) and value:

@@ -11,14 +11,8 @@ import html
 import re
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
 
-from markdown_it import MarkdownIt
-from markdown_it.rules_core.state_core import StateCore
-from markdown_it.token import Token
-from mdit_py_plugins.dollarmath import dollarmath_plugin
-from mdit_py_plugins.texmath import texmath_plugin
-
+from . import commonmark
 from .math import tex_to_mathml
 
 __all__ = [
@@ -33,6 +27,7 @@ __all__ = [
     "render_inline",
     "render_markdown",
     "render_settled",
+    "render_split",
     "settled_length",
     "terminal_text",
     "thumbnail",
@@ -51,7 +46,7 @@ def escape(value: object) -> str:
 
 
 def allowed_url(url: str) -> bool:
-    """True for an absolute http, https or mailto URL (after markdown-it's normalisation)."""
+    """True for an absolute http, https or mailto URL."""
     lowered = url.strip().lower()
     return lowered.startswith(_SCHEMES) and len(lowered) > len(lowered.split(":", 1)[0]) + 1
 
@@ -82,7 +77,7 @@ def thumbnail(src: str, *, alt: str = "image", max_height: int = 64) -> str:
 def render_markdown(text: str) -> str:
     """Markdown from outside as a safe HTML fragment (block level)."""
     if len(text) > _MEMO_CHARS:
-        return _parser().render(text)
+        return _render(text)
     return _render_memo(text)
 
 
@@ -93,7 +88,16 @@ _MEMO_CHARS = 100_000
 
 @lru_cache(maxsize=32)
 def _render_memo(text: str) -> str:
-    return _parser().render(text)
+    return _render(text)
+
+
+def _render(text: str) -> str:
+    return commonmark.render(text, _policy())
+
+
+@lru_cache(maxsize=1)
+def _policy() -> commonmark.Policy:
+    return commonmark.Policy(allowed_url, code_block, _math, _math_inline_display)
 
 
 def settled_length(text: str) -> int:
@@ -101,81 +105,48 @@ def settled_length(text: str) -> int:
 
     ``render_markdown(text)`` equals ``render_markdown(text[:n]) + render_markdown(text[n:])``
     for ``n = settled_length(text)``, and stays so however the text goes on, unless a reference
-    definition (``[x]: url``) appears, which applies to the whole text: check for ``]:`` before
-    relying on it. The cut falls after a blank line, before a complete line that starts a new
-    top-level block, as markdown-it's own block parser sees them. 0 if there is none.
+    definition (``[x]: url``) appears, which applies to the whole text: none is looked for then.
+    The cut falls after a blank line, before a complete line that starts a new top-level block,
+    as the parser sees them. 0 if there is none.
     """
-    return _settle(text)[0]
+    return render_settled(text)[0]
 
 
 def render_settled(text: str) -> tuple[int, str]:
     """``(n, html)``: ``n = settled_length(text)`` and ``html = render_markdown(text[:n])``,
-    from the one block parse that found the cut."""
-    n, tokens, env = _settle(text)
-    if not n:
-        return 0, ""
-    line = text.count("\n", 0, n)
-    end = next(
-        i for i, t in enumerate(tokens) if t.level == 0 and t.map is not None and t.map[0] >= line
-    )
-    head = tokens[:end]
-    md = _parser()
-    # The core rules after the block stage (inline parsing, text joining), as parse() runs them.
-    state = StateCore(text[:n], md, env, head)
-    for rule in _after_block(md):
-        rule(state)
-    return n, md.renderer.render(head, md.options, env)
+    from one parse of ``text``."""
+    n, settled, _ = render_split(text)
+    return n, settled
 
 
-def _settle(text: str) -> tuple[int, list[Token], dict[str, Any]]:
-    env: dict[str, Any] = {}
-    if "\r" in text or "\0" in text:
-        # markdown-it normalises these, so its line numbers would not match ours.
-        return 0, [], env
-    tokens = _block_parser().parse(text, env)
-    if env.get("references"):
-        return 0, tokens, env
-    complete = text.count("\n")  # lines 0..complete-1 end with a newline
-    # A $$ or \[ that opens no math block yet may open one once its end arrives, and take in
-    # the lines after it: nothing at or after it is settled.
-    limit = complete
-    if "$$" in text or "\\[" in text:
-        covered: set[int] = set()
-        for token in tokens:
-            if token.map and (token.type.startswith("math_block") or token.type == "fence"):
-                covered.update(range(*token.map))
-        for number, line in enumerate(text.split("\n")):
-            if number not in covered and _MATH_OPENER.match(line):
-                limit = min(limit, number)
-                break
-    starts = [t.map for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
-    settled_line = 0
-    for (_, end), (start, _) in pairwise(starts):
-        # A blank line between, and the next block's first line all there.
-        if end < start and start <= limit and start < complete:
-            settled_line = start
-    if not settled_line:
-        return 0, tokens, env
-    offset = 0
-    for _ in range(settled_line):
-        offset = text.index("\n", offset) + 1
-    return offset, tokens, env
-
-
-@lru_cache(maxsize=1)
-def _after_block(md: MarkdownIt) -> list[Any]:
-    names = md.get_active_rules()["core"]
-    return md.core.ruler.getRules("")[names.index("block") + 1 :]
-
-
-# A line that could open display math that is not closed on the same line, inside list items
-# and quotes too.
-_MATH_OPENER = re.compile(r"[ \t>*+\-\d.)]*(?:\$\$(?!.*\$\$\s*$)|\\\[(?!.*\\\]\s*$))")
+def render_split(text: str) -> tuple[int, str, str]:
+    """``(n, settled, rest)``: ``n = settled_length(text)``, ``settled =
+    render_markdown(text[:n])`` and ``rest = render_markdown(text[n:])``, from one parse."""
+    if "\r" in text or "\0" in text or "]:" in text:
+        return 0, "", render_markdown(text)
+    rendered = commonmark.render_blocks(text, _policy())
+    complete = text.rfind("\n") + 1  # the lines before this are whole
+    cut, settled = 0, None
+    for before, after in pairwise(rendered.blocks):
+        line = text.rfind("\n", 0, after.start) + 1  # where the next block's first line starts
+        if line >= complete:
+            break  # that line may still be arriving
+        blank = text.rfind("\n", 0, line - 1) + 1
+        if before.end <= line and not text[blank : line - 1].strip(" \t"):
+            cut, settled = line, after
+    if settled is None:
+        return 0, "", rendered.html
+    return cut, rendered.before(settled), rendered.after(settled)
 
 
 def render_inline(text: str) -> str:
-    """Markdown from outside as a safe inline HTML fragment (no paragraphs or blocks)."""
-    return _parser().renderInline(text)
+    """Markdown from outside as a safe inline HTML fragment (no paragraphs or blocks): one
+    paragraph's content, or the text itself when it would make other blocks."""
+    rendered = render_markdown(text)
+    inner = rendered.removeprefix("<p>").removesuffix("</p>\n")
+    if rendered.startswith("<p>") and "<p>" not in inner and "</p>" not in inner:
+        return inner
+    return escape(text)
 
 
 def markdown_bundle(
@@ -222,82 +193,15 @@ _PRE_STYLE = (
 
 
 # ---------------------------------------------------------------------------------------------
-# The parser and its render rules
+# Math
 
 
-@lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
-    return _syntax()
+def _math(tex: str, display: bool) -> str:
+    return math_html(tex, display=display)
 
 
-@lru_cache(maxsize=1)
-def _block_parser() -> MarkdownIt:
-    """The same syntax without the inline stage: where the top-level blocks are, cheaply."""
-    md = _syntax()
-    md.disable(["inline", "text_join"])
-    return md
-
-
-def _syntax() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.enable(["table", "strikethrough"])
-    # $…$ and $$…$$ as in JupyterLab's Markdown, but "$5 and $6" stays money; models also
-    # write \(…\) and \[…\], which CommonMark would otherwise read as escaped brackets.
-    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
-    md.use(texmath_plugin, delimiters="brackets")
-    # markdown-it asks this of every link, autolink, image and reference definition before
-    # making one; a refusal leaves the source as text.
-    md.validateLink = allowed_url  # type: ignore[method-assign]
-    rules = md.add_render_rule
-    rules("link_open", _link_open)
-    rules("image", _image)
-    rules("math_inline", _math_inline)
-    rules("math_inline_double", _math_inline_display)
-    rules("math_block", _math_block)
-    rules("math_block_label", _math_block)
-    rules("math_block_eqno", _math_block)
-    rules("fence", _fence)
-    rules("code_block", _fence)
-    return md
-
-
-def _link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    href = tokens[idx].attrGet("href") or ""
-    title = tokens[idx].attrGet("title")
-    extra = f' title="{escape(title)}"' if title else ""
-    return f'<a href="{escape(href)}"{extra} target="_blank" rel="noopener noreferrer nofollow">'
-
-
-def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    # Never an <img>: a remote image would be fetched as soon as the output is shown.
-    token = tokens[idx]
-    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
-    href = token.attrGet("src") or ""
-    label = f"🖼 {escape(alt)}"
-    if not allowed_url(str(href)):
-        return label
-    return (
-        f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer nofollow">{label}</a>'
-    )
-
-
-def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    token = tokens[idx]
-    language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else None
-    return code_block(token.content, language)
-
-
-def _math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    return math_html(tokens[idx].content, display=False)
-
-
-def _math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    return math_html(tokens[idx].content, display=True)
-
-
-def _math_inline_display(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+def _math_inline_display(tex: str) -> str:
     # $$…$$ inside a paragraph: display math, in a <span> since a <div> cannot be in a <p>.
-    tex = tokens[idx].content
     body = tex_to_mathml(tex, display=True) or f"<code>{escape(tex)}</code>"
     return f'<span class="nbchat-math" style="display:block;overflow-x:auto">{body}</span>'
 
