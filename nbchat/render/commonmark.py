@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -98,7 +98,7 @@ def render_blocks(text: str, policy: Policy) -> Rendered:
     if ("\\(" in text or "\\[" in text) and _OPEN not in text and _CLOSE not in text:
         text, maths = _bracket_math(text)
     writer = _Writer(text, maths, policy)
-    writer.write(list(pyromark.events_with_range(text, options=OPTIONS)))
+    writer.write(pyromark.events_with_range(text, options=OPTIONS))
     # Byte offsets in the text parsed -> character offsets in the text given.
     places = sorted({b for start, end, _ in writer.blocks for b in (start, end)})
     chars = _char_offsets(text, original, maths, places)
@@ -195,52 +195,53 @@ class _Writer:
         self.body_open = False
         self.code_text: list[str] | None = None
         self.language: str | None = None
+        self.depth = 0
 
     # -- the whole document -------------------------------------------------------------------
 
-    def write(self, evs: list[Event]) -> None:
-        out, blocks = self.out, self.blocks
-        i, n, depth = 0, len(evs), 0
-        while i < n:
-            event, span = evs[i]
-            if isinstance(event, str):
-                if not depth:
-                    blocks.append((span["start"], span["end"], len(out)))
-                out.append(_BARE.get(event, ""))
-                if event == "Rule":
-                    self._block_break()
+    def write(self, events: Iterator[Event]) -> None:
+        """Write every event, taken one at a time: the document is never held as a list of
+        events (a long reply would make enough objects to set off the cyclic collector)."""
+        for event, span in events:
+            self._event(event, span, events)
+
+    def _event(self, event: Any, span: Any, events: Iterator[Event]) -> None:
+        out = self.out
+        if isinstance(event, str):
+            if not self.depth:
+                self.blocks.append((span["start"], span["end"], len(out)))
+            out.append(_BARE.get(event, ""))
+            if event == "Rule":
+                self._block_break()
+            return
+        ((kind, value),) = event.items()
+        if kind == "Text":
+            if self.code_text is not None:
+                self.code_text.append(value)
             else:
-                ((kind, value),) = event.items()
-                if kind == "Text":
-                    if self.code_text is not None:
-                        self.code_text.append(value)
-                    else:
-                        out.append(self._text(value))
-                elif kind == "Start":
-                    if not depth:
-                        blocks.append((span["start"], span["end"], len(out)))
-                    depth += 1
-                    j = self._start(value, evs, i)
-                    if j != i:  # skipped to (and past) its End
-                        depth -= 1
-                        i = j
-                elif kind == "End":
-                    depth -= 1
-                    self._end(value)
-                elif kind == "Code":
-                    out.append(f"<code>{html.escape(value)}</code>")
-                elif kind == "InlineMath":
-                    end = span["end"]
-                    if self.source[end : end + 1].isdigit():
-                        # "$5-$10": a price range, not math (a digit right after the close)
-                        out.append(self._text(self._source(span["start"], end)))
-                    else:
-                        out.append(self.math(value, False))
-                elif kind == "DisplayMath":
-                    out.append(self.inline_display(value))
-                else:  # Html, InlineHtml and anything newer: shown as the text it is
-                    out.append(html.escape(value if isinstance(value, str) else str(value)))
-            i += 1
+                out.append(self._text(value))
+        elif kind == "Start":
+            if not self.depth:
+                self.blocks.append((span["start"], span["end"], len(out)))
+            self.depth += 1
+            if self._start(value, span, events):  # it took the events up to its End
+                self.depth -= 1
+        elif kind == "End":
+            self.depth -= 1
+            self._end(value)
+        elif kind == "Code":
+            out.append(f"<code>{html.escape(value)}</code>")
+        elif kind == "InlineMath":
+            end = span["end"]
+            if self.source[end : end + 1].isdigit():
+                # "$5-$10": a price range, not math (a digit right after the close)
+                out.append(self._text(self._source(span["start"], end)))
+            else:
+                out.append(self.math(value, False))
+        elif kind == "DisplayMath":
+            out.append(self.inline_display(value))
+        else:  # Html, InlineHtml and anything newer: shown as the text it is
+            out.append(html.escape(value if isinstance(value, str) else str(value)))
 
     def _text(self, value: str) -> str:
         escaped = html.escape(value)
@@ -260,7 +261,8 @@ class _Writer:
 
     # -- start and end tags -------------------------------------------------------------------
 
-    def _start(self, tag: Any, evs: list[Event], i: int) -> int:
+    def _start(self, tag: Any, span: Any, events: Iterator[Event]) -> bool:
+        """Write a start tag; True if its children and End were taken from ``events`` too."""
         out = self.out
         name = _tag_name(tag)
         simple = _OPEN_TAGS.get(name)
@@ -268,15 +270,9 @@ class _Writer:
             out.append(simple)
             if name in _BLOCKS:
                 self._block_break()
-            return i
+            return False
         if name == "Paragraph":
-            display = self._display_paragraph(evs, i)
-            if display is not None:
-                out.append(display)
-                self._block_break()
-                return i + 2
-            out.append("<p>")
-            self._block_break()
+            return self._paragraph(events)
         elif name == "Heading":
             out.append(f"<h{tag['Heading']['level'][1:]}>")
             self._block_break()
@@ -310,11 +306,11 @@ class _Writer:
             style = f' style="text-align:{align.lower()}"' if align != "None" else ""
             out.append(f"<{cell}{style}>")
         elif name == "Link":
-            return self._link(tag["Link"], evs, i)
+            return self._link(tag["Link"], span, events)
         elif name == "Image":
-            return self._image(tag["Image"], evs, i)
+            return self._image(tag["Image"], events)
         # Anything else (a newer tag): its children are written, the tag is not.
-        return i
+        return False
 
     def _end(self, tag: Any) -> None:
         out = self.out
@@ -343,44 +339,56 @@ class _Writer:
         elif name == "Table":
             out.append("</tbody>\n</table>\n" if self.body_open else "</table>\n")
 
-    def _display_paragraph(self, evs: list[Event], i: int) -> str | None:
-        """A paragraph that is one display formula only: the formula as a block."""
-        if i + 2 >= len(evs) or evs[i + 2][0] != _END_PARAGRAPH:
-            return None
-        event = evs[i + 1][0]
+    def _paragraph(self, events: Iterator[Event]) -> bool:
+        """A paragraph; one that is a display formula only is written as the formula."""
+        first = next(events, None)
+        second = next(events, None) if first is not None and self._display(first[0]) else None
+        if second is not None and second[0] == _END_PARAGRAPH:
+            assert first is not None
+            out = self.out
+            out.append(self.math(self._display(first[0]) or "", True))
+            self._block_break()
+            return True
+        self.out.append("<p>")
+        self._block_break()
+        for taken in (first, second):
+            if taken is not None:
+                self._event(taken[0], taken[1], events)
+        return False
+
+    def _display(self, event: Any) -> str | None:
+        """The TeX of display math that could fill a paragraph alone."""
         if not isinstance(event, dict):
             return None
         if "DisplayMath" in event:
-            return self.math(event["DisplayMath"], True)
+            return str(event["DisplayMath"])
         value = event.get("Text")
         if self.maths and isinstance(value, str):
             match = _PLACEHOLDER.fullmatch(value.strip())
             if match and self.maths[int(match.group(1))][1]:
-                return self.math(self.maths[int(match.group(1))][0], True)
+                return self.maths[int(match.group(1))][0]
         return None
 
-    def _link(self, link: dict[str, Any], evs: list[Event], i: int) -> int:
+    def _link(self, link: dict[str, Any], span: Any, events: Iterator[Event]) -> bool:
         url = link["dest_url"]
         if link["link_type"] == "Email":
             url = f"mailto:{url}"
         if not self.allowed(url):
             # Shown as the source the model wrote; nothing inside it becomes markup.
-            end = _matching_end(evs, i, "Link")
-            span = evs[i][1]
+            _until_end(events, "Link")
             self.out.append(html.escape(self._source(span["start"], span["end"])))
-            return end
+            return True
         title = link["title"]
         extra = f' title="{html.escape(title)}"' if title else ""
         self.out.append(
             f'<a href="{html.escape(_normal_url(url))}"{extra} target="_blank" '
             'rel="noopener noreferrer nofollow">'
         )
-        return i
+        return False
 
-    def _image(self, image: dict[str, Any], evs: list[Event], i: int) -> int:
+    def _image(self, image: dict[str, Any], events: Iterator[Event]) -> bool:
         # Never an <img>: a remote image would be fetched as soon as the output is shown.
-        end = _matching_end(evs, i, "Image")
-        alt = "".join(self._plain(event) for event, _ in evs[i + 1 : end]) or "image"
+        alt = "".join(self._plain(event) for event in _until_end(events, "Image")) or "image"
         label = f"🖼 {html.escape(alt)}"
         url = image["dest_url"]
         if self.allowed(url):
@@ -389,7 +397,7 @@ class _Writer:
                 f'rel="noopener noreferrer nofollow">{label}</a>'
             )
         self.out.append(label)
-        return end
+        return True
 
     def _plain(self, event: Any) -> str:
         """An event inside an image description as plain text."""
@@ -408,19 +416,20 @@ class _Writer:
         return self.maths[int(match.group(1))][2]
 
 
-def _matching_end(evs: list[Event], i: int, name: str) -> int:
-    """The index of the End event that closes the Start at ``i``."""
-    depth = 0
-    for j in range(i, len(evs)):
-        event = evs[j][0]
+def _until_end(events: Iterator[Event], name: str) -> list[Any]:
+    """The events up to the End that closes a Start of ``name`` just taken (that End taken
+    too, not returned)."""
+    inside, depth = [], 1
+    for event, _ in events:
         if isinstance(event, dict):
             if _tag_name(event.get("Start", "")) == name:
                 depth += 1
             elif _tag_name(event.get("End", "")) == name:
                 depth -= 1
                 if not depth:
-                    return j
-    return len(evs) - 1
+                    break
+        inside.append(event)
+    return inside
 
 
 def _start_attr(start: int) -> str:

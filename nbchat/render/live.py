@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ..convert.reasoning import REASONING_FIELDS
@@ -175,7 +175,34 @@ class LiveView(ChatListener):
     # -- listener hooks -----------------------------------------------------------------------
 
     def on_chunk(self, chunk: Any, stream: Any) -> None:
-        for choice in chunk.choices or ():
+        choices: Sequence[Any] = chunk.choices or ()
+        if (
+            len(choices) == 1
+            and self.mode == "live"
+            and self._splitter.answering
+            and (self._thinking.closed or not self._thinking.chunks)
+        ):
+            # The common chunk, a piece of answer and nothing else: the loop below, shortened.
+            delta = choices[0].delta
+            text = delta.content
+            if (
+                text
+                and choices[0].index == 0
+                and not delta.refusal
+                and not delta.tool_calls
+                and not getattr(delta, "__pydantic_extra__", None)
+            ):
+                self._block.append(text)
+                self._block_chars += len(text)
+                self._dirty = True
+                if self._block_chars > BLOCK_CHARS:
+                    self._maybe_freeze(text)
+                now = self._clock()
+                if now - self._last_update >= self.interval:
+                    self._last_update = now
+                    self._update()
+                return
+        for choice in choices:
             if choice.index != 0:
                 continue
             delta = choice.delta

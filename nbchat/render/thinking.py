@@ -48,6 +48,11 @@ class ThinkSplitter:
     def thinking(self) -> bool:
         return self._state == "think"
 
+    @property
+    def answering(self) -> bool:
+        """Past any thinking block, with nothing held back: the text is all answer now."""
+        return self._state == "answer" and not self._held
+
     def feed(self, piece: str) -> tuple[str, str]:
         text = self._held + piece
         self._held = ""
