@@ -203,7 +203,7 @@ def _math(tex: str, display: bool) -> str:
 def _math_inline_display(tex: str) -> str:
     # $$…$$ inside a paragraph: display math, in a <span> since a <div> cannot be in a <p>.
     body = tex_to_mathml(tex, display=True) or f"<code>{escape(tex)}</code>"
-    return f'<span class="nbchat-math" style="display:block;overflow-x:auto">{body}</span>'
+    return f'<span class="nbchat-math" style="display:block;overflow-x:auto;overflow-y:hidden;padding:0.15em 0">{body}</span>'
 
 
 def math_html(tex: str, *, display: bool = False) -> str:
@@ -211,5 +211,5 @@ def math_html(tex: str, *, display: bool = False) -> str:
     mathml = tex_to_mathml(tex, display=display)
     if display:
         body = mathml or f"<code>{escape(tex.strip())}</code>"
-        return f'<div class="nbchat-math" style="margin:0.5em 0;overflow-x:auto">{body}</div>\n'
+        return f'<div class="nbchat-math" style="margin:0.5em 0;overflow-x:auto;overflow-y:hidden;padding:0.15em 0">{body}</div>\n'
     return mathml or f"<code>{escape(tex)}</code>"
