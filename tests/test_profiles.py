@@ -135,8 +135,6 @@ def test_learning_is_shared_and_thread_safe():
         thread.join()
     assert profile.supports("logprobs") in (True, False)
     assert set(profile.learned) == {"logprobs"}
-    copy = profile.with_(default_model="x")
-    assert copy.learned == {} and copy.default_model == "x"
 
 
 # -- adaptation ---------------------------------------------------------------------------------

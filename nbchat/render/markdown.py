@@ -200,10 +200,15 @@ def _math(tex: str, display: bool) -> str:
     return math_html(tex, display=display)
 
 
+# A wide formula scrolls sideways; overflow-x alone would make overflow-y scroll too, and
+# MathML's box is often a pixel taller than its line.
+_MATH_BOX = "overflow-x:auto;overflow-y:hidden;padding:0.15em 0"
+
+
 def _math_inline_display(tex: str) -> str:
     # $$…$$ inside a paragraph: display math, in a <span> since a <div> cannot be in a <p>.
     body = tex_to_mathml(tex, display=True) or f"<code>{escape(tex)}</code>"
-    return f'<span class="nbchat-math" style="display:block;overflow-x:auto;overflow-y:hidden;padding:0.15em 0">{body}</span>'
+    return f'<span class="nbchat-math" style="display:block;{_MATH_BOX}">{body}</span>'
 
 
 def math_html(tex: str, *, display: bool = False) -> str:
@@ -211,5 +216,5 @@ def math_html(tex: str, *, display: bool = False) -> str:
     mathml = tex_to_mathml(tex, display=display)
     if display:
         body = mathml or f"<code>{escape(tex.strip())}</code>"
-        return f'<div class="nbchat-math" style="margin:0.5em 0;overflow-x:auto;overflow-y:hidden;padding:0.15em 0">{body}</div>\n'
+        return f'<div class="nbchat-math" style="margin:0.5em 0;{_MATH_BOX}">{body}</div>\n'
     return mathml or f"<code>{escape(tex)}</code>"

@@ -41,7 +41,7 @@ import copy
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -294,10 +294,6 @@ class ServerProfile:
             self.refine("ollama")
         elif "stats" in extra:
             self.refine("lmstudio")
-
-    def with_(self, **changes: Any) -> ServerProfile:
-        """A copy with ``changes``, learning nothing from this one."""
-        return replace(self, _learned={}, _lock=threading.Lock(), **changes)
 
 
 def _unsupported(kind: str, field: str, what: str, instead: str = "") -> RequestValidationError:
