@@ -280,17 +280,22 @@ class _BaseClient:
         return headers
 
     def _url(self, path: str) -> str:
-        # Parsing a URL costs more than validating a request (nbchat.map builds thousands);
-        # a client has a handful of paths, so each is parsed once per base URL.
-        cache: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_url_cache", {})
+        return self._parsed_url(path)[1]
+
+    def _parsed_url(self, path: str) -> tuple[httpx.URL, str]:
+        # Parsing a URL costs more than validating a request (nbchat.map builds thousands),
+        # and httpx parses a URL given as text again for every request; a client has a
+        # handful of paths, so each is parsed once per base URL and sent as httpx.URL.
+        cache: dict[tuple[Any, ...], tuple[httpx.URL, str]]
+        cache = self.__dict__.setdefault("_url_cache", {})
         key = (self.base_url, path, tuple(self._profile.query.items()))
-        text = cache.get(key)
-        if text is None:
+        known = cache.get(key)
+        if known is None:
             url = httpx.URL(self.base_url + path)
             if self._profile.query:
                 url = url.copy_merge_params(self._profile.query)
-            text = cache[key] = str(url)
-        return text
+            known = cache[key] = (url, str(url))
+        return known
 
     def _build(
         self, method: str, path: str, params: dict[str, Any] | None, options: dict[str, Any]
@@ -307,7 +312,7 @@ class _BaseClient:
         timeout = options.get("timeout", self.timeout)
         return self._http.build_request(  # type: ignore[attr-defined]
             method,
-            self._url(path),
+            self._parsed_url(path)[0],
             json=params,
             # A multipart upload (the Batch API's /files) instead of a JSON body.
             files=options.get("files"),
