@@ -140,6 +140,31 @@ def test_quiet_responses_speed_it_back_up_to_the_ceiling():
     assert limiter.limit <= 8
 
 
+def test_a_waiter_asking_to_go_first_is_let_in_before_the_others():
+    async def scenario() -> list[str]:
+        limiter = AdaptiveLimiter(1)
+        await limiter.acquire()
+        order: list[str] = []
+
+        async def wait(name: str, first: bool) -> None:
+            await limiter.acquire(first=first)
+            order.append(name)
+            limiter.release()
+
+        tasks = [
+            asyncio.ensure_future(wait("new 1", False)),
+            asyncio.ensure_future(wait("new 2", False)),
+        ]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.ensure_future(wait("retry", True)))
+        await asyncio.sleep(0)
+        limiter.release()
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(scenario()) == ["retry", "new 1", "new 2"]
+
+
 def test_close_fails_waiters_and_refuses_new_ones():
     async def scenario() -> tuple[bool, bool]:
         limiter = AdaptiveLimiter(1)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client, NbchatError
-from nbchat.transport.twin import async_twin, async_twins, watch_responses
+from nbchat.transport.twin import around_retry_waits, async_twin, async_twins, watch_responses
 from tests.fakeserver import SECRET
 from tests.loopserver import completion
 
@@ -93,3 +93,39 @@ def test_watch_responses_sees_every_response_retries_included_and_then_stops():
 
     asyncio.run(main())
     assert statuses == [429, 200]
+
+
+def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_the_client():
+    answers = [
+        httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after-ms": "7"}),
+        httpx.Response(200, json=completion("m", "ok")),
+        httpx.Response(500, json={"error": {"message": "boom"}}, headers={"retry-after-ms": "9"}),
+        httpx.Response(200, json=completion("m", "ok")),
+    ]
+    client = AsyncClient(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: answers.pop(0)),
+        max_retries=1,
+    )
+    slept, routed = [], []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+
+    client._sleep = fake_sleep
+
+    async def around(wait, seconds):
+        routed.append(seconds)
+        await wait(seconds)  # the client's own wait, still called
+
+    async def main():
+        with around_retry_waits(client, around), around_retry_waits(client, around):
+            await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.aclose()
+
+    asyncio.run(main())
+    assert routed == [0.007]  # once, though entered twice; not after the block
+    assert slept == [0.007, 0.009]
+    assert client._sleep is fake_sleep

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..protocol.exceptions import RequestValidationError
@@ -277,15 +278,20 @@ async def execute(
 async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -> None:
     """Every row, ``job.concurrency`` at most in flight; returns when all ran or on a stop.
 
-    The requests are spread over ``clients`` (twins of one client, each with its own pool).
+    The requests are spread over ``clients`` (twins of one client, each with its own pool). A
+    row waiting to be retried (after a 429, a 5xx, a broken connection) is not in flight: it
+    gives its slot to the next row and takes one again to send its retry.
     """
-    from ..transport.twin import watch_responses
+    from ..store.budget import check_budget
+    from ..transport.twin import around_retry_waits, watch_responses
 
     first = job.first_request()  # row 0's mistakes are the user's: raised before any send
     limiter = AdaptiveLimiter(job.concurrency)
     run.limiter = limiter
     run.sending = True
     positions = iter(range(len(job)))
+    # Rows each client is sending (or waiting to retry): a row goes to the least busy pool.
+    busy = [0] * len(clients)
 
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
@@ -293,20 +299,26 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     # Dollars promised to the rows sent so far (their estimates): the budget counts them all.
     committed = [0.0]
 
-    async def send(client: AsyncClient, position: int) -> None:
-        from ..store.budget import check_budget
-
+    async def send(position: int) -> None:
         started = time.perf_counter()
         try:
             prepared = first if position == 0 else job.prepare(position)
             if run.stopped:
                 return  # nothing is sent after a stop
+            pool = min(range(len(clients)), key=busy.__getitem__) if len(clients) > 1 else 0
+            client = clients[pool]
             # Chat.budget applies to map as to cells: a row that could pass it is not sent.
             estimate = check_budget(prepared, client.profile, reserved=committed[0])
             if estimate is not None and estimate.dollars:
                 committed[0] += estimate.dollars
             run.in_flight.add(position)
-            completion = await client.send_completion(prepared)
+            busy[pool] += 1
+            try:
+                completion = await client.send_completion(prepared)
+            finally:
+                busy[pool] -= 1
+        except LimiterClosed:
+            return  # stopped while waiting to retry: the row says its request was in flight
         except Exception as exc:
             outcome = Outcome(error=one_line_error(exc), latency=time.perf_counter() - started)
         else:
@@ -317,22 +329,29 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         run.in_flight.discard(position)
         run.record(position, outcome)
 
-    async def worker(client: AsyncClient) -> None:
-        # One shared iterator: each row is taken by exactly one worker, once.
-        for position in positions:
-            if run.stopped:
-                return
+    async def worker() -> None:
+        slot = _Slot(limiter)
+        _SLOT.set(slot)  # this task's own: its retry waits give the slot back (_retry_wait)
+        while not run.stopped:
             try:
                 await limiter.acquire()
             except LimiterClosed:
                 return
+            slot.held = True
             try:
-                await send(client, position)
+                # One shared iterator, read once a slot is held: each row is taken once.
+                position = next(positions, None)
+                if position is None:
+                    return
+                await send(position)
             finally:
-                limiter.release()
+                if slot.held:
+                    slot.held = False
+                    limiter.release()
 
-    count = min(job.concurrency, len(job))
-    workers = [asyncio.create_task(worker(clients[i % len(clients)])) for i in range(count)]
+    # More workers than slots, so that a slot given up by a row waiting to retry is used.
+    count = min(job.concurrency + _spare(job.concurrency), len(job))
+    workers = [asyncio.create_task(worker()) for _ in range(count)]
     loop = asyncio.get_running_loop()
 
     def halt() -> None:
@@ -348,12 +367,49 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         with contextlib.ExitStack() as watching:
             for client in clients:
                 watching.enter_context(watch_responses(client, observe))
+                watching.enter_context(around_retry_waits(client, _retry_wait))
             results = await asyncio.gather(*workers, return_exceptions=True)
     finally:
         run.on_stop(None)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result
+
+
+class _Slot:
+    """A worker's place among the requests in flight, and whether it holds it now."""
+
+    __slots__ = ("held", "limiter")
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        self.limiter = limiter
+        self.held = False
+
+
+# The slot of the map worker running in this task (None outside nbchat.map).
+_SLOT: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("nbchat_map_slot")
+
+
+def _spare(concurrency: int) -> int:
+    """Workers beyond ``concurrency``: rows that may wait for a retry while others are sent."""
+    return max(2, concurrency // 4)
+
+
+async def _retry_wait(wait: Callable[[float], Awaitable[Any]], seconds: float) -> None:
+    """A client's wait before a retry, in a map worker: not in flight meanwhile.
+
+    The slot is given back for the wait and taken again (ahead of new rows) before the retry
+    is sent, so no more than ``concurrency`` requests are ever on the wire.
+    """
+    slot = _SLOT.get(None)
+    if slot is None or not slot.held:
+        await wait(seconds)
+        return
+    slot.held = False
+    slot.limiter.release()
+    await wait(seconds)
+    await slot.limiter.acquire(first=True)
+    slot.held = True
 
 
 async def _async_clients(job: MapJob) -> tuple[list[AsyncClient], bool]:

@@ -107,15 +107,21 @@ class AdaptiveLimiter:
 
     # -- slots --------------------------------------------------------------------------------
 
-    async def acquire(self) -> None:
-        """Wait for a slot; raises LimiterClosed once the run is stopped."""
+    async def acquire(self, *, first: bool = False) -> None:
+        """Wait for a slot; raises LimiterClosed once the run is stopped.
+
+        ``first`` goes ahead of every waiter (a retry of a request sent before them).
+        """
         if self._closed:
             raise LimiterClosed
         if not self._waiters and self._can_start():
             self._take()
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         self._wake()
         try:
             await waiter
