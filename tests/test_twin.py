@@ -42,6 +42,22 @@ def test_the_twin_talks_to_the_same_endpoint_with_the_same_key_headers_and_profi
     assert SECRET not in repr(twin)
 
 
+def test_the_twin_keeps_the_clients_size_limits():
+    client = Client(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        max_response_bytes=1000,
+        max_stream_bytes=2000,
+        max_event_bytes=300,
+        max_file_bytes=None,
+    )
+    twin = async_twin(client, connections=2)
+    limits = (twin.max_response_bytes, twin.max_stream_bytes, twin.max_event_bytes)
+    assert limits == (1000, 2000, 300)
+    assert twin.max_file_bytes is None
+
+
 def test_a_real_transport_gets_a_pool_as_large_as_the_work():
     client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
     twin = async_twin(client, connections=64)

@@ -25,8 +25,9 @@ POOL_SIZE = 8
 
 
 def async_twin(client: Client, *, connections: int) -> AsyncClient:
-    """An AsyncClient for ``client``'s endpoint: the same URL, key, headers, time-out, retries
-    and server profile (what one learns, the other knows), with a pool of ``connections``.
+    """An AsyncClient for ``client``'s endpoint: the same URL, key, headers, time-out, retries,
+    size limits and server profile (what one learns, the other knows), with a pool of
+    ``connections``.
 
     httpx keeps only 20 idle connections by default; a run with more requests in flight would
     open a new connection for most of them, so the pool holds as many as may be in flight.
@@ -57,6 +58,10 @@ def async_twin(client: Client, *, connections: int) -> AsyncClient:
         transport=twin_transport,
         headers=client.headers,
         server=client.profile,
+        max_response_bytes=client.max_response_bytes,
+        max_stream_bytes=client.max_stream_bytes,
+        max_event_bytes=client.max_event_bytes,
+        max_file_bytes=client.max_file_bytes,
     )
     twin._now = client._now
     return twin
