@@ -330,33 +330,37 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         run.record(position, outcome)
 
     async def worker() -> None:
-        slot = _Slot(limiter)
+        slot = _Slot(crew)
         _SLOT.set(slot)  # this task's own: its retry waits give the slot back (_retry_wait)
-        while not run.stopped:
-            try:
-                await limiter.acquire()
-            except LimiterClosed:
-                return
-            slot.held = True
-            try:
-                # One shared iterator, read once a slot is held: each row is taken once.
-                position = next(positions, None)
-                if position is None:
+        try:
+            while not run.stopped and not crew.surplus:
+                try:
+                    await limiter.acquire()
+                except LimiterClosed:
                     return
-                await send(position)
-            finally:
-                if slot.held:
-                    slot.held = False
-                    limiter.release()
+                slot.held = True
+                try:
+                    # One shared iterator, read once a slot is held: each row is taken once.
+                    position = next(positions, None)
+                    if position is None:
+                        crew.rows_left = False
+                        return
+                    await send(position)
+                finally:
+                    if slot.held:
+                        slot.held = False
+                        limiter.release()
+        finally:
+            crew.alive -= 1
 
-    # More workers than slots, so that a slot given up by a row waiting to retry is used.
-    count = min(job.concurrency + _spare(job.concurrency), len(job))
-    workers = [asyncio.create_task(worker()) for _ in range(count)]
+    crew = _Crew(limiter, job.concurrency, worker)
+    for _ in range(min(job.concurrency, len(job))):
+        crew.spawn()
     loop = asyncio.get_running_loop()
 
     def halt() -> None:
         limiter.close()
-        for task in workers:
+        for task in crew.tasks:
             task.cancel()
 
     def wake() -> None:
@@ -368,21 +372,57 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
             for client in clients:
                 watching.enter_context(watch_responses(client, observe))
                 watching.enter_context(around_retry_waits(client, _retry_wait))
-            results = await asyncio.gather(*workers, return_exceptions=True)
+            try:
+                await crew.finish()
+            except asyncio.CancelledError:
+                halt()  # the task running the map was cancelled: so are its workers
+                raise
     finally:
         run.on_stop(None)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            raise result
+    for task in crew.tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+
+class _Crew:
+    """The workers of one online run: ``concurrency`` of them, and for each row waiting to be
+    retried one more, which takes the slot that row gave up (and goes once it is back)."""
+
+    def __init__(
+        self, limiter: AdaptiveLimiter, concurrency: int, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.limiter = limiter
+        self.concurrency = concurrency
+        self.tasks: list[asyncio.Task[None]] = []
+        self.alive = 0
+        #: Rows waiting to be retried, their slots given up.
+        self.waiting = 0
+        self.rows_left = True
+        self._work = work
+
+    @property
+    def surplus(self) -> bool:
+        """More workers than slots to fill: the one that sees it leaves."""
+        return self.alive > self.concurrency + self.waiting
+
+    def spawn(self) -> None:
+        self.alive += 1
+        self.tasks.append(asyncio.ensure_future(self._work()))
+
+    async def finish(self) -> None:
+        """Until every worker, the ones started meanwhile too, has ended."""
+        while pending := [task for task in self.tasks if not task.done()]:
+            await asyncio.wait(pending)
 
 
 class _Slot:
     """A worker's place among the requests in flight, and whether it holds it now."""
 
-    __slots__ = ("held", "limiter")
+    __slots__ = ("crew", "held")
 
-    def __init__(self, limiter: AdaptiveLimiter) -> None:
-        self.limiter = limiter
+    def __init__(self, crew: _Crew) -> None:
+        self.crew = crew
         self.held = False
 
 
@@ -390,26 +430,29 @@ class _Slot:
 _SLOT: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("nbchat_map_slot")
 
 
-def _spare(concurrency: int) -> int:
-    """Workers beyond ``concurrency``: rows that may wait for a retry while others are sent."""
-    return max(2, concurrency // 4)
-
-
 async def _retry_wait(wait: Callable[[float], Awaitable[Any]], seconds: float) -> None:
     """A client's wait before a retry, in a map worker: not in flight meanwhile.
 
-    The slot is given back for the wait and taken again (ahead of new rows) before the retry
-    is sent, so no more than ``concurrency`` requests are ever on the wire.
+    The slot is given to another worker for the wait (one is started if all are busy) and
+    taken again, ahead of new rows, before the retry is sent: no more than ``concurrency``
+    requests are ever on the wire.
     """
     slot = _SLOT.get(None)
     if slot is None or not slot.held:
         await wait(seconds)
         return
+    crew = slot.crew
     slot.held = False
-    slot.limiter.release()
-    await wait(seconds)
-    await slot.limiter.acquire(first=True)
-    slot.held = True
+    crew.waiting += 1
+    try:
+        crew.limiter.release()
+        if crew.rows_left and crew.alive < crew.concurrency + crew.waiting:
+            crew.spawn()
+        await wait(seconds)
+        await crew.limiter.acquire(first=True)
+        slot.held = True
+    finally:
+        crew.waiting -= 1
 
 
 async def _async_clients(job: MapJob) -> tuple[list[AsyncClient], bool]:
