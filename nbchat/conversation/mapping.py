@@ -18,7 +18,7 @@ from ..transport.client import AsyncClient, Client
 from .mapjob import MapJob, Outcome, one_line_error
 from .ratelimit import AdaptiveLimiter, LimiterClosed
 
-__all__ = ["VIAS", "MapRun", "amap", "execute", "map", "run_online"]
+__all__ = ["VIAS", "MapRun", "amap", "check_via", "execute", "map", "run_online"]
 
 #: How a map sends its rows: one request per row now, or one Batch API job.
 VIAS = ("online", "batch")
@@ -499,11 +499,12 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
 
 
 def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
-    _check_via(via, poll_interval)
+    check_via(via, poll_interval)
     return MapJob(prompt, rows, **options)
 
 
-def _check_via(via: str, poll_interval: float | None) -> None:
+def check_via(via: str, poll_interval: float | None) -> None:
+    """``via`` and ``poll_interval`` as map takes them; a mistake is a RequestValidationError."""
     if via not in VIAS:
         raise RequestValidationError(f"via must be 'online' or 'batch', not {via!r}", field="via")
     if poll_interval is not None:
