@@ -84,17 +84,22 @@ def test_a_transport_that_cannot_serve_async_requests_is_a_clear_error():
         async_twin(client, connections=2)
 
 
+def scripted(*answers: httpx.Response) -> AsyncClient:
+    """An AsyncClient whose server gives these answers in turn, retrying once."""
+    queue = list(answers)
+    return AsyncClient(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: queue.pop(0)),
+        max_retries=1,
+    )
+
+
 def test_watch_responses_sees_every_response_retries_included_and_then_stops():
-    answers = [
+    client = scripted(
         httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after": "0"}),
         httpx.Response(200, json=completion("m", "ok")),
         httpx.Response(200, json=completion("m", "ok")),
-    ]
-    client = AsyncClient(
-        api_key="k",
-        base_url="http://x/v1",
-        transport=httpx.MockTransport(lambda request: answers.pop(0)),
-        max_retries=1,
     )
     statuses = []
 
@@ -112,17 +117,11 @@ def test_watch_responses_sees_every_response_retries_included_and_then_stops():
 
 
 def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_the_client():
-    answers = [
+    client = scripted(
         httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after-ms": "7"}),
         httpx.Response(200, json=completion("m", "ok")),
         httpx.Response(500, json={"error": {"message": "boom"}}, headers={"retry-after-ms": "9"}),
         httpx.Response(200, json=completion("m", "ok")),
-    ]
-    client = AsyncClient(
-        api_key="k",
-        base_url="http://x/v1",
-        transport=httpx.MockTransport(lambda request: answers.pop(0)),
-        max_retries=1,
     )
     slept, routed = [], []
 

@@ -59,9 +59,16 @@ def size_text(size: int) -> str:
     return f"{size:,} bytes"
 
 
-def too_large(what: str, limit: int, option: str, request: httpx.Request | None) -> Exception:
+def too_large(
+    what: str,
+    limit: int,
+    option: str,
+    request: httpx.Request | None,
+    *,
+    past: str = "is larger than",
+) -> Exception:
     return ResponseTooLargeError(
-        f"The server's {what} is larger than the {size_text(limit)} limit ({option}); "
+        f"The server's {what} {past} the {size_text(limit)} limit ({option}); "
         "reading stopped there.",
         limit=limit,
         request=request,
@@ -337,6 +344,9 @@ async def aiter_decoded(response: httpx.Response) -> AsyncIterator[bytes]:
         yield piece
 
 
+_LONG_LINE = "has a line longer than"
+
+
 async def aiter_lines(
     response: httpx.Response,
     *,
@@ -371,22 +381,13 @@ async def aiter_lines(
                 line = b"".join(partial)
                 partial, partial_size = [], 0
             if len(line) > line_limit:
-                raise _long_line(what, int(line_limit), line_option, request)
+                raise too_large(what, int(line_limit), line_option, request, past=_LONG_LINE)
             yield line.removesuffix(b"\r")
             start = end + 1
         if start < len(piece):
             partial.append(piece[start:])
             partial_size += len(piece) - start
             if partial_size > line_limit:
-                raise _long_line(what, int(line_limit), line_option, request)
+                raise too_large(what, int(line_limit), line_option, request, past=_LONG_LINE)
     if partial:
         yield b"".join(partial).removesuffix(b"\r")
-
-
-def _long_line(what: str, limit: int, option: str, request: httpx.Request | None) -> Exception:
-    return ResponseTooLargeError(
-        f"The server's {what} has a line longer than the {size_text(limit)} limit ({option}); "
-        "reading stopped there.",
-        limit=limit,
-        request=request,
-    )
