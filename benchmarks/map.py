@@ -8,6 +8,13 @@ pools (``map`` spreads c connections over ceil(c/8) httpx pools, each
 ``httpx.Limits(max_connections=n, max_keepalive_connections=n)``), of the same bare loop through
 one pool of c connections (what one writes by hand), and the ideal ``min(c, capacity) / latency``.
 ``--memory`` adds the memory a map of 100,000 rows takes. Run ``python benchmarks/map.py``.
+
+How the bare loop is measured, and why: its pools are map's (one pool of 128 connections costs
+httpx several times the CPU per request, see ``nbchat.transport.twin``; the one-pool column
+shows it), and its transports share one TLS context made once per process, as map's twins do
+(httpx makes one per transport otherwise, 20 ms of CPU each: 16 pools cost the bare loop 0.3 s
+per run that map does not pay, although no request uses TLS). Both loops run alternately, each
+figure the median of ``--repeat`` runs at every concurrency, after one warm-up run of each.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import json
 import os
 import platform
+import ssl
 import statistics
 import subprocess
 import sys
@@ -77,6 +85,16 @@ def run_nbchat(base_url: str, rows: list[dict[str, int]], concurrency: int) -> t
     return len(rows) / elapsed, errors
 
 
+_TLS: list[ssl.SSLContext] = []
+
+
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings, made once (as nbchat.transport.twin does for map)."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
+
+
 def pool_sizes(concurrency: int, *, split: bool) -> list[int]:
     """The pools map uses for ``concurrency`` (nbchat.transport.twin), or one pool."""
     if not split:
@@ -93,7 +111,7 @@ async def bare_loop(
     clients = []
     for size in pool_sizes(concurrency, split=split):
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        transport = httpx.AsyncHTTPTransport(limits=limits)
+        transport = httpx.AsyncHTTPTransport(limits=limits, verify=tls_context())
         clients.append(httpx.AsyncClient(transport=transport, timeout=60))
     replies: list[str | None] = [None] * len(rows)
     positions = iter(range(len(rows)))
@@ -162,21 +180,27 @@ print(json.dumps({{"before_mb": before, "peak_mb": peak, "after_mb": rss(),
 
 
 def table(title: str, args: argparse.Namespace, results: list[tuple]) -> str:
+    """One variant's figures; "cores" is CPU time over wall time of the loop's own process (one
+    event loop cannot use more than one: near 1.0 it is the limit, not the server)."""
     lines = [
         f"### {title}",
         "",
-        "| concurrency | pools | nbchat.map rows/s | bare loop, same pools | bare loop, one pool "
-        "| ideal | map ÷ bare | map ÷ ideal | CPU µs/row map / bare | errors (map/bare) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | pools | nbchat.map rows/s | bare loop, same pools "
+        "| bare loop, one pool (one run) | ideal | map ÷ bare | map ÷ ideal | bare ÷ ideal "
+        "| CPU µs/row map / bare "
+        "| cores map / bare | errors (map/bare) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for concurrency, mapped, bare, single, cpus, map_errors, bare_errors in results:
         ideal = min(concurrency, args.capacity) / args.latency
         sizes = pool_sizes(concurrency, split=True)
         pools = f"{len(sizes)} × {sizes[0]}"
         one = f"{single:,.0f}" if single is not None else "(same)"
+        cores = (cpus[0] * mapped / 1e6, cpus[1] * bare / 1e6)
         lines.append(
             f"| {concurrency} | {pools} | {mapped:,.0f} | {bare:,.0f} | {one} | {ideal:,.0f} | "
-            f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {cpus[0]:,.0f} / {cpus[1]:,.0f} | "
+            f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {bare / ideal:.2f} | "
+            f"{cpus[0]:,.0f} / {cpus[1]:,.0f} | {cores[0]:.2f} / {cores[1]:.2f} | "
             f"{map_errors}/{bare_errors} |"
         )
     return "\n".join(lines)
@@ -196,8 +220,8 @@ def main() -> None:
     print(
         f"Python {platform.python_version()}, httpx {httpx.__version__}, {os.cpu_count()} CPUs; "
         f"{args.rows:,} rows; server: {args.latency * 1000:.0f} ms per request, at most "
-        f"{args.capacity} at once; median of {args.repeat} alternating runs (one at concurrency "
-        f"1); pools of at most {POOL_SIZE} connections "
+        f"{args.capacity} at once; median of {args.repeat} alternating runs; pools of at most "
+        f"{POOL_SIZE} connections "
         "(httpx.Limits(max_connections=n, max_keepalive_connections=n))\n",
         flush=True,
     )
@@ -211,9 +235,8 @@ def main() -> None:
             results = []
             for concurrency in args.concurrency:
                 # Alternating runs, the median of each: the machine is shared, and a neighbour's
-                # burst of work would otherwise decide the comparison. At concurrency 1 a run is
-                # bound by latency alone and takes minutes, so it runs once.
-                repeat = 1 if concurrency == 1 else args.repeat
+                # burst of work would otherwise decide the comparison.
+                repeat = args.repeat
                 maps, bares, map_cpu, bare_cpu, map_errors, bare_errors = [], [], [], [], 0, 0
                 for _ in range(repeat):
                     rate, cpu, errors = timed(run_nbchat, base_url, rows, concurrency)

@@ -3,7 +3,9 @@
 Each look at a batch moves it on: validating → in_progress → completed. When it completes, every
 input line is answered as the real service does: an echo completion in the output file, or, for
 a prompt containing "fail", an error line in the error file; a prompt containing "lose" gets no
-line anywhere; a prompt that is JSON is answered with itself.
+line anywhere; a prompt that is JSON is answered with itself. ``output`` rewrites the output
+file as it is stored (and may give it a Content-Encoding). ``serve()`` puts the same API behind
+a real loopback HTTP server, for what httpx.MockTransport cannot show (bytes as they arrive).
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from nbchat import AsyncClient
 from tests.fakeserver import SECRET
-from tests.loopserver import completion
+from tests.loopserver import LoopServer, completion
+
+# The output file's bytes -> (the bytes stored, their Content-Encoding or None).
+Rewrite = Callable[[bytes], tuple[bytes, str | None]]
 
 
 def _answer(text: str) -> str:
@@ -26,8 +32,17 @@ def _answer(text: str) -> str:
 
 
 class FakeBatchAPI:
-    def __init__(self, *, steps: int = 2, supported: bool = True, fail_batch: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        steps: int = 2,
+        supported: bool = True,
+        fail_batch: bool = False,
+        output: Rewrite | None = None,
+    ) -> None:
         self.steps = steps
+        self.output = output
+        self.encodings: dict[str, str] = {}
         self.supported = supported
         self.fail_batch = fail_batch
         self.files: dict[str, bytes] = {}
@@ -45,6 +60,32 @@ class FakeBatchAPI:
             **options,
         )
         return client
+
+    def serve(self) -> LoopServer:
+        """A loopback HTTP server answering with this API (use it as a context manager)."""
+
+        def route(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple:
+            url = f"http://batch.test{path}"
+            response = self.handle(httpx.Request(method, url, headers=headers, content=body))
+            sent = {
+                name: value
+                for name, value in response.headers.items()
+                if name not in ("content-length", "transfer-encoding")
+            }
+            # The bytes as stored, never decoded here.
+            return response.status_code, sent, b"".join(response.stream)  # type: ignore[arg-type]
+
+        return LoopServer(route=route)
+
+    def loop_client(self, server: LoopServer, **options: Any) -> AsyncClient:
+        """An AsyncClient of this API over ``server`` (from ``serve()``), real HTTP."""
+        return AsyncClient(
+            api_key=SECRET,
+            base_url=server.base_url,
+            transport=httpx.AsyncHTTPTransport(),
+            max_retries=0,
+            **options,
+        )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1")
@@ -64,7 +105,12 @@ class FakeBatchAPI:
             self.batches[batch_id]["status"] = "cancelling"
             return httpx.Response(200, json=self.batches[batch_id])
         if request.method == "GET" and path.startswith("/files/") and path.endswith("/content"):
-            return httpx.Response(200, content=self.files[path.split("/")[2]])
+            file_id = path.split("/")[2]
+            encoding = self.encodings.get(file_id)
+            headers = {"content-encoding": encoding} if encoding else {}
+            # A stream: httpx would otherwise decode an encoded file here, in the fake.
+            stream = httpx.ByteStream(self.files[file_id])
+            return httpx.Response(200, stream=stream, headers=headers)
         if path == "/chat/completions":
             raise AssertionError("a batch run must not send completions itself")
         return httpx.Response(404, json={"error": {"message": f"no {path}"}})
@@ -160,6 +206,11 @@ class FakeBatchAPI:
         counts = batch["request_counts"]
         counts["completed"], counts["failed"] = len(output), len(errors)
         batch["output_file_id"] = self._store(output)
+        if self.output is not None:
+            stored, encoding = self.output(self.files[batch["output_file_id"]])
+            self.files[batch["output_file_id"]] = stored
+            if encoding:
+                self.encodings[batch["output_file_id"]] = encoding
         batch["error_file_id"] = self._store(errors) if errors else None
 
     def _store(self, records: list[dict[str, Any]]) -> str:

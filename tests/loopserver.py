@@ -3,8 +3,9 @@
 
 It answers ``POST /v1/chat/completions`` after ``latency`` seconds, serves at most ``capacity``
 requests at once (the rest wait their turn), can answer 429 to a share of requests, and records
-what it saw: every request's prompt, how many were in flight at most. asyncio streams, HTTP/1.1
-with keep-alive; nothing else.
+what it saw: every request's prompt, how many were in flight at most. Other paths go to
+``route`` when one is given (``FakeBatchAPI.serve`` puts the fake Batch API there). asyncio
+streams, HTTP/1.1 with keep-alive; nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 Handler = Callable[[dict[str, Any], "LoopServer"], Any]
+# (method, path, headers with lower-case names, body) -> (status, headers, payload bytes).
+Route = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
 class LoopServer:
@@ -33,6 +36,7 @@ class LoopServer:
         throttle: float = 0.0,
         retry_after_ms: int | None = None,
         handler: Handler | None = None,
+        route: Route | None = None,
         seed: int = 7,
         record: bool = True,
     ) -> None:
@@ -41,6 +45,7 @@ class LoopServer:
         self.throttle = throttle
         self.retry_after_ms = retry_after_ms
         self.handler = handler
+        self.route = route
         self.record = record
         self.prompts: list[str] = []
         self.requests = 0
@@ -114,20 +119,25 @@ class LoopServer:
                 if not line:
                     return
                 method, path, _ = line.decode("latin-1").split(" ", 2)
-                length = 0
+                received: dict[str, str] = {}
                 while True:
                     header = await reader.readline()
                     if header in (b"\r\n", b"\n", b""):
                         break
                     name, _, value = header.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
+                    received[name.strip().lower()] = value.strip()
+                length = int(received.get("content-length", 0))
                 body = await reader.readexactly(length) if length else b""
-                status, headers, payload = await self._answer(method, path, body)
+                if self.route is not None and not path.endswith(("/chat/completions", "/models")):
+                    status, headers, payload = self.route(method, path, received, body)
+                else:
+                    status, headers, payload = await self._answer(method, path, body)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
                 head += [f"{k}: {v}" for k, v in headers.items()]
-                head += ["content-type: application/json", f"content-length: {len(data)}"]
+                if "content-type" not in headers:
+                    head.append("content-type: application/json")
+                head.append(f"content-length: {len(data)}")
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):

@@ -111,6 +111,31 @@ def test_a_schema_parses_batch_replies_into_columns():
     assert result[1]["error"].startswith("StructuredOutputError")
 
 
+def test_an_output_file_past_a_limit_keeps_the_rows_read_and_marks_the_others_in_one_line():
+    def cut_in_two(data: bytes) -> tuple[bytes, None]:
+        lines = data.splitlines(keepends=True)  # the fake writes them last row first
+        return b"".join([*lines[:3], b"x" * 10_000 + b"\n", *lines[3:]]), None
+
+    api = FakeBatchAPI(steps=1, output=cut_in_two)
+    rows = [{"t": t} for t in ("a", "b", "fail", "c", "d", "e")]
+    result = nbchat.map(
+        "{t}",
+        rows,
+        model="m",
+        client=api.client(max_event_bytes=4096),
+        via="batch",
+        poll_interval=0.01,
+    )
+    assert [r["reply"] for r in result] == [None, None, None, "re: c", "re: d", "re: e"]
+    assert result[2]["error"] == "Batch request failed (400, invalid_value): bad row"  # errors file
+    for row in result[:2]:
+        assert row["error"] == (
+            "not in what was read of batch batch_1's output; file-2 was not read to its end: "
+            "ResponseTooLargeError: The server's batch file file-2 has a line longer than the "
+            "4 KiB limit (max_event_bytes); reading stopped there."
+        )
+
+
 def test_a_failed_batch_raises_with_the_servers_reasons():
     api = FakeBatchAPI(fail_batch=True)
     with pytest.raises(BatchError, match="no such model"):

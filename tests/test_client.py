@@ -1162,6 +1162,7 @@ def test_the_default_limit_is_32_mib_and_none_lifts_it() -> None:
         32 * 2**20,
         8 * 2**20,
     )
+    assert client.max_file_bytes == AsyncClient(api_key=SECRET).max_file_bytes == 2**30
     unlimited, _ = client_for(Server(streamed(COMPLETION_BYTES)), max_response_bytes=None)
     assert unlimited.create(**BASE).content == ANSWER
 
@@ -1172,6 +1173,8 @@ def test_a_limit_that_is_not_a_positive_whole_number_is_refused(value: Any) -> N
         Client(api_key=SECRET, max_response_bytes=value)
     with pytest.raises(ValueError, match="max_event_bytes"):
         AsyncClient(api_key=SECRET, max_event_bytes=value)
+    with pytest.raises(ValueError, match="max_file_bytes"):
+        AsyncClient(api_key=SECRET, max_file_bytes=value)
 
 
 def test_a_gzip_bomb_as_a_completion_is_refused_with_bounded_memory() -> None:

@@ -119,6 +119,76 @@ def test_each_mistakes_are_usage_errors_and_nothing_is_sent(shell, line, cell, m
     assert shell.requests == []
 
 
+def test_each_concurrency_is_the_maps_and_the_run_is_online(shell, monkeypatch):
+    from nbchat.conversation import mapping
+
+    seen = []
+    real = mapping.run_blocking
+
+    def watched(job, **options):
+        seen.append((job.concurrency, options["via"], options["poll_interval"]))
+        return real(job, **options)
+
+    monkeypatch.setattr(mapping, "run_blocking", watched)
+    shell.run_cell_magic("chat", "--each reviews --concurrency 2 -o out", "Classify: {text}")
+    assert seen == [(2, "online", None)]
+    assert list(shell.user_ns["out"]["error"]) == [None, None, None]
+    assert len(shell.requests) == 3
+
+
+def test_each_concurrency_in_the_dry_run(shell, capsys):
+    shell.run_cell_magic("chat", "--each reviews --dry-run --concurrency 3", "{text}")
+    assert "3 rows would be sent, at most 3 at a time." in capsys.readouterr().out
+    shell.run_cell_magic("chat", "--each reviews --dry-run", "{text}")
+    assert "at most 16 at a time" in capsys.readouterr().out
+
+
+def test_each_via_batch_sends_one_batch_job_polled_every_poll_interval(shell, monkeypatch):
+    from tests.fakebatch import FakeBatchAPI
+
+    api = FakeBatchAPI(steps=2)
+    monkeypatch.setattr(_sessions, "client_for", lambda settings: api.client())
+    shell.run_cell_magic(
+        "chat", "--each reviews --via batch --poll-interval 0.01 -o out", "Classify: {text}"
+    )
+    out = shell.user_ns["out"]
+    assert list(out.index) == ["r1", "r2", "r3"]
+    assert out.loc["r2", "reply"] == "re: Classify: awful"
+    assert shell.requests == []  # not one online request
+    assert api.calls.count("POST /batches") == 1
+    assert sum(call.startswith("GET /batches/") for call in api.calls) == 2
+
+
+def test_each_via_batch_dry_run_says_how_it_would_be_sent(shell, capsys):
+    shell.run_cell_magic("chat", "--each reviews --dry-run --via batch", "{text}")
+    assert "3 rows would be sent as one Batch API job, its status looked at every 10 s." in (
+        capsys.readouterr().out
+    )
+    assert shell.requests == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--each reviews --concurrency 0", "--concurrency must be a whole number of 1 or more"),
+        ("--each reviews --concurrency many", "argument --concurrency: invalid int value"),
+        ("--each reviews --via carrier", "--via must be 'online' or 'batch', not 'carrier'"),
+        ("--each reviews --poll-interval 5", "--poll-interval goes with --via batch"),
+        ("--each reviews --via batch --poll-interval 0", "--poll-interval must be more than 0"),
+        ("--each reviews --via batch --poll-interval soon", "invalid float value"),
+        ("--each reviews --via batch --concurrency 4", "--concurrency is for the online map"),
+        ("--concurrency 4", "--concurrency goes with --each DF"),
+        ("--via batch", "--via goes with --each DF"),
+        ("--compare a,b --poll-interval 3", "--poll-interval goes with --each DF"),
+    ],
+)
+def test_each_sending_options_are_checked_in_one_line_before_anything_is_sent(shell, line, message):
+    with pytest.raises(UsageError, match=message) as info:
+        shell.run_cell_magic("chat", line, "Classify: {text}")
+    assert "\n" not in str(info.value)
+    assert shell.requests == []
+
+
 def test_compare_line_sends_to_each_model_side_by_side(shell):
     shell.run_line_magic("chat", "compare -m alpha -m beta -o out What is 2+2?")
     assert sorted(r["model"] for r in shell.requests) == ["alpha", "beta"]

@@ -350,6 +350,60 @@ def test_429s_slow_the_run_down_and_every_row_still_arrives_once():
     assert run.limiter is not None and run.limiter.lowest < 16
 
 
+def test_a_row_waiting_to_retry_gives_its_slot_to_the_next_rows_and_retries_before_new_ones():
+    # Row 0 is answered 429 "retry after 150 ms" once; the others take 10 ms. One at a time:
+    # while row 0 waits, rows 1, 2… are sent, and its retry goes before the rows not yet sent.
+    seen = []
+
+    async def handler(body, server):
+        text = _last(body)
+        seen.append(text)
+        if text == "0" and seen.count("0") == 1:
+            return 429, {"retry-after-ms": "150"}, {"error": {"message": "slow down"}}
+        await asyncio.sleep(0.01)
+        return 200, {}, completion("m", "re: " + text)
+
+    rows = [{"i": i} for i in range(40)]
+    with LoopServer(handler=handler) as server:
+        client = loop_client(server, max_retries=1)
+        result = nbchat.map("{i}", rows, model="m", concurrency=1, client=client)
+    assert server.max_in_flight == 1
+    assert [r["reply"] for r in result] == [f"re: {i}" for i in range(40)]
+    assert seen.count("0") == 2 and len(seen) == 41  # each row once, row 0 once more
+    retried_after = seen.index("0", 1)
+    assert 3 <= retried_after < 30  # rows went while it waited, and not all of them
+    assert seen[retried_after + 1 :] == [str(i) for i in range(retried_after, 40)]
+
+
+def test_a_stop_while_rows_wait_to_retry_sends_no_retry_and_says_they_were_in_flight():
+    async def handler(body, server):
+        return 429, {"retry-after-ms": "300"}, {"error": {"message": "slow down"}}
+
+    async def main(server):
+        job = MapJob(
+            "{i}", rows, model="m", concurrency=2, client=loop_client(server, max_retries=3)
+        )
+        run = mapping.MapRun(len(job))
+        task = asyncio.ensure_future(mapping.execute(job, run))
+        while server.requests < 4:  # two waves of two, all waiting to retry
+            await asyncio.sleep(0.005)
+        run.stop("the stop button")
+        await asyncio.wait_for(task, 2)
+        sent = server.requests
+        await asyncio.sleep(0.4)  # past the retry-after
+        return job, run, sent
+
+    rows = [{"i": i} for i in range(10)]
+    with LoopServer(handler=handler) as server:
+        job, run, sent = asyncio.run(main(server))
+        assert server.requests == sent  # no retry went out after the stop
+    result = job.assemble(run.outcomes, run.unfinished)
+    waiting = [r["error"] for r in result if "in flight" in r["error"]]
+    assert len(waiting) >= 2
+    assert all(r["reply"] is None for r in result)
+    assert run.limiter is not None and run.limiter.in_flight == 0
+
+
 def test_x_ratelimit_remaining_headers_pace_the_run_before_any_429():
     # The server allows 10 requests per 50 ms window and says so in the headers, as OpenAI
     # does; it never answers 429 here, it counts the requests that would have been refused.

@@ -14,6 +14,7 @@ from nbchat.transport.profiles import (
     azure_deployment,
     configured_profile,
     context_from_models,
+    copy_body,
     detect_profile,
     kind_from_models,
     profile_for,
@@ -146,6 +147,23 @@ def test_adapt_never_changes_its_argument():
     profile_for("ollama").adapt(body)
     profile_for("lmstudio").adapt(body)
     assert repr(body) == frozen
+
+
+def test_copy_body_copies_every_level_and_values_that_are_not_json_too():
+    class Marker:
+        def __init__(self) -> None:
+            self.items = [1]
+
+    marker = Marker()
+    body = _body(response_format={"type": "json_schema", "json_schema": {"schema": {}}}, x=marker)
+    copied = copy_body(body)
+    assert copied == {**body, "x": copied["x"]}
+    copied["messages"][0]["role"] = "developer"
+    copied["response_format"]["json_schema"]["schema"]["type"] = "object"
+    copied["x"].items.append(2)
+    assert body["messages"][0]["role"] == "user"
+    assert body["response_format"]["json_schema"]["schema"] == {}
+    assert marker.items == [1]
 
 
 def test_ollama_drops_the_fields_it_does_not_take_with_a_note():

@@ -51,6 +51,17 @@ def test_no_limit_or_a_fitting_request_is_sent_as_it_is():
     assert fit_history(messages, None) == (messages, [])
 
 
+def test_without_a_limit_nothing_is_counted_and_the_callers_list_is_not_handed_out(monkeypatch):
+    def no_counting(message):
+        raise AssertionError("counted tokens without a limit")
+
+    monkeypatch.setattr("nbchat.conversation.trim.message_tokens", no_counting)
+    messages = [SYSTEM, *exchange(1)]
+    for limit in (None, 0):
+        sent, notes = fit_history(messages, limit)
+        assert sent == messages and sent is not messages and notes == []
+
+
 def test_the_oldest_exchanges_go_first_never_the_system_prompt_or_the_latest():
     messages = [
         SYSTEM,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client, NbchatError
-from nbchat.transport.twin import async_twin, async_twins, watch_responses
+from nbchat.transport.twin import around_retry_waits, async_twin, async_twins, watch_responses
 from tests.fakeserver import SECRET
 from tests.loopserver import completion
 
@@ -42,6 +42,22 @@ def test_the_twin_talks_to_the_same_endpoint_with_the_same_key_headers_and_profi
     assert SECRET not in repr(twin)
 
 
+def test_the_twin_keeps_the_clients_size_limits():
+    client = Client(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        max_response_bytes=1000,
+        max_stream_bytes=2000,
+        max_event_bytes=300,
+        max_file_bytes=None,
+    )
+    twin = async_twin(client, connections=2)
+    limits = (twin.max_response_bytes, twin.max_stream_bytes, twin.max_event_bytes)
+    assert limits == (1000, 2000, 300)
+    assert twin.max_file_bytes is None
+
+
 def test_a_real_transport_gets_a_pool_as_large_as_the_work():
     client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
     twin = async_twin(client, connections=64)
@@ -68,17 +84,22 @@ def test_a_transport_that_cannot_serve_async_requests_is_a_clear_error():
         async_twin(client, connections=2)
 
 
+def scripted(*answers: httpx.Response) -> AsyncClient:
+    """An AsyncClient whose server gives these answers in turn, retrying once."""
+    queue = list(answers)
+    return AsyncClient(
+        api_key="k",
+        base_url="http://x/v1",
+        transport=httpx.MockTransport(lambda request: queue.pop(0)),
+        max_retries=1,
+    )
+
+
 def test_watch_responses_sees_every_response_retries_included_and_then_stops():
-    answers = [
+    client = scripted(
         httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after": "0"}),
         httpx.Response(200, json=completion("m", "ok")),
         httpx.Response(200, json=completion("m", "ok")),
-    ]
-    client = AsyncClient(
-        api_key="k",
-        base_url="http://x/v1",
-        transport=httpx.MockTransport(lambda request: answers.pop(0)),
-        max_retries=1,
     )
     statuses = []
 
@@ -93,3 +114,33 @@ def test_watch_responses_sees_every_response_retries_included_and_then_stops():
 
     asyncio.run(main())
     assert statuses == [429, 200]
+
+
+def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_the_client():
+    client = scripted(
+        httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after-ms": "7"}),
+        httpx.Response(200, json=completion("m", "ok")),
+        httpx.Response(500, json={"error": {"message": "boom"}}, headers={"retry-after-ms": "9"}),
+        httpx.Response(200, json=completion("m", "ok")),
+    )
+    slept, routed = [], []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+
+    client._sleep = fake_sleep
+
+    async def around(wait, seconds):
+        routed.append(seconds)
+        await wait(seconds)  # the client's own wait, still called
+
+    async def main():
+        with around_retry_waits(client, around), around_retry_waits(client, around):
+            await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.create(model="m", messages=[{"role": "user", "content": "x"}])
+        await client.aclose()
+
+    asyncio.run(main())
+    assert routed == [0.007]  # once, though entered twice; not after the block
+    assert slept == [0.007, 0.009]
+    assert client._sleep is fake_sleep

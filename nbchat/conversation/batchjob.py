@@ -21,7 +21,7 @@ from ..convert.batchfile import (
     read_lines,
     request_line,
 )
-from ..protocol.exceptions import RequestValidationError
+from ..protocol.exceptions import APIError, RequestValidationError
 from ..transport.batches import (
     FINAL_STATUSES,
     BatchError,
@@ -85,11 +85,18 @@ async def run_batch(
         raise BatchError(f"The batch {batch_id} failed: {_batch_errors(batch)}")
     run.note = f"{status}, downloading"
     run.recount()
+    unread = None
     for key in ("output_file_id", "error_file_id"):
         file = batch.get(key)
         if isinstance(file, str) and file:
-            await _collect(job, run, file_lines(client, file))
+            try:
+                await _collect(job, run, file_lines(client, file))
+            except APIError as exc:
+                # Past a size limit, or cut off: the rows read so far keep their outcomes.
+                unread = unread or f"{file} was not read to its end: {one_line_error(exc)}"
     missing = f"not in the output of batch {batch_id} (it ended {status})"
+    if unread is not None:
+        missing = f"not in what was read of batch {batch_id}'s output; {unread}"
     for position, outcome in enumerate(run.outcomes):
         if outcome is None:
             run.record(position, Outcome(error=missing))

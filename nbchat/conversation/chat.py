@@ -585,6 +585,8 @@ class Chat:
         if plan.stream:
             body["stream"] = True
         prepared = client.build_request(**body)
+        if not (trimmed or notes):
+            return prepared
         return replace(prepared, notes=(*trimmed, *prepared.notes, *notes))
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..protocol.exceptions import RequestValidationError
@@ -17,7 +18,7 @@ from ..transport.client import AsyncClient, Client
 from .mapjob import MapJob, Outcome, one_line_error
 from .ratelimit import AdaptiveLimiter, LimiterClosed
 
-__all__ = ["VIAS", "MapRun", "amap", "execute", "map", "run_online"]
+__all__ = ["VIAS", "MapRun", "amap", "check_via", "execute", "map", "run_online"]
 
 #: How a map sends its rows: one request per row now, or one Batch API job.
 VIAS = ("online", "batch")
@@ -135,11 +136,20 @@ def map(
     ``tokens`` and ``latency``.
 
     At most ``concurrency`` requests are in flight, fewer while the server says to slow down; a
-    row that fails after its retries keeps its error and the others go on. Ctrl-C (or the stop
-    button) stops at once: no request starts after it, and the rows done are returned with a
-    warning. ``via="batch"`` sends the rows as one Batch API job and polls it every
-    ``poll_interval`` seconds. ``client`` is a Client or AsyncClient (the local model server
-    when None); other keywords are request fields (``temperature``, ``max_tokens``…).
+    row waiting to be retried (a 429, a 5xx) is not in flight meanwhile, and a row that fails
+    after its retries keeps its error while the others go on. Ctrl-C (or the stop button)
+    stops at once: no request starts after it, and the rows done are returned with a warning.
+    ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
+    seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
+
+    ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
+    map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
+    them, at most 8 each (httpx spends more CPU per request in a pool of many connections).
+    An AsyncClient is used as it is, with its own pool, and not closed: give it at least
+    ``concurrency`` connections (``httpx.AsyncHTTPTransport(limits=httpx.Limits(
+    max_connections=N))``; httpx's default is 100) and leave ``max_keepalive_connections`` at
+    httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
+    8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
     """
     job = _job(
         prompt,
@@ -277,15 +287,20 @@ async def execute(
 async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -> None:
     """Every row, ``job.concurrency`` at most in flight; returns when all ran or on a stop.
 
-    The requests are spread over ``clients`` (twins of one client, each with its own pool).
+    The requests are spread over ``clients`` (twins of one client, each with its own pool). A
+    row waiting to be retried (after a 429, a 5xx, a broken connection) is not in flight: it
+    gives its slot to the next row and takes one again to send its retry.
     """
-    from ..transport.twin import watch_responses
+    from ..store.budget import check_budget
+    from ..transport.twin import around_retry_waits, watch_responses
 
     first = job.first_request()  # row 0's mistakes are the user's: raised before any send
     limiter = AdaptiveLimiter(job.concurrency)
     run.limiter = limiter
     run.sending = True
     positions = iter(range(len(job)))
+    # Rows each client is sending (or waiting to retry): a row goes to the least busy pool.
+    busy = [0] * len(clients)
 
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
@@ -293,20 +308,26 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     # Dollars promised to the rows sent so far (their estimates): the budget counts them all.
     committed = [0.0]
 
-    async def send(client: AsyncClient, position: int) -> None:
-        from ..store.budget import check_budget
-
+    async def send(position: int) -> None:
         started = time.perf_counter()
         try:
             prepared = first if position == 0 else job.prepare(position)
             if run.stopped:
                 return  # nothing is sent after a stop
+            pool = min(range(len(clients)), key=busy.__getitem__) if len(clients) > 1 else 0
+            client = clients[pool]
             # Chat.budget applies to map as to cells: a row that could pass it is not sent.
             estimate = check_budget(prepared, client.profile, reserved=committed[0])
             if estimate is not None and estimate.dollars:
                 committed[0] += estimate.dollars
             run.in_flight.add(position)
-            completion = await client.send_completion(prepared)
+            busy[pool] += 1
+            try:
+                completion = await client.send_completion(prepared)
+            finally:
+                busy[pool] -= 1
+        except LimiterClosed:
+            return  # stopped while waiting to retry: the row says its request was in flight
         except Exception as exc:
             outcome = Outcome(error=one_line_error(exc), latency=time.perf_counter() - started)
         else:
@@ -317,27 +338,38 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         run.in_flight.discard(position)
         run.record(position, outcome)
 
-    async def worker(client: AsyncClient) -> None:
-        # One shared iterator: each row is taken by exactly one worker, once.
-        for position in positions:
-            if run.stopped:
-                return
-            try:
-                await limiter.acquire()
-            except LimiterClosed:
-                return
-            try:
-                await send(client, position)
-            finally:
-                limiter.release()
+    async def worker() -> None:
+        slot = _Slot(crew)
+        _SLOT.set(slot)  # this task's own: its retry waits give the slot back (_retry_wait)
+        try:
+            while not run.stopped and not crew.surplus:
+                try:
+                    await limiter.acquire()
+                except LimiterClosed:
+                    return
+                slot.held = True
+                try:
+                    # One shared iterator, read once a slot is held: each row is taken once.
+                    position = next(positions, None)
+                    if position is None:
+                        crew.rows_left = False
+                        return
+                    await send(position)
+                finally:
+                    if slot.held:
+                        slot.held = False
+                        limiter.release()
+        finally:
+            crew.alive -= 1
 
-    count = min(job.concurrency, len(job))
-    workers = [asyncio.create_task(worker(clients[i % len(clients)])) for i in range(count)]
+    crew = _Crew(limiter, job.concurrency, worker)
+    for _ in range(min(job.concurrency, len(job))):
+        crew.spawn()
     loop = asyncio.get_running_loop()
 
     def halt() -> None:
         limiter.close()
-        for task in workers:
+        for task in crew.tasks:
             task.cancel()
 
     def wake() -> None:
@@ -348,19 +380,96 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         with contextlib.ExitStack() as watching:
             for client in clients:
                 watching.enter_context(watch_responses(client, observe))
-            results = await asyncio.gather(*workers, return_exceptions=True)
+                watching.enter_context(around_retry_waits(client, _retry_wait))
+            try:
+                await crew.finish()
+            except asyncio.CancelledError:
+                halt()  # the task running the map was cancelled: so are its workers
+                raise
     finally:
         run.on_stop(None)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            raise result
+    for task in crew.tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+
+class _Crew:
+    """The workers of one online run: ``concurrency`` of them, and for each row waiting to be
+    retried one more, which takes the slot that row gave up (and goes once it is back)."""
+
+    def __init__(
+        self, limiter: AdaptiveLimiter, concurrency: int, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.limiter = limiter
+        self.concurrency = concurrency
+        self.tasks: list[asyncio.Task[None]] = []
+        self.alive = 0
+        #: Rows waiting to be retried, their slots given up.
+        self.waiting = 0
+        self.rows_left = True
+        self._work = work
+
+    @property
+    def surplus(self) -> bool:
+        """More workers than slots to fill: the one that sees it leaves."""
+        return self.alive > self.concurrency + self.waiting
+
+    def spawn(self) -> None:
+        self.alive += 1
+        self.tasks.append(asyncio.ensure_future(self._work()))
+
+    async def finish(self) -> None:
+        """Until every worker, the ones started meanwhile too, has ended."""
+        while pending := [task for task in self.tasks if not task.done()]:
+            await asyncio.wait(pending)
+
+
+class _Slot:
+    """A worker's place among the requests in flight, and whether it holds it now."""
+
+    __slots__ = ("crew", "held")
+
+    def __init__(self, crew: _Crew) -> None:
+        self.crew = crew
+        self.held = False
+
+
+# The slot of the map worker running in this task (None outside nbchat.map).
+_SLOT: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("nbchat_map_slot")
+
+
+async def _retry_wait(wait: Callable[[float], Awaitable[Any]], seconds: float) -> None:
+    """A client's wait before a retry, in a map worker: not in flight meanwhile.
+
+    The slot is given to another worker for the wait (one is started if all are busy) and
+    taken again, ahead of new rows, before the retry is sent: no more than ``concurrency``
+    requests are ever on the wire.
+    """
+    slot = _SLOT.get(None)
+    if slot is None or not slot.held:
+        await wait(seconds)
+        return
+    crew = slot.crew
+    slot.held = False
+    crew.waiting += 1
+    try:
+        crew.limiter.release()
+        if crew.rows_left and crew.alive < crew.concurrency + crew.waiting:
+            crew.spawn()
+        await wait(seconds)
+        await crew.limiter.acquire(first=True)
+        slot.held = True
+    finally:
+        crew.waiting -= 1
 
 
 async def _async_clients(job: MapJob) -> tuple[list[AsyncClient], bool]:
     """The AsyncClients to send on, and whether they are ours to close.
 
-    A given AsyncClient is used as it is; a Client gets twins whose pools hold
-    ``concurrency`` connections between them.
+    A given AsyncClient is used as it is, its pool and limits untouched (it is the caller's,
+    maybe shared); a Client gets twins whose pools hold ``concurrency`` connections between
+    them.
     """
     client = job.client
     if client is None:
@@ -400,11 +509,12 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
 
 
 def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
-    _check_via(via, poll_interval)
+    check_via(via, poll_interval)
     return MapJob(prompt, rows, **options)
 
 
-def _check_via(via: str, poll_interval: float | None) -> None:
+def check_via(via: str, poll_interval: float | None) -> None:
+    """``via`` and ``poll_interval`` as map takes them; a mistake is a RequestValidationError."""
     if via not in VIAS:
         raise RequestValidationError(f"via must be 'online' or 'batch', not {via!r}", field="via")
     if poll_interval is not None:

@@ -98,6 +98,9 @@ def fit_history(
     messages: list[dict[str, Any]], max_tokens: int | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``(messages to send, notes)``: :func:`trim_history` in the form a request builder takes."""
+    if not max_tokens:
+        # No limit: nothing to count (every request of nbchat.map passes here).
+        return list(messages), []
     trim = trim_history(messages, max_tokens)
     note = trim.note
     return trim.messages, [note] if note else []

@@ -61,6 +61,13 @@ def _substitute(text: str, namespace: Mapping[str, Any]) -> str:
     # "}}" is an escape only after a "{{"; otherwise it closes nested JSON and stays as is.
     escaped = 0
     while i < n:
+        # Text up to the next brace that can mean something is copied as it is, in one piece.
+        following = _next_brace(text, i, escaped)
+        if following > i:
+            out.append(text[i:following])
+            i = following
+            if i >= n:
+                break
         char = text[i]
         if char == "{":
             if text.startswith("{{", i):
@@ -89,6 +96,16 @@ def _substitute(text: str, namespace: Mapping[str, Any]) -> str:
             out.append(char)
             i += 1
     return "".join(out)
+
+
+def _next_brace(text: str, start: int, escaped: int) -> int:
+    """Where the next ``{`` (or, after a ``{{``, ``}``) is at or after ``start``; else the end."""
+    found = text.find("{", start)
+    if escaped:
+        closing = text.find("}", start)
+        if closing >= 0 and (found < 0 or closing < found):
+            found = closing
+    return len(text) if found < 0 else found
 
 
 def _matching_brace(text: str, start: int) -> int | None:

@@ -44,12 +44,11 @@ haiku request called ``get_weather``), ignores ``max_tokens`` and fails on ``req
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.exceptions import APIStatusError, RequestValidationError
-from ..transport.profiles import ServerProfile, configured_profile
+from ..transport.profiles import ServerProfile, configured_profile, copy_body
 
 if TYPE_CHECKING:
     from ..transport.client import Client
@@ -99,7 +98,7 @@ def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     with a note; what cannot be served faithfully raises a RequestValidationError (one line).
     The table in this module's docstring lists every case. ``body`` is not modified.
     """
-    out = copy.deepcopy(dict(body))
+    out = copy_body(body)
     notes: list[str] = []
 
     n = out.pop("n", None)

@@ -10,6 +10,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
+from .run import refuse_each_options
 from .settings import Chat as ChatSettings
 
 __all__ = ["compare_line", "dispatch", "run_compare", "run_each"]
@@ -145,6 +146,33 @@ def _fail(exc: Exception) -> Any:
     return ChatCellError(f"{type(exc).__name__}: {first[0] if first else ''}")
 
 
+def _how_sent(args: Any) -> tuple[str, float | None, dict[str, Any]]:
+    """``--via``, ``--poll-interval`` and ``--concurrency``, checked as ``nbchat.map`` checks
+    them: ``(via, poll_interval, MapJob options)``."""
+    from ..conversation.mapping import check_via
+    from ..protocol.exceptions import RequestValidationError
+
+    via = args.via if args.via is not None else "online"
+    if args.poll_interval is not None and via != "batch":
+        raise UsageError("--poll-interval goes with --via batch (the online map does not poll)")
+    if args.concurrency is not None and via == "batch":
+        raise UsageError("--concurrency is for the online map; a batch job sends every row at once")
+    try:
+        check_via(via, args.poll_interval)
+    except RequestValidationError as exc:
+        raise UsageError(_as_option(exc)) from None
+    options = {} if args.concurrency is None else {"concurrency": args.concurrency}
+    return via, args.poll_interval, options
+
+
+def _as_option(exc: Any) -> str:
+    """A map's message about one of its arguments, naming the cell's option instead."""
+    text, field = str(exc), getattr(exc, "field", None) or ""
+    if field in ("via", "poll_interval", "concurrency") and text.startswith(field):
+        return "--" + field.replace("_", "-") + text[len(field) :]
+    return text
+
+
 def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     """``%%chat --each ROWS``: the cell is the template, sent once per row."""
     from ..conversation.mapjob import MapJob
@@ -153,6 +181,7 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     from ..render.bundles import request_bundle
 
     _refuse(args, "--each")
+    via, poll_interval, sending = _how_sent(args)
     namespace = shell.user_ns
     rows = _lookup(namespace, args.each, "Rows")
     text = prompt.strip("\r\n").rstrip()
@@ -174,9 +203,10 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
             fields=fields,
             namespace=namespace,
             interpolate=settings.interpolate and not args.no_interpolate,
+            **sending,
         )
     except RequestValidationError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_as_option(exc)) from None
 
     if args.dry_run:
         if not len(job):
@@ -191,13 +221,24 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         display(request_bundle(prepared, title=title), raw=True)
         for note in prepared.notes:
             print(f"Note: {note}")
-        print(f"{len(job):,} rows would be sent, at most {job.concurrency} at a time.")
+        if via == "batch":
+            from ..conversation.batchjob import DEFAULT_POLL_INTERVAL
+
+            every = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
+            print(
+                f"{len(job):,} rows would be sent as one Batch API job, its status looked at "
+                f"every {every:g} s."
+            )
+        else:
+            print(f"{len(job):,} rows would be sent, at most {job.concurrency} at a time.")
         if args.out:
             namespace[args.out] = prepared.body
         return None
 
     try:
-        run = run_blocking(job, progress=_progress_mode(shell, settings))
+        run = run_blocking(
+            job, via=via, poll_interval=poll_interval, progress=_progress_mode(shell, settings)
+        )
     except RequestValidationError as exc:
         raise UsageError(str(exc)) from None
     except APIError as exc:
@@ -231,6 +272,7 @@ def run_compare(
     _refuse(args, "compare")
     if args.each:
         raise UsageError("Use --each or --compare, not both")
+    refuse_each_options(args, "compare (every model gets the prompt at once)")
     namespace = shell.user_ns
     text = prompt.strip("\r\n").rstrip()
     if settings.interpolate and not args.no_interpolate:

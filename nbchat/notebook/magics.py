@@ -102,6 +102,11 @@ class ChatMagics(Magics):
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
     @argument("--each", metavar="DF", help="Send the cell once per row of DF (nbchat.map).")
+    @argument("--concurrency", type=int, metavar="N", help="--each: at most N at once (16).")
+    @argument("--via", metavar="online|batch", help="--each: batch sends one Batch API job.")
+    @argument(
+        "--poll-interval", type=float, metavar="S", help="--each --via batch: poll every S s (10)."
+    )
     @argument("--compare", metavar="A,B", help="Send to these models side by side.")
     @argument(
         "--code",

@@ -171,7 +171,19 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
     return chat
 
 
+#: Options of a map over rows only (``--each``), and how the cell names them.
+EACH_OPTIONS = {"concurrency": "--concurrency", "via": "--via", "poll_interval": "--poll-interval"}
+
+
+def refuse_each_options(args: Any, what: str) -> None:
+    """A UsageError for an option of ``--each`` given to anything else."""
+    for name, option in EACH_OPTIONS.items():
+        if getattr(args, name, None) is not None:
+            raise UsageError(f"{option} goes with --each DF; it does not apply to {what}")
+
+
 def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
+    refuse_each_options(args, "a single prompt")
     namespace = shell.user_ns
     request = cell_request(args, settings, prompt, namespace)
     chat = conversation(args, settings)

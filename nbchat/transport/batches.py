@@ -8,7 +8,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from ..protocol.exceptions import APIError, APIStatusError
+from .body import aiter_lines
 from .client import AsyncClient
 
 __all__ = [
@@ -80,13 +83,40 @@ async def cancel_batch(client: AsyncClient, batch_id: str) -> dict[str, Any]:
 
 
 async def file_lines(client: AsyncClient, file_id: str) -> AsyncIterator[str]:
-    """The lines of a file's content (``/files/{id}/content``), read as they arrive."""
+    """The lines of a file's content (``/files/{id}/content``), read as they arrive.
+
+    Within the client's limits: each line within ``max_event_bytes``, the whole file within
+    ``max_file_bytes``, decoded a slice at a time (past one: ResponseTooLargeError); a
+    connection lost while reading is an APIConnectionError.
+    """
     response, _ = await client._send("GET", f"/files/{file_id}/content", None, {}, stream=True)
+    lines = aiter_lines(
+        response,
+        what=f"batch file {file_id}",
+        max_line_bytes=client.max_event_bytes,
+        line_option="max_event_bytes",
+        max_bytes=client.max_file_bytes,
+        option="max_file_bytes",
+    )
     try:
-        async for line in response.aiter_lines():
-            if line.strip():
-                yield line
+        while True:
+            broken: httpx.TransportError | None = None
+            try:
+                line = await anext(lines)
+            except StopAsyncIteration:
+                return
+            except httpx.TransportError as exc:
+                broken = exc
+            if broken is not None:
+                # Outside the except block: httpx's error holds the request as sent, key and all.
+                raise client._transport_error(broken, response.request) from client._safe_cause(
+                    broken
+                )
+            text = line.decode("utf-8", errors="replace")
+            if text.strip():
+                yield text
     finally:
+        await lines.aclose()
         await response.aclose()
 
 

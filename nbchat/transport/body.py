@@ -1,4 +1,5 @@
-"""Response bodies read within limits: Content-Encoding is decoded here, a slice at a time.
+"""Response bodies read within limits: Content-Encoding is decoded here, a slice at a time, and
+a body of lines (a Batch API file) is split with each line and the whole held to a limit.
 
 A small gzip or deflate body that inflates to gigabytes is stopped at the limit, holding no
 more than the limit; an encoding nbchat did not ask for, or a body not in its encoding, is an
@@ -8,7 +9,7 @@ error of ours instead of httpx's.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 import httpx
 
@@ -16,11 +17,13 @@ from ..protocol.exceptions import ResponseDecodingError, ResponseTooLargeError
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_STREAM_BYTES",
     "BodyReader",
     "Decoder",
     "aiter_decoded",
+    "aiter_lines",
     "aread_body",
     "decoder_for",
     "iter_decoded",
@@ -37,6 +40,9 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
 #: replies models give. Parsed chunks take up to 20 times their bytes (top logprobs are the
 #: heaviest), so this also bounds what a hostile stream can make the kernel hold.
 DEFAULT_MAX_STREAM_BYTES = 32 * 2**20
+#: The most decoded bytes of a file read from the server a line at a time (a Batch API output:
+#: a completion per row, a few kilobytes each); only one line is held at a time.
+DEFAULT_MAX_FILE_BYTES = 2**30
 
 # Decoded bytes produced per step: the most memory decoding takes beyond what the caller keeps.
 _STEP = 64 * 1024
@@ -53,9 +59,16 @@ def size_text(size: int) -> str:
     return f"{size:,} bytes"
 
 
-def too_large(what: str, limit: int, option: str, request: httpx.Request | None) -> Exception:
+def too_large(
+    what: str,
+    limit: int,
+    option: str,
+    request: httpx.Request | None,
+    *,
+    past: str = "is larger than",
+) -> Exception:
     return ResponseTooLargeError(
-        f"The server's {what} is larger than the {size_text(limit)} limit ({option}); "
+        f"The server's {what} {past} the {size_text(limit)} limit ({option}); "
         "reading stopped there.",
         limit=limit,
         request=request,
@@ -329,3 +342,52 @@ async def aiter_decoded(response: httpx.Response) -> AsyncIterator[bytes]:
             yield piece
     for piece in decoder.flush():
         yield piece
+
+
+_LONG_LINE = "has a line longer than"
+
+
+async def aiter_lines(
+    response: httpx.Response,
+    *,
+    what: str,
+    max_line_bytes: int | None,
+    line_option: str,
+    max_bytes: int | None,
+    option: str,
+) -> AsyncGenerator[bytes, None]:
+    """The decoded body's lines, without their line ends, read as they arrive.
+
+    A line longer than ``max_line_bytes``, or a body past ``max_bytes`` in all (None: no
+    limit), raises ResponseTooLargeError as soon as it passes: no more than one line and one
+    decoded slice are held at a time, however large or however encoded the body is. ``what``
+    names the body in the error, ``line_option`` and ``option`` the limits.
+    """
+    request = _request_of(response)
+    line_limit = max_line_bytes if max_line_bytes is not None else float("inf")
+    total_limit = max_bytes if max_bytes is not None else float("inf")
+    partial: list[bytes] = []
+    partial_size = 0
+    total = 0
+    async for piece in aiter_decoded(response):
+        total += len(piece)
+        if total > total_limit:
+            raise too_large(what, int(total_limit), option, request)
+        start = 0
+        while (end := piece.find(b"\n", start)) >= 0:
+            line = piece[start:end]
+            if partial:
+                partial.append(line)
+                line = b"".join(partial)
+                partial, partial_size = [], 0
+            if len(line) > line_limit:
+                raise too_large(what, int(line_limit), line_option, request, past=_LONG_LINE)
+            yield line.removesuffix(b"\r")
+            start = end + 1
+        if start < len(piece):
+            partial.append(piece[start:])
+            partial_size += len(piece) - start
+            if partial_size > line_limit:
+                raise too_large(what, int(line_limit), line_option, request, past=_LONG_LINE)
+    if partial:
+        yield b"".join(partial).removesuffix(b"\r")

@@ -39,6 +39,7 @@ from ..protocol.exceptions import (
 from ..protocol.types import ChatCompletion, ChatCompletionRequest
 from .body import (
     ACCEPT_ENCODING,
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_STREAM_BYTES,
     aread_body,
@@ -54,6 +55,7 @@ from .urls import split_credentials
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_STREAM_BYTES",
     "DEFAULT_TIMEOUT",
@@ -171,6 +173,7 @@ class _BaseClient:
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
@@ -185,6 +188,7 @@ class _BaseClient:
         self.max_response_bytes = _limit("max_response_bytes", max_response_bytes)
         self.max_stream_bytes = _limit("max_stream_bytes", max_stream_bytes)
         self.max_event_bytes = _limit("max_event_bytes", max_event_bytes)
+        self.max_file_bytes = _limit("max_file_bytes", max_file_bytes)
         self.headers = dict(headers or {})
         if isinstance(server, ServerProfile):
             self._profile = server
@@ -280,17 +284,22 @@ class _BaseClient:
         return headers
 
     def _url(self, path: str) -> str:
-        # Parsing a URL costs more than validating a request (nbchat.map builds thousands);
-        # a client has a handful of paths, so each is parsed once per base URL.
-        cache: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_url_cache", {})
+        return self._parsed_url(path)[1]
+
+    def _parsed_url(self, path: str) -> tuple[httpx.URL, str]:
+        # Parsing a URL costs more than validating a request (nbchat.map builds thousands),
+        # and httpx parses a URL given as text again for every request; a client has a
+        # handful of paths, so each is parsed once per base URL and sent as httpx.URL.
+        cache: dict[tuple[Any, ...], tuple[httpx.URL, str]]
+        cache = self.__dict__.setdefault("_url_cache", {})
         key = (self.base_url, path, tuple(self._profile.query.items()))
-        text = cache.get(key)
-        if text is None:
+        known = cache.get(key)
+        if known is None:
             url = httpx.URL(self.base_url + path)
             if self._profile.query:
                 url = url.copy_merge_params(self._profile.query)
-            text = cache[key] = str(url)
-        return text
+            known = cache[key] = (url, str(url))
+        return known
 
     def _build(
         self, method: str, path: str, params: dict[str, Any] | None, options: dict[str, Any]
@@ -307,7 +316,7 @@ class _BaseClient:
         timeout = options.get("timeout", self.timeout)
         return self._http.build_request(  # type: ignore[attr-defined]
             method,
-            self._url(path),
+            self._parsed_url(path)[0],
             json=params,
             # A multipart upload (the Batch API's /files) instead of a JSON body.
             files=options.get("files"),
@@ -444,9 +453,11 @@ class Client(_BaseClient):
     Limits, in bytes after decoding (None: none), past which reading stops with
     ResponseTooLargeError: ``max_response_bytes`` (32 MiB) for a body read whole — a completion,
     an error, the model list; ``max_stream_bytes`` (32 MiB) for a whole stream;
-    ``max_event_bytes`` (8 MiB) for one line or event of a stream. nbchat asks for gzip or
-    deflate only and decodes them itself, 64 KiB at a time, so a small body that inflates to
-    gigabytes costs no more memory than the limit.
+    ``max_event_bytes`` (8 MiB) for one line or event of a stream, or of a Batch API file;
+    ``max_file_bytes`` (1 GiB) for a whole file read from ``/files`` (a batch's output), which
+    is read a line at a time. nbchat asks for gzip or deflate only and decodes them itself,
+    64 KiB at a time, so a small body that inflates to gigabytes costs no more memory than the
+    limit.
 
     What an error exposes is safe to show: ``exc.request`` and ``exc.response`` are copies with
     credential headers masked, messages and bodies have the key and the URL's password masked,
@@ -467,6 +478,7 @@ class Client(_BaseClient):
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         super().__init__(
             api_key,
@@ -478,6 +490,7 @@ class Client(_BaseClient):
             max_response_bytes=max_response_bytes,
             max_stream_bytes=max_stream_bytes,
             max_event_bytes=max_event_bytes,
+            max_file_bytes=max_file_bytes,
         )
         self._http = httpx.Client(transport=transport, timeout=timeout, headers=_HTTP_HEADERS)
         self._sleep: Callable[[float], None] = time.sleep
@@ -580,6 +593,7 @@ class AsyncClient(_BaseClient):
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         super().__init__(
             api_key,
@@ -591,6 +605,7 @@ class AsyncClient(_BaseClient):
             max_response_bytes=max_response_bytes,
             max_stream_bytes=max_stream_bytes,
             max_event_bytes=max_event_bytes,
+            max_file_bytes=max_file_bytes,
         )
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers=_HTTP_HEADERS)
         self._sleep: Callable[[float], Any] = asyncio.sleep

@@ -54,6 +54,7 @@ __all__ = [
     "Adapter",
     "ServerProfile",
     "configured_profile",
+    "copy_body",
     "detect_profile",
     "kind_from_models",
     "profile_for",
@@ -165,7 +166,7 @@ class ServerProfile:
         (RequestValidationError) where the reply could not be what was asked for. A profile
         with an ``adapter`` leaves all of that to it, after dropping ``drops``.
         """
-        out = copy.deepcopy(dict(body))
+        out = copy_body(body)
         notes: list[str] = []
         for name in self.drops:
             if out.pop(name, None) is not None:
@@ -305,6 +306,29 @@ def _unsupported(kind: str, field: str, what: str, instead: str = "") -> Request
 
 
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def copy_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a request body to rewrite, made for JSON data (dicts, lists, scalars).
+
+    ``copy.deepcopy`` costs more than validating the request (nbchat.map fits thousands); any
+    value that is not JSON data still goes through it.
+    """
+    return {key: _copy_value(value) for key, value in body.items()}
+
+
+def _copy_value(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copy_value(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_value(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def _rename_role(body: dict[str, Any], old: str, new: str) -> None:

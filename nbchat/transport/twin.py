@@ -1,5 +1,6 @@
 """AsyncClient twins of a Client for work that runs many requests at once (``nbchat.map``), with
-pools of a size httpx serves fast, and a way to watch every response one receives (retries too).
+pools of a size httpx serves fast; ways to watch every response one receives (retries too) and
+to run its waits before a retry through the caller's code.
 """
 
 from __future__ import annotations
@@ -7,13 +8,14 @@ from __future__ import annotations
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
 from ..protocol.exceptions import NbchatError
 from .client import AsyncClient, Client
 
-__all__ = ["POOL_SIZE", "async_twin", "async_twins", "watch_responses"]
+__all__ = ["POOL_SIZE", "around_retry_waits", "async_twin", "async_twins", "watch_responses"]
 
 #: Connections per pool when work is spread over several: httpx's pool does work for every
 #: connection it holds on each request, so 128 requests in flight through one pool cost about
@@ -23,8 +25,9 @@ POOL_SIZE = 8
 
 
 def async_twin(client: Client, *, connections: int) -> AsyncClient:
-    """An AsyncClient for ``client``'s endpoint: the same URL, key, headers, time-out, retries
-    and server profile (what one learns, the other knows), with a pool of ``connections``.
+    """An AsyncClient for ``client``'s endpoint: the same URL, key, headers, time-out, retries,
+    size limits and server profile (what one learns, the other knows), with a pool of
+    ``connections``.
 
     httpx keeps only 20 idle connections by default; a run with more requests in flight would
     open a new connection for most of them, so the pool holds as many as may be in flight.
@@ -55,6 +58,10 @@ def async_twin(client: Client, *, connections: int) -> AsyncClient:
         transport=twin_transport,
         headers=client.headers,
         server=client.profile,
+        max_response_bytes=client.max_response_bytes,
+        max_stream_bytes=client.max_stream_bytes,
+        max_event_bytes=client.max_event_bytes,
+        max_file_bytes=client.max_file_bytes,
     )
     twin._now = client._now
     return twin
@@ -91,3 +98,30 @@ def watch_responses(
         hooks = client._http.event_hooks
         if hook in hooks["response"]:
             hooks["response"].remove(hook)
+
+
+RetryWait = Callable[[Callable[[float], Awaitable[Any]], float], Awaitable[None]]
+
+
+@contextmanager
+def around_retry_waits(client: AsyncClient, around: RetryWait) -> Iterator[None]:
+    """Inside the block, ``client`` waits before a retry with ``await around(wait, seconds)``,
+    ``wait`` being the wait it had; the client is as it was afterwards.
+
+    A client already waiting through ``around`` (two maps on one client) is left as it is.
+    """
+    wait = client._sleep
+    if getattr(wait, "__wrapped_by__", None) is around:
+        yield
+        return
+
+    async def waiting(seconds: float) -> None:
+        await around(wait, seconds)
+
+    waiting.__wrapped_by__ = around  # type: ignore[attr-defined]
+    client._sleep = waiting
+    try:
+        yield
+    finally:
+        if client._sleep is waiting:
+            client._sleep = wait
