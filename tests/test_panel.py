@@ -696,6 +696,33 @@ def test_a_cell_waits_for_the_panel_and_the_panel_for_a_cell(shell, monkeypatch)
         p.close()
 
 
+def test_a_send_that_lands_while_the_panel_records_its_exchange_is_not_taken_for_it(monkeypatch):
+    # The panel records its exchange after its send returns; a cell that was waiting for the
+    # conversation must not send in between (its turn would be hidden under the panel's).
+    p, server = make_panel()
+    server.reply("Panel reply.")
+    server.reply("Cell reply.")
+    remember = ChatPanel._remember
+    others: list[threading.Thread] = []
+
+    def slow_remember(self, start, bundles):
+        other = threading.Thread(target=self.chat.send, args=("from a cell",))
+        other.start()
+        others.append(other)
+        time.sleep(0.2)  # long enough for the other send to finish, if it could start
+        remember(self, start, bundles)
+
+    monkeypatch.setattr(ChatPanel, "_remember", slow_remember)
+    p.prompt.value = "from the panel"
+    assert p.send() is not None and p.wait(5)
+    others[0].join(5)
+    p.refresh(force=True)
+    assert [m["content"] for m in p.chat.messages] == [
+        "from the panel", "Panel reply.", "from a cell", "Cell reply."
+    ]  # fmt: skip
+    assert "from a cell" in shown(p) and "Cell reply." in shown(p)
+
+
 # -- what a viewer without widgets shows ---------------------------------------------------------
 
 

@@ -185,6 +185,12 @@ class Chat:
     # -- history ------------------------------------------------------------------------------
 
     @property
+    def lock(self) -> threading.RLock:
+        """The lock every ``send`` holds. Hold it to read the conversation and send with no
+        other send in between (the panel does, to know where its exchange starts)."""
+        return self._lock
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         """The conversation as protocol message dicts, ready for any client."""
         return [json.loads(json.dumps(entry.message)) for entry in self._entries]

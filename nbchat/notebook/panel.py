@@ -498,12 +498,16 @@ class ChatPanel(VBox):
     def _run(self, content: Any, text: str, thumbs: list[str]) -> None:
         """The worker thread: send, then show the outcome. Nothing may escape it: an error
         here would end the thread silently and leave the panel stuck on "Answering"."""
-        start = len(self.chat)
         try:
-            status = self._exchange(content, text, thumbs, start)
-        except Exception as exc:
-            self._errors.append((start, self.chat.messages[:start], [error_bundle(exc)]))
-            status = f"⚠ {escape(type(exc).__name__)}"
+            # Held from here to the exchange being remembered: a cell's send waiting for the
+            # conversation cannot slip in between and be taken for part of this exchange.
+            with self.chat.lock:
+                start = len(self.chat)
+                try:
+                    status = self._exchange(content, text, thumbs, start)
+                except Exception as exc:
+                    self._errors.append((start, self.chat.messages[:start], [error_bundle(exc)]))
+                    status = f"⚠ {escape(type(exc).__name__)}"
         finally:
             self.live.outputs = ()
             self.send_button.disabled = False
