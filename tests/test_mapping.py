@@ -376,7 +376,10 @@ def test_a_row_waiting_to_retry_gives_its_slot_to_the_next_rows_and_retries_befo
 
 
 def test_a_stop_while_rows_wait_to_retry_sends_no_retry_and_says_they_were_in_flight():
+    arrivals: list[float] = []
+
     async def handler(body, server):
+        arrivals.append(time.monotonic())
         return 429, {"retry-after-ms": "300"}, {"error": {"message": "slow down"}}
 
     async def main(server):
@@ -387,16 +390,18 @@ def test_a_stop_while_rows_wait_to_retry_sends_no_retry_and_says_they_were_in_fl
         task = asyncio.ensure_future(mapping.execute(job, run))
         while server.requests < 4:  # two waves of two, all waiting to retry
             await asyncio.sleep(0.005)
+        stopped = time.monotonic()
         run.stop("the stop button")
         await asyncio.wait_for(task, 2)
-        sent = server.requests
         await asyncio.sleep(0.4)  # past the retry-after
-        return job, run, sent
+        return job, run, stopped
 
     rows = [{"i": i} for i in range(10)]
     with LoopServer(handler=handler) as server:
-        job, run, sent = asyncio.run(main(server))
-        assert server.requests == sent  # no retry went out after the stop
+        job, run, stopped = asyncio.run(main(server))
+    # Requests already on the wire at the stop may arrive just after it; a retry would come
+    # 300 ms after its 429. None came.
+    assert arrivals and max(arrivals) < stopped + 0.15
     result = job.assemble(run.outcomes, run.unfinished)
     waiting = [r["error"] for r in result if "in flight" in r["error"]]
     assert len(waiting) >= 2
