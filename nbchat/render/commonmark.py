@@ -1,7 +1,7 @@
 """CommonMark (with GitHub tables and strikethrough, and math) as HTML that we write ourselves.
 
 pulldown-cmark (through pyromark) parses; it is a Rust CommonMark parser that gives the
-document as a flat list of events with their source ranges, about fifty times faster than a
+document as a flat stream of events with their source ranges, about fifty times faster than a
 parser in Python. Every event becomes HTML here, so nothing a model writes reaches the page
 as markup: raw HTML is text, links and images follow :func:`markdown.allowed_url`'s policy (a
 refused one shows the source the model wrote), images never load, and math becomes MathML.
