@@ -16,6 +16,7 @@ import nbchat
 from nbchat import __main__ as cli
 from nbchat import local
 from nbchat.local import supervisor
+from tests.signals import child_hears_ctrl_c
 
 ROOT = Path(nbchat.__file__).resolve().parent.parent
 
@@ -198,6 +199,7 @@ def test_nbchat_serve_runs_a_real_server_until_interrupted(how: signal.Signals) 
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=child_hears_ctrl_c,
     )
     try:
         lines = []

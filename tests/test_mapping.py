@@ -16,6 +16,7 @@ from nbchat.conversation import mapping
 from nbchat.conversation.mapjob import MapJob
 from tests.fakeserver import SECRET
 from tests.loopserver import LoopServer, completion
+from tests.signals import ctrl_c_raises
 
 
 def loop_client(server: LoopServer, **options) -> nbchat.Client:
@@ -460,7 +461,7 @@ def test_ctrl_c_returns_the_rows_done_with_a_warning_and_sends_nothing_after_it(
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
         threading.Thread(target=interrupt_later, daemon=True).start()
-        with pytest.warns(UserWarning, match=r"stopped \(Ctrl-C\)"):
+        with ctrl_c_raises(), pytest.warns(UserWarning, match=r"stopped \(Ctrl-C\)"):
             result = nbchat.map("{i}", rows, model="m", concurrency=4, client=client)
         sent_at_return = server.requests
         time.sleep(0.2)

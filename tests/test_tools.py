@@ -24,6 +24,7 @@ from nbchat.convert.tools import (
 )
 from nbchat.protocol.types import ToolDefinition
 from tests.reference import WEATHER_TOOL
+from tests.signals import ctrl_c_raises
 
 
 def get_weather(location: str, units: Optional[Literal["celsius", "fahrenheit"]] = None) -> dict:  # noqa: UP045
@@ -860,7 +861,8 @@ def test_ctrl_c_cancels_an_async_tool_run_beside_a_busy_loop() -> None:
     # Not asyncio.run(): its own SIGINT handler would cancel this task instead of raising.
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(inside())
+        with ctrl_c_raises():
+            loop.run_until_complete(inside())
     finally:
         loop.close()
     assert cancelled.wait(2)

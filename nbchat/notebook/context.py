@@ -101,7 +101,10 @@ def record_cell(result: Any) -> None:
     if not isinstance(source, str) or not source.strip() or getattr(info, "silent", False):
         return
     error = result.error_in_exec or result.error_before_exec
-    _ran.append(_Ran(result.execution_count, source, result.result, error))
+    # IPython 9.19 gives every result the shell's count, stored in the history or not; only a
+    # stored cell owns that number (the next stored cell takes it again).
+    number = result.execution_count if getattr(info, "store_history", True) else None
+    _ran.append(_Ran(number, source, result.result, error))
 
 
 def last_error(shell: Any) -> FailedCell | None:
