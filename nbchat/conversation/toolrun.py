@@ -40,6 +40,7 @@ import pydantic_core
 from pydantic import BaseModel
 
 from ..convert.awaitables import run_awaitable
+from ..convert.tooloutput import ToolOutput
 from ..convert.tools import Tool, ToolArgumentsError, tools_by_name
 from ..protocol.types import ToolCall
 
@@ -425,6 +426,9 @@ def encode_result(
     value: Any, *, max_chars: int | None = MAX_RESULT_CHARS, max_rows: int = MAX_RESULT_ROWS
 ) -> str:
     """The tool message content for a tool's return value (see the module docstring)."""
+    if isinstance(value, ToolOutput):
+        # Bounded by the tool that made it (MCP results at 100,000 characters).
+        return value.text
     if isinstance(value, str):
         text = value
     elif isinstance(value, BaseModel):
