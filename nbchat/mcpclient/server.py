@@ -313,7 +313,7 @@ def _fail_after(seconds: float) -> Any:
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return True
-    nested = getattr(exc, "exceptions", None)
+    nested: list[BaseException] = list(getattr(exc, "exceptions", None) or ())
     return bool(nested) and all(_is_timeout(e) for e in nested)
 
 
