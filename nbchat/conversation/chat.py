@@ -70,6 +70,8 @@ class Reply:
     notes: list[str] = field(default_factory=list)
     #: The kind of server that answered (``client.profile.kind``).
     server: str | None = None
+    #: The user chose Stop at a tool's confirmation: the loop ended there, nothing more sent.
+    stopped: bool = False
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -234,7 +236,9 @@ class Chat:
     def undo(self) -> list[dict[str, Any]]:
         """Drop the last exchange (the last user message and all that followed); return it."""
         for i in range(len(self._entries) - 1, -1, -1):
-            if self._entries[i].message.get("role") == "user":
+            entry = self._entries[i]
+            # The images tools returned ride in a user message of their own: not an exchange.
+            if entry.message.get("role") == "user" and not (entry.meta or {}).get("tool_images"):
                 dropped = [entry.message for entry in self._entries[i:]]
                 del self._entries[i:]
                 return dropped
@@ -475,6 +479,13 @@ class Chat:
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = self._answer_tool_calls(calls, plan.toolbox, confirm, reply)
                 listener.on_tool_results(results)
+                if any(getattr(result, "stopped", False) for result in results):
+                    reply.stopped = True
+                    reply.notes.append(
+                        "Stopped: you chose Stop, so the calls left were not run and nothing "
+                        "more was sent; the conversation keeps every step."
+                    )
+                    break
         except KeyboardInterrupt:
             self._keep_partial(checkpoint, reply)
             raise
@@ -528,6 +539,12 @@ class Chat:
         for result in results:
             self._entries.append(_Entry(result.message()))
         reply.tool_results.extend(results)
+        from .toolround import TOOL_IMAGES, images_message, record_calls
+
+        record_calls(reply.prepared, self.name, results, self.client)
+        images = images_message(results, self.client.profile)
+        if images is not None and interrupted is None:
+            self._entries.append(_Entry(images, meta={TOOL_IMAGES: True}))
         if interrupted is not None:
             raise interrupted
         return results

@@ -140,11 +140,20 @@ def cell_request(
     if not text.strip() and not args.image and not args.data:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     content, attachments = build_content(text, args, namespace, context.images)
+    tools = [_lookup(namespace, name, "Tool") for name in args.tools or ()]
+    if getattr(args, "mcp", None):
+        from .mcpcmd import cell_tools
+
+        tools += cell_tools(settings, args.mcp)
+    if getattr(args, "agent", False):
+        from .agent import agent_tools
+
+        tools += agent_tools()
     return CellRequest(
         content=content,
         attachments=attachments,
         fields=overrides_from(args, settings, namespace),
-        tools=[_lookup(namespace, name, "Tool") for name in args.tools or ()],
+        tools=tools,
         schema=_lookup(namespace, args.schema, "Schema") if args.schema else None,
         json=args.json,
         stream=settings.stream and not args.no_stream,
@@ -267,7 +276,13 @@ def _send(
 
     view = LiveView(mode=display_mode(shell, settings), rate=settings.updates_per_second)
     # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
-    confirm = True if args.confirm or settings.confirm_tools else None
+    confirm: Any = True if args.confirm or settings.confirm_tools else None
+    if getattr(args, "agent", False) or getattr(args, "yes", False):
+        from .agent import approval_for
+
+        # The agent's acting tools are shown before they run and asked about (--yes: all
+        # approved for this cell; nobody to ask: refused).
+        confirm, view = approval_for(shell, args, view, ask_all=confirm is True)
     try:
         reply = chat.send(
             request.content,
