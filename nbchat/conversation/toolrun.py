@@ -359,7 +359,8 @@ def _apply_decision(
         policy.approved.add(tool.name)
         return None, f"always, by {by}"
     if decision is True or answer in _YES:
-        return None, f"approved by {by}"
+        # A Decision by nobody in particular: the callback let it through without asking.
+        return None, f"approved by {by}" if by else "not asked"
     if answer in _STOP:
         text = message or f"the user stopped the run; {tool.name} was not run"
         result = _failure(call, kwargs, text, max_chars)

@@ -274,15 +274,18 @@ def _send(
     from ..render.bundles import error_bundle
     from ..render.live import LiveView
 
-    view = LiveView(mode=display_mode(shell, settings), rate=settings.updates_per_second)
+    agent = bool(getattr(args, "agent", False))
+    mode = display_mode(shell, settings)
+    # An agent's steps show where they happen, in order with its proposals and decisions.
+    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent)
     # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
     confirm: Any = True if args.confirm or settings.confirm_tools else None
-    if getattr(args, "agent", False) or getattr(args, "yes", False):
+    if agent or getattr(args, "yes", False):
         from .agent import approval_for
 
-        # The agent's acting tools are shown before they run and asked about (--yes: all
-        # approved for this cell; nobody to ask: refused).
-        confirm, view = approval_for(shell, args, view, ask_all=confirm is True)
+        # Actions are shown before they run and asked about (--yes: all approved for this
+        # cell; nobody to ask: refused); --confirm still asks about every tool.
+        confirm = approval_for(shell, args, text=mode == "text", ask_all=confirm is True)
     try:
         reply = chat.send(
             request.content,

@@ -131,10 +131,16 @@ class LiveView(ChatListener):
         display: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         out: TextIO | None = None,
+        steps: bool = False,
     ) -> None:
         if mode not in ("live", "final", "text"):
             raise ValueError(f"display mode must be live, final or text, not {mode!r}")
         self.mode = mode
+        #: Show each tool round where it happens (an agent's steps, in order with the
+        #: proposals and decisions shown between them) instead of gathering them in the reply.
+        self.steps = steps
+        # Where the current round's first display area is (steps mode).
+        self._round_start = 0
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._display = display
         self._clock = clock
@@ -256,11 +262,30 @@ class LiveView(ChatListener):
             self._wrote_tools = True
             self._new_round()
             return
+        if self.steps:
+            self._show_step(results)
+            return
         # A new round starts a fresh block for its text.
         self._new_round()
         self._dirty = True
         if self.mode == "live":
             self._update()
+
+    def _show_step(self, results: list[Any]) -> None:
+        """Steps mode: the round's text stays where it streamed, its calls' results follow."""
+        from .steps import results_bundle
+
+        self._status = ("", "")
+        if self.mode == "live" and len(self._handles) > self._round_start:
+            text = "".join(self._block)
+            self._block = [text] if text else []
+            self._put(html_bundle(self._preview.html(text), text) if text else _EMPTY)
+        self._wrote_tools = True
+        bundle = results_bundle(results, open_names=("run_python", "insert_cell"))
+        self._handles.append(self._show(bundle))
+        self._new_round()
+        self._open_new_area = True
+        self._round_start = len(self._handles)
 
     def finish(self, reply: Any) -> None:
         """Replace the live area with the finished reply, its metadata saying how it came."""
@@ -284,11 +309,12 @@ class LiveView(ChatListener):
                     plain = plain.replace(reply.content, "", 1).strip("\n")
             self._write(plain + "\n")
             return
-        if not self._handles:
+        first = self._round_start if self.steps else 0
+        if len(self._handles) <= first:
             self._show(bundle, metadata)
             return
-        self._handles[0].update(bundle, raw=True, metadata=metadata)
-        for handle in self._handles[1:]:
+        self._handles[first].update(bundle, raw=True, metadata=metadata)
+        for handle in self._handles[first + 1 :]:
             handle.update({"text/plain": ""}, raw=True)
         self.updates += 1
 
@@ -498,6 +524,9 @@ class LiveView(ChatListener):
         shown = terminal_text(text)
         out.write(f"\x1b[2m{shown}\x1b[0m" if tty else shown)
         out.flush()
+
+
+_EMPTY = {"text/plain": ""}
 
 
 def _reasoning_piece(delta: Any) -> str:
