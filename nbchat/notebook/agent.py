@@ -166,10 +166,10 @@ class RunOutput:
     def text(self) -> str:
         """The tool message: each part that is not empty, labelled."""
         parts = []
-        if self.stdout:
-            parts.append(f"stdout:\n{self.stdout}")
-        if self.stderr:
-            parts.append(f"stderr:\n{self.stderr}")
+        if self.stdout.strip():
+            parts.append(f"stdout:\n{self.stdout.rstrip()}")
+        if self.stderr.strip():
+            parts.append(f"stderr:\n{self.stderr.rstrip()}")
         if self.result is not None:
             parts.append(f"result: {self.result}")
         if self.error is not None:
@@ -396,7 +396,8 @@ def approval_for(shell: Any, args: Any, *, text: bool = False, ask_all: bool = F
 def _printer(bundle: dict[str, str]) -> None:
     from ..render.markdown import terminal_text
 
-    print(terminal_text(bundle["text/plain"]))
+    # On a line of its own, after the text the model streamed.
+    print("\n" + terminal_text(bundle["text/plain"]))
 
 
 def _shell() -> Any:
