@@ -43,6 +43,8 @@ class Server:
         self._listing: list[Any] | None = None
         self._secrets: tuple[str, ...] = ()
         self._stderr: Any = None
+        # Set when the session's task has left every context (its process is gone).
+        self._ended = threading.Event()
         #: "not started", "running", "stopped", or "failed: <one line>".
         self.state = "not started"
         #: The child process of a stdio server while it runs (for tests and ``%chat mcp``).
@@ -78,16 +80,21 @@ class Server:
     def close(self) -> None:
         """End the session (a stdio server's process with it); waits at most CLOSE_TIMEOUT."""
         with self._lock:
-            task, closing = self._task, self._closing
+            task, closing, ended = self._task, self._closing, self._ended
+            started = self._listing is not None
             self._task = self._closing = self._session = None
             self._listing = None
             if task is None:
                 return
-            if closing is not None and self._loop.running:
-                loop = self._loop.loop()
-                loop.call_soon_threadsafe(closing.set)
-                with contextlib.suppress(BaseException):
-                    task.result(CLOSE_TIMEOUT)
+            if self._loop.running:
+                if started and closing is not None:
+                    # The session ends itself, leaving the SDK's contexts in their own task.
+                    self._loop.loop().call_soon_threadsafe(closing.set)
+                    ended.wait(CLOSE_TIMEOUT)
+                if not ended.is_set():
+                    # Still starting (or stuck): cancelled, the SDK's shutdown still runs.
+                    task.cancel()
+                    ended.wait(CLOSE_TIMEOUT)
             if self.state == "running":
                 self.state = "stopped"
             self.pid = None
@@ -101,10 +108,11 @@ class Server:
         resolved = self.entry.resolve()
         self._secrets = resolved.secrets
         loop = self._loop.loop()
+        self._ended = threading.Event()
         started: asyncio.Future[list[Any]] = asyncio.run_coroutine_threadsafe(
             _make_future(), loop
         ).result()
-        self._task = self._loop.submit(self._serve(resolved, started))
+        self._task = self._loop.submit(self._serve(resolved, started, self._ended))
         wait = self.timeout
         try:
             listing = asyncio.run_coroutine_threadsafe(_wait_for(started, wait), loop).result(
@@ -122,7 +130,9 @@ class Server:
         self._listing = listing
         self.state = "running"
 
-    async def _serve(self, resolved: Resolved, started: asyncio.Future[list[Any]]) -> None:
+    async def _serve(
+        self, resolved: Resolved, started: asyncio.Future[list[Any]], ended: threading.Event
+    ) -> None:
         from mcp import Client
 
         self._closing = asyncio.Event()
@@ -142,6 +152,7 @@ class Server:
                 raise
         finally:
             self._session = None
+            ended.set()
 
     async def _transport(self, resolved: Resolved, stack: contextlib.AsyncExitStack) -> Any:
         if resolved.command is not None:
