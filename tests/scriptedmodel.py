@@ -15,6 +15,7 @@ import json
 import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from tests.fakeserver import FakeServer, sse_events
@@ -75,7 +76,7 @@ class ScriptedModel:
 
 
 def main() -> None:
-    script = json.loads(open(sys.argv[1]).read()) if len(sys.argv) > 1 else []
+    script = json.loads(Path(sys.argv[1]).read_text()) if len(sys.argv) > 1 else []
     model = ScriptedModel(script).start()
     print(model.base_url, flush=True)
     try:
