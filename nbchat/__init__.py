@@ -35,6 +35,13 @@ _EXPORTS = {
     "ToolResult": "conversation.toolrun",
     "ToolRunInterrupted": "conversation.toolrun",
     "run_tool_calls": "conversation.toolrun",
+    "Decision": "conversation.toolrun",
+    "ToolOutput": "convert.tooloutput",
+    "mcp": "mcpclient.registry",
+    "MCPConfigError": "mcpclient.errors",
+    "MCPServerError": "mcpclient.errors",
+    "MCPTimeoutError": "mcpclient.errors",
+    "MCPToolError": "mcpclient.errors",
     "arun_tool_calls": "conversation.toolrun",
     "DataBlock": "convert.data",
     "DataError": "convert.data",
@@ -105,11 +112,16 @@ __all__ = [
     "ConflictError",
     "DataBlock",
     "DataError",
+    "Decision",
     "ImageError",
     "ImagePart",
     "IncompleteStreamError",
     "InternalServerError",
     "LogprobsError",
+    "MCPConfigError",
+    "MCPServerError",
+    "MCPTimeoutError",
+    "MCPToolError",
     "NbchatError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -124,6 +136,7 @@ __all__ = [
     "Tool",
     "ToolArgumentsError",
     "ToolDefinitionError",
+    "ToolOutput",
     "ToolPolicy",
     "ToolResult",
     "ToolRunInterrupted",
@@ -145,6 +158,7 @@ __all__ = [
     "logprobs_html",
     "logprobs_summary",
     "map",
+    "mcp",
     "panel",
     "parse_reply",
     "read_batch_output",
@@ -196,6 +210,7 @@ if TYPE_CHECKING:
     from .conversation.mapping import amap, map
     from .conversation.sessions import session
     from .conversation.toolrun import (
+        Decision,
         ToolPolicy,
         ToolResult,
         ToolRunInterrupted,
@@ -208,7 +223,10 @@ if TYPE_CHECKING:
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
     from .convert.parsing import StructuredOutputError, parse_reply
     from .convert.toolerrors import ToolArgumentsError, ToolDefinitionError
+    from .convert.tooloutput import ToolOutput
     from .convert.tools import Tool, as_tool, tool
+    from .mcpclient.errors import MCPConfigError, MCPServerError, MCPTimeoutError, MCPToolError
+    from .mcpclient.registry import mcp
     from .notebook.explorer import explore
     from .notebook.panel import ChatPanel, panel
     from .protocol.exceptions import (

@@ -59,6 +59,14 @@ EXPECTED = {
     "ToolRunInterrupted",
     "run_tool_calls",
     "arun_tool_calls",
+    "Decision",
+    "ToolOutput",
+    # MCP servers as tools
+    "mcp",
+    "MCPConfigError",
+    "MCPServerError",
+    "MCPTimeoutError",
+    "MCPToolError",
     # notebook objects in, structured results out
     "image_part",
     "ImagePart",

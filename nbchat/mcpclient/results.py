@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 from typing import Any
 
 from ..convert.tooloutput import ToolOutput
@@ -88,9 +90,39 @@ def _image(data: str, mime: str, images: list[Any], *, uri: str = "") -> str:
     try:
         part = image_part(f"data:{mime};base64,{data}", "auto")
     except ImageError as exc:
-        return f"[image{where}, {mime}, {_size(data)}: cannot be read: {exc}]"
+        repaired = _without_broken_chunks(data) if mime == "image/png" else None
+        try:
+            if repaired is None:
+                raise exc
+            part = image_part(f"data:{mime};base64,{repaired}", "auto")
+        except ImageError:
+            return f"[image{where}, {mime}, {_size(data)}: cannot be read: {exc}]"
     images.append(part)
     return f"[image {len(images)}{where}: {part.summary()}]"
+
+
+def _without_broken_chunks(data: str) -> str | None:
+    """A PNG without its optional chunks whose checksum is wrong (Pillow refuses those; the
+    reference server's own image has a broken colour profile), or None if nothing was wrong."""
+    try:
+        raw = base64.b64decode(data, validate=False)
+    except ValueError:
+        return None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    kept, position, dropped = [raw[:8]], 8, False
+    while position + 12 <= len(raw):
+        (length,) = struct.unpack(">I", raw[position : position + 4])
+        end = position + 12 + length
+        kind, body = raw[position + 4 : position + 8], raw[position + 8 : end - 4]
+        (checksum,) = struct.unpack(">I", raw[end - 4 : end]) if end <= len(raw) else (None,)
+        # Lower case first letter: an ancillary chunk, which a reader may skip.
+        if checksum != zlib.crc32(kind + body) and kind[:1].islower():
+            dropped = True
+        else:
+            kept.append(raw[position:end])
+        position = end
+    return base64.b64encode(b"".join(kept)).decode() if dropped else None
 
 
 def _size(data: str) -> str:
