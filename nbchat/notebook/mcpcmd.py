@@ -86,9 +86,9 @@ def _servers_bundle() -> dict[str, str]:
         tools = ""
         tools_text = ""
         if state == "running":
-            listing = server(name, path).tools()
-            tools = "<br>".join(_tool_line_html(tool) for tool in listing)
-            tools_text = "".join(f"\n    {_tool_line_text(tool)}" for tool in listing)
+            named = _named(name, server(name, path).tools())
+            tools = "<br>".join(_tool_line_html(called, tool) for called, tool in named)
+            tools_text = "".join(f"\n    {_tool_line_text(called, tool)}" for called, tool in named)
         elif not entry.disabled:
             tools = escape(f"%chat mcp {name} starts it and lists its tools")
         rows_html.append(
@@ -106,7 +106,6 @@ def _servers_bundle() -> dict[str, str]:
 
 def _server_bundle(name: str, *, restart: bool = False) -> dict[str, str]:
     from ..mcpclient.registry import resolve_names, server
-    from ..mcpclient.tools import tool_name
     from ..render.markdown import escape, html_bundle, inline_code, render_inline
 
     resolve_names([name])
@@ -116,10 +115,7 @@ def _server_bundle(name: str, *, restart: bool = False) -> dict[str, str]:
     title = f"MCP server {name} ({what}): {len(listing)} tools"
     parts = [f"<strong>{escape(title)}</strong>"]
     text = [title]
-    taken: list[str] = []
-    for tool in listing:
-        called = tool_name(name, tool.name, taken)
-        taken.append(called)
+    for called, tool in _named(name, listing):
         parts.append(
             f"<div style='margin-top:0.5em'>{inline_code(called)} — "
             f"{render_inline(_first_line(tool.description))}</div>"
@@ -142,14 +138,24 @@ def _server_bundle(name: str, *, restart: bool = False) -> dict[str, str]:
     return html_bundle("".join(parts), "\n".join(text))
 
 
-def _tool_line_html(tool: Any) -> str:
+def _named(server: str, listing: list[Any]) -> list[tuple[str, Any]]:
+    """Each tool with the name the model sees (``time__get_current_time``)."""
+    from ..mcpclient.tools import tool_name
+
+    taken: list[str] = []
+    for tool in listing:
+        taken.append(tool_name(server, tool.name, taken))
+    return list(zip(taken, listing, strict=True))
+
+
+def _tool_line_html(called: str, tool: Any) -> str:
     from ..render.markdown import inline_code, render_inline
 
-    return f"{inline_code(tool.name)} {render_inline(_first_line(tool.description))}"
+    return f"{inline_code(called)} {render_inline(_first_line(tool.description))}"
 
 
-def _tool_line_text(tool: Any) -> str:
-    return f"{tool.name}: {_first_line(tool.description)}"
+def _tool_line_text(called: str, tool: Any) -> str:
+    return f"{called}: {_first_line(tool.description)}"
 
 
 def _first_line(text: Any) -> str:
