@@ -96,7 +96,7 @@ def test_a_cell_with_mcp_offers_the_tools_and_the_model_calls_the_real_server(ip
         "time__get_current_time",
         "time__convert_time",
     ]
-    answer = [m for m in second["messages"] if m["role"] == "tool"][0]["content"]
+    answer = next(m for m in second["messages"] if m["role"] == "tool")["content"]
     assert '"timezone": "Asia/Tokyo"' in answer and '"datetime"' in answer
 
 
@@ -110,7 +110,7 @@ def test_a_failing_mcp_call_is_a_tool_error_the_model_sees_and_the_conversation_
     )
     ip.server.reply("That is not a time zone.")
     ip.run_cell_magic("chat", "--mcp time", "Time on Mars?")
-    answer = [m for m in ip.server.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
+    answer = next(m for m in ip.server.requests[1]["messages"] if m["role"] == "tool")["content"]
     assert answer.startswith('{"error":"MCPToolError:') and "Mars/Base" in answer
 
 
