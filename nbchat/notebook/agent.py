@@ -94,7 +94,9 @@ def agent_tools(shell: Any = None) -> list[Any]:
         """Run Python code in the user's notebook kernel, in its namespace (the user's
         variables). Returns what it printed, the value of its last expression and any error.
         The user sees the code and approves each run."""
-        output = execute(shell, code)
+        from .agentcell import in_main_thread
+
+        output = in_main_thread(lambda: execute(shell, code))
         if output.interrupted:
             raise KeyboardInterrupt
         return output.text()
@@ -102,9 +104,11 @@ def agent_tools(shell: Any = None) -> list[Any]:
     def insert_cell(code: str) -> str:
         """Put code into a new cell below this one for the user to read and run; it is not
         run. The user approves it first."""
+        from .agentcell import in_main_thread
+
         placed.append(code.rstrip())
         # One new cell per %%chat cell: IPython keeps one "next input"; later code joins it.
-        shell.set_next_input("\n\n".join(placed), replace=False)
+        in_main_thread(lambda: shell.set_next_input("\n\n".join(placed), replace=False))
         if len(placed) > 1:
             return "Added to the new cell below (after the code added before); not run."
         return "The code is in a new cell below; it was not run."
@@ -284,7 +288,8 @@ def _hide(text: str) -> str:
 
 def can_answer(shell: Any) -> str | None:
     """Who can approve an action here: ``"terminal"`` (a y/n/stop prompt), ``"stdin"`` (a
-    frontend that answers input requests), or None (a headless run: nobody)."""
+    frontend that answers input requests: JupyterLab, VS Code; nbconvert and nbval do not), or
+    None (a headless run: nobody)."""
     if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
         stdin = sys.stdin
         return "terminal" if stdin is not None and stdin.isatty() else None
@@ -320,8 +325,11 @@ class Approver:
         self.ask_all = ask_all
         self.yes = yes
         self.text = text
-        self.who = can_answer(shell) if who == "auto" else who
-        self._ask = ask or input
+        from .agentcell import widget_asker
+
+        widget = widget_asker() if ask is None else None
+        self.who = "widget" if widget is not None else can_answer(shell) if who == "auto" else who
+        self._ask = ask or widget or input
         self._show = show or _display
         #: (tool name, decision) for every action asked about, in order.
         self.decisions: list[tuple[str, str]] = []

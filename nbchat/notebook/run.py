@@ -277,7 +277,12 @@ def _send(
     agent = bool(getattr(args, "agent", False))
     mode = display_mode(shell, settings)
     # An agent's steps show where they happen, in order with its proposals and decisions.
-    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent)
+    interrupt = None
+    if agent:
+        from .agentcell import stop_requested
+
+        interrupt = stop_requested
+    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent, interrupt=interrupt)
     # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
     confirm: Any = True if args.confirm or settings.confirm_tools else None
     if agent or getattr(args, "yes", False):

@@ -132,6 +132,7 @@ class LiveView(ChatListener):
         clock: Callable[[], float] = time.monotonic,
         out: TextIO | None = None,
         steps: bool = False,
+        interrupt: Callable[[], bool] | None = None,
     ) -> None:
         if mode not in ("live", "final", "text"):
             raise ValueError(f"display mode must be live, final or text, not {mode!r}")
@@ -139,6 +140,9 @@ class LiveView(ChatListener):
         #: Show each tool round where it happens (an agent's steps, in order with the
         #: proposals and decisions shown between them) instead of gathering them in the reply.
         self.steps = steps
+        # Asked at every chunk and request: True ends the reply as Ctrl-C would (an agent
+        # cell's Ctrl-C reaches the thread that streams only this way).
+        self._interrupt = interrupt
         # Where the current round's first display area is (steps mode).
         self._round_start = 0
         self.interval = 1.0 / rate if rate > 0 else 0.0
@@ -180,7 +184,13 @@ class LiveView(ChatListener):
 
     # -- listener hooks -----------------------------------------------------------------------
 
+    def on_request(self, body: dict[str, Any]) -> None:
+        if self._interrupt is not None and self._interrupt():
+            raise KeyboardInterrupt
+
     def on_chunk(self, chunk: Any, stream: Any) -> None:
+        if self._interrupt is not None and self._interrupt():
+            raise KeyboardInterrupt
         choices: Sequence[Any] = chunk.choices or ()
         if (
             len(choices) == 1
@@ -243,6 +253,16 @@ class LiveView(ChatListener):
 
     def on_completion(self, completion: Any) -> None:
         self._flush_splitter()
+        if self.steps and self.mode == "live" and len(self._handles) > self._round_start:
+            # The round is over: its text stays, without the cursor or the forming calls (what
+            # the calls do is shown next, as it happens).
+            self._end_thinking()
+            text = "".join(self._block)
+            self._block = [text] if text else []
+            self._status, self._forming, self._forming_changed = ("", ""), {}, False
+            self._put(html_bundle(self._preview.html(text), text) if text else _EMPTY)
+            self._dirty = False
+            return
         if self.mode == "live" and self._dirty:
             self._update()
 
