@@ -190,6 +190,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | {"last"})
 
 
+def _agent_kit(**options: Any) -> Any:
+    """``Chat.send(agent=True)``'s tools and approval, from the notebook layer (see agenthook)."""
+    from .notebook.agent import kit
+
+    return kit(**options)
+
+
+def _install_agent_kit() -> None:
+    from .conversation import agenthook
+
+    agenthook.install(_agent_kit)
+
+
+_install_agent_kit()
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbchat``: register the magics and the ``Chat`` settings."""
     from .notebook.extension import load

@@ -266,3 +266,24 @@ def test_store_keeps_each_call_with_its_approval(ip, monkeypatch, tmp_path):
     exchanges = store.select("ORDER BY id")
     assert calls[0].exchange_id == exchanges[0].id
     assert json.loads(json.dumps(calls[1].arguments)) == {"code": "1"}
+
+
+def test_agent_true_in_python_offers_the_same_tools_and_asks_the_same_way(ip, monkeypatch):
+    import nbchat
+
+    answers(monkeypatch, "y")
+    chat = nbchat.Chat("fake-model", client=ip.server.client(), stream=False)
+    ip.server.reply(None, tool_calls=[call("run_python", {"code": "from_python = 7"})])
+    ip.server.reply("Set.")
+    reply = chat.send("Set it", agent=True)
+    assert ip.user_ns["from_python"] == 7 and reply.content == "Set."
+    assert [r.approval for r in reply.tool_results] == ["approved by user"]
+
+
+def test_agent_true_outside_ipython_is_a_request_error(monkeypatch):
+    import nbchat
+    from nbchat.protocol.exceptions import RequestValidationError
+
+    monkeypatch.setattr(agent_module, "_shell", lambda: None)
+    with pytest.raises(RequestValidationError, match="needs IPython"):
+        nbchat.Chat("m", client=object()).send("hi", agent=True)

@@ -373,6 +373,7 @@ class Chat:
         schema: Any = None,
         json: bool = False,
         cache: bool | None = None,
+        agent: bool = False,
         **overrides: Any,
     ) -> Reply:
         """Send ``content`` as the next user message and return the Reply.
@@ -390,10 +391,18 @@ class Chat:
         that shape (strict json_schema); ``reply.parsed`` then holds the validated instance
         or object, and a reply that is not valid raises StructuredOutputError (with
         ``.reply``), never passing as valid. ``cache=True`` answers a request seen before
-        from the store (``reply.cached``). Every request is built by ``prepare``.
+        from the store (``reply.cached``). Every request is built by ``prepare``. ``agent=True``
+        adds the notebook's tools (``%%chat --agent``): the model may read the cells and
+        variables, and run code or add a cell once you approve each action.
 
         Sends to one conversation are serialised: a panel and a cell never interleave.
         """
+        if agent:
+            from .agenthook import agent_kit
+
+            more, approval = agent_kit()
+            tools = [*(tools or ()), *more]
+            confirm = approval if confirm is None else confirm
         with self._lock:
             reply = self._send(
                 content,

@@ -22,13 +22,14 @@ import contextlib
 import io
 import linecache
 import os
-import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
+
+from .agentcell import can_answer
 
 __all__ = [
     "ACTING",
@@ -39,6 +40,7 @@ __all__ = [
     "approval_for",
     "can_answer",
     "execute",
+    "kit",
 ]
 
 READ_ONLY = ("notebook_cells", "list_variables", "describe_variable", "last_error")
@@ -286,19 +288,6 @@ def _hide(text: str) -> str:
 # Approval
 
 
-def can_answer(shell: Any) -> str | None:
-    """Who can approve an action here: ``"terminal"`` (a y/n/stop prompt), ``"stdin"`` (a
-    frontend that answers input requests: JupyterLab, VS Code; nbconvert and nbval do not), or
-    None (a headless run: nobody)."""
-    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
-        stdin = sys.stdin
-        return "terminal" if stdin is not None and stdin.isatty() else None
-    kernel = getattr(shell, "kernel", None)
-    if kernel is not None and getattr(kernel, "_allow_stdin", False):
-        return "stdin"
-    return None
-
-
 Ask = Callable[[str], str]
 
 
@@ -399,6 +388,19 @@ def approval_for(shell: Any, args: Any, *, text: bool = False, ask_all: bool = F
     show = _printer if text else _display
     yes = bool(getattr(args, "yes", False))
     return Approver(shell, yes=yes, text=text, show=show, ask_all=ask_all)
+
+
+def kit(*, yes: bool = False) -> tuple[list[Any], Approver]:
+    """``Chat.send(agent=True)``: the notebook tools and the approval of their actions."""
+    from ..protocol.exceptions import RequestValidationError
+
+    shell = _shell()
+    if shell is None:
+        raise RequestValidationError(
+            "agent=True needs IPython: the tools read and run the notebook's code", field="agent"
+        )
+    terminal = type(shell).__name__ == "TerminalInteractiveShell"
+    return agent_tools(shell), Approver(shell, yes=yes, show=_printer if terminal else _display)
 
 
 def _printer(bundle: dict[str, str]) -> None:

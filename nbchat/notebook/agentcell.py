@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["in_main_thread", "rewrite", "run", "stop_requested", "widget_asker"]
+__all__ = ["can_answer", "in_main_thread", "rewrite", "run", "stop_requested", "widget_asker"]
 
 _CELL = "%%chat"
 #: The worker's means to ask (the widget), to hand code to the main thread, and the stop flag.
@@ -56,8 +57,6 @@ def _widgets_can_answer() -> bool:
     async cell (ipykernel 7.4+), with ipywidgets installed."""
     from IPython import get_ipython
 
-    from .agent import can_answer
-
     shell = get_ipython()
     if can_answer(shell) != "stdin":
         return False
@@ -90,6 +89,19 @@ async def run(shell: Any, line: str, cell: str) -> Any:
         # what happened; its own error (Interrupted…) ends the cell.
         stop.set()
         return await asyncio.wait_for(future, _WIND_DOWN)
+
+
+def can_answer(shell: Any) -> str | None:
+    """Who can approve an action here: ``"terminal"`` (a y/n/stop prompt), ``"stdin"`` (a
+    frontend that answers input requests: JupyterLab, VS Code; nbconvert and nbval do not), or
+    None (a headless run: nobody)."""
+    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
+        stdin = sys.stdin
+        return "terminal" if stdin is not None and stdin.isatty() else None
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None and getattr(kernel, "_allow_stdin", False):
+        return "stdin"
+    return None
 
 
 def widget_asker() -> Callable[[str], str] | None:

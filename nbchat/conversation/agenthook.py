@@ -1,0 +1,29 @@
+"""How ``Chat.send(agent=True)`` gets the notebook's tools and the approval of their actions.
+
+They live in the notebook layer, above the conversation; the package root installs the
+function that makes them (``install``), so the conversation never imports the notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.exceptions import RequestValidationError
+
+__all__ = ["agent_kit", "install"]
+
+Kit = Callable[..., tuple[list[Any], Any]]
+_kit: Kit | None = None
+
+
+def install(kit: Kit) -> None:
+    global _kit
+    _kit = kit
+
+
+def agent_kit(**options: Any) -> tuple[list[Any], Any]:
+    """``(tools, confirm)`` of an agent turn: the notebook tools and the approval callback."""
+    if _kit is None:
+        raise RequestValidationError("agent=True needs nbchat's notebook tools", field="agent")
+    return _kit(**options)
