@@ -26,6 +26,7 @@ _EXPORTS = {
     "Reply": "conversation.chat",
     "session": "conversation.sessions",
     "log": "store.log",
+    "tool_log": "store.log",
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
@@ -167,6 +168,7 @@ __all__ = [
     "session",
     "to_frame",
     "tool",
+    "tool_log",
     "unload_ipython_extension",
 ]
 
@@ -271,6 +273,6 @@ if TYPE_CHECKING:
     from .protocol.listener import ChatListener
     from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
-    from .store.log import log
+    from .store.log import log, tool_log
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
     from .transport.streaming import AsyncChatStream, ChatStream

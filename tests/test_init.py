@@ -20,6 +20,7 @@ EXPECTED = {
     "last",
     # the store: every exchange, its cost, the budget, replay
     "log",
+    "tool_log",
     "BudgetExceededError",
     "ReplayMissError",
     # one prompt over many rows, or many models
