@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol.exceptions import RequestValidationError
-
 __all__ = ["agent_kit", "install"]
 
 Kit = Callable[..., tuple[list[Any], Any]]
@@ -25,5 +23,8 @@ def install(kit: Kit) -> None:
 def agent_kit(**options: Any) -> tuple[list[Any], Any]:
     """``(tools, confirm)`` of an agent turn: the notebook tools and the approval callback."""
     if _kit is None:
+        # Imported here: the package root installs the kit at import, which must stay light.
+        from ..protocol.exceptions import RequestValidationError
+
         raise RequestValidationError("agent=True needs nbchat's notebook tools", field="agent")
     return _kit(**options)
