@@ -143,8 +143,9 @@ class LiveView(ChatListener):
         # Asked at every chunk and request: True ends the reply as Ctrl-C would (an agent
         # cell's Ctrl-C reaches the thread that streams only this way).
         self._interrupt = interrupt
-        # Where the current round's first display area is (steps mode).
+        # Where the current round's first display area is, and the results shown (steps mode).
         self._round_start = 0
+        self._results_shown = 0
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._display = display
         self._clock = clock
@@ -301,6 +302,7 @@ class LiveView(ChatListener):
             self._block = [text] if text else []
             self._put(html_bundle(self._preview.html(text), text) if text else _EMPTY)
         self._wrote_tools = True
+        self._results_shown += len(results)
         bundle = results_bundle(results, open_names=("run_python", "insert_cell"))
         self._handles.append(self._show(bundle))
         self._new_round()
@@ -311,6 +313,9 @@ class LiveView(ChatListener):
         """Replace the live area with the finished reply, its metadata saying how it came."""
         self._flush_splitter()
         self._end_thinking()
+        if self.steps and self.mode != "text" and _ended_in_a_tool_round(reply):
+            self._finish_steps(reply)
+            return
         bundle = reply_bundle(
             reply,
             content_html=self._streamed_html(reply),
@@ -336,6 +341,17 @@ class LiveView(ChatListener):
         self._handles[first].update(bundle, raw=True, metadata=metadata)
         for handle in self._handles[first + 1 :]:
             handle.update({"text/plain": ""}, raw=True)
+        self.updates += 1
+
+    def _finish_steps(self, reply: Any) -> None:
+        """A turn that ended in a tool round: its last calls' results (if Ctrl-C cut them
+        short), then the notes and footer, after everything shown so far."""
+        from .steps import ended_bundle, results_bundle
+
+        unseen = list(getattr(reply, "tool_results", ()) or ())[self._results_shown :]
+        if unseen:
+            self._show(results_bundle(unseen, open_names=("run_python", "insert_cell")))
+        self._show(ended_bundle(reply), reply_metadata(reply))
         self.updates += 1
 
     # -- internals ----------------------------------------------------------------------------
@@ -547,6 +563,12 @@ class LiveView(ChatListener):
 
 
 _EMPTY = {"text/plain": ""}
+
+
+def _ended_in_a_tool_round(reply: Any) -> bool:
+    """The last completion asked for tools: the turn was stopped, interrupted or hit the limit."""
+    choices = list(getattr(reply.completion, "choices", None) or [])
+    return bool(choices) and bool(choices[0].message.tool_calls)
 
 
 def _reasoning_piece(delta: Any) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .markdown import code_block, escape, html_bundle, inline_code, thumbnail
 
-__all__ = ["decision_bundle", "proposal_bundle", "proposal_text", "results_bundle"]
+__all__ = ["decision_bundle", "ended_bundle", "proposal_bundle", "proposal_text", "results_bundle"]
 
 _MUTED = "font-size:0.85em;opacity:0.75"
 _BOX = (
@@ -89,6 +89,24 @@ def results_bundle(results: list[Any], *, open_names: tuple[str, ...] = ()) -> d
         )
         text.append(f"{mark} {result.name}({args}) -> {shown}")
     return html_bundle("".join(parts), "\n".join(text))
+
+
+def ended_bundle(reply: Any) -> dict[str, str]:
+    """The end of a turn that stopped in a tool round (Stop, Ctrl-C, the round limit): its notes,
+    the interruption and the footer; the round's text and calls are shown above already."""
+    from .bundles import completion_bundle
+    from .provenance import footer_parts
+
+    cached = getattr(reply, "cached", False)
+    return completion_bundle(
+        reply.completion.model_copy(update={"choices": []}),
+        time_to_first_token=None if cached else reply.time_to_first_token,
+        elapsed=None if cached else reply.elapsed,
+        interrupted=reply.interrupted,
+        notes=reply.notes,
+        counted_tokens=getattr(reply, "output_chunks", 0),
+        footer_extra=footer_parts(reply),
+    )
 
 
 def _arguments(arguments: Any, limit: int = 160) -> str:

@@ -47,6 +47,7 @@ def _notebook(base_url: str, config: str) -> dict:
             _cell("%%chat --agent\nRun two things"),
             _cell("%%chat --mcp time\nWhat time is it in Tokyo?"),
             _cell("print('done', mean_xs, 'gone' if 'deleted' not in dir() else 'deleted')"),
+            _cell("%%chat --agent\nCount slowly"),
         ],
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -85,6 +86,16 @@ SCRIPT = [
         "tool_calls": [{"name": "time__get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}],
     },
     "It is evening in Tokyo.",
+    {
+        "content": "Counting.",
+        "tool_calls": [
+            {
+                "name": "run_python",
+                "arguments": {"code": "import time\nfor count in range(600):\n    time.sleep(0.1)"},
+            }
+        ],
+    },
+    "(never asked for: the turn was interrupted)",
 ]
 
 
@@ -172,11 +183,21 @@ def test_agent_cells_ask_with_buttons_in_jupyterlab(lab, tmp_path, capsys):
             expect(last).to_contain_text("done 2.5 gone", timeout=60_000)
             first.scroll_into_view_if_needed()
             _shoot(page, "agent-3-done")
+
+            # Ctrl-C (the kernel's interrupt) while the model's code runs stops it and the turn.
+            slow = page.locator(".jp-Cell").nth(6)
+            expect(slow).to_contain_text("for count in range(600)")
+            _click(page, 6, "Run")
+            page.wait_for_timeout(2000)
+            page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
+            expect(slow).to_contain_text("Interrupted", timeout=30_000)
+            slow.scroll_into_view_if_needed()
+            _shoot(page, "agent-4-interrupted")
             with capsys.disabled():
                 print(f"\nscreenshots: {SHOTS}")
         finally:
             browser.close()
     told = [m for m in model.requests[4]["messages"] if m["role"] == "tool"][-1]["content"]
     assert "declined" in told
-    # Stop: no request after it; the fourth cell's request is the next one.
-    assert len(model.requests) == 8
+    # Stop: no request after it; the fourth cell's request is the next one. Ctrl-C: none either.
+    assert len(model.requests) == 9
