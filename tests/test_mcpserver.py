@@ -161,3 +161,25 @@ def test_an_http_server_that_is_not_there_is_one_line_without_the_token(monkeypa
         server.tools()
     text = str(caught.value)
     assert text.startswith("MCP server 'gone' did not start") and "gone-token" not in text
+
+
+def test_the_sdk_and_its_http_client_never_log_a_secret(monkeypatch, caplog):
+    import logging
+
+    from tests.mcphttp import HTTPServer
+
+    monkeypatch.setenv("LOG_TOKEN", "log-token-0123456789")
+    caplog.set_level(logging.DEBUG)
+    with HTTPServer() as url:
+        server = Server(
+            entry(
+                "logged",
+                url=url + "?key=${env:LOG_TOKEN}",
+                headers={"Authorization": "Bearer ${env:LOG_TOKEN}"},
+            )
+        )
+        assert server.call("add", {"a": 1, "b": 2}).content[0].text == "3"
+        server.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "HTTP Request" in logged  # httpx2 did log the requests
+    assert "log-token-0123456789" not in logged and "****" in logged

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import threading
@@ -107,6 +108,7 @@ class Server:
         self.close()
         resolved = self.entry.resolve()
         self._secrets = resolved.secrets
+        _log_guard.add(resolved.secrets)
         loop = self._loop.loop()
         self._ended = threading.Event()
         started: asyncio.Future[list[Any]] = asyncio.run_coroutine_threadsafe(
@@ -277,6 +279,46 @@ class _Watched:
 
     async def __aexit__(self, *exc: Any) -> Any:
         return await self._inner.__aexit__(*exc)
+
+
+class _LogGuard(logging.Filter):
+    """Masks the servers' header and env values in what the SDK and its HTTP client log (a URL
+    with a token in its query, logged at INFO by httpx2 on every request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secrets: tuple[str, ...]) -> None:
+        if not secrets:
+            return
+        with self._lock:
+            self.secrets.update(secrets)
+            names = ["httpx", "httpx2", "mcp"] + [
+                name
+                for name in list(logging.root.manager.loggerDict)
+                if name.startswith(("httpx", "mcp.", "httpcore"))
+            ]
+            for name in names:
+                logger = logging.getLogger(name)
+                if self not in logger.filters:
+                    logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        masked = text
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            masked = masked.replace(secret, _MASK)
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_log_guard = _LogGuard()
 
 
 def _children() -> list[int]:
