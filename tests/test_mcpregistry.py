@@ -81,3 +81,36 @@ def test_a_changed_entry_starts_the_server_again_with_it(config):
     again = registry.server("time", config)
     assert again is not first and first.state == "stopped"
     assert again.entry.args == ("--local-timezone", "Europe/Paris")
+
+
+@pytest.mark.skipif(TIME is None, reason="mcp-server-time is not installed")
+def test_a_process_that_exits_leaves_no_server_running(config):
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    code = (
+        "import nbchat\n"
+        "from nbchat.mcpclient import registry\n"
+        f"nbchat.mcp('time', config={str(config)!r})\n"
+        f"print(registry.server('time', {str(config)!r}).pid, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        status = Path(f"/proc/{pid}/status")
+        if status.exists() and "zombie" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the server (pid {pid}) outlived its kernel")

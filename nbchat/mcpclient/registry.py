@@ -24,9 +24,9 @@ _servers: dict[tuple[Path, str], Server] = {}
 _configs: dict[Path, tuple[float, dict[str, ServerEntry]]] = {}
 
 
-def entries(path: Path | None = None) -> dict[str, ServerEntry]:
+def entries(path: str | Path | None = None) -> dict[str, ServerEntry]:
     """The configured servers (re-read when the file changed)."""
-    path = path or config_path()
+    path = _path(path)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
@@ -40,10 +40,10 @@ def entries(path: Path | None = None) -> dict[str, ServerEntry]:
         return dict(found)
 
 
-def resolve_names(names: list[str] | tuple[str, ...], path: Path | None = None) -> list[str]:
+def resolve_names(names: list[str] | tuple[str, ...], path: str | Path | None = None) -> list[str]:
     """The server names asked for, ``all`` being every enabled one; an unknown or disabled
     name is an MCPConfigError naming it and the file."""
-    path = path or config_path()
+    path = _path(path)
     known = entries(path)
     chosen: list[str] = []
     for name in names:
@@ -62,9 +62,9 @@ def resolve_names(names: list[str] | tuple[str, ...], path: Path | None = None) 
     return chosen
 
 
-def server(name: str, path: Path | None = None) -> Server:
+def server(name: str, path: str | Path | None = None) -> Server:
     """The Server for ``name`` (not started yet if it was never used)."""
-    path = path or config_path()
+    path = _path(path)
     entry = entries(path).get(name)
     if entry is None:
         resolve_names([name], path)  # raises the one-line error
@@ -80,9 +80,9 @@ def server(name: str, path: Path | None = None) -> Server:
         return current
 
 
-def servers(path: Path | None = None) -> list[Server]:
+def servers(path: str | Path | None = None) -> list[Server]:
     """A Server for every configured name, started or not (for ``%chat mcp``)."""
-    path = path or config_path()
+    path = _path(path)
     return [server(name, path) for name in entries(path)]
 
 
@@ -97,14 +97,18 @@ def mcp(*names: str, config: str | Path | None = None) -> list[Any]:
 
     if not names:
         raise MCPConfigError('name the MCP servers: nbchat.mcp("time"), or nbchat.mcp("all")')
-    path = Path(config).expanduser() if config is not None else config_path()
+    path = _path(config)
     tools: list[Any] = []
     for name in resolve_names(list(names), path):
         tools += server_tools(server(name, path), [tool.name for tool in tools])
     return tools
 
 
-def restart(name: str, path: Path | None = None) -> Server:
+def _path(path: str | Path | None) -> Path:
+    return Path(path).expanduser() if path is not None else config_path()
+
+
+def restart(name: str, path: str | Path | None = None) -> Server:
     found = server(name, path)
     found.restart()
     return found
