@@ -81,3 +81,26 @@ def test_steps_mode_keeps_each_round_where_it_happened_and_the_answer_last():
     answer = next(i for i, t in enumerate(texts) if "The answer." in t)
     assert first_round < proposal < result < answer
     assert "▌" not in shown[first_round]["text/html"]  # the round's area was finished
+
+
+def test_a_stopped_turn_in_a_terminal_ends_with_its_note_and_no_repeated_calls():
+    import io
+
+    import nbchat
+
+    server = FakeServer()
+    server.reply("Two steps.", tool_calls=[{"id": "c1", "name": "act", "arguments": {}}])
+
+    @nbchat.tool(confirm=True)
+    def act() -> str:
+        """Acts."""
+        return "acted"
+
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out, steps=True)
+    chat = nbchat.Chat("fake-model", client=server.client())
+    reply = chat.send("Go", tools=[act], listener=view, confirm=lambda tool, args: "stop")
+    view.finish(reply)
+    text = out.getvalue()
+    assert text.count("Stopped: you chose Stop") == 1 and "[tool call]" not in text
+    assert "act() (failed) -> " in text and text.count("Two steps.") == 1

@@ -280,6 +280,7 @@ class LiveView(ChatListener):
         if self.mode == "text":
             # Each call with its result, once: the finished reply does not repeat them.
             self._write("\n" + "\n".join(_tool_line(r) for r in results) + "\n")
+            self._results_shown += len(results)
             self._wrote_tools = True
             self._new_round()
             return
@@ -313,7 +314,7 @@ class LiveView(ChatListener):
         """Replace the live area with the finished reply, its metadata saying how it came."""
         self._flush_splitter()
         self._end_thinking()
-        if self.steps and self.mode != "text" and _ended_in_a_tool_round(reply):
+        if self.steps and _ended_in_a_tool_round(reply):
             self._finish_steps(reply)
             return
         bundle = reply_bundle(
@@ -349,6 +350,10 @@ class LiveView(ChatListener):
         from .steps import ended_bundle, results_bundle
 
         unseen = list(getattr(reply, "tool_results", ()) or ())[self._results_shown :]
+        if self.mode == "text":
+            lines = [_tool_line(result) for result in unseen]
+            self._write("\n" + "\n".join([*lines, ended_bundle(reply)["text/plain"]]) + "\n")
+            return
         if unseen:
             self._show(results_bundle(unseen, open_names=("run_python", "insert_cell")))
         self._show(ended_bundle(reply), reply_metadata(reply))
