@@ -103,4 +103,4 @@ def test_a_stopped_turn_in_a_terminal_ends_with_its_note_and_no_repeated_calls()
     view.finish(reply)
     text = out.getvalue()
     assert text.count("Stopped: you chose Stop") == 1 and "[tool call]" not in text
-    assert "act() (failed) -> " in text and text.count("Two steps.") == 1
+    assert "act({}) (failed) -> " in text and text.count("Two steps.") == 1
