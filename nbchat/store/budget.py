@@ -20,10 +20,13 @@ from . import config, prices
 __all__ = [
     "ASSUMED_COMPLETION_TOKENS",
     "Estimate",
+    "Reservation",
     "check_budget",
     "estimate",
     "estimate_prompt_tokens",
     "record_spending",
+    "reserve",
+    "reserved",
     "spent",
 ]
 
@@ -39,6 +42,10 @@ _UNKNOWN_IMAGE_TOKENS = 765
 # What this process spent, for when the store is off or cannot be read.
 _process_spent = 0.0
 _spent_lock = threading.Lock()
+# Dollars promised to requests on the wire (their estimates), until each is settled; checking
+# and reserving are one step under the lock, so requests sent at once cannot pass it together.
+_reserved = 0.0
+_reserve_lock = threading.Lock()
 _warned_unpriced: set[str] = set()
 
 
@@ -106,6 +113,49 @@ def check_budget(
             budget=limit,
         )
     return guess
+
+
+class Reservation:
+    """The estimate of one request in flight, held against the budget until ``settle()``."""
+
+    __slots__ = ("dollars", "estimate")
+
+    def __init__(self, estimate: Estimate, dollars: float) -> None:
+        self.estimate = estimate
+        self.dollars = dollars
+
+    def settle(self, cost: float | None) -> None:
+        """The request ended: let its estimate go, and count what it cost (None: nothing
+        known), which the store counts from now on when it is on."""
+        global _reserved
+        with _reserve_lock:
+            _reserved = max(_reserved - self.dollars, 0.0)
+            self.dollars = 0.0
+        record_spending(cost)
+
+
+def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
+    """Check ``prepared`` against the budget as ``check_budget`` does, counting every request
+    still in flight, and hold its estimate until the reservation is settled.
+
+    Raises BudgetExceededError (nothing is sent); None when no budget applies.
+    """
+    global _reserved
+    if config.budget() is None:
+        return None
+    with _reserve_lock:
+        guess = check_budget(prepared, profile, reserved=_reserved)
+        if guess is None:
+            return None
+        dollars = guess.dollars or 0.0
+        _reserved += dollars
+    return Reservation(guess, dollars)
+
+
+def reserved() -> float:
+    """US dollars held for requests in flight."""
+    with _reserve_lock:
+        return _reserved
 
 
 def estimate(prepared: PreparedRequest, profile: Any) -> Estimate:

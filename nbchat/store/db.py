@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -195,6 +196,11 @@ class Store:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._pending: deque[Exchange] = deque()
+        # What spent() adds up, kept as exchanges come and go (a map queues thousands): the
+        # billed cost of the queue, and the stored sum as last read (plus what we wrote since).
+        self._queued_cost = 0.0
+        self._stored_cost: float | None = None
+        self._stored_read = 0.0
         self._cond = threading.Condition()
         self._writing = 0
         self._thread: threading.Thread | None = None
@@ -217,9 +223,10 @@ class Store:
             return
         with self._cond:
             if len(self._pending) >= self.MAX_PENDING:
-                self._pending.popleft()
+                self._queued_cost -= _billed(self._pending.popleft())
                 _warn("overflow", self.path)
             self._pending.append(exchange)
+            self._queued_cost += _billed(exchange)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._write_loop, name=f"nbchat-store {self.path.name}", daemon=True
@@ -274,6 +281,7 @@ class Store:
                     if kind in _PERMANENT:
                         self.broken = kind
                         self._pending.clear()
+                        self._queued_cost = 0.0
                         self._cond.notify_all()
                         break
                     self._cond.notify_all()
@@ -306,6 +314,9 @@ class Store:
                     for exchange, row_id in zip(batch, ids, strict=True):
                         exchange.id = row_id
                         self._pending.popleft()
+                        self._queued_cost -= _billed(exchange)
+                        if self._stored_cost is not None:
+                            self._stored_cost += _billed(exchange)
                     self._writing = 0
                     self._cond.notify_all()
         except BaseException:
@@ -328,15 +339,22 @@ class Store:
         )
         return rows[0] if rows else None
 
+    #: Seconds a reading of the stored sum is used before the file is read again (another
+    #: kernel may have spent meanwhile); what this process writes is added as it is written.
+    SPENT_FRESH = 1.0
+
     def spent(self) -> float:
         """US dollars billed across the store (queued exchanges included)."""
         with self._commit_lock:
+            now = time.monotonic()
+            if self._stored_cost is None or now - self._stored_read > self.SPENT_FRESH:
+                rows = self.query(
+                    "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
+                )
+                self._stored_cost = float(rows[0][0]) if rows else 0.0
+                self._stored_read = now
             with self._cond:
-                queued = sum(e.cost or 0.0 for e in self._pending if e.source == "server")
-            rows = self.query(
-                "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
-            )
-        return queued + (float(rows[0][0]) if rows else 0.0)
+                return max(self._queued_cost, 0.0) + self._stored_cost
 
     def select(self, where: str = "", params: Iterable[Any] = ()) -> list[Exchange]:
         """Stored exchanges (``where`` is SQL after FROM, with ? placeholders)."""
@@ -427,6 +445,10 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         conn.execute("ROLLBACK")
         raise
     return old
+
+
+def _billed(exchange: Exchange) -> float:
+    return (exchange.cost or 0.0) if exchange.source == "server" else 0.0
 
 
 def _answers(exchange: Exchange) -> bool:
