@@ -164,7 +164,8 @@ def _replay_client(options: dict[str, Any]) -> Client | None:
     recorded = replaying()
     if recorded is None:
         return None
-    if recorded.server == LOCAL_KIND:
+    where = (recorded.endpoint or "").split(" ")
+    if recorded.server == LOCAL_KIND or where[0].startswith("local:"):
         from ..local.adapt import profile
 
         return Client(
@@ -173,7 +174,21 @@ def _replay_client(options: dict[str, Any]) -> Client | None:
             server=profile(recorded.model or "local"),
             **options,
         )
-    return Client(api_key="", base_url=recorded.base_url, server=recorded.server or None, **options)
+    # The endpoint as the recordings' keys name it: its URL, a configured kind, the
+    # organisation and project (so the requests built now have the same keys).
+    named = dict(part.split("=", 1) for part in where[1:] if "=" in part)
+    headers = {
+        header: named[header.lower()]
+        for header in ("OpenAI-Organization", "OpenAI-Project")
+        if header.lower() in named
+    }
+    return Client(
+        api_key="",
+        base_url=where[0] or recorded.base_url,
+        server=named.get("server"),
+        headers=headers,
+        **options,
+    )
 
 
 def _local_client(

@@ -35,6 +35,8 @@ class Outcome:
     finish_reason: str | None = None
     tokens: int | None = None
     latency: float | None = None
+    #: True when the store or a cassette answered: nothing was sent for this row.
+    kept: bool = False
 
 
 def one_line_error(exc: BaseException) -> str:
@@ -77,6 +79,9 @@ class MapJob:
         fields: Mapping[str, Any] | None = None,
         namespace: Mapping[str, Any] | None = None,
         interpolate: bool = True,
+        cache: bool | None = None,
+        resume: bool = False,
+        session: str = "map",
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise RequestValidationError(
@@ -84,6 +89,25 @@ class MapJob:
                 field="concurrency",
             )
         self.concurrency = concurrency
+        if resume:
+            from ..store.config import store_path
+
+            if cache is False:
+                raise RequestValidationError(
+                    "resume=True answers rows from the store: leave out cache=False",
+                    field="resume",
+                )
+            if store_path() is None:
+                raise RequestValidationError(
+                    "resume=True needs the store, which is off (%config Chat.store or "
+                    "NBCHAT_STORE): it is where the rows that arrived were kept",
+                    field="resume",
+                )
+            cache = True
+        self.resume = resume
+        #: The door's keywords for every row: which session the rows are logged under, and
+        #: whether rows sent before are answered from the store.
+        self.door: dict[str, Any] = {"session": session, "cache": cache}
         self.fields: dict[str, Any] = {k: v for k, v in (fields or {}).items() if v is not None}
         for name, why in (
             ("stream", "map sends each row unstreamed"),

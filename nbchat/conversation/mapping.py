@@ -40,6 +40,8 @@ class MapRun:
         self.done = 0
         self.errors = 0
         self.tokens = 0
+        #: Rows the store (or a cassette) answered: nothing was sent for them.
+        self.kept = 0
         #: Rows whose request is on the wire.
         self.in_flight: set[int] = set()
         #: Set once the requests are built and checked: from then on there is progress to show.
@@ -82,6 +84,8 @@ class MapRun:
     def record(self, position: int, outcome: Outcome) -> None:
         self.outcomes[position] = outcome
         self.done += 1
+        if outcome.kept:
+            self.kept += 1
         if outcome.error is not None:
             self.errors += 1
         if outcome.tokens:
@@ -104,6 +108,13 @@ class MapRun:
             )
         return f"not run: the map was stopped ({reason}) before this row was sent{note}"
 
+    def resumed(self) -> str:
+        """What a resumed run took from the store and what it sent."""
+        return (
+            f"nbchat.map: {self.kept:,} of {self.total:,} rows came from the store (sent "
+            f"before); {self.done - self.kept:,} were sent now."
+        )
+
     def summary(self) -> str:
         unfinished = self.total - self.done
         return (
@@ -124,6 +135,8 @@ def map(
     progress: bool | str = True,
     via: str = "online",
     poll_interval: float | None = None,
+    cache: bool | None = None,
+    resume: bool = False,
     **request_fields: Any,
 ) -> Any:
     """Send ``prompt`` once per row and collect the replies, in the order of the rows.
@@ -142,6 +155,12 @@ def map(
     ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
     seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
 
+    Every row goes through the store like a cell's request: it is logged (session ``map``,
+    with its model and cost), recorded or replayed under ``NBCHAT_REPLAY``, and counted against
+    ``%config Chat.budget`` while in flight. ``cache=True`` answers the rows sent before from
+    the store; ``resume=True`` does so after a crash, a restart or Ctrl-C — only the rows that
+    never arrived are sent — and says how many came from the store.
+
     ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
     map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
     them, at most 8 each (httpx spends more CPU per request in a pool of many connections).
@@ -151,72 +170,43 @@ def map(
     httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
     8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
     """
-    job = _job(
-        prompt,
-        rows,
-        via,
-        poll_interval,
-        model=model,
-        system=system,
-        schema=schema,
-        concurrency=concurrency,
-        client=client,
-        fields=request_fields,
-    )
-    run = run_blocking(job, via=via, poll_interval=poll_interval, progress=progress)
-    result = job.assemble(run.outcomes, run.unfinished)
-    if run.stop_reason is not None:
-        warnings.warn(run.summary(), stacklevel=2)
-    return result
+    job, how = _job(prompt, rows, locals())
+    run = run_blocking(job, progress=progress, **how)
+    return _result(job, run)
 
 
-async def amap(
-    prompt: Any,
-    rows: Any,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    schema: Any = None,
-    concurrency: int = 16,
-    client: Any = None,
-    progress: bool | str = True,
-    via: str = "online",
-    poll_interval: float | None = None,
-    **request_fields: Any,
-) -> Any:
-    """``await nbchat.amap(...)``: ``map`` for async code, on the running event loop.
+async def amap(prompt: Any, rows: Any, **options: Any) -> Any:
+    """``await nbchat.amap(...)``: ``map`` for async code, on the running event loop; it takes
+    ``map``'s arguments.
 
     Cancelling the task that awaits it (as interrupting a Jupyter cell does) stops it like
     Ctrl-C: the rows done are returned with a warning.
     """
-    job = _job(
-        prompt,
-        rows,
-        via,
-        poll_interval,
-        model=model,
-        system=system,
-        schema=schema,
-        concurrency=concurrency,
-        client=client,
-        fields=request_fields,
-    )
+    progress = options.pop("progress", True)
+    job, how = _job(prompt, rows, options)
     if not len(job):
         return job.assemble([], lambda position: "")
     run = MapRun(len(job))
     on_stop = (lambda: run.stop("the stop button")) if _clicks_reach_this_loop() else None
-    view = _View(len(job), mode=progress, label=_label(via), on_stop=on_stop)
+    view = _View(len(job), mode=progress, label=_label(how["via"]), on_stop=on_stop)
     ticker = asyncio.ensure_future(_tick(view, run))
     try:
-        await execute(job, run, via=via, poll_interval=poll_interval)
+        await execute(job, run, **how)
     except asyncio.CancelledError:
         run.stop("cancelled")
     finally:
         ticker.cancel()
         view.close(run)
+    return _result(job, run)
+
+
+def _result(job: MapJob, run: MapRun) -> Any:
     result = job.assemble(run.outcomes, run.unfinished)
     if run.stop_reason is not None:
-        warnings.warn(run.summary(), stacklevel=2)
+        warnings.warn(run.summary(), stacklevel=3)
+    if job.resume:
+        # Asked for: how much of the work was already done.
+        print(run.resumed())
     return result
 
 
@@ -269,15 +259,18 @@ async def execute(
     job: MapJob, run: MapRun, *, via: str = "online", poll_interval: float | None = None
 ) -> None:
     """Open the client, settle the model, and run every row (online or as a batch job)."""
+    from ..store.replay import deferred
+
     clients, owned = await _async_clients(job)
     try:
         job.bind(clients[0], await _resolve_model(job.model, clients[0]))
-        if via == "batch":
-            from .batchjob import run_batch
+        with deferred():  # recording thousands of rows: the cassette is written in batches
+            if via == "batch":
+                from .batchjob import run_batch
 
-            await run_batch(job, run, clients[0], poll_interval=poll_interval)
-        else:
-            await run_online(job, run, clients)
+                await run_batch(job, run, clients[0], poll_interval=poll_interval)
+            else:
+                await run_online(job, run, clients)
     finally:
         if owned:
             for client in clients:
@@ -291,7 +284,7 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     row waiting to be retried (after a 429, a 5xx, a broken connection) is not in flight: it
     gives its slot to the next row and takes one again to send its retry.
     """
-    from ..store.budget import check_budget
+    from ..store.exchange import aanswer
     from ..transport.twin import around_retry_waits, watch_responses
 
     first = job.first_request()  # row 0's mistakes are the user's: raised before any send
@@ -305,9 +298,6 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
 
-    # Dollars promised to the rows sent so far (their estimates): the budget counts them all.
-    committed = [0.0]
-
     async def send(position: int) -> None:
         started = time.perf_counter()
         try:
@@ -316,14 +306,19 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
                 return  # nothing is sent after a stop
             pool = min(range(len(clients)), key=busy.__getitem__) if len(clients) > 1 else 0
             client = clients[pool]
-            # Chat.budget applies to map as to cells: a row that could pass it is not sent.
-            estimate = check_budget(prepared, client.profile, reserved=committed[0])
-            if estimate is not None and estimate.dollars:
-                committed[0] += estimate.dollars
             run.in_flight.add(position)
             busy[pool] += 1
             try:
-                completion = await client.send_completion(prepared)
+                # The door: a cassette or the store answers a row seen before; the budget
+                # holds each row's estimate while it is in flight; every row is logged.
+                mark = _Mark()
+                completion = await aanswer(
+                    prepared,
+                    send=lambda _watch: client.send_completion(prepared),
+                    client=client,
+                    reply=mark,
+                    **job.door,
+                )
             finally:
                 busy[pool] -= 1
         except LimiterClosed:
@@ -332,7 +327,8 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
             outcome = Outcome(error=one_line_error(exc), latency=time.perf_counter() - started)
         else:
             outcome = job.outcome(completion, time.perf_counter() - started)
-            if outcome.tokens:
+            outcome.kept = mark.cached
+            if outcome.tokens and not mark.cached:
                 limiter.record_tokens(outcome.tokens)
         # A cancelled request stays in in_flight: its row says it was cut short.
         run.in_flight.discard(position)
@@ -392,6 +388,18 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
+
+
+class _Mark:
+    """What the door says of one row: answered from the store (or a cassette), and its cost."""
+
+    __slots__ = ("cached", "completions", "cost", "origin")
+
+    def __init__(self) -> None:
+        self.completions = ()
+        self.cached = False
+        self.cost: float | None = None
+        self.origin: Any = None
 
 
 class _Crew:
@@ -495,6 +503,11 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
     profile = client.profile
     if profile.default_model:
         return profile.default_model
+    from .endpoint import replayed_model
+
+    recorded = replayed_model()
+    if recorded is not None:
+        return recorded  # replaying asks no server anything
     try:
         listed = await client.models()
     except Exception:
@@ -508,9 +521,23 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
     )
 
 
-def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
+_MAP_OPTIONS = ("model", "system", "schema", "concurrency", "client", "cache", "resume")
+
+
+def _job(prompt: Any, rows: Any, given: dict[str, Any]) -> tuple[MapJob, dict[str, Any]]:
+    """The checked job of a map call (``given``: its keyword arguments), and how to send it."""
+    given = dict(given)
+    given.pop("prompt", None)
+    given.pop("rows", None)
+    given.pop("progress", None)
+    fields = dict(given.pop("request_fields", None) or {})
+    via = given.pop("via", "online")
+    poll_interval = given.pop("poll_interval", None)
+    options = {name: given.pop(name) for name in _MAP_OPTIONS if name in given}
+    fields.update(given)  # amap's request fields come as keywords
     check_via(via, poll_interval)
-    return MapJob(prompt, rows, **options)
+    job = MapJob(prompt, rows, fields=fields, **options)
+    return job, {"via": via, "poll_interval": poll_interval}
 
 
 def check_via(via: str, poll_interval: float | None) -> None:

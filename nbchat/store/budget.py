@@ -45,6 +45,7 @@ _spent_lock = threading.Lock()
 # Dollars promised to requests on the wire (their estimates), until each is settled; checking
 # and reserving are one step under the lock, so requests sent at once cannot pass it together.
 _reserved = 0.0
+_open_reservations = 0
 _reserve_lock = threading.Lock()
 _warned_unpriced: set[str] = set()
 
@@ -121,15 +122,19 @@ class Reservation:
     __slots__ = ("dollars", "estimate")
 
     def __init__(self, estimate: Estimate, dollars: float) -> None:
-        self.estimate = estimate
+        self.estimate: Estimate | None = estimate
         self.dollars = dollars
 
     def settle(self, cost: float | None) -> None:
         """The request ended: let its estimate go, and count what it cost (None: nothing
         known), which the store counts from now on when it is on."""
-        global _reserved
+        global _reserved, _open_reservations
         with _reserve_lock:
-            _reserved = max(_reserved - self.dollars, 0.0)
+            if self.estimate is not None:
+                self.estimate = None
+                _open_reservations -= 1
+            # The last one out leaves no rounding behind.
+            _reserved = max(_reserved - self.dollars, 0.0) if _open_reservations else 0.0
             self.dollars = 0.0
         record_spending(cost)
 
@@ -140,7 +145,7 @@ def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
 
     Raises BudgetExceededError (nothing is sent); None when no budget applies.
     """
-    global _reserved
+    global _reserved, _open_reservations
     if config.budget() is None:
         return None
     with _reserve_lock:
@@ -149,6 +154,7 @@ def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
             return None
         dollars = guess.dollars or 0.0
         _reserved += dollars
+        _open_reservations += 1
     return Reservation(guess, dollars)
 
 

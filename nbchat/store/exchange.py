@@ -152,7 +152,7 @@ class Door:
         self._keep()
         self._settle(row.cost)
         if self.tape is not None and self.mode in ("record", "auto"):
-            _record(self.tape, _interaction(row))
+            _record(self.tape, _interaction(row, self.prepared.endpoint))
         _mark(reply, cached=False, cost=row.cost)
         return completion
 
@@ -167,7 +167,7 @@ class Door:
         tape = self.tape
         if tape is not None and self.mode in ("record", "auto") and isinstance(exc, APIStatusError):
             error = {"status": exc.status_code, "body": scrub(exc.body, self._secrets)}
-            _record(tape, _interaction(row, error=error))
+            _record(tape, _interaction(row, self.prepared.endpoint, error=error))
 
     def _settle(self, cost: float | None) -> None:
         reservation, self.reservation = self.reservation, None
@@ -210,7 +210,7 @@ class Door:
         self._keep()
         if self.tape is not None and self.mode in ("record", "auto"):
             # A cassette holds what the notebook needs, wherever the answer came from.
-            original = _interaction(found)
+            original = _interaction(found, self.prepared.endpoint)
             original.request = row.request
             _record(self.tape, original)
         origin = Origin("cache", found.time, found.cost, str(store.path))
@@ -372,8 +372,9 @@ def _interruption(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
 
 
-def _interaction(row: Exchange, error: dict[str, Any] | None = None) -> Interaction:
+def _interaction(row: Exchange, endpoint: str, error: dict[str, Any] | None = None) -> Interaction:
     return Interaction(
+        endpoint=endpoint or None,
         key=row.key,
         request=row.request,
         response=None if error is not None else row.response,

@@ -59,6 +59,9 @@ class Interaction:
     model: str | None = None
     latency: float | None = None
     cost: float | None = None
+    #: Who answered, as the request's key names it (``Client.endpoint``): replaying with no
+    #: endpoint set builds requests for this one.
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -66,6 +69,7 @@ class Interaction:
             "recorded": self.recorded.isoformat(),
             "server": self.server,
             "url": self.url,
+            "endpoint": self.endpoint,
             "model": self.model,
             "latency": None if self.latency is None else round(self.latency, 3),
             "cost": self.cost,
@@ -90,6 +94,7 @@ class Interaction:
             model=data.get("model"),
             latency=data.get("latency"),
             cost=data.get("cost"),
+            endpoint=data.get("endpoint"),
         )
 
     def completion(self) -> ChatCompletion | None:
@@ -339,6 +344,8 @@ class Recorded:
     server: str | None
     #: The model its requests named most often.
     model: str | None
+    #: ``Client.endpoint`` of the first recording (None in cassettes made before it was kept).
+    endpoint: str | None = None
 
 
 def recorded_endpoint(tape: Cassette) -> Recorded | None:
@@ -359,7 +366,9 @@ def recorded_endpoint(tape: Cassette) -> Recorded | None:
         if isinstance(i.request, dict) and i.request.get("model")
     )
     model = models.most_common(1)[0][0] if models else first.model
-    return Recorded(base_url=base or None, server=first.server, model=model)
+    return Recorded(
+        base_url=base or None, server=first.server, model=model, endpoint=first.endpoint
+    )
 
 
 _COMPLETIONS = "/chat/completions"
