@@ -6,6 +6,7 @@ environment variables, which win over the defaults; both are read at every reque
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -65,7 +66,12 @@ def default_path() -> Path:
 
 def store_path() -> Path | None:
     """The store's file, or None when it is off."""
-    chosen = settings.store or os.environ.get("NBCHAT_STORE", "")
+    return _path_of(settings.store or os.environ.get("NBCHAT_STORE", ""))
+
+
+@functools.lru_cache(maxsize=16)
+def _path_of(chosen: str) -> Path | None:
+    # Read at every request (a map makes thousands): the same setting is the same path.
     chosen = chosen.strip()
     if chosen.lower() in _OFF:
         return None

@@ -488,15 +488,23 @@ def _exchange(row: tuple[Any, ...]) -> Exchange:
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
+# The same stores by the path they were asked for with (not made absolute).
+_named: dict[str | Path, Store] = {}
 
 
 def open_store(path: str | Path) -> Store:
     """The process's Store for ``path`` (made on first use, flushed when the process exits)."""
+    # Every request asks (a map, thousands of times): the path as given finds it at once.
+    known = _named.get(path)
+    if known is not None and _stores.get(known.path) is known:
+        return known
     key = Path(path).expanduser().absolute()
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
             store = _stores[key] = Store(key)
+        if len(_named) < 64 and Path(path).is_absolute() and "~" not in str(path):
+            _named[path] = store  # a relative path may mean another file after a chdir
         return store
 
 
