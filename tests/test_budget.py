@@ -45,15 +45,20 @@ def spend(path, dollars: float) -> None:
     store.flush(timeout=10)
 
 
-def test_prompt_tokens_are_estimated_from_the_body_erring_high():
+def test_prompt_tokens_are_the_dry_runs_estimate_of_the_same_body():
+    from nbchat.convert.tokenbudget import estimate_budget
+
     short = estimate_prompt_tokens({"messages": [{"role": "user", "content": "Hi"}]})
     long = estimate_prompt_tokens({"messages": [{"role": "user", "content": "word " * 400}]})
     cjk = estimate_prompt_tokens({"messages": [{"role": "user", "content": "漢字" * 100}]})
     assert 0 < short < 20
-    assert 500 <= long <= 600  # 2000 characters at four a token
+    assert 400 <= long <= 450  # a token a short word
     assert cjk >= 200  # one a character for other scripts
-    tools = {"messages": [{"role": "user", "content": "Hi"}], "tools": [{"x": "y" * 400}]}
+    tools = {"messages": [{"role": "user", "content": "Hi"}], "tools": [{"x": "word " * 100}]}
     assert estimate_prompt_tokens(tools) > short + 100
+    for body in ({"messages": [{"role": "user", "content": "word " * 400}]}, tools):
+        # One estimator: the budget's figure is the dry run's total.
+        assert estimate_prompt_tokens(body) == estimate_budget(body).total
 
 
 def test_images_count_by_their_size_and_detail():

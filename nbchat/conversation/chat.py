@@ -7,6 +7,7 @@ the history as it was, except that an interrupted stream's partial reply is kept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -238,17 +239,21 @@ class Chat:
         if not self._client_chosen:
             self._client = client
 
-    def prepare(self, content: Any = None, **options: Any) -> PreparedRequest:
+    def prepare(
+        self, content: Any = None, *, strict: bool = True, **options: Any
+    ) -> PreparedRequest:
         """The exact request ``send`` would put on the wire first, without sending it.
 
         It takes the arguments of ``send`` (or a ``Prompt``); the result holds the method, URL,
         headers (the key masked) and body after settings, attachments, tools, structured
         output, stream options and the server's adaptations, and ``notes`` on how the request
-        was fitted to the server.
+        was fitted to the server. A request the server is known to refuse (images to a model
+        that cannot see…) raises RequestValidationError; with ``strict=False`` it is built as
+        written instead, with a note saying what the server would refuse (a dry run).
         """
         prompt = Prompt.of(content, **_given(options))
         # Building sends nothing, so an AsyncClient serves too (map binds one).
-        return drive(self._prepare_flow(prompt, self.client))
+        return drive(self._prepare_flow(prompt, self.client, strict=strict))
 
     def request_body(self, content: Any = None, **options: Any) -> dict[str, Any]:
         """The body of ``prepare(...)``: the JSON ``send`` would post."""
@@ -357,15 +362,18 @@ class Chat:
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = yield from self._answer_tool_calls(calls, plan, reply)
                 listener.on_tool_results(results)
-        except (KeyboardInterrupt, asyncio.CancelledError):
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             self._keep_partial(checkpoint, reply, turn.inflight)
+            _carry(exc, reply)
             raise
         except IncompleteStreamError as exc:
             reply.completion = exc.completion or reply.completion
             self._keep_partial(checkpoint, reply, turn.inflight)
+            _carry(exc, reply)
             raise
-        except BaseException:
+        except BaseException as exc:
             del self._entries[checkpoint:]
+            _carry(exc, reply)
             raise
         self._finish(reply, plan, turn, checkpoint)
         return reply
@@ -389,7 +397,7 @@ class Chat:
                 reply.parsed = plan.parse(reply.completion)
             except Exception as exc:
                 # The exchange happened and stays in history; the caller still gets the reply.
-                exc.reply = reply  # type: ignore[attr-defined]
+                _carry(exc, reply)
                 raise
 
     def _answer_tool_calls(self, calls: list[Any], plan: _Plan, reply: Reply) -> Flow[list[Any]]:
@@ -416,10 +424,12 @@ class Chat:
             raise interrupted
         return list(results)
 
-    def _prepare_flow(self, prompt: Prompt, client: Any) -> Flow[PreparedRequest]:
+    def _prepare_flow(
+        self, prompt: Prompt, client: Any, *, strict: bool = True
+    ) -> Flow[PreparedRequest]:
         plan = yield from self._plan(prompt, client)
         messages = self.messages + plan.added
-        return self._prepare_round(plan, messages, client)
+        return self._prepare_round(plan, messages, client, strict=strict)
 
     def _plan(self, prompt: Prompt, client: Any) -> Flow[_Plan]:
         """What every round of one send shares: fields, tools, attachments, the parser."""
@@ -478,7 +488,7 @@ class Chat:
         )
 
     def _prepare_round(
-        self, plan: _Plan, messages: list[dict[str, Any]], client: Any
+        self, plan: _Plan, messages: list[dict[str, Any]], client: Any, *, strict: bool = True
     ) -> PreparedRequest:
         """The one place a request is built: fields, messages, stream options, adaptations."""
         from .trim import fit_history
@@ -492,7 +502,15 @@ class Chat:
         elif "stream_options" not in body and profile.supports("stream_usage") is not False:
             # Ask for usage so the footer has token counts (a server may refuse, see below).
             body["stream_options"] = {"include_usage": True}
-        body, notes = profile.adapt(body)
+        try:
+            body, notes = profile.adapt(body)
+        except RequestValidationError as exc:
+            if strict:
+                raise
+            # Shown, not sent: the request as written, and what this server would refuse.
+            notes = [
+                f"This server would refuse it: {exc.message.removeprefix('Invalid request: ')}"
+            ]
         if plan.stream:
             body["stream"] = True
         prepared = client.build_request(**body)
@@ -606,6 +624,14 @@ def _is_async(client: Any) -> bool:
     from ..transport.client import AsyncClient
 
     return isinstance(client, AsyncClient)
+
+
+def _carry(exc: BaseException, reply: Reply) -> None:
+    """What arrived before ``exc`` rides on it as ``exc.reply`` (``NbchatError.reply``): the
+    one place every caller — a cell, the panel, compare — reads it from."""
+    if getattr(exc, "reply", None) is None:
+        with contextlib.suppress(AttributeError):
+            exc.reply = reply  # type: ignore[attr-defined]
 
 
 def _warn_notes(reply: Reply) -> None:

@@ -9,8 +9,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..protocol.exceptions import NbchatError, RequestValidationError
+from ..protocol.exceptions import NbchatError, RequestValidationError, first_line
 from .chat import Chat, Reply
+from .prompt import Prompt
 
 __all__ = ["column_labels", "compare", "compare_entries"]
 
@@ -59,23 +60,28 @@ def compare(
     *,
     system: str | None = None,
     client: Any = None,
-    stream: bool = True,
+    stream: bool | None = None,
     display: bool | str = True,
     schema: Any = None,
     **request_fields: Any,
 ) -> list[Reply | Exception]:
     """Send ``prompt`` to every entry of ``models`` at once and show the replies side by side.
 
+    ``prompt`` is the text (or a ``Prompt``, whose options and fields apply to every column).
     An entry is a model name or a dict of settings (``{"model": "a", "temperature": 0}``,
     ``{"temperature": 1.5}``) on top of ``request_fields``. Returns one ``Reply`` per entry in
     the order of ``models``; an entry whose request failed has its exception in its place (its
-    column shows it). Bad fields are one-line errors before anything is sent. Ctrl-C ends the
-    streams and returns what arrived (unstreamed requests that are still running are left to
-    finish unseen).
+    column shows it). Bad fields are one-line errors before anything is sent. Every column goes
+    through the store like a cell: logged, cached, replayed, and held against the budget while
+    in flight (columns sent at once cannot pass it together). Ctrl-C ends the streams and
+    returns what arrived (unstreamed requests that are still running are left to finish unseen).
     """
     from ..render.sidebyside import SideBySide
 
     entries = compare_entries(models)
+    base = Prompt.of(prompt, **_given(stream=stream, schema=schema), **request_fields)
+    if base.stream is None:
+        base = base.with_(stream=True)
     if client is None:
         from .endpoint import default_client
 
@@ -88,44 +94,34 @@ def compare(
     plans = []
     used = []
     for given in entries:
-        settings = dict(given)
-        model = settings.pop("model", None)
-        chat = Chat(model=model, system=system, client=client)
-        fields = {**request_fields, **settings}
+        column = base.with_(**given)
+        chat = Chat(system=system, client=client)
         # Every entry's request is checked (and its model found) before any is sent.
         try:
-            prepared = chat.prepare(prompt, stream=stream, schema=schema, **fields)
+            prepared = chat.prepare(column)
         except RequestValidationError:
             raise
         except (TypeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()
-            raise RequestValidationError(
-                f"schema: {first[0] if first else type(exc).__name__}", field="schema"
-            ) from None
-        plans.append((chat, fields))
+            raise RequestValidationError(f"schema: {first_line(exc)}", field="schema") from None
+        plans.append((chat, column))
         used.append(str(prepared.body.get("model")))
     view = SideBySide(column_labels(entries, used), mode=display)
     results: list[Reply | Exception | None] = [None] * len(plans)
     done = [threading.Event() for _ in plans]
 
     def run(position: int) -> None:
-        chat, fields = plans[position]
+        chat, column = plans[position]
         try:
-            reply = chat.send(
-                prompt,
-                stream=stream,
-                listener=view.listener(position),
-                schema=schema,
-                **fields,
-            )
-        except KeyboardInterrupt:
-            partial = chat.last_reply
+            reply = chat.send(column, listener=view.listener(position))
+        except KeyboardInterrupt as exc:
+            partial = getattr(exc, "reply", None)
             results[position] = partial
             view.finish(position, reply=partial)
         except Exception as exc:
             results[position] = exc
-            partial = getattr(exc, "reply", None)
-            view.finish(position, reply=partial, error=exc)
+            view.finish(
+                position, reply=exc.reply if isinstance(exc, NbchatError) else None, error=exc
+            )
         else:
             results[position] = reply
             view.finish(position, reply=reply)
@@ -156,6 +152,10 @@ def compare(
         else NbchatError("not finished: interrupted before its reply arrived")
         for result in results
     ]
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _is_async(client: Any) -> bool:

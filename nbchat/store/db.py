@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..protocol.exceptions import NbchatError
 from .record import Exchange
 
 __all__ = ["BLOB_PREFIX", "SCHEMA_VERSION", "Store", "StoreWarning", "open_store"]
@@ -175,8 +176,8 @@ def _kind(exc: BaseException) -> str:
     return "error"
 
 
-class _NewerSchema(Exception):
-    pass
+class _NewerSchema(NbchatError):
+    """A store written by a newer nbchat: left alone (a signal, caught where it is raised)."""
 
 
 # -- the store ------------------------------------------------------------------------------------
