@@ -75,9 +75,9 @@ _EXPORTS = {
     "RateLimitError": "protocol.exceptions",
     "InternalServerError": "protocol.exceptions",
     "ServiceUnavailableError": "protocol.exceptions",
-    "map": "conversation.mapping",
-    "amap": "conversation.mapping",
-    "compare": "conversation.compare",
+    "map": "notebook.mapview",
+    "amap": "notebook.mapview",
+    "compare": "notebook.compareview",
     "batch_file": "conversation.batchjob",
     "read_batch_output": "conversation.batchjob",
 }
@@ -192,8 +192,6 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from .conversation.batchjob import batch_file, read_batch_output
     from .conversation.chat import Chat, Reply
-    from .conversation.compare import compare
-    from .conversation.mapping import amap, map
     from .conversation.sessions import session
     from .conversation.toolrun import (
         ToolPolicy,
@@ -209,7 +207,9 @@ if TYPE_CHECKING:
     from .convert.parsing import StructuredOutputError, parse_reply
     from .convert.toolerrors import ToolArgumentsError, ToolDefinitionError
     from .convert.tools import Tool, as_tool, tool
+    from .notebook.compareview import compare
     from .notebook.explorer import explore
+    from .notebook.mapview import amap, map
     from .notebook.panel import ChatPanel, panel
     from .protocol.exceptions import (
         APIConnectionError,

@@ -18,7 +18,7 @@ import pytest
 
 import nbchat
 from nbchat import Chat
-from nbchat.conversation import mapping, toolrun
+from nbchat.conversation import toolrun
 from nbchat.protocol.exceptions import IncompleteStreamError
 from nbchat.transport import streaming
 from tests import storeutil
@@ -77,13 +77,15 @@ def test_each_sync_function_and_its_async_twin_take_the_same_arguments(sync, asy
 def test_amap_takes_every_argument_of_map(monkeypatch):
     seen: list[dict[str, Any]] = []
     # Both build their job from the same keywords: what map accepts, amap accepts.
-    original = mapping._job
+    from nbchat.notebook import mapview
+
+    original = mapview.job_of
 
     def spy(prompt, rows, given):
         seen.append({k: v for k, v in given.items() if k not in ("prompt", "rows")})
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(mapping, "_job", spy)
+    monkeypatch.setattr(mapview, "job_of", spy)
     arguments = {
         name: p.default
         for name, p in inspect.signature(nbchat.map).parameters.items()

@@ -345,7 +345,7 @@ def test_429s_slow_the_run_down_and_every_row_still_arrives_once():
         job = MapJob(
             "{i}", rows, model="m", concurrency=16, client=loop_client(server, max_retries=30)
         )
-        run = mapping.run_blocking(job, progress=False)
+        run = mapping.run_blocking(job)
     assert run.errors == 0 and run.done == 60
     assert sorted(server.prompts, key=int) == [str(i) for i in range(60)]  # no row twice
     assert server.throttled > 0
@@ -435,7 +435,7 @@ def test_x_ratelimit_remaining_headers_pace_the_run_before_any_429():
     rows = [{"i": i} for i in range(150)]
     with LoopServer(handler=handler) as server:
         job = MapJob("{i}", rows, model="m", concurrency=32, client=loop_client(server))
-        run = mapping.run_blocking(job, progress=False)
+        run = mapping.run_blocking(job)
     assert run.errors == 0 and run.done == 150
     # Before the first answer nothing is known: the first 32 go out at once. After that the
     # run keeps (nearly) within the window.

@@ -48,6 +48,7 @@ def _progress_mode(shell: Any, settings: ChatSettings) -> str:
 def _run_each(shell: Any, settings: ChatSettings, request: CellRequest, client: Any) -> Any:
     """``%%chat --each ROWS``: the cell is the template, sent once per row."""
     from ..conversation.mapping import run_blocking
+    from .mapview import watching
 
     args = request.args
     job = map_job(request, client, shell.user_ns)
@@ -56,7 +57,7 @@ def _run_each(shell: Any, settings: ChatSettings, request: CellRequest, client: 
             job,
             via=request.via,
             poll_interval=request.poll_interval,
-            progress=_progress_mode(shell, settings),
+            watch=watching(_progress_mode(shell, settings), request.via),
         )
     except Exception as exc:
         fail_cell(exc, request)
@@ -81,8 +82,8 @@ def _run_each(shell: Any, settings: ChatSettings, request: CellRequest, client: 
 def _run_compare(shell: Any, settings: ChatSettings, request: CellRequest, client: Any) -> Any:
     """The same prompt to each model at once, side by side."""
     from ..conversation.chat import Reply
-    from ..conversation.compare import compare
     from ..protocol.exceptions import one_line
+    from .compareview import compare
 
     try:
         replies = compare(

@@ -38,6 +38,8 @@ class Settings:
     store: str = ""
     cache: bool = False
     budget: float | None = None
+    #: The notebook the kernel runs, as the frontend told the notebook layer (VS Code).
+    notebook: str = ""
 
 
 settings = Settings()
@@ -50,7 +52,7 @@ def configure(**changes: Any) -> None:
     for NBCHAT_BUDGET) for this process."""
     with _lock:
         for name, value in changes.items():
-            if name not in ("store", "cache", "budget"):
+            if name not in ("store", "cache", "budget", "notebook"):
                 raise TypeError(f"configure() got an unexpected setting {name!r}")
             if name == "budget" and value is not None:
                 value = _dollars(value, "budget")

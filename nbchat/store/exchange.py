@@ -12,7 +12,6 @@ Nothing here may break a reply.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import warnings
@@ -268,18 +267,9 @@ def current_store() -> Store | None:
 
 
 def notebook_path() -> str | None:
-    """The notebook the kernel runs, where the frontend says (Jupyter, VS Code), else None."""
-    path = os.environ.get("JPY_SESSION_NAME")
-    if path:
-        return path
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    namespace = getattr(shell, "user_ns", None) or {}
-    for name in ("__vsc_ipynb_file__", "__session__"):
-        value = namespace.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """The notebook the kernel runs, where the frontend says: Jupyter's JPY_SESSION_NAME, or
+    what the notebook layer found in the kernel's namespace (VS Code), else None."""
+    return os.environ.get("JPY_SESSION_NAME") or config.settings.notebook or None
 
 
 def _recorded_error(recorded: Interaction, prepared: PreparedRequest) -> APIStatusError:
