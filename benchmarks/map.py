@@ -216,13 +216,25 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["plain", "429"])
     parser.add_argument("--memory", type=int, default=100_000, help="rows for memory (0: skip)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median)")
+    parser.add_argument(
+        "--store",
+        default="",
+        help="where map logs its rows: a path, or 'off' (default: a new file in a temporary "
+        "directory, so every row is stored as it is for a user)",
+    )
     args = parser.parse_args()
+    if not args.store:
+        import tempfile
+
+        args.store = str(Path(tempfile.mkdtemp(prefix="nbchat-bench-")) / "nbchat.db")
+    os.environ["NBCHAT_STORE"] = args.store
     print(
         f"Python {platform.python_version()}, httpx {httpx.__version__}, {os.cpu_count()} CPUs; "
         f"{args.rows:,} rows; server: {args.latency * 1000:.0f} ms per request, at most "
         f"{args.capacity} at once; median of {args.repeat} alternating runs; pools of at most "
         f"{POOL_SIZE} connections "
-        "(httpx.Limits(max_connections=n, max_keepalive_connections=n))\n",
+        "(httpx.Limits(max_connections=n, max_keepalive_connections=n)); map's rows stored in "
+        f"{args.store}\n",
         flush=True,
     )
     rows = rows_of(args.rows)

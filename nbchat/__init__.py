@@ -83,9 +83,9 @@ _EXPORTS = {
     "RateLimitError": "protocol.exceptions",
     "InternalServerError": "protocol.exceptions",
     "ServiceUnavailableError": "protocol.exceptions",
-    "map": "conversation.mapping",
-    "amap": "conversation.mapping",
-    "compare": "conversation.compare",
+    "map": "notebook.mapview",
+    "amap": "notebook.mapview",
+    "compare": "notebook.compareview",
     "batch_file": "conversation.batchjob",
     "read_batch_output": "conversation.batchjob",
 }
@@ -224,8 +224,6 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from .conversation.batchjob import batch_file, read_batch_output
     from .conversation.chat import Chat, Reply
-    from .conversation.compare import compare
-    from .conversation.mapping import amap, map
     from .conversation.sessions import session
     from .conversation.toolrun import (
         Decision,
@@ -245,7 +243,9 @@ if TYPE_CHECKING:
     from .convert.tools import Tool, as_tool, tool
     from .mcpclient.errors import MCPConfigError, MCPServerError, MCPTimeoutError, MCPToolError
     from .mcpclient.registry import mcp
+    from .notebook.compareview import compare
     from .notebook.explorer import explore
+    from .notebook.mapview import amap, map
     from .notebook.panel import ChatPanel, panel
     from .protocol.exceptions import (
         APIConnectionError,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -126,15 +126,27 @@ class FakeServer:
             if cut_after is not None:
                 events = events[:cut_after]
             return httpx.Response(
-                200,
-                headers={"content-type": "text/event-stream"},
-                content=iter(events),
+                200, headers={"content-type": "text/event-stream"}, stream=Events(events)
             )
         return httpx.Response(200, json=payload)
 
     @property
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
+
+
+class Events(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body sent an event at a time, to a Client or an AsyncClient alike."""
+
+    def __init__(self, events: list[bytes]) -> None:
+        self.events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for event in self.events:
+            yield event
 
 
 def streaming_client(events: Callable[[], Iterator[bytes]]) -> Client:

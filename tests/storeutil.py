@@ -7,6 +7,7 @@ and resets the store's per-process state (open files, cassettes, warnings given)
 from __future__ import annotations
 
 import pytest
+from IPython.core.displaypub import DisplayPublisher
 
 from nbchat.store import budget, config, db, exchange, prices, replay
 
@@ -42,10 +43,11 @@ def stored(path) -> list:
     return store.select("ORDER BY id")
 
 
-class Publisher:
+class Publisher(DisplayPublisher):
     """Collects what a shell displays."""
 
-    def __init__(self) -> None:
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.outputs: list[dict] = []
 
     def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
@@ -66,7 +68,7 @@ def store_shell(fresh_store, monkeypatch):
     globalipapp.start_ipython()
     shell = globalipapp.get_ipython()
     shell.run_line_magic("load_ext", "nbchat")
-    publisher = Publisher()
+    publisher = Publisher(shell=shell)
     monkeypatch.setattr(shell, "display_pub", publisher)
     shell.run_line_magic("config", "Chat.display = 'final'")
     shell.run_line_magic("config", "Chat.model = 'fake-model'")

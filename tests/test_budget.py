@@ -45,15 +45,20 @@ def spend(path, dollars: float) -> None:
     store.flush(timeout=10)
 
 
-def test_prompt_tokens_are_estimated_from_the_body_erring_high():
+def test_prompt_tokens_are_the_dry_runs_estimate_of_the_same_body():
+    from nbchat.convert.tokenbudget import estimate_budget
+
     short = estimate_prompt_tokens({"messages": [{"role": "user", "content": "Hi"}]})
     long = estimate_prompt_tokens({"messages": [{"role": "user", "content": "word " * 400}]})
     cjk = estimate_prompt_tokens({"messages": [{"role": "user", "content": "漢字" * 100}]})
     assert 0 < short < 20
-    assert 500 <= long <= 600  # 2000 characters at four a token
+    assert 400 <= long <= 450  # a token a short word
     assert cjk >= 200  # one a character for other scripts
-    tools = {"messages": [{"role": "user", "content": "Hi"}], "tools": [{"x": "y" * 400}]}
+    tools = {"messages": [{"role": "user", "content": "Hi"}], "tools": [{"x": "word " * 100}]}
     assert estimate_prompt_tokens(tools) > short + 100
+    for body in ({"messages": [{"role": "user", "content": "word " * 400}]}, tools):
+        # One estimator: the budget's figure is the dry run's total.
+        assert estimate_prompt_tokens(body) == estimate_budget(body).total
 
 
 def test_images_count_by_their_size_and_detail():
@@ -210,48 +215,86 @@ def test_a_negative_budget_setting_is_refused(store_shell):
     assert config.budget() is None
 
 
-def test_map_rows_that_could_pass_the_budget_are_not_sent(fresh_store):
-    # Each row may cost up to 4,000 completion tokens of gpt-4.1-mini (~$0.0064): a $0.02
-    # budget lets some rows go and refuses the rest, each with the budget's one-line error.
-    config.configure(budget=0.02)
-    sent = []
+def _priced_completion(usage: dict) -> dict:
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4.1-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
 
-    def handle(request):
-        sent.append(request)
-        return httpx.Response(
-            200,
-            json={
-                "id": "c",
-                "object": "chat.completion",
-                "created": 1,
-                "model": "gpt-4.1-mini",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "ok"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": USAGE,
-            },
-        )
 
-    client = Client(
+def _openai_async_client(handle) -> Client:
+    return Client(
         api_key=SECRET,
         base_url="https://api.openai.com/v1",
         transport=httpx.MockTransport(handle),
         max_retries=0,
     )
+
+
+def test_map_rows_in_flight_hold_their_estimates_so_they_cannot_pass_the_budget_together(
+    fresh_store,
+):
+    # Each row may cost up to 4,000 completion tokens of gpt-4.1-mini (~$0.0064): with all six
+    # in flight at once, a $0.02 budget lets three go and refuses the rest, each with the
+    # budget's one-line error, although nothing has been spent yet.
+    import asyncio
+
+    config.configure(budget=0.02)
+    sent = []
+
+    async def handle(request):
+        sent.append(request)
+        await asyncio.sleep(0.2)
+        return httpx.Response(200, json=_priced_completion(USAGE))
+
     rows = [{"x": str(i)} for i in range(6)]
     out = nbchat.map(
         "Say {x}",
         rows,
         model="gpt-4.1-mini",
-        client=client,
-        concurrency=1,
+        client=_openai_async_client(handle),
+        concurrency=6,
         max_tokens=4000,
         progress=False,
     )
     refused = [row for row in out if row["error"] and "budget" in row["error"]]
-    assert refused and len(sent) == len(rows) - len(refused) < len(rows)
+    assert len(refused) == 3 and len(sent) == 3
     assert all(row["reply"] == "ok" for row in out if not row["error"])
+    assert budget.reserved() == 0.0  # every estimate was let go
+
+
+def test_map_rows_count_what_earlier_rows_and_runs_actually_spent(fresh_store):
+    # Rows one at a time, each billed for 10,000 prompt + 1,000 completion tokens (~$0.0056):
+    # the budget counts what was spent, run after run, and refuses once the next row's
+    # estimate no longer fits.
+    config.configure(budget=0.03)
+    sent = []
+    heavy = {"prompt_tokens": 10_000, "completion_tokens": 1_000, "total_tokens": 11_000}
+
+    def handle(request):
+        sent.append(request)
+        return httpx.Response(200, json=_priced_completion(heavy))
+
+    client = _openai_async_client(handle)
+    options = {"model": "gpt-4.1-mini", "client": client, "concurrency": 1, "progress": False}
+    first = nbchat.map("Say {x}", [{"x": str(i)} for i in range(3)], max_tokens=100, **options)
+    assert not any(row["error"] for row in first) and len(sent) == 3
+    spent_after_first = budget.spent()
+    assert spent_after_first > 0.012
+    second = nbchat.map("Again {x}", [{"x": str(i)} for i in range(6)], max_tokens=100, **options)
+    refused = [row for row in second if row["error"] and "budget" in row["error"]]
+    assert refused and len(sent) - 3 == 6 - len(refused)
+    # The estimate bounds each request (max_tokens=100 here, the server billed more): a row
+    # went while what was spent still left room for its estimate, none after.
+    assert 0.03 <= budget.spent() < 0.03 + 0.0056
+    assert [bool(row["error"]) for row in second] == sorted(bool(row["error"]) for row in second)

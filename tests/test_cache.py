@@ -13,7 +13,7 @@ from nbchat.store import cache, config
 from nbchat.store.cache import chunks_of, play
 from nbchat.transport.accumulate import ChatCompletionAccumulator
 from tests import storeutil
-from tests.fakeserver import FakeServer
+from tests.fakeserver import SECRET, FakeServer
 from tests.storeutil import stored
 
 fresh_store = storeutil.fresh_store
@@ -365,3 +365,33 @@ def test_a_cached_reply_costs_nothing_and_remembers_what_it_cost(fresh_store):
     assert live.cost > 0 and again.cost == 0.0
     assert again.origin.cost == live.cost
     assert [r.source for r in stored(fresh_store)] == ["server", "cache"]
+
+
+def test_a_reply_is_never_served_as_another_servers_answer(fresh_store):
+    import httpx
+
+    from nbchat import Client
+
+    server = FakeServer().reply("from a").reply("from b").reply("from a's other project")
+
+    def client(url: str, key: str = SECRET, **headers: str) -> Client:
+        return Client(
+            api_key=key, base_url=url, transport=httpx.MockTransport(server.handle), headers=headers
+        )
+
+    ask = {"cache": True, "stream": False}
+    first = Chat("m", client=client("http://a.test/v1")).send("Hi", **ask)
+    other_server = Chat("m", client=client("http://b.test/v1")).send("Hi", **ask)
+    other_project = Chat("m", client=client("http://a.test/v1", **{"OpenAI-Project": "p2"}))
+    third = other_project.send("Hi", **ask)
+    assert [r.content for r in (first, other_server, third)] == [
+        "from a",
+        "from b",
+        "from a's other project",
+    ]
+    assert not (first.cached or other_server.cached or third.cached)
+    # Another key for the same server is the same endpoint: the key is not part of the key.
+    again = Chat("m", client=client("http://a.test/v1", key="sk-another")).send("Hi", **ask)
+    assert again.cached and again.content == "from a"
+    assert len(server.requests) == 3
+    assert SECRET not in first.prepared.endpoint and "a.test" in first.prepared.endpoint

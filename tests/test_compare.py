@@ -9,19 +9,25 @@ import pytest
 
 import nbchat
 from nbchat.conversation.compare import column_labels, compare_entries
+from tests import storeutil
 from tests.fakeserver import SECRET, sse_events
 from tests.loopserver import completion
+
+fresh_store = storeutil.fresh_store
 
 
 def streaming_client(delays: dict[str, float] | None = None, failing: str | None = None):
     requests = []
     lock = threading.Lock()
+    both_in = threading.Barrier(2, timeout=5) if delays else None
 
     def handler(request):
         body = json.loads(request.content)
         with lock:
             requests.append(body)
         model = body["model"]
+        if both_in is not None and model in (delays or {}):
+            both_in.wait()  # raises if the other column's request never arrives meanwhile
         if model == failing:
             return httpx.Response(
                 404,
@@ -40,15 +46,14 @@ def streaming_client(delays: dict[str, float] | None = None, failing: str | None
 
 
 def test_every_model_gets_the_prompt_at_once_and_replies_come_back_in_order():
-    client, requests = streaming_client(delays={"a": 0.2, "b": 0.2})
-    started = time.perf_counter()
+    # Each request waits at the server until the other has arrived too: side by side, not
+    # one after the other (one after the other, the first would wait in vain and fail).
+    client, requests = streaming_client(delays={"a": 0.0, "b": 0.0})
     replies = nbchat.compare("Hi", ["a", "b"], client=client, display=False, temperature=0.5)
-    elapsed = time.perf_counter() - started
     assert [r.content for r in replies] == ["a says 0.5", "b says 0.5"]
     assert {r["model"] for r in requests} == {"a", "b"}
     assert all(r["stream"] is True for r in requests)
     assert all(r["messages"] == [{"role": "user", "content": "Hi"}] for r in requests)
-    assert elapsed < 0.39  # side by side, not one after the other
 
 
 def test_entries_may_be_settings_and_labels_say_which():
@@ -92,3 +97,36 @@ def test_an_async_client_is_refused_with_a_hint():
     client = nbchat.AsyncClient(api_key="k", base_url="http://x/v1")
     with pytest.raises(nbchat.RequestValidationError, match=r"pass nbchat\.Client"):
         nbchat.compare("Hi", ["a"], client=client)
+
+
+def test_columns_sent_at_once_hold_their_estimates_so_they_cannot_pass_the_budget_together(
+    fresh_store,
+):
+    from nbchat.store import budget, config
+
+    requests: list = []
+    lock = threading.Lock()
+
+    def handler(request):
+        with lock:
+            requests.append(json.loads(request.content))
+        time.sleep(0.3)  # every column in flight at once
+        reply = completion("gpt-4.1-mini", "ok")
+        return httpx.Response(200, json=reply)
+
+    client = nbchat.Client(
+        api_key=SECRET, base_url="https://api.openai.com/v1", transport=httpx.MockTransport(handler)
+    )
+    # Six columns whose requests may each cost up to 2,000 tokens of gpt-4.1-mini: a budget
+    # of two and a half requests' worth lets two go.
+    one = budget.estimate(
+        nbchat.Chat("gpt-4.1-mini", client=client, stream=False).prepare("Hi", max_tokens=2000),
+        client.profile,
+    ).dollars
+    config.configure(budget=2.5 * one)
+    replies = nbchat.compare(
+        "Hi", ["gpt-4.1-mini"] * 6, client=client, display=False, stream=False, max_tokens=2000
+    )
+    refused = [r for r in replies if isinstance(r, nbchat.BudgetExceededError)]
+    assert len(requests) == 2 and len(refused) == 4
+    assert budget.reserved() == 0.0

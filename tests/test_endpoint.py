@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from nbchat.conversation import endpoint as _endpoint
 from nbchat.conversation import sessions as _sessions
 from nbchat.conversation.endpoint import Endpoint, default_client, resolve
 from nbchat.local import LocalServer
+from tests import storeutil
 
 SECRET = "sk-proj-ENDPOINTSECRET0123456789"
+fresh_store = storeutil.fresh_store
 
 
 @pytest.fixture(autouse=True)
@@ -222,3 +225,51 @@ def test_client_for_and_config_agree_on_the_endpoint(
     assert "endpoint: http://127.0.0.1:9/v1 (from the base_url setting)" in text
     assert "api key: set in $OPENAI_API_KEY (hidden)" in text
     assert SECRET not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Replaying: the cassette's endpoint and model, and no connection at all
+
+
+def test_replaying_with_nothing_set_builds_the_cassettes_requests_and_connects_nowhere(
+    local_server: list[FakeLocalServer], tmp_path, monkeypatch: pytest.MonkeyPatch, fresh_store
+) -> None:
+    from nbchat import Chat
+    from nbchat.store import replay
+    from tests.fakeserver import FakeServer
+
+    tape = tmp_path / "tape.json"
+    monkeypatch.setenv("NBCHAT_CASSETTE", str(tape))
+    monkeypatch.setenv("NBCHAT_REPLAY", "record")
+    server = FakeServer().reply("Recorded answer.")
+    Chat("recorded-model", client=server.client(headers={"OpenAI-Project": "proj_1"})).send("Hello")
+    monkeypatch.setenv("NBCHAT_REPLAY", "replay")
+    replay._cassettes.clear()
+    client = default_client()
+    assert client.base_url == "http://fake.test/v1" and client.api_key == ""
+    # No model given, and none asked of any server: the one the cassette's requests named.
+    reply = Chat(client=client).send("Hello")
+    assert reply.content == "Recorded answer." and reply.cached
+    assert reply.request["model"] == "recorded-model"
+    assert len(server.requests) == 1  # the recording; nothing since
+    assert local_server == []  # and the local model server was never started
+
+
+def test_replaying_a_local_servers_cassette_starts_no_local_server(
+    local_server: list[FakeLocalServer], tmp_path, monkeypatch: pytest.MonkeyPatch, fresh_store
+) -> None:
+    from nbchat import Chat
+    from nbchat.store import replay
+    from tests.fakeserver import FakeServer
+
+    tape = tmp_path / "tape.json"
+    monkeypatch.setenv("NBCHAT_CASSETTE", str(tape))
+    monkeypatch.setenv("NBCHAT_REPLAY", "record")
+    server = FakeServer().reply("Local answer.")
+    recording = FakeLocalServer().client(transport=httpx.MockTransport(server.handle))
+    Chat(client=recording).send("Hi")
+    monkeypatch.setenv("NBCHAT_REPLAY", "replay")
+    replay._cassettes.clear()
+    reply = Chat(client=default_client()).send("Hi")
+    assert reply.content == "Local answer." and reply.cached
+    assert local_server == []

@@ -316,7 +316,7 @@ def test_connection_errors_have_readable_defaults() -> None:
 # One tree: every exception class nbchat defines is drawn, where it belongs
 
 
-def _nbchat_exception_classes() -> dict[str, type[BaseException]]:
+def _nbchat_exception_classes(private: bool = False) -> dict[str, type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(nbchat.__path__, "nbchat."):
         module = importlib.import_module(info.name)
@@ -325,7 +325,7 @@ def _nbchat_exception_classes() -> dict[str, type[BaseException]]:
                 isinstance(value, type)
                 and issubclass(value, BaseException)
                 and value.__module__ == module.__name__
-                and not value.__name__.startswith("_")
+                and (private or not value.__name__.startswith("_"))
             ):
                 assert value.__name__ not in found, f"two exception classes named {value.__name__}"
                 found[value.__name__] = value
@@ -366,7 +366,8 @@ def test_every_nbchat_exception_is_in_the_drawing_under_its_base() -> None:
 
 
 def test_every_error_derives_from_nbchat_error_and_interrupts_stay_interrupts() -> None:
-    for name, cls in _nbchat_exception_classes().items():
+    # Private signals too: whatever escapes by mistake is still an NbchatError.
+    for name, cls in _nbchat_exception_classes(private=True).items():
         if issubclass(cls, KeyboardInterrupt):
             # Ctrl-C must pass every ``except Exception`` and ``except NbchatError``.
             assert not issubclass(cls, Exception), name
@@ -560,3 +561,20 @@ def test_mask_helpers_keep_the_scheme_only() -> None:
         ("Authorization", f"Basic {MASK}"),
         ("Accept", "*/*"),
     ]
+
+
+def test_one_line_is_the_same_for_every_kind_of_error() -> None:
+    from nbchat.protocol.exceptions import one_line
+
+    rate = status_error_from_response(
+        httpx.Response(
+            429,
+            json={"error": {"message": "Slow down\nplease", "type": "x", "code": "rate_limit"}},
+            request=httpx.Request("POST", "https://api.openai.com/v1/chat/completions"),
+        )
+    )
+    rate.retries = 2
+    assert one_line(rate) == "RateLimitError (429, rate_limit): Slow down (after 2 retries)"
+    assert one_line(ValueError("bad\nvalue")) == "ValueError: bad"
+    assert one_line(KeyError()) == "KeyError"
+    assert len(one_line(ValueError("x" * 1000), limit=50)) == 50

@@ -78,3 +78,23 @@ def test_each_cell_run_is_recorded_for_chat_fix_once_and_not_after_unload():
     ip.run_cell("2 + 2", store_history=False)
     assert len(context._ran) == 1
     ip.run_line_magic("load_ext", "nbchat")
+
+
+def test_the_notebook_vs_code_names_in_the_namespace_reaches_the_store(monkeypatch):
+    from IPython.testing import globalipapp
+
+    from nbchat.store import config
+    from nbchat.store.exchange import notebook_path
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "nbchat")
+    try:
+        ip.user_ns["__vsc_ipynb_file__"] = "/work/analysis.ipynb"
+        ip.run_cell("x = 1")
+        assert notebook_path() == "/work/analysis.ipynb"
+    finally:
+        ip.user_ns.pop("__vsc_ipynb_file__", None)
+        config.configure(notebook="")
+        ip.run_line_magic("unload_ext", "nbchat")

@@ -211,8 +211,10 @@ def test_context_length_error_suggests_reset(shell):
     card = shell.publisher.outputs[-1]["data"]["text/plain"]
     assert "context_length_exceeded" in card
     assert "%chat reset" in card
+    # The one wording of an error, whatever the cell (a map row and a compare column too).
     assert str(result.error_in_exec) == (
-        "BadRequestError (400, context_length_exceeded); the card above has the details."
+        "BadRequestError (400, context_length_exceeded): This model's maximum context length "
+        "is 128000 tokens."
     )
     assert "param: messages" in card
 

@@ -14,6 +14,7 @@ import pytest
 import nbchat
 from nbchat.conversation import mapping
 from nbchat.conversation.mapjob import MapJob
+from tests import storeutil
 from tests.fakeserver import SECRET
 from tests.loopserver import LoopServer, completion
 from tests.signals import ctrl_c_raises
@@ -344,7 +345,7 @@ def test_429s_slow_the_run_down_and_every_row_still_arrives_once():
         job = MapJob(
             "{i}", rows, model="m", concurrency=16, client=loop_client(server, max_retries=30)
         )
-        run = mapping.run_blocking(job, progress=False)
+        run = mapping.run_blocking(job)
     assert run.errors == 0 and run.done == 60
     assert sorted(server.prompts, key=int) == [str(i) for i in range(60)]  # no row twice
     assert server.throttled > 0
@@ -434,7 +435,7 @@ def test_x_ratelimit_remaining_headers_pace_the_run_before_any_429():
     rows = [{"i": i} for i in range(150)]
     with LoopServer(handler=handler) as server:
         job = MapJob("{i}", rows, model="m", concurrency=32, client=loop_client(server))
-        run = mapping.run_blocking(job, progress=False)
+        run = mapping.run_blocking(job)
     assert run.errors == 0 and run.done == 150
     # Before the first answer nothing is known: the first 32 go out at once. After that the
     # run keeps (nearly) within the window.
@@ -656,3 +657,146 @@ def test_in_a_jupyter_kernel_the_stop_button_and_the_interrupt_both_keep_the_row
     finally:
         kc.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+# -- every row through the store's door ---------------------------------------------------------
+
+
+fresh_store = storeutil.fresh_store
+store_shell = storeutil.store_shell
+
+
+def _openai_client(handle, **options) -> nbchat.Client:
+    """A MockTransport server behind OpenAI's URL: rows are priced."""
+    options.setdefault("max_retries", 0)
+    return nbchat.Client(
+        api_key=SECRET,
+        base_url="https://api.openai.com/v1",
+        transport=httpx.MockTransport(handle),
+        **options,
+    )
+
+
+def _echo(sent: list):
+    def handle(request):
+        body = json.loads(request.content)
+        sent.append(body)
+        said = body["messages"][-1]["content"]
+        return httpx.Response(200, json=completion("gpt-4.1-mini", f"re: {said}", tokens=110))
+
+    return handle
+
+
+def test_every_map_row_is_logged_with_its_session_model_and_cost(fresh_store, store_shell):
+    sent: list = []
+    rows = [{"x": i} for i in range(10)]
+    before = len(nbchat.log())
+    nbchat.map(
+        "Say {x}",
+        rows,
+        model="gpt-4.1-mini",
+        client=_openai_client(_echo(sent)),
+        concurrency=4,
+        progress=False,
+    )
+    logged = nbchat.log(session="map")
+    assert len(nbchat.log()) == before + 10 and len(logged) == 10
+    assert set(logged["model"]) == {"gpt-4.1-mini"} and (logged["cost"] > 0).all()
+    assert sorted(logged["prompt"]) == sorted(f"Say {i}" for i in range(10))
+    usage = nbchat.store.log.usage(session="map")
+    assert usage["exchanges"].sum() == 10 and usage["cost"].sum() > 0
+    store_shell.run_line_magic("chat", "usage")
+    shown = "".join(str(o.get("text/plain", "")) for o in store_shell.publisher.outputs)
+    assert "map" in shown
+
+
+def test_a_map_recorded_to_a_cassette_replays_offline_with_no_connection(
+    fresh_store, tmp_path, monkeypatch
+):
+    tape = tmp_path / "map.json"
+    monkeypatch.setenv("NBCHAT_CASSETTE", str(tape))
+    monkeypatch.setenv("NBCHAT_REPLAY", "record")
+    rows = [{"x": i} for i in range(12)]
+    with LoopServer() as server:
+        recorded = nbchat.map(
+            "Say {x}", rows, model="m", client=loop_client(server), concurrency=4, progress=False
+        )
+        assert server.requests == 12
+    assert len(json.loads(tape.read_text())["interactions"]) == 12
+    monkeypatch.setenv("NBCHAT_REPLAY", "replay")
+    from nbchat.store import replay
+
+    replay._cassettes.clear()
+
+    def refuse(request):
+        raise AssertionError(f"replay connected to {request.url}")
+
+    replayed = nbchat.map(
+        "Say {x}",
+        rows,
+        model="m",
+        client=nbchat.Client(
+            api_key=SECRET, base_url=server.base_url, transport=httpx.MockTransport(refuse)
+        ),
+        concurrency=4,
+        progress=False,
+    )
+    assert [r["reply"] for r in replayed] == [r["reply"] for r in recorded]
+    assert all(r["error"] is None for r in replayed)
+
+
+def test_a_map_run_again_with_cache_sends_only_the_rows_that_never_arrived(fresh_store):
+    sent: list = []
+    handle = _echo(sent)
+    stopped = threading.Event()
+
+    def flaky(request):
+        # Rows 5.. fail the first time (as if the kernel died before they came back).
+        body = json.loads(request.content)
+        if int(body["messages"][-1]["content"].split()[-1]) >= 5 and not stopped.is_set():
+            return httpx.Response(500, json={"error": {"message": "gone", "type": "server_error"}})
+        return handle(request)
+
+    client = _openai_client(flaky)
+    rows = [{"x": i} for i in range(10)]
+    first = nbchat.map(
+        "Say {x}", rows, model="gpt-4.1-mini", client=client, concurrency=2, progress=False
+    )
+    assert [r["error"] is None for r in first] == [True] * 5 + [False] * 5
+    stopped.set()
+    sent.clear()
+    again = nbchat.map(
+        "Say {x}",
+        rows,
+        model="gpt-4.1-mini",
+        client=client,
+        concurrency=2,
+        progress=False,
+        cache=True,
+    )
+    assert sorted(b["messages"][-1]["content"] for b in sent) == [f"Say {i}" for i in range(5, 10)]
+    assert [r["reply"] for r in again] == [f"re: Say {i}" for i in range(10)]
+
+
+def test_resume_says_how_many_rows_came_from_the_store(fresh_store, capsys):
+    sent: list = []
+    client = _openai_client(_echo(sent))
+    rows = [{"x": i} for i in range(6)]
+    nbchat.map("Say {x}", rows[:4], model="gpt-4.1-mini", client=client, progress=False)
+    sent.clear()
+    nbchat.map("Say {x}", rows, model="gpt-4.1-mini", client=client, progress=False, resume=True)
+    assert len(sent) == 2
+    assert "4 of 6 rows came from the store" in capsys.readouterr().out
+
+
+def test_resume_without_a_store_is_refused_before_anything_is_sent(fresh_store, monkeypatch):
+    monkeypatch.setenv("NBCHAT_STORE", "off")
+    with pytest.raises(nbchat.RequestValidationError, match="resume=True needs the store"):
+        nbchat.map(
+            "Say {x}",
+            [{"x": 1}],
+            model="m",
+            client=mock_client(lambda r: None),
+            resume=True,
+            progress=False,
+        )

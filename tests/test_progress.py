@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from nbchat.render.progress import ProgressView, progress_mode
+from nbchat.notebook.progress import ProgressView, progress_mode
 
 
 def test_modes_and_what_auto_means_outside_a_kernel():

@@ -5,8 +5,8 @@ import io
 import pytest
 
 from nbchat.conversation.chat import Reply
+from nbchat.notebook.sidebyside import SideBySide, view_mode
 from nbchat.protocol.types import ChatCompletion, ChatCompletionChunk
-from nbchat.render.sidebyside import SideBySide, view_mode
 from tests.loopserver import completion
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["agent_kit", "install"]
+__all__ = ["agent_kit", "install", "with_agent"]
 
 Kit = Callable[..., tuple[list[Any], Any]]
 _kit: Kit | None = None
@@ -28,3 +28,18 @@ def agent_kit(**options: Any) -> tuple[list[Any], Any]:
 
         raise RequestValidationError("agent=True needs nbchat's notebook tools", field="agent")
     return _kit(**options)
+
+
+def with_agent(options: dict[str, Any]) -> dict[str, Any]:
+    """``send``'s options with ``agent=True`` turned into the notebook's tools and approval (a
+    ``confirm`` given too wins)."""
+    if "agent" not in options:
+        return options
+    options = dict(options)
+    if not options.pop("agent"):
+        return options
+    more, approval = agent_kit()
+    options["tools"] = [*(options.get("tools") or ()), *more]
+    if options.get("confirm") is None:
+        options["confirm"] = approval
+    return options

@@ -6,40 +6,47 @@ the history as it was, except that an interrupted stream's partial reply is kept
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..protocol.exceptions import BadRequestError, IncompleteStreamError, RequestValidationError
+from ..protocol.exceptions import IncompleteStreamError, RequestValidationError
 from ..protocol.listener import ChatListener
-from ..protocol.types import ChatCompletion, ChatCompletionChunk
+from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
+from .agenthook import with_agent
+from .flow import Flow, adrive, drive
+from .lock import ConversationLock
+from .prompt import OPTIONS, Prompt, merged_fields
+from .reply import NbchatNote, Reply
 
-__all__ = ["Chat", "NbchatNote", "Reply"]
+__all__ = ["Chat", "NbchatNote", "Prompt", "Reply"]
 
 FORMAT_VERSION = 1
 
 
-class NbchatNote(UserWarning):
-    """How a request was fitted to its server, or why a reply is not what was asked for."""
-
-
 @dataclass
 class _Plan:
-    """One send's request fields, new content, tools and parser, shared by its rounds."""
+    """One send's request fields, new messages, tools and parser, shared by its rounds."""
 
     params: dict[str, Any]
-    content: Any
+    #: The messages the send adds: a Prompt's messages, then its content as a user message.
+    added: list[dict[str, Any]]
     stream: bool
     toolbox: dict[str, Any] | None
     parse: Callable[[ChatCompletion], Any] | None
-    #: send(cache=...): None follows the conversation's, then %config Chat.cache.
+    #: None follows %config Chat.cache.
     cache: bool | None = None
+    log: bool = True
+    max_rounds: int = 0
+    confirm: Any = None
 
 
 @dataclass
@@ -48,99 +55,6 @@ class _Entry:
     interrupted: bool = False
     #: How an assistant message came about (``Reply.metadata``), kept by ``to_json``.
     meta: dict[str, Any] | None = None
-
-
-@dataclass
-class Reply:
-    """What one ``send`` produced: the final completion, and everything about how it came."""
-
-    completion: ChatCompletion
-    completions: list[ChatCompletion] = field(default_factory=list)
-    #: The body of the last request sent (``prepared.body``).
-    request: dict[str, Any] = field(default_factory=dict)
-    #: The last request sent, as ``Chat.prepare`` built it (URL, masked headers, body, notes).
-    prepared: PreparedRequest | None = None
-    parsed: Any = None
-    tool_results: list[Any] = field(default_factory=list)
-    interrupted: bool = False
-    elapsed: float = 0.0
-    time_to_first_token: float | None = None
-    #: Streamed chunks that carried output, for servers that report no usage in streams.
-    output_chunks: int = 0
-    notes: list[str] = field(default_factory=list)
-    #: The kind of server that answered (``client.profile.kind``).
-    server: str | None = None
-    #: The user chose Stop at a tool's confirmation: the loop ended there, nothing more sent.
-    stopped: bool = False
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """How this answer was obtained, as a saved notebook records it (``metadata["nbchat"]``).
-
-        ``request_hash`` is the prepared request's key; ``model`` the one the server reported.
-        """
-        from .._version import __version__
-
-        completion = self.completion
-        body = self.request
-        usage = completion.usage.to_dict() if completion.usage is not None else None
-        return {
-            "request_hash": self.prepared.key if self.prepared is not None else None,
-            "model": completion.model or None,
-            "system_fingerprint": completion.system_fingerprint,
-            "seed": body.get("seed"),
-            "temperature": body.get("temperature"),
-            "usage": usage,
-            "latency": round(self.elapsed, 3) if self.elapsed else None,
-            "version": __version__,
-            "server": self.server,
-        }
-
-    #: True when nothing was sent: every round came from the response cache or a cassette.
-    cached: bool = False
-    #: US dollars billed for this reply (all rounds); None when the price is unknown.
-    cost: float | None = None
-    #: For a cached reply, where and when the original came from (``nbchat.store`` Origin).
-    origin: Any = None
-
-    @property
-    def content(self) -> str | None:
-        """The answer's text, without a reasoning model's leading ``<think>`` block."""
-        from ..convert.reasoning import split_think
-
-        return split_think(self.completion.content)[1]
-
-    @property
-    def reasoning(self) -> str | None:
-        """A reasoning model's thinking (``reasoning_content``, ``reasoning`` or ``<think>``)."""
-        from ..convert.reasoning import reasoning_of
-
-        if not self.completion.choices:
-            return None
-        return reasoning_of(self.completion.choices[0].message)
-
-    @property
-    def value(self) -> Any:
-        """The parsed object for structured replies, the text otherwise."""
-        return self.parsed if self.parsed is not None else self.content
-
-    def __str__(self) -> str:
-        return self.content or ""
-
-    def __getattr__(self, name: str) -> Any:
-        # A Reply reads as its final completion too (``nbchat.last.usage``, ``.choices``):
-        # nbchat.last was the ChatCompletion before it was the Reply.
-        if name.startswith("_") or name == "completion":
-            raise AttributeError(name)
-        return getattr(self.completion, name)
-
-    def _repr_mimebundle_(
-        self, include: Any = None, exclude: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from ..render.bundles import reply_bundle, reply_metadata
-
-        # (data, metadata): a saved notebook records how the answer came (metadata["nbchat"]).
-        return reply_bundle(self), reply_metadata(self)
 
 
 class Chat:
@@ -176,9 +90,10 @@ class Chat:
         # A client the user chose wins over the one the magic's settings name.
         self._client_chosen = client is not None
         self._entries: list[_Entry] = []
-        self._inflight: Any = None
         self._tool_policy: Any = None
-        self._lock = threading.RLock()
+        self._lock = ConversationLock()
+        # asend's AsyncClient twin of a Client, one per event loop (a pool belongs to a loop).
+        self._twins: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
         self.last: ChatCompletion | None = None
         self.last_reply: Reply | None = None
         if system:
@@ -187,9 +102,10 @@ class Chat:
     # -- history ------------------------------------------------------------------------------
 
     @property
-    def lock(self) -> threading.RLock:
-        """The lock every ``send`` holds. Hold it to read the conversation and send with no
-        other send in between (the panel does, to know where its exchange starts)."""
+    def lock(self) -> ConversationLock:
+        """The lock every ``send`` and ``asend`` holds. Hold it (``with chat.lock``, or
+        ``async with`` in a task) to read the conversation and send with no other send in
+        between (the panel does, to know where its exchange starts)."""
         return self._lock
 
     @property
@@ -327,143 +243,106 @@ class Chat:
             self._client = client
 
     def prepare(
-        self,
-        content: Any = None,
-        *,
-        stream: bool | None = None,
-        tools: Sequence[Any] | None = None,
-        images: Sequence[Any] = (),
-        data: Sequence[Any] = (),
-        detail: str | None = None,
-        schema: Any = None,
-        json: bool = False,
-        **overrides: Any,
+        self, content: Any = None, *, strict: bool = True, **options: Any
     ) -> PreparedRequest:
         """The exact request ``send`` would put on the wire first, without sending it.
 
-        It takes the arguments of ``send``; the result holds the method, URL, headers (the key
-        masked) and body after settings, attachments, tools, structured output, stream options
-        and the server's adaptations, and ``notes`` on how the request was fitted to the server.
+        It takes the arguments of ``send`` (or a ``Prompt``); the result holds the method, URL,
+        headers (the key masked) and body after settings, attachments, tools, structured
+        output, stream options and the server's adaptations, and ``notes`` on how the request
+        was fitted to the server. A request the server is known to refuse (images to a model
+        that cannot see…) raises RequestValidationError; with ``strict=False`` it is built as
+        written instead, with a note saying what the server would refuse (a dry run).
         """
-        plan = self._plan(content, stream, tools, images, data, detail, schema, json, overrides)
-        messages = self.messages
-        if plan.content is not None:
-            messages.append({"role": "user", "content": plan.content})
-        return self._prepare_round(plan, messages)
+        prompt = Prompt.of(content, **_given(options))
+        # Building sends nothing, so an AsyncClient serves too (map binds one).
+        return drive(self._prepare_flow(prompt, self.client, strict=strict))
 
-    def request_body(
-        self, content: Any = None, *, stream: bool | None = None, **overrides: Any
-    ) -> dict[str, Any]:
+    def request_body(self, content: Any = None, **options: Any) -> dict[str, Any]:
         """The body of ``prepare(...)``: the JSON ``send`` would post."""
-        return self.prepare(content, stream=stream, **overrides).body
+        return self.prepare(content, **options).body
 
     def send(
-        self,
-        content: Any = None,
-        *,
-        stream: bool | None = None,
-        listener: ChatListener | None = None,
-        tools: Sequence[Any] | None = None,
-        max_rounds: int | None = None,
-        confirm: Any = None,
-        parse: Callable[[ChatCompletion], Any] | None = None,
-        images: Sequence[Any] = (),
-        data: Sequence[Any] = (),
-        detail: str | None = None,
-        schema: Any = None,
-        json: bool = False,
-        cache: bool | None = None,
-        agent: bool = False,
-        **overrides: Any,
+        self, content: Any = None, *, listener: ChatListener | None = None, **options: Any
     ) -> Reply:
         """Send ``content`` as the next user message and return the Reply.
 
-        ``content`` is a string or a list of content parts; None sends the history as it is
-        (to continue after tool results or an interruption). ``tools`` are functions or Tool
-        objects the model may call; their calls run and are answered until a final reply, at
-        most ``max_rounds`` rounds. ``confirm`` is True (ask with input()) or a callback
-        ``(tool, arguments) -> "yes" | "no" | "always"`` asked before every tool runs; tools
-        made with ``confirm=True`` are asked about regardless. ``parse`` turns the final
-        completion into ``reply.parsed``. ``images`` (PIL images, arrays, figures, paths,
-        bytes, URLs) and ``data`` (DataFrames, dicts, lists…) are attached to the message;
-        ``detail`` is the images' detail (low, high, auto). ``json=True`` asks for a JSON
-        object and ``schema`` (a pydantic model class or a JSON-schema dict) for a reply of
-        that shape (strict json_schema); ``reply.parsed`` then holds the validated instance
-        or object, and a reply that is not valid raises StructuredOutputError (with
-        ``.reply``), never passing as valid. ``cache=True`` answers a request seen before
-        from the store (``reply.cached``). Every request is built by ``prepare``. ``agent=True``
-        adds the notebook's tools (``%%chat --agent``): the model may read the cells and
-        variables, and run code or add a cell once you approve each action.
+        ``content`` is a string or a list of content parts (or a whole ``Prompt``); None sends
+        the history as it is (to continue after tool results or an interruption). Options, all
+        keywords (see ``Prompt``): ``stream``; ``tools``, functions or Tool objects the model
+        may call, run and answered until a final reply, at most ``max_rounds`` rounds;
+        ``confirm``, True (ask with input()) or a callback ``(tool, arguments) -> "yes" | "no" |
+        "always"`` asked before every tool runs (tools made with ``confirm=True`` are asked
+        about regardless); ``parse``, turning the final completion into ``reply.parsed``;
+        ``images`` (PIL images, arrays, figures, paths, bytes, URLs) and ``data`` (DataFrames,
+        dicts, lists…) attached to the message, ``detail`` the images' detail (low, high,
+        auto); ``json=True`` for a JSON object and ``schema`` (a pydantic model class or a
+        JSON-schema dict) for a reply of that shape (strict json_schema), ``reply.parsed`` then
+        holding the validated instance or object — a reply that is not valid raises
+        StructuredOutputError (with ``.reply``), never passing as valid; ``cache=True``
+        answering a request seen before from the store (``reply.cached``); ``log=False``
+        keeping the exchange out of the store; ``agent=True`` adding the notebook's tools
+        (``%%chat --agent``: the model reads cells and variables, and runs code or adds a cell
+        once you approve each action). Other keywords are request fields (``temperature=0``,
+        ``max_tokens=100``). Every request is built by ``prepare``.
 
-        Sends to one conversation are serialised: a panel and a cell never interleave.
+        Sends to one conversation take turns: a panel, a cell and ``asend`` never interleave.
         """
-        if agent:
-            from .agenthook import agent_kit
-
-            more, approval = agent_kit()
-            tools = [*(tools or ()), *more]
-            confirm = approval if confirm is None else confirm
+        prompt = Prompt.of(content, **_given(with_agent(options)))
         with self._lock:
-            reply = self._send(
-                content,
-                stream=stream,
-                listener=listener or ChatListener(),
-                tools=tools,
-                max_rounds=max_rounds,
-                confirm=confirm,
-                parse=parse,
-                images=images,
-                data=data,
-                detail=detail,
-                schema=schema,
-                json=json,
-                cache=cache,
-                overrides=overrides,
-            )
+            reply = drive(self._flow(prompt, listener, self._sync_client()))
         if listener is None:
-            # Plain Python has no display: what the notes say would otherwise go unseen.
-            for note in reply.notes:
-                warnings.warn(note, NbchatNote, stacklevel=2)
+            _warn_notes(reply)
         return reply
 
-    def _send(
-        self,
-        content: Any,
-        *,
-        stream: bool | None,
-        listener: ChatListener,
-        tools: Sequence[Any] | None,
-        max_rounds: int | None,
-        confirm: Any,
-        parse: Callable[[ChatCompletion], Any] | None,
-        images: Sequence[Any],
-        data: Sequence[Any],
-        detail: str | None,
-        schema: Any,
-        json: bool,
-        cache: bool | None,
-        overrides: dict[str, Any],
+    async def asend(
+        self, content: Any = None, *, listener: ChatListener | None = None, **options: Any
     ) -> Reply:
-        plan = self._plan(content, stream, tools, images, data, detail, schema, json, overrides)
-        plan.cache = cache
-        if plan.parse is not None and parse is not None:
-            raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
-        parse = plan.parse or parse
-        checkpoint = len(self._entries)
-        if plan.content is not None:
-            self._entries.append(_Entry({"role": "user", "content": plan.content}))
-        reply = Reply(completion=ChatCompletion())
-        self._inflight = None
-        started = time.perf_counter()
-        rounds_left = max_rounds
-        if rounds_left is None:
-            from ..convert.tools import MAX_ROUNDS
+        """``send`` for async code: ``reply = await chat.asend("Hi")``, on the running loop.
 
-            rounds_left = MAX_ROUNDS
+        The same rounds, tool loop (async tools awaited), fallbacks, store, budget and notes;
+        cancelling the task that awaits it (interrupting an async cell) keeps the partial reply
+        as Ctrl-C does. A Client's requests go through an AsyncClient twin of it (one per
+        event loop); an AsyncClient given as the client is used as it is.
+        """
+        prompt = Prompt.of(content, **_given(with_agent(options)))
+        client = self._async_client()
+        async with self._lock:
+            reply = await adrive(self._flow(prompt, listener, client))
+        if listener is None:
+            _warn_notes(reply)
+        return reply
+
+    # -- the flow of one send (no I/O of its own: see flow.py) --------------------------------
+
+    def _flow(self, prompt: Prompt, listener: ChatListener | None, client: Any) -> Flow[Reply]:
+        """Every round of one send: the request, the tool calls, the next request…"""
+        from .rounds import Ask, Turn
+
+        plan = yield from self._plan(prompt, client)
+        listener = listener or ChatListener()
+        checkpoint = len(self._entries)
+        self._entries.extend(_Entry(added) for added in plan.added)
+        reply = Reply(completion=ChatCompletion())
+        turn = Turn(
+            client=client,
+            listener=listener,
+            reply=reply,
+            prepare=lambda: self._prepare_round(plan, self.messages, client),
+            door={"session": self.name, "cache": plan.cache, "log": plan.log},
+            sync_client=self._client if not _is_async(self._client) else None,
+        )
+        rounds_left = plan.max_rounds
         try:
             while True:
-                prepared = self._prepare_round(plan, self.messages)
-                completion = self._one_request(prepared, plan, listener, reply, started)
+                prepared = self._prepare_round(plan, self.messages, client)
+                for note in prepared.notes:
+                    if note not in reply.notes:
+                        reply.notes.append(note)
+                reply.prepared = prepared
+                reply.request = prepared.body
+                listener.on_request(prepared.body)
+                completion = yield Ask(turn, prepared)
                 reply.completions.append(completion)
                 reply.completion = completion
                 self.last = completion
@@ -486,7 +365,7 @@ class Chat:
                     # never let the model answer.
                     plan.params["tool_choice"] = "auto"
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
-                results = self._answer_tool_calls(calls, plan.toolbox, confirm, reply)
+                results = yield from self._answer_tool_calls(calls, plan, reply)
                 listener.on_tool_results(results)
                 if any(getattr(result, "stopped", False) for result in results):
                     reply.stopped = True
@@ -495,53 +374,58 @@ class Chat:
                         "more was sent; the conversation keeps every step."
                     )
                     break
-        except KeyboardInterrupt:
-            self._keep_partial(checkpoint, reply)
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+            self._keep_partial(checkpoint, reply, turn.inflight)
+            _carry(exc, reply)
             raise
         except IncompleteStreamError as exc:
             reply.completion = exc.completion or reply.completion
-            self._keep_partial(checkpoint, reply)
+            self._keep_partial(checkpoint, reply, turn.inflight)
+            _carry(exc, reply)
             raise
-        except BaseException:
-            self._inflight = None
+        except BaseException as exc:
             del self._entries[checkpoint:]
+            _carry(exc, reply)
             raise
-        reply.elapsed = time.perf_counter() - started
-        reply.server = self.client.profile.kind
+        self._finish(reply, plan, turn, checkpoint)
+        return reply
+
+    def _finish(self, reply: Reply, plan: _Plan, turn: Any, checkpoint: int) -> None:
+        """After the last round: timing, notes, metadata, ``nbchat.last``, the parsed value."""
+        reply.elapsed = time.perf_counter() - turn.started
+        profile = turn.client.profile
+        reply.server = profile.kind
         reply.notes.extend(
             note
-            for note in _model_notes(
-                plan.params.get("model"), reply.completion, self.client.profile
-            )
+            for note in _model_notes(plan.params.get("model"), reply.completion, profile)
             if note not in reply.notes
         )
         if len(self._entries) > checkpoint and self._entries[-1].message.get("role") == "assistant":
             self._entries[-1].meta = reply.metadata
         self.last_reply = reply
         _set_last(reply)
-        if parse is not None:
+        if plan.parse is not None:
             try:
-                reply.parsed = parse(reply.completion)
+                reply.parsed = plan.parse(reply.completion)
             except Exception as exc:
                 # The exchange happened and stays in history; the caller still gets the reply.
-                exc.reply = reply  # type: ignore[attr-defined]
+                _carry(exc, reply)
                 raise
-        return reply
 
-    def _answer_tool_calls(
-        self, calls: list[Any], toolbox: dict[str, Any], confirm: Any, reply: Reply
-    ) -> list[Any]:
+    def _answer_tool_calls(self, calls: list[Any], plan: _Plan, reply: Reply) -> Flow[list[Any]]:
         """Run one round of tool calls and append one tool message per call."""
-        from .toolrun import ToolPolicy, ToolRunInterrupted, run_tool_calls
+        from .flow import RunTools
+        from .toolrun import ToolPolicy, ToolRunInterrupted
 
         policy = self.tool_policy
+        confirm = plan.confirm
         if callable(confirm):
             # A callback given for this call is asked before every tool; "always" answers
             # still reach the conversation's policy.
             policy = ToolPolicy(confirm_all=True, approved=policy.approved)
         interrupted: ToolRunInterrupted | None = None
         try:
-            results = run_tool_calls(calls, toolbox, confirm=confirm, policy=policy)
+            results = yield RunTools(calls, plan.toolbox, confirm=confirm, policy=policy)
         except ToolRunInterrupted as exc:
             # Every call is answered (the unfinished ones as interrupted): keep them too.
             results, interrupted = exc.results, exc
@@ -556,35 +440,38 @@ class Chat:
             self._entries.append(_Entry(images, meta={TOOL_IMAGES: True}))
         if interrupted is not None:
             raise interrupted
-        return results
+        return list(results)
 
-    def _plan(
-        self,
-        content: Any,
-        stream: bool | None,
-        tools: Sequence[Any] | None,
-        images: Sequence[Any],
-        data: Sequence[Any],
-        detail: str | None,
-        schema: Any,
-        json: bool,
-        overrides: dict[str, Any],
-    ) -> _Plan:
+    def _prepare_flow(
+        self, prompt: Prompt, client: Any, *, strict: bool = True
+    ) -> Flow[PreparedRequest]:
+        plan = yield from self._plan(prompt, client)
+        messages = self.messages + plan.added
+        return self._prepare_round(plan, messages, client, strict=strict)
+
+    def _plan(self, prompt: Prompt, client: Any) -> Flow[_Plan]:
         """What every round of one send shares: fields, tools, attachments, the parser."""
-        overrides = dict(overrides)
-        parse = None
-        if schema is not None or json:
-            parse = _structured_parser(schema, json, overrides)
-        if images or data:
+        overrides = prompt.request_fields
+        parse = prompt.parse
+        if prompt.schema is not None or prompt.json:
+            if parse is not None:
+                raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
+            parse = _structured_parser(prompt.schema, prompt.json, overrides)
+        content = prompt.content
+        if prompt.images or prompt.data:
             from ..convert.content import build_content
 
-            content, _ = build_content(content or "", images=images, data=data, detail=detail)
-        params = self._params(overrides)
+            content, _ = build_content(
+                content or "", images=prompt.images, data=prompt.data, detail=prompt.detail
+            )
+        params = merged_fields(self.settings, overrides.items())
+        if not params.get("model"):
+            params["model"] = yield from self._default_model(client)
         toolbox = None
-        if tools:
+        if prompt.tools:
             from ..convert.tools import tools_by_name
 
-            toolbox = tools_by_name(tools)
+            toolbox = tools_by_name(prompt.tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
         choice = params.get("tool_choice")
         if isinstance(choice, str) and choice not in ("auto", "required", "none"):
@@ -596,14 +483,34 @@ class Chat:
                     field="tool_choice",
                 )
             params["tool_choice"] = {"type": "function", "function": {"name": choice}}
-        use_stream = self.stream if stream is None else stream
-        return _Plan(params, content, use_stream, toolbox, parse)
+        added = [dict(m) for m in prompt.messages]
+        if added:
+            _validate_messages(added)
+        if content is not None:
+            added.append({"role": "user", "content": content})
+        max_rounds = prompt.max_rounds
+        if max_rounds is None:
+            from ..convert.tools import MAX_ROUNDS
 
-    def _prepare_round(self, plan: _Plan, messages: list[dict[str, Any]]) -> PreparedRequest:
+            max_rounds = MAX_ROUNDS
+        return _Plan(
+            params=params,
+            added=added,
+            stream=self.stream if prompt.stream is None else prompt.stream,
+            toolbox=toolbox,
+            parse=parse,
+            cache=self.cache if prompt.cache is None else prompt.cache,
+            log=prompt.log,
+            max_rounds=max_rounds,
+            confirm=prompt.confirm,
+        )
+
+    def _prepare_round(
+        self, plan: _Plan, messages: list[dict[str, Any]], client: Any, *, strict: bool = True
+    ) -> PreparedRequest:
         """The one place a request is built: fields, messages, stream options, adaptations."""
         from .trim import fit_history
 
-        client = self.client
         profile = client.profile
         messages, trimmed = fit_history(messages, self.max_history_tokens)
         body = {**plan.params, "messages": messages}
@@ -613,7 +520,15 @@ class Chat:
         elif "stream_options" not in body and profile.supports("stream_usage") is not False:
             # Ask for usage so the footer has token counts (a server may refuse, see below).
             body["stream_options"] = {"include_usage": True}
-        body, notes = profile.adapt(body)
+        try:
+            body, notes = profile.adapt(body)
+        except RequestValidationError as exc:
+            if strict:
+                raise
+            # Shown, not sent: the request as written, and what this server would refuse.
+            notes = [
+                f"This server would refuse it: {exc.message.removeprefix('Invalid request: ')}"
+            ]
         if plan.stream:
             body["stream"] = True
         prepared = client.build_request(**body)
@@ -621,30 +536,28 @@ class Chat:
             return prepared
         return replace(prepared, notes=(*trimmed, *prepared.notes, *notes))
 
-    def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        params = {**self.settings}
-        for key, value in overrides.items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = value
-        if not params.get("model"):
-            params["model"] = self._default_model()
-        return params
-
-    def _default_model(self) -> str:
-        client = self.client
+    def _default_model(self, client: Any) -> Flow[str]:
+        """The model a request names when none is set: the profile's, the one a cassette
+        recorded (replaying sends nothing, not even a look at the server's models), or the one
+        the server lists."""
         profile = client.profile
         if profile.default_model:
-            return profile.default_model
+            return str(profile.default_model)
+        from .endpoint import replayed_model
+
+        recorded = replayed_model()
+        if recorded is not None:
+            return recorded
+        from .flow import ListModels
+
         # A server that serves one model (Ollama, LM Studio, vLLM often do) names it itself.
         try:
-            listed = list(client.models())
+            listed = yield ListModels(client)
         except Exception:
             listed = []
         if len(listed) == 1:
             profile.remember_model(listed[0])
-            return listed[0]
+            return str(listed[0])
         hint = ""
         if listed:
             shown = ", ".join(listed[:5]) + (", …" if len(listed) > 5 else "")
@@ -654,92 +567,33 @@ class Chat:
             field="model",
         )
 
-    def _one_request(
-        self,
-        prepared: PreparedRequest,
-        plan: _Plan,
-        listener: ChatListener,
-        reply: Reply,
-        started: float,
-    ) -> ChatCompletion:
+    # -- clients ------------------------------------------------------------------------------
+
+    def _sync_client(self) -> Any:
         client = self.client
-        for note in prepared.notes:
-            if note not in reply.notes:
-                reply.notes.append(note)
-        reply.prepared = prepared
-        reply.request = prepared.body
-        listener.on_request(prepared.body)
-        from ..store.exchange import answer
+        if _is_async(client):
+            raise RequestValidationError(
+                "This conversation's client is an AsyncClient: use await chat.asend(...)",
+                field="client",
+            )
+        return client
 
-        # The store answers from a cassette or the cache, or sends (below), and logs it.
-        return answer(
-            prepared,
-            client=client,
-            session=self.name,
-            cache=self.cache if plan.cache is None else plan.cache,
-            listener=listener,
-            reply=reply,
-            send=lambda watch: self._send_now(prepared, plan, watch, reply, started),
-        )
-
-    def _send_now(
-        self,
-        prepared: PreparedRequest,
-        plan: _Plan,
-        listener: ChatListener,
-        reply: Reply,
-        started: float,
-    ) -> ChatCompletion:
+    def _async_client(self) -> Any:
+        """An AsyncClient for this loop: the client itself, or a twin of it for this loop."""
         client = self.client
-        tried: set[str] = set()
-        while True:
-            try:
-                if not prepared.stream:
-                    completion = client.send_completion(prepared)
-                    listener.on_completion(completion)
-                    return completion
-                stream = client.send_stream(prepared)
-                break
-            except BadRequestError as exc:
-                # A server that lacks a feature the request uses: learned once for the
-                # endpoint (every conversation on it stops asking), sent again without it.
-                note = client.profile.fallback(exc, prepared.body)
-                if note is None or note in tried:
-                    raise
-                tried.add(note)
-                reply.notes.append(note)
-                prepared = self._prepare_round(plan, self.messages)
-                reply.prepared = prepared
-                reply.request = prepared.body
-        self._inflight = stream
-        try:
-            with stream:
-                for chunk in stream:
-                    if _has_output(chunk):
-                        reply.output_chunks += 1
-                        if reply.time_to_first_token is None:
-                            reply.time_to_first_token = time.perf_counter() - started
-                    listener.on_chunk(chunk, stream)
-        except IncompleteStreamError as exc:
-            explain = client.profile.explain_broken_stream
-            if explain is None or stream.completion.choices:
-                raise
-            # Some servers drop a stream they cannot serve without saying why; ask again.
-            real = explain(client, prepared.body)
-            if real is None:
-                raise
-            self._inflight = None
-            raise real from exc
-        self._inflight = None
-        completion = stream.completion
-        if completion.usage is not None and "stream_options" in prepared.body:
-            client.profile.learn("stream_usage", True)
-        listener.on_completion(completion)
-        return completion
+        if _is_async(client):
+            return client
+        loop = asyncio.get_running_loop()
+        twins = self._twins
+        twin = twins.get(loop)
+        if twin is None or twin[0] is not client:
+            from ..transport.twin import async_twin
 
-    def _keep_partial(self, checkpoint: int, reply: Reply) -> None:
+            twins[loop] = twin = (client, async_twin(client, connections=_TWIN_CONNECTIONS))
+        return twin[1]
+
+    def _keep_partial(self, checkpoint: int, reply: Reply, stream: Any) -> None:
         """After an interruption: keep complete tool rounds and the partial text, marked."""
-        stream, self._inflight = self._inflight, None
         reply.interrupted = True
         reply.elapsed = 0.0
         _drop_unanswered_tool_calls(self._entries, checkpoint)
@@ -757,6 +611,51 @@ class Chat:
         self.last = reply.completion
         self.last_reply = reply
         _set_last(reply)
+
+
+#: Connections of the AsyncClient twin ``asend`` uses for a Client (one send at a time per
+#: conversation; a few for conversations sharing a loop).
+_TWIN_CONNECTIONS = 4
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as ``send`` got them, leaving out those left at their defaults, so a Prompt
+    passed as the content keeps its own."""
+    return {
+        name: value
+        for name, value in options.items()
+        if name not in OPTIONS or not _is_default(name, value)
+    }
+
+
+def _is_default(name: str, value: Any) -> bool:
+    if name in ("images", "data", "messages"):
+        return not value
+    if name in ("json",):
+        return value is False
+    if name == "log":
+        return value is True
+    return value is None
+
+
+def _is_async(client: Any) -> bool:
+    from ..transport.client import AsyncClient
+
+    return isinstance(client, AsyncClient)
+
+
+def _carry(exc: BaseException, reply: Reply) -> None:
+    """What arrived before ``exc`` rides on it as ``exc.reply`` (``NbchatError.reply``): the
+    one place every caller — a cell, the panel, compare — reads it from."""
+    if getattr(exc, "reply", None) is None:
+        with contextlib.suppress(AttributeError):
+            exc.reply = reply  # type: ignore[attr-defined]
+
+
+def _warn_notes(reply: Reply) -> None:
+    # Plain Python has no display: what the notes say would otherwise go unseen.
+    for note in reply.notes:
+        warnings.warn(note, NbchatNote, stacklevel=3)
 
 
 def _structured_parser(
@@ -780,14 +679,6 @@ def _structured_parser(
         )
 
     return parse_structured
-
-
-def _has_output(chunk: ChatCompletionChunk) -> bool:
-    for choice in chunk.choices or ():
-        delta = choice.delta
-        if delta.content or delta.refusal or delta.tool_calls:
-            return True
-    return False
 
 
 def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:

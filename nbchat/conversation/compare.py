@@ -1,18 +1,21 @@
-"""``nbchat.compare``: the same prompt to several models (or settings) at once, each a fresh
-``Chat`` on its own thread, every request checked before any is sent; columns by ``sidebyside``.
+"""The engine of ``nbchat.compare``: the same prompt to several models (or settings) at once,
+each a fresh ``Chat`` on its own thread, every request checked before any is sent. It shows
+nothing: the columns stream into the view it is given (``notebook/sidebyside.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from ..protocol.exceptions import NbchatError, RequestValidationError
+from ..protocol.exceptions import NbchatError, RequestValidationError, first_line
+from ..protocol.listener import ChatListener
 from .chat import Chat, Reply
+from .prompt import Prompt
 
-__all__ = ["column_labels", "compare", "compare_entries"]
+__all__ = ["Columns", "column_labels", "compare", "compare_entries"]
 
 # Seconds between two looks at the columns while they stream.
 _TICK = 0.05
@@ -59,23 +62,27 @@ def compare(
     *,
     system: str | None = None,
     client: Any = None,
-    stream: bool = True,
-    display: bool | str = True,
+    stream: bool | None = None,
     schema: Any = None,
+    show: Callable[[list[str]], Columns] | None = None,
     **request_fields: Any,
 ) -> list[Reply | Exception]:
-    """Send ``prompt`` to every entry of ``models`` at once and show the replies side by side.
+    """Send ``prompt`` to every entry of ``models`` at once; ``show(labels)`` makes the view
+    the columns stream into (``nbchat.compare`` shows them side by side).
 
+    ``prompt`` is the text (or a ``Prompt``, whose options and fields apply to every column).
     An entry is a model name or a dict of settings (``{"model": "a", "temperature": 0}``,
     ``{"temperature": 1.5}``) on top of ``request_fields``. Returns one ``Reply`` per entry in
     the order of ``models``; an entry whose request failed has its exception in its place (its
-    column shows it). Bad fields are one-line errors before anything is sent. Ctrl-C ends the
-    streams and returns what arrived (unstreamed requests that are still running are left to
-    finish unseen).
+    column shows it). Bad fields are one-line errors before anything is sent. Every column goes
+    through the store like a cell: logged, cached, replayed, and held against the budget while
+    in flight (columns sent at once cannot pass it together). Ctrl-C ends the streams and
+    returns what arrived (unstreamed requests that are still running are left to finish unseen).
     """
-    from ..render.sidebyside import SideBySide
-
     entries = compare_entries(models)
+    base = Prompt.of(prompt, **_given(stream=stream, schema=schema), **request_fields)
+    if base.stream is None:
+        base = base.with_(stream=True)
     if client is None:
         from .endpoint import default_client
 
@@ -88,44 +95,35 @@ def compare(
     plans = []
     used = []
     for given in entries:
-        settings = dict(given)
-        model = settings.pop("model", None)
-        chat = Chat(model=model, system=system, client=client)
-        fields = {**request_fields, **settings}
+        column = base.with_(**given)
+        chat = Chat(system=system, client=client)
         # Every entry's request is checked (and its model found) before any is sent.
         try:
-            prepared = chat.prepare(prompt, stream=stream, schema=schema, **fields)
+            prepared = chat.prepare(column)
         except RequestValidationError:
             raise
         except (TypeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()
-            raise RequestValidationError(
-                f"schema: {first[0] if first else type(exc).__name__}", field="schema"
-            ) from None
-        plans.append((chat, fields))
+            raise RequestValidationError(f"schema: {first_line(exc)}", field="schema") from None
+        plans.append((chat, column))
         used.append(str(prepared.body.get("model")))
-    view = SideBySide(column_labels(entries, used), mode=display)
+    labels = column_labels(entries, used)
+    view = show(labels) if show is not None else _Unseen()
     results: list[Reply | Exception | None] = [None] * len(plans)
     done = [threading.Event() for _ in plans]
 
     def run(position: int) -> None:
-        chat, fields = plans[position]
+        chat, column = plans[position]
         try:
-            reply = chat.send(
-                prompt,
-                stream=stream,
-                listener=view.listener(position),
-                schema=schema,
-                **fields,
-            )
-        except KeyboardInterrupt:
-            partial = chat.last_reply
+            reply = chat.send(column, listener=view.listener(position))
+        except KeyboardInterrupt as exc:
+            partial = getattr(exc, "reply", None)
             results[position] = partial
             view.finish(position, reply=partial)
         except Exception as exc:
             results[position] = exc
-            partial = getattr(exc, "reply", None)
-            view.finish(position, reply=partial, error=exc)
+            view.finish(
+                position, reply=exc.reply if isinstance(exc, NbchatError) else None, error=exc
+            )
         else:
             results[position] = reply
             view.finish(position, reply=reply)
@@ -156,6 +154,43 @@ def compare(
         else NbchatError("not finished: interrupted before its reply arrived")
         for result in results
     ]
+
+
+class Columns(Protocol):
+    """What the columns of a comparison stream into: a listener each, told when each ends."""
+
+    stopping: threading.Event
+
+    def listener(self, position: int) -> ChatListener: ...
+
+    def finish(self, position: int, *, reply: Any = None, error: Any = None) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Unseen:
+    """Columns nobody watches."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+
+    def listener(self, position: int) -> ChatListener:
+        return ChatListener()
+
+    def finish(self, position: int, *, reply: Any = None, error: Any = None) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _is_async(client: Any) -> bool:

@@ -19,7 +19,7 @@ from ..protocol.exceptions import NbchatError
 from ..transport.client import DEFAULT_BASE_URL, Client
 from ..transport.profiles import detect_profile
 
-__all__ = ["Endpoint", "default_client", "resolve"]
+__all__ = ["Endpoint", "default_client", "replayed_model", "replaying", "resolve"]
 
 LOCAL_KIND = "llama-cpp-python"
 
@@ -84,6 +84,9 @@ class Endpoint:
             return Client(
                 api_key=self.api_key, base_url=self.base_url, server=self.server, **options
             )
+        offline = _replay_client(options)
+        if offline is not None:
+            return offline
         return _local_client(options, self.api_key_env, announce or _print_once)
 
 
@@ -126,6 +129,66 @@ def default_client(
     """
     endpoint = resolve(base_url=base_url, api_key_env=api_key_env, server=server)
     return endpoint.client(timeout=timeout, max_retries=max_retries, announce=announce)
+
+
+def replaying() -> Any:
+    """What the cassette being replayed (NBCHAT_REPLAY=replay or auto) was recorded against —
+    a ``store.replay.Recorded`` with its base URL, server kind and model — or None."""
+    from ..store import config
+    from ..store.replay import cassette, recorded_endpoint
+
+    try:
+        mode, path = config.replay()
+        if mode not in ("replay", "auto") or path is None:
+            return None
+        return recorded_endpoint(cassette(path))
+    except NbchatError:
+        return None  # an unreadable cassette is reported where a request meets it
+
+
+def replayed_model() -> str | None:
+    """The model a replayed cassette's requests named: a request that names none takes it,
+    so replaying never asks a server which models it has."""
+    recorded = replaying()
+    return None if recorded is None else recorded.model
+
+
+def _replay_client(options: dict[str, Any]) -> Client | None:
+    """With NBCHAT_REPLAY=replay and no endpoint set: a client for the cassette's endpoint,
+    which builds its requests and sends nothing (every answer comes from the cassette), so
+    the local model server is not started."""
+    from ..store import config
+
+    if config.replay()[0] != "replay":
+        return None
+    recorded = replaying()
+    if recorded is None:
+        return None
+    where = (recorded.endpoint or "").split(" ")
+    if recorded.server == LOCAL_KIND or where[0].startswith("local:"):
+        from ..local.adapt import profile
+
+        return Client(
+            api_key="",
+            base_url=recorded.base_url or "http://127.0.0.1:8080/v1",
+            server=profile(recorded.model or "local"),
+            **options,
+        )
+    # The endpoint as the recordings' keys name it: its URL, a configured kind, the
+    # organisation and project (so the requests built now have the same keys).
+    named = dict(part.split("=", 1) for part in where[1:] if "=" in part)
+    headers = {
+        header: named[header.lower()]
+        for header in ("OpenAI-Organization", "OpenAI-Project")
+        if header.lower() in named
+    }
+    return Client(
+        api_key="",
+        base_url=where[0] or recorded.base_url,
+        server=named.get("server"),
+        headers=headers,
+        **options,
+    )
 
 
 def _local_client(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..convert.rows import RowSource, RowTemplate, as_prompt, row_source
-from ..protocol.exceptions import APIStatusError, RequestValidationError
+from ..protocol.exceptions import RequestValidationError, first_line, one_line
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
 from .chat import Chat
@@ -35,27 +35,17 @@ class Outcome:
     finish_reason: str | None = None
     tokens: int | None = None
     latency: float | None = None
+    #: True when the store or a cassette answered: nothing was sent for this row.
+    kept: bool = False
 
 
 def one_line_error(exc: BaseException) -> str:
-    """The error of one row as one line: its class, status and code, and its message."""
-    if isinstance(exc, APIStatusError):
-        code = f", {exc.code}" if exc.code else ""
-        retried = f" (after {exc.retries} retries)" if exc.retries else ""
-        head = f"{type(exc).__name__} ({exc.status_code}{code})"
-        return _clip(f"{head}: {_first_line(exc.message)}", tail=retried)
-    text = _first_line(str(exc))
-    return _clip(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    """The error of one row as one line, as a failed cell says it (``one_line``)."""
+    return one_line(exc, limit=_MAX_ERROR)
 
 
 def _first_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0].strip() if lines else ""
-
-
-def _clip(text: str, *, tail: str = "") -> str:
-    room = _MAX_ERROR - len(tail)
-    return (text if len(text) <= room else text[: room - 1] + "…") + tail
+    return first_line(text or "", limit=_MAX_ERROR)
 
 
 class MapJob:
@@ -77,6 +67,9 @@ class MapJob:
         fields: Mapping[str, Any] | None = None,
         namespace: Mapping[str, Any] | None = None,
         interpolate: bool = True,
+        cache: bool | None = None,
+        resume: bool = False,
+        session: str = "map",
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise RequestValidationError(
@@ -84,6 +77,25 @@ class MapJob:
                 field="concurrency",
             )
         self.concurrency = concurrency
+        if resume:
+            from ..store.config import store_path
+
+            if cache is False:
+                raise RequestValidationError(
+                    "resume=True answers rows from the store: leave out cache=False",
+                    field="resume",
+                )
+            if store_path() is None:
+                raise RequestValidationError(
+                    "resume=True needs the store, which is off (%config Chat.store or "
+                    "NBCHAT_STORE): it is where the rows that arrived were kept",
+                    field="resume",
+                )
+            cache = True
+        self.resume = resume
+        #: The door's keywords for every row: which session the rows are logged under, and
+        #: whether rows sent before are answered from the store.
+        self.door: dict[str, Any] = {"session": session, "cache": cache}
         self.fields: dict[str, Any] = {k: v for k, v in (fields or {}).items() if v is not None}
         for name, why in (
             ("stream", "map sends each row unstreamed"),
@@ -213,7 +225,7 @@ class MapJob:
                 return result
             result.values = self._values(value)
         elif message.refusal and not message.content:
-            result.error = _clip(f"The model refused: {_first_line(message.refusal)}")
+            result.error = first_line(f"The model refused: {message.refusal}", limit=_MAX_ERROR)
         return result
 
     def outcome_from_body(self, body: Mapping[str, Any], latency: float | None) -> Outcome:

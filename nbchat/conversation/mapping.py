@@ -1,5 +1,7 @@
-"""``nbchat.map`` and ``nbchat.amap``: one prompt over every row, each request built by
-``Chat.prepare``, at most ``concurrency`` in flight on an AsyncClient; a stop keeps the rows done.
+"""The engine of ``nbchat.map``: one prompt over every row, each request built by
+``Chat.prepare`` and sent through the store's door, at most ``concurrency`` in flight on an
+AsyncClient; a stop keeps the rows done. It shows nothing: a watcher (the notebook's progress
+bar, ``notebook/mapview.py``) is told how the run goes.
 """
 
 from __future__ import annotations
@@ -9,16 +11,26 @@ import contextlib
 import contextvars
 import threading
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.exceptions import RequestValidationError
 from ..transport.client import AsyncClient, Client
 from .mapjob import MapJob, Outcome, one_line_error
 from .ratelimit import AdaptiveLimiter, LimiterClosed
 
-__all__ = ["VIAS", "MapRun", "amap", "check_via", "execute", "map", "run_online"]
+__all__ = [
+    "VIAS",
+    "MapRun",
+    "MapWatcher",
+    "Watch",
+    "check_via",
+    "execute",
+    "job_of",
+    "run_async",
+    "run_blocking",
+    "run_online",
+]
 
 #: How a map sends its rows: one request per row now, or one Batch API job.
 VIAS = ("online", "batch")
@@ -40,6 +52,8 @@ class MapRun:
         self.done = 0
         self.errors = 0
         self.tokens = 0
+        #: Rows the store (or a cassette) answered: nothing was sent for them.
+        self.kept = 0
         #: Rows whose request is on the wire.
         self.in_flight: set[int] = set()
         #: Set once the requests are built and checked: from then on there is progress to show.
@@ -82,6 +96,8 @@ class MapRun:
     def record(self, position: int, outcome: Outcome) -> None:
         self.outcomes[position] = outcome
         self.done += 1
+        if outcome.kept:
+            self.kept += 1
         if outcome.error is not None:
             self.errors += 1
         if outcome.tokens:
@@ -104,6 +120,13 @@ class MapRun:
             )
         return f"not run: the map was stopped ({reason}) before this row was sent{note}"
 
+    def resumed(self) -> str:
+        """What a resumed run took from the store and what it sent."""
+        return (
+            f"nbchat.map: {self.kept:,} of {self.total:,} rows came from the store (sent "
+            f"before); {self.done - self.kept:,} were sent now."
+        )
+
     def summary(self) -> str:
         unfinished = self.total - self.done
         return (
@@ -112,121 +135,29 @@ class MapRun:
         )
 
 
-def map(
-    prompt: Any,
-    rows: Any,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    schema: Any = None,
-    concurrency: int = 16,
-    client: Any = None,
-    progress: bool | str = True,
-    via: str = "online",
-    poll_interval: float | None = None,
-    **request_fields: Any,
-) -> Any:
-    """Send ``prompt`` once per row and collect the replies, in the order of the rows.
+class MapWatcher(Protocol):
+    """Who watches a run (the notebook's progress bar): told often, and once at the end."""
 
-    ``prompt`` is a template (``"Classify: {text}"``, the interpolation rules of cells, against
-    each row's columns; the whole row is ``{row}``) or a function ``row -> str | messages``.
-    ``rows`` is a DataFrame (the result is one too, with its index), a list of dicts, or any
-    iterable (the result is a list of dicts). Each result row has ``reply``, ``error`` (None or
-    the row's one-line error), the schema's fields when ``schema`` is given, ``finish_reason``,
-    ``tokens`` and ``latency``.
+    def update(self, run: MapRun) -> None: ...
 
-    At most ``concurrency`` requests are in flight, fewer while the server says to slow down; a
-    row waiting to be retried (a 429, a 5xx) is not in flight meanwhile, and a row that fails
-    after its retries keeps its error while the others go on. Ctrl-C (or the stop button)
-    stops at once: no request starts after it, and the rows done are returned with a warning.
-    ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
-    seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
-
-    ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
-    map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
-    them, at most 8 each (httpx spends more CPU per request in a pool of many connections).
-    An AsyncClient is used as it is, with its own pool, and not closed: give it at least
-    ``concurrency`` connections (``httpx.AsyncHTTPTransport(limits=httpx.Limits(
-    max_connections=N))``; httpx's default is 100) and leave ``max_keepalive_connections`` at
-    httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
-    8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
-    """
-    job = _job(
-        prompt,
-        rows,
-        via,
-        poll_interval,
-        model=model,
-        system=system,
-        schema=schema,
-        concurrency=concurrency,
-        client=client,
-        fields=request_fields,
-    )
-    run = run_blocking(job, via=via, poll_interval=poll_interval, progress=progress)
-    result = job.assemble(run.outcomes, run.unfinished)
-    if run.stop_reason is not None:
-        warnings.warn(run.summary(), stacklevel=2)
-    return result
+    def close(self, run: MapRun) -> None: ...
 
 
-async def amap(
-    prompt: Any,
-    rows: Any,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    schema: Any = None,
-    concurrency: int = 16,
-    client: Any = None,
-    progress: bool | str = True,
-    via: str = "online",
-    poll_interval: float | None = None,
-    **request_fields: Any,
-) -> Any:
-    """``await nbchat.amap(...)``: ``map`` for async code, on the running event loop.
-
-    Cancelling the task that awaits it (as interrupting a Jupyter cell does) stops it like
-    Ctrl-C: the rows done are returned with a warning.
-    """
-    job = _job(
-        prompt,
-        rows,
-        via,
-        poll_interval,
-        model=model,
-        system=system,
-        schema=schema,
-        concurrency=concurrency,
-        client=client,
-        fields=request_fields,
-    )
-    if not len(job):
-        return job.assemble([], lambda position: "")
-    run = MapRun(len(job))
-    on_stop = (lambda: run.stop("the stop button")) if _clicks_reach_this_loop() else None
-    view = _View(len(job), mode=progress, label=_label(via), on_stop=on_stop)
-    ticker = asyncio.ensure_future(_tick(view, run))
-    try:
-        await execute(job, run, via=via, poll_interval=poll_interval)
-    except asyncio.CancelledError:
-        run.stop("cancelled")
-    finally:
-        ticker.cancel()
-        view.close(run)
-    result = job.assemble(run.outcomes, run.unfinished)
-    if run.stop_reason is not None:
-        warnings.warn(run.summary(), stacklevel=2)
-    return result
+#: Makes the watcher of a run, given the run (whose ``stop()`` a stop button may call).
+Watch = Callable[[MapRun], MapWatcher]
 
 
 def run_blocking(
-    job: MapJob, *, via: str = "online", poll_interval: float | None = None, progress: Any = True
+    job: MapJob,
+    *,
+    via: str = "online",
+    poll_interval: float | None = None,
+    watch: Watch | None = None,
 ) -> MapRun:
     """Run ``job`` to its end (or Ctrl-C) from synchronous code, even inside Jupyter's loop.
 
     The requests run on an event loop of their own in a worker thread, so a running loop (a
-    notebook's) is never re-entered; this thread shows the progress and hears Ctrl-C.
+    notebook's) is never re-entered; this thread tells the watcher and hears Ctrl-C.
     """
     run = MapRun(len(job))
     if not len(job):
@@ -235,7 +166,7 @@ def run_blocking(
         from .endpoint import default_client
 
         job.client = default_client()
-    view = _View(len(job), mode=progress, label=_label(via))
+    watcher = watch(run) if watch is not None else None
     failure: list[BaseException] = []
     finished = threading.Event()
 
@@ -252,32 +183,69 @@ def run_blocking(
     try:
         try:
             while not finished.wait(REFRESH):
-                view.update(run)
+                if watcher is not None:
+                    watcher.update(run)
         except KeyboardInterrupt:
             run.stop("Ctrl-C")
             # A second Ctrl-C stops waiting for the requests in flight to be called off.
             with contextlib.suppress(KeyboardInterrupt):
                 finished.wait(STOP_GRACE)
     finally:
-        view.close(run)
+        if watcher is not None:
+            watcher.close(run)
     if failure and run.stop_reason is None:
         raise failure[0]
     return run
+
+
+async def run_async(
+    job: MapJob,
+    *,
+    via: str = "online",
+    poll_interval: float | None = None,
+    watch: Watch | None = None,
+) -> MapRun:
+    """Run ``job`` on the running event loop; cancelling the task that awaits it stops it like
+    Ctrl-C (the rows done are kept)."""
+    run = MapRun(len(job))
+    if not len(job):
+        return run
+    watcher = watch(run) if watch is not None else None
+    ticker = asyncio.ensure_future(_tick(watcher, run)) if watcher is not None else None
+    try:
+        await execute(job, run, via=via, poll_interval=poll_interval)
+    except asyncio.CancelledError:
+        run.stop("cancelled")
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        if watcher is not None:
+            watcher.close(run)
+    return run
+
+
+async def _tick(watcher: MapWatcher, run: MapRun) -> None:
+    while True:
+        watcher.update(run)
+        await asyncio.sleep(REFRESH)
 
 
 async def execute(
     job: MapJob, run: MapRun, *, via: str = "online", poll_interval: float | None = None
 ) -> None:
     """Open the client, settle the model, and run every row (online or as a batch job)."""
+    from ..store.replay import deferred
+
     clients, owned = await _async_clients(job)
     try:
         job.bind(clients[0], await _resolve_model(job.model, clients[0]))
-        if via == "batch":
-            from .batchjob import run_batch
+        with deferred():  # recording thousands of rows: the cassette is written in batches
+            if via == "batch":
+                from .batchjob import run_batch
 
-            await run_batch(job, run, clients[0], poll_interval=poll_interval)
-        else:
-            await run_online(job, run, clients)
+                await run_batch(job, run, clients[0], poll_interval=poll_interval)
+            else:
+                await run_online(job, run, clients)
     finally:
         if owned:
             for client in clients:
@@ -291,7 +259,7 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     row waiting to be retried (after a 429, a 5xx, a broken connection) is not in flight: it
     gives its slot to the next row and takes one again to send its retry.
     """
-    from ..store.budget import check_budget
+    from ..store.exchange import aanswer
     from ..transport.twin import around_retry_waits, watch_responses
 
     first = job.first_request()  # row 0's mistakes are the user's: raised before any send
@@ -305,9 +273,6 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
     async def observe(response: Any) -> None:
         limiter.observe(response.status_code, response.headers)
 
-    # Dollars promised to the rows sent so far (their estimates): the budget counts them all.
-    committed = [0.0]
-
     async def send(position: int) -> None:
         started = time.perf_counter()
         try:
@@ -316,14 +281,19 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
                 return  # nothing is sent after a stop
             pool = min(range(len(clients)), key=busy.__getitem__) if len(clients) > 1 else 0
             client = clients[pool]
-            # Chat.budget applies to map as to cells: a row that could pass it is not sent.
-            estimate = check_budget(prepared, client.profile, reserved=committed[0])
-            if estimate is not None and estimate.dollars:
-                committed[0] += estimate.dollars
             run.in_flight.add(position)
             busy[pool] += 1
             try:
-                completion = await client.send_completion(prepared)
+                # The door: a cassette or the store answers a row seen before; the budget
+                # holds each row's estimate while it is in flight; every row is logged.
+                mark = _Mark()
+                completion = await aanswer(
+                    prepared,
+                    send=lambda _watch: client.send_completion(prepared),
+                    client=client,
+                    reply=mark,
+                    **job.door,
+                )
             finally:
                 busy[pool] -= 1
         except LimiterClosed:
@@ -332,7 +302,8 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
             outcome = Outcome(error=one_line_error(exc), latency=time.perf_counter() - started)
         else:
             outcome = job.outcome(completion, time.perf_counter() - started)
-            if outcome.tokens:
+            outcome.kept = mark.cached
+            if outcome.tokens and not mark.cached:
                 limiter.record_tokens(outcome.tokens)
         # A cancelled request stays in in_flight: its row says it was cut short.
         run.in_flight.discard(position)
@@ -392,6 +363,18 @@ async def run_online(job: MapJob, run: MapRun, clients: Sequence[AsyncClient]) -
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
+
+
+class _Mark:
+    """What the door says of one row: answered from the store (or a cassette), and its cost."""
+
+    __slots__ = ("cached", "completions", "cost", "origin")
+
+    def __init__(self) -> None:
+        self.completions = ()
+        self.cached = False
+        self.cost: float | None = None
+        self.origin: Any = None
 
 
 class _Crew:
@@ -495,6 +478,11 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
     profile = client.profile
     if profile.default_model:
         return profile.default_model
+    from .endpoint import replayed_model
+
+    recorded = replayed_model()
+    if recorded is not None:
+        return recorded  # replaying asks no server anything
     try:
         listed = await client.models()
     except Exception:
@@ -508,9 +496,23 @@ async def _resolve_model(model: str | None, client: AsyncClient) -> str:
     )
 
 
-def _job(prompt: Any, rows: Any, via: str, poll_interval: float | None, **options: Any) -> MapJob:
+_MAP_OPTIONS = ("model", "system", "schema", "concurrency", "client", "cache", "resume")
+
+
+def job_of(prompt: Any, rows: Any, given: dict[str, Any]) -> tuple[MapJob, dict[str, Any]]:
+    """The checked job of a map call (``given``: its keyword arguments), and how to send it."""
+    given = dict(given)
+    given.pop("prompt", None)
+    given.pop("rows", None)
+    given.pop("progress", None)
+    fields = dict(given.pop("request_fields", None) or {})
+    via = given.pop("via", "online")
+    poll_interval = given.pop("poll_interval", None)
+    options = {name: given.pop(name) for name in _MAP_OPTIONS if name in given}
+    fields.update(given)  # amap's request fields come as keywords
     check_via(via, poll_interval)
-    return MapJob(prompt, rows, **options)
+    job = MapJob(prompt, rows, fields=fields, **options)
+    return job, {"via": via, "poll_interval": poll_interval}
 
 
 def check_via(via: str, poll_interval: float | None) -> None:
@@ -533,57 +535,3 @@ def check_via(via: str, poll_interval: float | None) -> None:
                 f"poll_interval must be more than 0 seconds, not {poll_interval!r}",
                 field="poll_interval",
             )
-
-
-def _label(via: str) -> str:
-    return "nbchat.map (batch)" if via == "batch" else "nbchat.map"
-
-
-class _View:
-    """The progress bar, shown once the run starts sending (a mistake found first shows none)."""
-
-    def __init__(self, total: int, **options: Any) -> None:
-        self._total = total
-        self._options = options
-        self._view: Any = None
-
-    def update(self, run: MapRun) -> None:
-        if self._view is None and run.sending:
-            from ..render.progress import ProgressView
-
-            self._view = ProgressView(self._total, **self._options)
-        if self._view is not None:
-            self._view.update(run.done, run.errors, run.tokens, run.note)
-
-    def close(self, run: MapRun) -> None:
-        if self._view is None and run.done:
-            self.update(run)
-        if self._view is not None:
-            self._view.close(run.done, run.errors, run.tokens, stopped=run.stop_reason)
-
-
-async def _tick(view: _View, run: MapRun) -> None:
-    while True:
-        view.update(run)
-        await asyncio.sleep(REFRESH)
-
-
-def _clicks_reach_this_loop() -> bool:
-    """True in a Jupyter kernel's own loop, where a widget click arrives while a cell awaits.
-
-    ipykernel 7 dispatches widget messages while an awaiting cell runs; a blocking cell (or a
-    loop in another thread) never sees them, so no stop button is offered there.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-            return False
-        import ipykernel
-    except ImportError:
-        return False
-    major = str(getattr(ipykernel, "__version__", "0")).split(".")[0]
-    return major.isdigit() and int(major) >= 7

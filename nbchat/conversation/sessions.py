@@ -40,7 +40,7 @@ def known_client(settings: Any) -> Client | None:
     endpoint = resolve(
         base_url=settings.base_url, api_key_env=settings.api_key_env, server=_server(settings)
     )
-    return _clients.get((endpoint, settings.timeout, settings.max_retries))
+    return _clients.get(_client_key(endpoint, settings))
 
 
 def client_for(settings: Any) -> Client:
@@ -52,9 +52,20 @@ def client_for(settings: Any) -> Client:
         server=_server(settings),
     )
     # The environment is read each time: setting OPENAI_API_KEY later takes effect at once.
-    key = (endpoint, settings.timeout, settings.max_retries)
+    key = _client_key(endpoint, settings)
     client = _clients.get(key)
     if client is None:
         client = endpoint.client(timeout=settings.timeout, max_retries=settings.max_retries)
         _clients[key] = client
     return client
+
+
+def _client_key(endpoint: Any, settings: Any) -> tuple[Any, ...]:
+    # Replaying with no endpoint set gets a client that never sends: not the one for later.
+    from ..store.config import replay
+
+    try:
+        replayed = replay() if endpoint.local else None
+    except Exception:
+        replayed = None
+    return (endpoint, settings.timeout, settings.max_retries, replayed)

@@ -200,7 +200,9 @@ def place_code(shell: Any, mode: str, reply: Any) -> None:
         print("The reply has no Python code block; no cell was added.")
         return
     shell.set_next_input(block.code, replace=False)
-    terminal = type(shell).__name__ == "TerminalInteractiveShell"
+    from .frontend import frontend
+
+    terminal = frontend(shell) == "terminal"
     where = "the next input" if terminal else "a new cell below"
     warning = "" if block.closed else " The reply was cut off inside it: check it before running."
     print(f"The code is in {where}, not run.{warning}")

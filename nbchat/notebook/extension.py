@@ -45,6 +45,8 @@ def load(ipython: Any) -> None:
     # %chat fix and --cells need each cell's source, result and error, stored in history or not.
     if record_cell not in ipython.events.callbacks["post_run_cell"]:
         ipython.events.register("post_run_cell", record_cell)
+    if note_notebook not in ipython.events.callbacks["pre_run_cell"]:
+        ipython.events.register("pre_run_cell", note_notebook)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks not in cleanup:
         cleanup.append(keep_question_marks)
@@ -69,6 +71,23 @@ def agent_cells(lines: list[str]) -> list[str]:
     return rewrite(lines)
 
 
+def note_notebook(info: Any = None) -> None:
+    """The ``pre_run_cell`` hook: tell the store which notebook runs, where the frontend put its
+    path in the kernel's namespace (VS Code's ``__vsc_ipynb_file__``, ``__session__``)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    namespace = getattr(shell, "user_ns", None) or {}
+    for name in ("__vsc_ipynb_file__", "__session__"):
+        value = namespace.get(name)
+        if isinstance(value, str) and value:
+            from ..store import config
+
+            if config.settings.notebook != value:
+                config.configure(notebook=value)
+            return
+
+
 def unload(ipython: Any) -> None:
     from .settings import Chat
 
@@ -78,6 +97,8 @@ def unload(ipython: Any) -> None:
     magics["cell"].pop("chat", None)
     if record_cell in ipython.events.callbacks["post_run_cell"]:
         ipython.events.unregister("post_run_cell", record_cell)
+    if note_notebook in ipython.events.callbacks["pre_run_cell"]:
+        ipython.events.unregister("pre_run_cell", note_notebook)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks in cleanup:
         cleanup.remove(keep_question_marks)

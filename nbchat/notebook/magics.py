@@ -119,6 +119,12 @@ class ChatMagics(Magics):
     @argument(
         "--poll-interval", type=float, metavar="S", help="--each --via batch: poll every S s (10)."
     )
+    @argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="--each: rows sent before come from the store; only the others are sent.",
+    )
     @argument("--compare", metavar="A,B", help="Send to these models side by side.")
     @argument(
         "--code",
@@ -153,11 +159,7 @@ class ChatMagics(Magics):
         if cell is None:
             words = rest.split()
             if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
-                from .each import compare_line
-
-                return compare_line(
-                    self.shell, self.settings, self.chat.parser, split_options, tokens, rest
-                )
+                return compare_line(self.shell, self.settings, self.chat.parser, tokens, rest)
             if mcpcmd.wants(words):
                 return mcpcmd.run(self.shell, self.settings, words)
             if storecmd.wants(words):
@@ -185,10 +187,6 @@ class ChatMagics(Magics):
                 )
             prompt = cell
         args = self._parse(tokens)
-        if args.each or args.compare:
-            from .each import dispatch
-
-            return dispatch(self.shell, self.settings, args, prompt)
         from .run import run_cell
 
         return run_cell(self.shell, self.settings, args, prompt)
@@ -294,3 +292,46 @@ def _is_number(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def compare_line(
+    shell: Any,
+    settings: ChatSettings,
+    parser: Any,
+    tokens: list[str],
+    rest: str,
+) -> Any:
+    """``%chat compare -m A -m B [options] prompt``: each ``-m`` adds a column."""
+    from .run import run_cell
+
+    after = rest.strip()[len("compare") :].strip()
+    more, prompt = split_options(after, parser)
+    models, others = _take_models([*tokens, *more])
+    if not models:
+        raise UsageError(
+            "%chat compare needs models: %chat compare -m MODEL_A -m MODEL_B Your prompt"
+        )
+    return run_cell(shell, settings, parser.parse_args(others), prompt, models=models)
+
+
+def _take_models(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Every ``-m``/``--model`` value (argparse would keep only the last one), and the rest."""
+    models: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in ("-m", "--model"):
+            if i + 1 >= len(tokens):
+                raise UsageError(f"Option {token} needs a value")
+            models.append(tokens[i + 1])
+            i += 2
+            continue
+        if token.startswith("--model="):
+            models.append(token.split("=", 1)[1])
+        elif token.startswith("-m") and len(token) > 2 and not token.startswith("--"):
+            models.append(token[2:])
+        else:
+            rest.append(token)
+        i += 1
+    return models, rest

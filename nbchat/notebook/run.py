@@ -1,164 +1,36 @@
-"""What a ``%%chat`` cell does once its options are parsed: build the request, send, display.
+"""What a ``%%chat`` cell does once its options are parsed: read it into one request value,
+then show it (``--dry-run``), send it, map it over rows or compare it across models.
 
 Kept apart from the magic's declaration so the magic stays a thin parser.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..protocol.exceptions import NbchatError, first_line
+from .cell import EACH_OPTIONS, CellRequest, cell_request, overrides_from
+from .failure import ChatCellError, fail_cell
+from .frontend import display_mode
 from .settings import Chat as ChatSettings
 
-__all__ = ["CellRequest", "ChatCellError", "cell_request", "conversation", "run_cell", "subcommand"]
-
-
-class ChatCellError(NbchatError):
-    """Fails a cell after its error was shown as a card: one line, no traceback.
-
-    An NbchatError like the error it stands for, so ``except NbchatError`` catches a failed cell.
-    """
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+__all__ = [
+    "EACH_OPTIONS",
+    "CellRequest",
+    "ChatCellError",
+    "cell_request",
+    "conversation",
+    "display_mode",
+    "overrides_from",
+    "run_cell",
+    "subcommand",
+]
 
 
 def _show(bundle: dict[str, str]) -> None:
     display(bundle, raw=True)
-
-
-def display_mode(shell: Any, settings: ChatSettings) -> str:
-    if settings.display != "auto":
-        return settings.display
-    # Terminal IPython has no frontend to update a display in place.
-    return "text" if type(shell).__name__ == "TerminalInteractiveShell" else "live"
-
-
-def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Request fields from the settings, then the cell's options on top."""
-    fields: dict[str, Any] = dict(settings.request)
-    if settings.model:
-        fields["model"] = settings.model
-    if settings.temperature is not None:
-        fields["temperature"] = settings.temperature
-    if settings.max_tokens is not None:
-        fields["max_tokens"] = settings.max_tokens
-    cell = {
-        "model": args.model,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "max_tokens": args.max_tokens,
-        "max_completion_tokens": args.max_completion_tokens,
-        "reasoning_effort": args.reasoning_effort,
-        "n": args.n,
-        "stop": args.stop,
-        "presence_penalty": args.presence_penalty,
-        "frequency_penalty": args.frequency_penalty,
-        "logit_bias": dict(args.logit_bias) if args.logit_bias else None,
-        "seed": args.seed,
-        "user": args.user,
-        "store": args.store,
-    }
-    fields.update({k: v for k, v in cell.items() if v is not None})
-    if args.stop and len(args.stop) == 1:
-        fields["stop"] = args.stop[0]
-    if args.logprobs is not None:
-        fields["logprobs"] = True
-        fields["top_logprobs"] = args.logprobs
-    if args.tool_choice:
-        fields["tool_choice"] = args.tool_choice
-    if args.no_parallel_tools:
-        fields["parallel_tool_calls"] = False
-    return fields
-
-
-def _lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
-    if name not in namespace:
-        raise UsageError(f"{what} {name!r} is not defined in the notebook")
-    return namespace[name]
-
-
-def build_content(
-    text: str, args: Any, namespace: dict[str, Any], extra_images: list[Any] | None = None
-) -> tuple[Any, Any]:
-    """The user message content and its attachments, from --image and --data variables."""
-    from ..convert.content import build_content as build
-
-    images = [_lookup(namespace, name, "Image") for name in args.image or ()]
-    images += extra_images or []
-    data = [_lookup(namespace, name, "Data") for name in args.data or ()]
-    try:
-        return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
-    except ValueError as exc:
-        raise UsageError(first_line(exc)) from None
-
-
-@dataclass
-class CellRequest:
-    """A cell's request as the conversation takes it: ``Chat.prepare``/``Chat.send`` arguments."""
-
-    content: Any
-    attachments: Any
-    fields: dict[str, Any]
-    tools: list[Any]
-    schema: Any
-    json: bool
-    stream: bool
-    #: What --var, --cells and %chat fix added (nbchat/notebook/context.py), for the budget.
-    context: Any = None
-
-    def arguments(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream,
-            "tools": self.tools or None,
-            "schema": self.schema,
-            "json": self.json,
-            **self.fields,
-        }
-
-
-def cell_request(
-    args: Any, settings: ChatSettings, prompt: str, namespace: dict[str, Any]
-) -> CellRequest:
-    """The request a cell asks for: its prompt interpolated, attachments, fields, tools, schema."""
-    from ..convert.interpolate import InterpolationError, interpolate
-
-    # The cell's trailing newline and blank edges are not part of the prompt.
-    text = prompt.strip("\r\n").rstrip()
-    if settings.interpolate and not args.no_interpolate:
-        try:
-            text = interpolate(text, namespace)
-        except InterpolationError as exc:
-            raise UsageError(str(exc)) from None
-    from .context import add_context
-
-    text, context = add_context(text, args, namespace, settings)
-    if not text.strip() and not args.image and not args.data:
-        raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
-    content, attachments = build_content(text, args, namespace, context.images)
-    tools = [_lookup(namespace, name, "Tool") for name in args.tools or ()]
-    if getattr(args, "mcp", None):
-        from .mcpcmd import cell_tools
-
-        tools += cell_tools(settings, args.mcp)
-    if getattr(args, "agent", False):
-        from .agent import agent_tools
-
-        tools += agent_tools()
-    return CellRequest(
-        content=content,
-        attachments=attachments,
-        fields=overrides_from(args, settings, namespace),
-        tools=tools,
-        schema=_lookup(namespace, args.schema, "Schema") if args.schema else None,
-        json=args.json,
-        stream=settings.stream and not args.no_stream,
-        context=context,
-    )
 
 
 def conversation(args: Any, settings: ChatSettings) -> Any:
@@ -180,27 +52,24 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
     return chat
 
 
-#: Options of a map over rows only (``--each``), and how the cell names them.
-EACH_OPTIONS = {"concurrency": "--concurrency", "via": "--via", "poll_interval": "--poll-interval"}
+def run_cell(
+    shell: Any, settings: ChatSettings, args: Any, prompt: str, *, models: list[str] | None = None
+) -> Any:
+    """Run a cell of any form: its request is read once, then shown, sent, mapped or compared."""
+    request = cell_request(shell, settings, args, prompt, models=models)
+    if request.form != "prompt":
+        from .each import run_many
 
-
-def refuse_each_options(args: Any, what: str) -> None:
-    """A UsageError for an option of ``--each`` given to anything else."""
-    for name, option in EACH_OPTIONS.items():
-        if getattr(args, name, None) is not None:
-            raise UsageError(f"{option} goes with --each DF; it does not apply to {what}")
-
-
-def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
-    refuse_each_options(args, "a single prompt")
+        return run_many(shell, settings, request)
     namespace = shell.user_ns
-    request = cell_request(args, settings, prompt, namespace)
     chat = conversation(args, settings)
     if args.dry_run:
-        return _dry_run(chat, request, args, namespace)
+        from .dryrun import show_dry_run
+
+        return show_dry_run(request, chat=chat, namespace=namespace)
     if request.attachments:
         display(request.attachments)
-    reply = _send(shell, settings, chat, request, args, namespace)
+    reply = _send(shell, settings, chat, request)
     if args.logprobs is not None:
         _show_logprobs(reply)
     if args.raw:
@@ -214,129 +83,35 @@ def run_cell(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     return None
 
 
-def _bad_input(exc: Exception, args: Any) -> UsageError:
-    """A mistake in the cell's options or variables, found before anything was sent."""
-    from ..convert.tools import ToolDefinitionError
-    from ..protocol.schema import SchemaError
-
-    text = first_line(exc)
-    if isinstance(exc, ToolDefinitionError):
-        text = f"--tools: {text}"
-    elif isinstance(exc, SchemaError):
-        text = f"--schema {args.schema}: {text}"
-    return UsageError(text)
-
-
-# What the conversation raises for bad input before it sends anything.
-def _input_errors() -> tuple[type[Exception], ...]:
-    from ..convert.tools import ToolDefinitionError
-    from ..protocol.exceptions import BudgetExceededError, ReplayMissError, RequestValidationError
-    from ..protocol.schema import SchemaError
-
-    return (
-        RequestValidationError,
-        ToolDefinitionError,
-        SchemaError,
-        BudgetExceededError,
-        ReplayMissError,
-    )
-
-
-def _dry_run(chat: Any, request: CellRequest, args: Any, namespace: dict[str, Any]) -> None:
-    from ..render.bundles import request_bundle
-
-    try:
-        prepared = chat.prepare(request.content, **request.arguments())
-    except _input_errors() as exc:
-        raise _bad_input(exc, args) from None
-    _show(request_bundle(prepared, title="Dry run (not sent)"))
-    from .context import budget_text
-
-    _show({"text/plain": budget_text(chat, request, prepared)})
-    for note in prepared.notes:
-        print(f"Note: {note}")
-    if args.out:
-        # The request itself, in full (the display shortens image data).
-        namespace[args.out] = prepared.body
-    return None
-
-
-def _send(
-    shell: Any,
-    settings: ChatSettings,
-    chat: Any,
-    request: CellRequest,
-    args: Any,
-    namespace: dict[str, Any],
-) -> Any:
-    """Send with a live view; a failure shows its card and fails the cell in one line."""
-    from ..protocol.exceptions import APIError, IncompleteStreamError
-    from ..render.bundles import error_bundle
+def _send(shell: Any, settings: ChatSettings, chat: Any, request: CellRequest) -> Any:
+    """Send with a live view; a failure ends the cell through ``fail_cell``."""
     from ..render.live import LiveView
 
-    agent = bool(getattr(args, "agent", False))
+    prompt = request.prompt
+    agent = bool(getattr(request.args, "agent", False))
     mode = display_mode(shell, settings)
-    # An agent's steps show where they happen, in order with its proposals and decisions.
     interrupt = None
-    if agent:
-        from .agentcell import stop_requested
-
-        interrupt = stop_requested
-    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent, interrupt=interrupt)
-    # Tools flagged confirm=True are always asked about; --confirm asks about every tool.
-    confirm: Any = True if args.confirm or settings.confirm_tools else None
-    if agent or getattr(args, "yes", False):
+    if agent or getattr(request.args, "yes", False):
         from .agent import approval_for
+        from .agentcell import stop_requested
 
         # Actions are shown before they run and asked about (--yes: all approved for this
         # cell; nobody to ask: refused); --confirm still asks about every tool.
-        confirm = approval_for(shell, args, text=mode == "text", ask_all=confirm is True)
-    try:
-        reply = chat.send(
-            request.content,
-            listener=view,
-            max_rounds=settings.max_tool_rounds,
-            confirm=confirm,
-            cache=args.cache,
-            **request.arguments(),
+        approver = approval_for(
+            shell, request.args, text=mode == "text", ask_all=prompt.confirm is True
         )
-    except _input_errors() as exc:
-        raise _bad_input(exc, args) from None
-    except KeyboardInterrupt:
-        if chat.last_reply is not None and chat.last_reply.interrupted:
-            view.finish(chat.last_reply)
-        raise ChatCellError("Interrupted; what arrived is kept in the conversation.") from None
-    except IncompleteStreamError as exc:
-        if chat.last_reply is not None:
-            view.finish(chat.last_reply)
-        _show(error_bundle(exc))
-        raise ChatCellError(exc.message) from None
-    except APIError as exc:
-        _show(error_bundle(exc))
-        raise ChatCellError(_one_line(exc)) from None
-    except Exception as exc:
-        partial = getattr(exc, "reply", None)
-        if partial is None:
-            raise
-        # The reply arrived but is not what was asked for (invalid JSON, a refusal…).
-        view.finish(partial)
-        _show(error_bundle(exc))
-        if args.out:
-            namespace[args.out] = None
-        raise ChatCellError(first_line(exc)) from None
+        prompt = prompt.with_(confirm=approver)
+        interrupt = stop_requested if agent else None
+    # An agent's steps show where they happen, in order with its proposals and decisions.
+    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent, interrupt=interrupt)
+    try:
+        reply = chat.send(prompt, listener=view)
+    except BaseException as exc:
+        if request.args.out and getattr(exc, "reply", None) is not None:
+            shell.user_ns[request.args.out] = None
+        fail_cell(exc, request, view=view, conversation=chat)
     view.finish(reply)
     return reply
-
-
-def _one_line(exc: Any) -> str:
-    """What fails the cell: short, since the card above has the details."""
-    from ..protocol.exceptions import APIStatusError
-
-    name = type(exc).__name__
-    if isinstance(exc, APIStatusError):
-        code = f", {exc.code}" if exc.code else ""
-        return f"{name} ({exc.status_code}{code}); the card above has the details."
-    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
 
 
 def _show_logprobs(reply: Any) -> None:

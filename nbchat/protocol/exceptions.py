@@ -67,9 +67,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from ..conversation.reply import Reply
 
 __all__ = [
     "APIConnectionError",
@@ -97,7 +100,14 @@ __all__ = [
 
 
 class NbchatError(Exception):
-    """Base of every error nbchat raises on purpose."""
+    """Base of every error nbchat raises on purpose.
+
+    ``reply`` is what arrived before the error, where a send had begun: the ``Reply`` so far
+    (a partial stream, the rounds of a tool loop, a reply that is not the output asked for),
+    set by the conversation in one place; None otherwise.
+    """
+
+    reply: Reply | None = None
 
 
 class RequestValidationError(NbchatError, ValueError):
@@ -543,6 +553,21 @@ def _message_from_non_json(response: httpx.Response, body: Any) -> str:
             return f"{response.status_code} {reason} (the server sent an HTML page, not JSON)"
         return text if len(text) <= 300 else text[:300] + "…"
     return f"{response.status_code} {reason} (empty response body)"
+
+
+def one_line(error: BaseException, *, limit: int = 300) -> str:
+    """An error as one line, the same wherever it is shown (a failed cell, a map row's
+    ``error``, a compare column, the panel): its class, for a status error the status and
+    code, then ``first_line`` of its message; retries made are said at the end."""
+    if isinstance(error, APIStatusError):
+        code = f", {error.code}" if error.code else ""
+        retried = f" (after {error.retries} retries)" if error.retries else ""
+        head = f"{type(error).__name__} ({error.status_code}{code})"
+        text = _shorten(f"{head}: {first_line(error.message, limit=limit)}", limit - len(retried))
+        return text + retried
+    text = first_line(error, limit=limit)
+    name = type(error).__name__
+    return name if text == name else _shorten(f"{name}: {text}", limit)
 
 
 def first_line(error: BaseException | str, *, limit: int = 300) -> str:

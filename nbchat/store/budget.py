@@ -1,14 +1,12 @@
 """The spending limit: refuse a request before it is sent when it could pass the budget.
 
-A request's cost is bounded from above: prompt tokens estimated from its body, completion tokens
-by max_tokens (or an assumed 1024 when it sets none), priced for the model it asks for.
+A request's cost is bounded from above: prompt tokens estimated from its body (the estimate the
+dry run shows, ``convert/tokenbudget.py``), completion tokens by max_tokens (or an assumed 1024
+when it sets none), priced for the model it asks for.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import threading
 import warnings
 from typing import Any
@@ -20,25 +18,28 @@ from . import config, prices
 __all__ = [
     "ASSUMED_COMPLETION_TOKENS",
     "Estimate",
+    "Reservation",
     "check_budget",
     "estimate",
     "estimate_prompt_tokens",
     "record_spending",
+    "reserve",
+    "reserved",
     "spent",
 ]
 
 #: Completion tokens assumed for a request that sets neither max_tokens nor
 #: max_completion_tokens (set one to bound the estimate exactly).
 ASSUMED_COMPLETION_TOKENS = 1024
-#: Tokens a message costs beyond its text (role, separators), and the reply's priming.
-_PER_MESSAGE = 4
-_PER_REPLY = 3
-#: An image whose size cannot be read (an http URL) is counted as a 1024×1024 one at high detail.
-_UNKNOWN_IMAGE_TOKENS = 765
 
 # What this process spent, for when the store is off or cannot be read.
 _process_spent = 0.0
 _spent_lock = threading.Lock()
+# Dollars promised to requests on the wire (their estimates), until each is settled; checking
+# and reserving are one step under the lock, so requests sent at once cannot pass it together.
+_reserved = 0.0
+_open_reservations = 0
+_reserve_lock = threading.Lock()
 _warned_unpriced: set[str] = set()
 
 
@@ -108,6 +109,54 @@ def check_budget(
     return guess
 
 
+class Reservation:
+    """The estimate of one request in flight, held against the budget until ``settle()``."""
+
+    __slots__ = ("dollars", "estimate")
+
+    def __init__(self, estimate: Estimate, dollars: float) -> None:
+        self.estimate: Estimate | None = estimate
+        self.dollars = dollars
+
+    def settle(self, cost: float | None) -> None:
+        """The request ended: let its estimate go, and count what it cost (None: nothing
+        known), which the store counts from now on when it is on."""
+        global _reserved, _open_reservations
+        with _reserve_lock:
+            if self.estimate is not None:
+                self.estimate = None
+                _open_reservations -= 1
+            # The last one out leaves no rounding behind.
+            _reserved = max(_reserved - self.dollars, 0.0) if _open_reservations else 0.0
+            self.dollars = 0.0
+        record_spending(cost)
+
+
+def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
+    """Check ``prepared`` against the budget as ``check_budget`` does, counting every request
+    still in flight, and hold its estimate until the reservation is settled.
+
+    Raises BudgetExceededError (nothing is sent); None when no budget applies.
+    """
+    global _reserved, _open_reservations
+    if config.budget() is None:
+        return None
+    with _reserve_lock:
+        guess = check_budget(prepared, profile, reserved=_reserved)
+        if guess is None:
+            return None
+        dollars = guess.dollars or 0.0
+        _reserved += dollars
+        _open_reservations += 1
+    return Reservation(guess, dollars)
+
+
+def reserved() -> float:
+    """US dollars held for requests in flight."""
+    with _reserve_lock:
+        return _reserved
+
+
 def estimate(prepared: PreparedRequest, profile: Any) -> Estimate:
     """The most ``prepared`` could cost on this server, for the model it asks for."""
     body = prepared.body
@@ -122,24 +171,12 @@ def estimate(prepared: PreparedRequest, profile: Any) -> Estimate:
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a request body, erring high.
-
-    About four characters a token for ASCII text and one a token for other scripts (CJK text
-    is close to that), plus each message's overhead; images by their size, like the API.
+    """Prompt tokens of a request body: the one estimate nbchat makes (the dry run's budget
+    table, trimming and the budget all read it), images by their size as the API counts them.
     """
-    tokens = _PER_REPLY
-    for message in body.get("messages") or ():
-        tokens += _PER_MESSAGE
-        for key, value in message.items():
-            if key == "content" and isinstance(value, list):
-                for part in value:
-                    tokens += _part_tokens(part)
-            elif key != "role":
-                tokens += _text_tokens(value if isinstance(value, str) else json.dumps(value))
-    for key in ("tools", "response_format"):
-        if body.get(key):
-            tokens += _text_tokens(json.dumps(body[key], ensure_ascii=False))
-    return tokens
+    from ..convert.tokenbudget import estimate_budget
+
+    return estimate_budget(body).total
 
 
 def spent() -> float:
@@ -161,38 +198,3 @@ def record_spending(dollars: float | None) -> None:
     if dollars:
         with _spent_lock:
             _process_spent += dollars
-
-
-def _text_tokens(text: str) -> int:
-    ascii_chars = sum(1 for ch in text if ord(ch) < 128)
-    return -(-ascii_chars // 4) + (len(text) - ascii_chars)
-
-
-def _part_tokens(part: Any) -> int:
-    if not isinstance(part, dict):
-        return _text_tokens(str(part))
-    if part.get("type") == "image_url":
-        image = part.get("image_url") or {}
-        return _image_tokens(str(image.get("url", "")), str(image.get("detail") or "auto"))
-    if part.get("type") == "text":
-        return _text_tokens(str(part.get("text", "")))
-    return _text_tokens(json.dumps(part))
-
-
-def _image_tokens(url: str, detail: str) -> int:
-    from ..convert.images import estimate_image_tokens
-
-    if detail not in ("low", "high", "auto"):
-        detail = "auto"
-    if detail == "low":
-        return estimate_image_tokens(1, 1, "low")
-    if url.startswith("data:") and ";base64," in url:
-        try:
-            from PIL import Image
-
-            data = base64.b64decode(url.split(";base64,", 1)[1])
-            with Image.open(io.BytesIO(data)) as image:
-                return estimate_image_tokens(image.width, image.height, detail)
-        except Exception:
-            pass
-    return _UNKNOWN_IMAGE_TOKENS

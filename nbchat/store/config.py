@@ -6,6 +6,7 @@ environment variables, which win over the defaults; both are read at every reque
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class Settings:
     store: str = ""
     cache: bool = False
     budget: float | None = None
+    #: The notebook the kernel runs, as the frontend told the notebook layer (VS Code).
+    notebook: str = ""
 
 
 settings = Settings()
@@ -49,7 +52,7 @@ def configure(**changes: Any) -> None:
     for NBCHAT_BUDGET) for this process."""
     with _lock:
         for name, value in changes.items():
-            if name not in ("store", "cache", "budget"):
+            if name not in ("store", "cache", "budget", "notebook"):
                 raise TypeError(f"configure() got an unexpected setting {name!r}")
             if name == "budget" and value is not None:
                 value = _dollars(value, "budget")
@@ -65,7 +68,12 @@ def default_path() -> Path:
 
 def store_path() -> Path | None:
     """The store's file, or None when it is off."""
-    chosen = settings.store or os.environ.get("NBCHAT_STORE", "")
+    return _path_of(settings.store or os.environ.get("NBCHAT_STORE", ""))
+
+
+@functools.lru_cache(maxsize=16)
+def _path_of(chosen: str) -> Path | None:
+    # Read at every request (a map makes thousands): the same setting is the same path.
     chosen = chosen.strip()
     if chosen.lower() in _OFF:
         return None

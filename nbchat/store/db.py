@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..protocol.exceptions import NbchatError
 from .record import Exchange, ToolCallRecord
 
 __all__ = ["BLOB_PREFIX", "SCHEMA_VERSION", "Store", "StoreWarning", "open_store"]
@@ -200,8 +202,8 @@ def _kind(exc: BaseException) -> str:
     return "error"
 
 
-class _NewerSchema(Exception):
-    pass
+class _NewerSchema(NbchatError):
+    """A store written by a newer nbchat: left alone (a signal, caught where it is raised)."""
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -221,6 +223,11 @@ class Store:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._pending: deque[Exchange | ToolCallRecord] = deque()
+        # What spent() adds up, kept as exchanges come and go (a map queues thousands): the
+        # billed cost of the queue, and the stored sum as last read (plus what we wrote since).
+        self._queued_cost = 0.0
+        self._stored_cost: float | None = None
+        self._stored_read = 0.0
         self._cond = threading.Condition()
         self._writing = 0
         self._thread: threading.Thread | None = None
@@ -243,9 +250,10 @@ class Store:
             return
         with self._cond:
             if len(self._pending) >= self.MAX_PENDING:
-                self._pending.popleft()
+                self._queued_cost -= _billed(self._pending.popleft())
                 _warn("overflow", self.path)
             self._pending.append(exchange)
+            self._queued_cost += _billed(exchange)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._write_loop, name=f"nbchat-store {self.path.name}", daemon=True
@@ -300,6 +308,7 @@ class Store:
                     if kind in _PERMANENT:
                         self.broken = kind
                         self._pending.clear()
+                        self._queued_cost = 0.0
                         self._cond.notify_all()
                         break
                     self._cond.notify_all()
@@ -339,6 +348,9 @@ class Store:
                     for exchange, row_id in zip(batch, ids, strict=True):
                         exchange.id = row_id
                         self._pending.popleft()
+                        self._queued_cost -= _billed(exchange)
+                        if self._stored_cost is not None:
+                            self._stored_cost += _billed(exchange)
                     self._writing = 0
                     self._cond.notify_all()
         except BaseException:
@@ -361,19 +373,22 @@ class Store:
         )
         return rows[0] if rows else None
 
+    #: Seconds a reading of the stored sum is used before the file is read again (another
+    #: kernel may have spent meanwhile); what this process writes is added as it is written.
+    SPENT_FRESH = 1.0
+
     def spent(self) -> float:
         """US dollars billed across the store (queued exchanges included)."""
         with self._commit_lock:
-            with self._cond:
-                queued = sum(
-                    e.cost or 0.0
-                    for e in self._pending
-                    if isinstance(e, Exchange) and e.source == "server"
+            now = time.monotonic()
+            if self._stored_cost is None or now - self._stored_read > self.SPENT_FRESH:
+                rows = self.query(
+                    "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
                 )
-            rows = self.query(
-                "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE source = 'server'"
-            )
-        return queued + (float(rows[0][0]) if rows else 0.0)
+                self._stored_cost = float(rows[0][0]) if rows else 0.0
+                self._stored_read = now
+            with self._cond:
+                return max(self._queued_cost, 0.0) + self._stored_cost
 
     def select(self, where: str = "", params: Iterable[Any] = ()) -> list[Exchange]:
         """Stored exchanges (``where`` is SQL after FROM, with ? placeholders)."""
@@ -477,6 +492,12 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return old
 
 
+def _billed(exchange: Exchange | ToolCallRecord) -> float:
+    if isinstance(exchange, ToolCallRecord):
+        return 0.0
+    return (exchange.cost or 0.0) if exchange.source == "server" else 0.0
+
+
 def _answers(exchange: Exchange) -> bool:
     return exchange.status == "ok" and exchange.source != "cache" and exchange.response is not None
 
@@ -540,15 +561,23 @@ def _exchange(row: tuple[Any, ...]) -> Exchange:
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
+# The same stores by the path they were asked for with (not made absolute).
+_named: dict[str | Path, Store] = {}
 
 
 def open_store(path: str | Path) -> Store:
     """The process's Store for ``path`` (made on first use, flushed when the process exits)."""
+    # Every request asks (a map, thousands of times): the path as given finds it at once.
+    known = _named.get(path)
+    if known is not None and _stores.get(known.path) is known:
+        return known
     key = Path(path).expanduser().absolute()
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
             store = _stores[key] = Store(key)
+        if len(_named) < 64 and Path(path).is_absolute() and "~" not in str(path):
+            _named[path] = store  # a relative path may mean another file after a chdir
         return store
 
 

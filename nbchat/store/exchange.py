@@ -1,17 +1,22 @@
-"""Where every request meets the store: answered from a cassette or the cache, or sent; logged.
+"""The one door every request passes: answered from a cassette or the cache, or sent; logged.
 
-``Chat`` calls ``answer()`` once per request it sends. A cassette (NBCHAT_REPLAY) comes first,
-then the response cache, then the budget and the server. Nothing here may break a reply.
+Every feature that talks to the server (cells, ``Chat.send``/``asend``, the panel, map rows,
+compare columns, the tool loop's rounds) goes through ``answer()`` or ``aanswer()``. A cassette
+(NBCHAT_REPLAY) comes first, then the response cache, then the budget — which reserves the
+request's estimate until it is settled, so requests sent at once cannot pass it together — and
+the server; the exchange is then queued for the store (written in the background). ``Door``
+holds the decisions and the record, and does no network I/O; the two wrappers only send.
+Nothing here may break a reply.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +31,7 @@ from .db import Store, StoreWarning, open_store
 from .record import Exchange, clean_url, scrub
 from .replay import Cassette, Interaction, cassette, miss_error
 
-__all__ = ["Origin", "answer", "current_store", "notebook_path"]
+__all__ = ["Door", "Origin", "aanswer", "answer", "current_store", "notebook_path"]
 
 
 @dataclass(frozen=True)
@@ -43,73 +48,208 @@ class Origin:
     where: str
 
 
+_NO_STORE_FOR_CACHE = "The response cache needs the store, which is off; sending."
+
+
+class Door:
+    """One request's way through the store: decide (cassette, cache, budget), then record.
+
+    ``open()`` answers from a cassette or the cache (playing the reply to the listener), raises
+    for a cassette miss or a budget that the request could pass, or returns None: then send
+    inside ``sending()`` and hand the completion to ``sent()``. ``cache`` None follows
+    ``%config Chat.cache``; ``log=False`` keeps the exchange out of the store. ``reply`` (a
+    ``Reply``, or None) gets ``cached``, ``cost`` and ``origin``, summed over a tool loop's rounds.
+    """
+
+    __slots__ = (
+        "_secrets",
+        "cache",
+        "client",
+        "mode",
+        "prepared",
+        "reply",
+        "reservation",
+        "row",
+        "started",
+        "store",
+        "tape",
+        "watch",
+    )
+
+    def __init__(
+        self,
+        prepared: PreparedRequest,
+        *,
+        client: Any,
+        session: str | None,
+        cache: bool | None = None,
+        reply: Any = None,
+        log: bool = True,
+    ) -> None:
+        self.prepared = prepared
+        self.client = client
+        self.cache = cache
+        self.reply = reply
+        self._secrets = _secrets(client)
+        self.mode, tape_path = config.replay()
+        self.tape = cassette(tape_path) if tape_path is not None else None
+        self.store = current_store()
+        self.row = _exchange_for(prepared, client, session, self._secrets)
+        if not log:
+            self.row.key = ""  # answered from the cache still, but never kept
+        self.reservation: budget.Reservation | None = None
+        self.watch: _Watch | None = None
+        self.started = 0.0
+
+    def open(self, listener: ChatListener) -> ChatCompletion | None:
+        """The completion from a cassette or the cache, or None once the budget allows sending."""
+        prepared, tape, mode = self.prepared, self.tape, self.mode
+        if tape is not None and mode in ("replay", "auto"):
+            recorded = tape.take(prepared.key)
+            if recorded is not None:
+                return self._from_tape(recorded, listener)
+            if mode == "replay":
+                raise miss_error(tape, prepared.key, prepared.body)
+        use_cache = config.cache_default() if self.cache is None else self.cache
+        if use_cache:
+            store = self.store
+            if store is None:
+                if config.store_path() is None:
+                    _warn_once("cache", _NO_STORE_FOR_CACHE)
+            else:
+                found = _quietly(store.find, prepared.key)
+                if found is not None:
+                    return self._from_cache(found, listener)
+        self.reservation = budget.reserve(prepared, self.client.profile)
+        return None
+
+    @contextmanager
+    def sending(self, listener: ChatListener) -> Iterator[_Watch]:
+        """Around the send: a failure is recorded (and the budget's reservation let go)."""
+        self.watch = watch = _Watch(listener)
+        self.started = time.perf_counter()
+        try:
+            yield watch
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
+    def sent(self, completion: ChatCompletion) -> ChatCompletion:
+        """Record what the server answered; return it."""
+        row, reply = self.row, self.reply
+        row.latency = time.perf_counter() - self.started
+        sent = getattr(reply, "prepared", None)
+        if sent is not None and sent is not self.prepared:
+            # Sent again fitted to the server (a refused stream_options): keep what went out.
+            row.request = scrub(sent.body, self._secrets)
+        watch = self.watch
+        if watch is not None and watch.first is not None:
+            row.time_to_first_token = watch.first - self.started
+        row.take_usage(completion)
+        row.response = scrub(row.response, self._secrets)
+        row.cost = prices.cost(completion, self.client.profile, self.prepared.url, row.time)
+        self._keep()
+        self._settle(row.cost)
+        if self.tape is not None and self.mode in ("record", "auto"):
+            _record(self.tape, _interaction(row, self.prepared.endpoint))
+        _mark(reply, cached=False, cost=row.cost)
+        return completion
+
+    # -- what the door does itself ------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        row = self.row
+        row.latency = time.perf_counter() - self.started
+        _failed(row, exc, self.watch, self._secrets)
+        self._keep()
+        self._settle(None)
+        tape = self.tape
+        if tape is not None and self.mode in ("record", "auto") and isinstance(exc, APIStatusError):
+            error = {"status": exc.status_code, "body": scrub(exc.body, self._secrets)}
+            _record(tape, _interaction(row, self.prepared.endpoint, error=error))
+
+    def _settle(self, cost: float | None) -> None:
+        reservation, self.reservation = self.reservation, None
+        if reservation is not None:
+            reservation.settle(cost)
+        else:
+            budget.record_spending(cost)
+
+    def _keep(self) -> None:
+        if self.store is not None and self.row.key:
+            _quietly(self.store.add, self.row)
+
+    def _from_tape(self, recorded: Interaction, listener: ChatListener) -> ChatCompletion:
+        row, tape = self.row, self.tape
+        assert tape is not None
+        row.source = "replay"
+        if recorded.error is not None:
+            row.status, row.error = "error", recorded.error.get("body")
+            self._keep()
+            raise _recorded_error(recorded, self.prepared)
+        completion = recorded.completion()
+        assert completion is not None
+        play(completion, stream=self.prepared.stream, listener=listener)
+        row.take_usage(completion)
+        row.cost = None if recorded.cost is None else 0.0
+        self._keep()
+        origin = Origin("replay", recorded.recorded, recorded.cost, str(tape.path))
+        _mark(self.reply, cached=True, cost=row.cost, origin=origin)
+        return completion
+
+    def _from_cache(self, found: Exchange, listener: ChatListener) -> ChatCompletion:
+        row, store = self.row, self.store
+        assert store is not None
+        completion = found.completion()
+        assert completion is not None
+        play(completion, stream=self.prepared.stream, listener=listener)
+        row.source = "cache"
+        row.take_usage(completion)
+        row.cost = None if found.cost is None else 0.0
+        self._keep()
+        if self.tape is not None and self.mode in ("record", "auto"):
+            # A cassette holds what the notebook needs, wherever the answer came from.
+            original = _interaction(found, self.prepared.endpoint)
+            original.request = row.request
+            _record(self.tape, original)
+        origin = Origin("cache", found.time, found.cost, str(store.path))
+        _mark(self.reply, cached=True, cost=row.cost, origin=origin)
+        return completion
+
+
 def answer(
     prepared: PreparedRequest,
     *,
-    client: Any,
-    session: str | None,
-    cache: bool | None,
-    listener: ChatListener,
-    reply: Any,
     send: Callable[[ChatListener], ChatCompletion],
+    listener: ChatListener | None = None,
+    **door: Any,
 ) -> ChatCompletion:
     """The completion for ``prepared``: replayed, cached, or ``send(listener)``; logged.
 
-    ``cache`` None follows ``%config Chat.cache``. ``reply`` gets ``cached``, ``cost`` and
-    ``origin`` (summed over the rounds of a tool loop).
+    ``door`` are ``Door``'s keywords: ``client``, ``session``, ``cache``, ``reply``, ``log``.
     """
-    profile = client.profile
-    mode, tape_path = config.replay()
-    tape = cassette(tape_path) if tape_path is not None else None
-    store = current_store()
-    row = _exchange_for(prepared, client, session)
+    way = Door(prepared, **door)
+    listener = listener or ChatListener()
+    if (known := way.open(listener)) is not None:
+        return known
+    with way.sending(listener) as watch:
+        return way.sent(send(watch))
 
-    if tape is not None and mode in ("replay", "auto"):
-        recorded = tape.take(prepared.key)
-        if recorded is not None:
-            return _from_tape(recorded, tape, prepared, listener, reply, store, row)
-        if mode == "replay":
-            raise miss_error(tape, prepared.key, prepared.body)
 
-    use_cache = config.cache_default() if cache is None else cache
-    if use_cache:
-        if store is None:
-            if config.store_path() is None:
-                _warn_once("cache", "The response cache needs the store, which is off; sending.")
-        else:
-            found = _quietly(store.find, prepared.key)
-            if found is not None:
-                return _from_cache(found, store, prepared, listener, reply, row, tape, mode)
-
-    budget.check_budget(prepared, profile)
-    watch = _Watch(listener)
-    started = time.perf_counter()
-    try:
-        completion = send(watch)
-    except BaseException as exc:
-        row.latency = time.perf_counter() - started
-        _failed(row, exc, watch, client)
-        _keep(store, row)
-        if tape is not None and mode in ("record", "auto") and isinstance(exc, APIStatusError):
-            error = {"status": exc.status_code, "body": scrub(exc.body, _secrets(client))}
-            _record(tape, _interaction(row, error=error))
-        raise
-    row.latency = time.perf_counter() - started
-    sent = getattr(reply, "prepared", None)
-    if sent is not None and sent is not prepared:
-        # Sent again fitted to the server (a refused stream_options): keep what went out.
-        row.request = scrub(sent.body, _secrets(client))
-    if watch.first is not None:
-        row.time_to_first_token = watch.first - started
-    row.take_usage(completion)
-    row.response = scrub(row.response, _secrets(client))
-    row.cost = prices.cost(completion, profile, prepared.url, row.time)
-    _keep(store, row)
-    budget.record_spending(row.cost)
-    if tape is not None and mode in ("record", "auto"):
-        _record(tape, _interaction(row))
-    _mark(reply, cached=False, cost=row.cost)
-    return completion
+async def aanswer(
+    prepared: PreparedRequest,
+    *,
+    send: Callable[[ChatListener], Awaitable[ChatCompletion]],
+    listener: ChatListener | None = None,
+    **door: Any,
+) -> ChatCompletion:
+    """``answer`` for async code: ``await send(listener)`` sends."""
+    way = Door(prepared, **door)
+    listener = listener or ChatListener()
+    if (known := way.open(listener)) is not None:
+        return known
+    with way.sending(listener) as watch:
+        return way.sent(await send(watch))
 
 
 def current_store() -> Store | None:
@@ -127,77 +267,9 @@ def current_store() -> Store | None:
 
 
 def notebook_path() -> str | None:
-    """The notebook the kernel runs, where the frontend says (Jupyter, VS Code), else None."""
-    path = os.environ.get("JPY_SESSION_NAME")
-    if path:
-        return path
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    namespace = getattr(shell, "user_ns", None) or {}
-    for name in ("__vsc_ipynb_file__", "__session__"):
-        value = namespace.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-# -- answering without sending --------------------------------------------------------------------
-
-
-def _from_tape(
-    recorded: Interaction,
-    tape: Cassette,
-    prepared: PreparedRequest,
-    listener: ChatListener,
-    reply: Any,
-    store: Store | None,
-    row: Exchange,
-) -> ChatCompletion:
-    row.source = "replay"
-    if recorded.error is not None:
-        row.status, row.error = "error", recorded.error.get("body")
-        _keep(store, row)
-        raise _recorded_error(recorded, prepared)
-    completion = recorded.completion()
-    assert completion is not None
-    play(completion, stream=prepared.stream, listener=listener)
-    row.take_usage(completion)
-    row.cost = None if recorded.cost is None else 0.0
-    _keep(store, row)
-    origin = Origin("replay", recorded.recorded, recorded.cost, str(tape.path))
-    _mark(reply, cached=True, cost=row.cost, origin=origin)
-    return completion
-
-
-def _from_cache(
-    found: Exchange,
-    store: Store,
-    prepared: PreparedRequest,
-    listener: ChatListener,
-    reply: Any,
-    row: Exchange,
-    tape: Cassette | None,
-    mode: str | None,
-) -> ChatCompletion:
-    completion = found.completion()
-    assert completion is not None
-    play(completion, stream=prepared.stream, listener=listener)
-    row.source = "cache"
-    row.take_usage(completion)
-    row.cost = None if found.cost is None else 0.0
-    _keep(store, row)
-    if tape is not None and mode in ("record", "auto"):
-        # A cassette holds what the notebook needs, wherever the answer came from.
-        original = _interaction(found)
-        original.request = row.request
-        _record(tape, original)
-    _mark(
-        reply,
-        cached=True,
-        cost=row.cost,
-        origin=Origin("cache", found.time, found.cost, str(store.path)),
-    )
-    return completion
+    """The notebook the kernel runs, where the frontend says: Jupyter's JPY_SESSION_NAME, or
+    what the notebook layer found in the kernel's namespace (VS Code), else None."""
+    return os.environ.get("JPY_SESSION_NAME") or config.settings.notebook or None
 
 
 def _recorded_error(recorded: Interaction, prepared: PreparedRequest) -> APIStatusError:
@@ -241,10 +313,12 @@ class _Watch(ChatListener):
         self.inner.on_tool_results(results)
 
 
-def _exchange_for(prepared: PreparedRequest, client: Any, session: str | None) -> Exchange:
+def _exchange_for(
+    prepared: PreparedRequest, client: Any, session: str | None, secrets: tuple[str, ...]
+) -> Exchange:
     body = prepared.body
     return Exchange(
-        request=scrub(body, _secrets(client)),
+        request=scrub(body, secrets),
         key=prepared.key,
         session=session,
         notebook=_quietly(notebook_path),
@@ -255,18 +329,20 @@ def _exchange_for(prepared: PreparedRequest, client: Any, session: str | None) -
     )
 
 
-def _failed(row: Exchange, exc: BaseException, watch: _Watch, client: Any) -> None:
+def _failed(
+    row: Exchange, exc: BaseException, watch: _Watch | None, secrets: tuple[str, ...]
+) -> None:
     partial = None
     if isinstance(exc, IncompleteStreamError):
         partial = exc.completion
-    elif isinstance(exc, KeyboardInterrupt) and watch.stream is not None:
+    elif _interruption(exc) and watch is not None and watch.stream is not None:
         partial = getattr(watch.stream, "completion", None)
     if partial is not None and partial.choices:
         row.status = "interrupted"
         row.take_usage(partial)
-        row.response = scrub(row.response, _secrets(client))
+        row.response = scrub(row.response, secrets)
     else:
-        row.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        row.status = "interrupted" if _interruption(exc) else "error"
     error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, APIStatusError):
         error.update(
@@ -276,11 +352,19 @@ def _failed(row: Exchange, exc: BaseException, watch: _Watch, client: Any) -> No
             request_id=exc.request_id,
             body=exc.body,
         )
-    row.error = scrub(error, _secrets(client))
+    row.error = scrub(error, secrets)
 
 
-def _interaction(row: Exchange, error: dict[str, Any] | None = None) -> Interaction:
+def _interruption(exc: BaseException) -> bool:
+    """Ctrl-C, or the task awaiting the request cancelled (an async cell interrupted)."""
+    import asyncio
+
+    return isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+
+
+def _interaction(row: Exchange, endpoint: str, error: dict[str, Any] | None = None) -> Interaction:
     return Interaction(
+        endpoint=endpoint or None,
         key=row.key,
         request=row.request,
         response=None if error is not None else row.response,
@@ -307,11 +391,6 @@ def _mark(reply: Any, *, cached: bool, cost: float | None, origin: Origin | None
         reply.origin = origin
 
 
-def _keep(store: Store | None, row: Exchange) -> None:
-    if store is not None:
-        _quietly(store.add, row)
-
-
 def _record(tape: Cassette, interaction: Interaction) -> None:
     try:
         tape.add(interaction)
@@ -320,6 +399,10 @@ def _record(tape: Cassette, interaction: Interaction) -> None:
 
 
 def _secrets(client: Any) -> tuple[str, ...]:
+    """Every credential the client holds: its key and the base URL's user info."""
+    held = getattr(client, "_secrets", None)
+    if isinstance(held, tuple):
+        return held
     key = getattr(client, "api_key", None)
     return (key,) if key else ()
 

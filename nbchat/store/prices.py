@@ -6,6 +6,7 @@ off this machine), by the model the server reported; anything else is "price unk
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import threading
@@ -134,6 +135,7 @@ def _base(url: str | None) -> str | None:
     return url.split("/chat/completions", 1)[0]
 
 
+@functools.lru_cache(maxsize=256)
 def _on_this_network(url: str | None) -> bool:
     """A loopback or private address: a server someone runs themselves, not a billed API."""
     host = (urlsplit(url).hostname or "") if url else ""

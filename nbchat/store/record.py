@@ -6,6 +6,7 @@ query parameters that look like credentials; the API key is masked wherever it a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,7 @@ class ToolCallRecord:
     id: int | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def clean_url(url: str | None) -> str | None:
     """``url`` without user info and with credential-like query values masked."""
     if not url:

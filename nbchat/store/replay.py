@@ -7,12 +7,15 @@ the rest. A cassette holds request bodies and responses, never a header or a cre
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,10 +26,22 @@ from typing import Any
 from ..protocol.exceptions import ReplayMissError, RequestValidationError
 from ..protocol.types import ChatCompletion
 
-__all__ = ["FORMAT", "Cassette", "Interaction", "cassette", "miss_error"]
+__all__ = [
+    "FORMAT",
+    "Cassette",
+    "Interaction",
+    "Recorded",
+    "cassette",
+    "deferred",
+    "flush_all",
+    "miss_error",
+    "recorded_endpoint",
+]
 
 FORMAT = 1
 _DATA_SHOWN = 64
+#: Seconds between two writes of a cassette while recordings keep coming.
+WRITE_EVERY = 0.5
 
 
 @dataclass
@@ -44,6 +59,9 @@ class Interaction:
     model: str | None = None
     latency: float | None = None
     cost: float | None = None
+    #: Who answered, as the request's key names it (``Client.endpoint``): replaying with no
+    #: endpoint set builds requests for this one.
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -51,6 +69,7 @@ class Interaction:
             "recorded": self.recorded.isoformat(),
             "server": self.server,
             "url": self.url,
+            "endpoint": self.endpoint,
             "model": self.model,
             "latency": None if self.latency is None else round(self.latency, 3),
             "cost": self.cost,
@@ -75,6 +94,7 @@ class Interaction:
             model=data.get("model"),
             latency=data.get("latency"),
             cost=data.get("cost"),
+            endpoint=data.get("endpoint"),
         )
 
     def completion(self) -> ChatCompletion | None:
@@ -86,12 +106,16 @@ class Cassette:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._loaded: list[Interaction] | None = None
         # How many times each key was played back, so repeats get the next recording.
         self._played: dict[str, int] = defaultdict(int)
         # Keys recorded by this process: a re-recording replaces an old run's entries once.
         self._recorded: set[str] = set()
+        # Recorded, not yet in the file: (interaction, first recording of its key here).
+        self._unwritten: list[tuple[Interaction, bool]] = []
+        self._written = 0.0
+        self._timer: threading.Timer | None = None
 
     @property
     def interactions(self) -> list[Interaction]:
@@ -109,16 +133,48 @@ class Cassette:
             return matches[min(used, len(matches) - 1)]
 
     def add(self, interaction: Interaction) -> None:
-        """Record ``interaction`` and rewrite the file (an older run's same request is replaced)."""
-        with self._lock, _file_lock(self.path):
-            # Re-read: another process may have recorded into the same file meanwhile.
-            self._loaded = None
+        """Record ``interaction`` (an older run's same request is replaced).
+
+        The file is rewritten whole: inside ``deferred()`` (a map's rows) recordings are
+        written together, at most every ``WRITE_EVERY`` seconds, and at the block's end.
+        """
+        with self._lock:
             entries = self._load()
-            if interaction.key not in self._recorded:
+            first = interaction.key not in self._recorded
+            if first:
                 entries[:] = [i for i in entries if i.key != interaction.key]
                 self._recorded.add(interaction.key)
             entries.append(interaction)
+            self._unwritten.append((interaction, first))
+            if not _deferring or time.monotonic() - self._written >= WRITE_EVERY:
+                self._flush_locked()
+            elif self._timer is None:
+                self._timer = threading.Timer(WRITE_EVERY, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+                _unflushed.add(self)
+
+    def flush(self) -> None:
+        """Write what was recorded and not yet written."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        batch, self._unwritten = self._unwritten, []
+        if not batch:
+            return
+        with _file_lock(self.path):
+            # Re-read: another process may have recorded into the same file meanwhile.
+            self._loaded = None
+            entries = self._load()
+            replaced = {interaction.key for interaction, first in batch if first}
+            entries[:] = [i for i in entries if i.key not in replaced]
+            entries.extend(interaction for interaction, _ in batch)
             self._write(entries)
+        self._written = time.monotonic()
 
     def _load(self) -> list[Interaction]:
         if self._loaded is not None:
@@ -242,3 +298,77 @@ def _shorten(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("data:") and len(value) > 4 * _DATA_SHOWN:
         return f"{value[:_DATA_SHOWN]}…({len(value):,} characters)"
     return value
+
+
+# Cassettes with recordings waiting for their timer; written at exit whatever happens.
+_unflushed: set[Cassette] = set()
+# Runs inside deferred(): while there are any, recordings are written together.
+_deferring = 0
+_deferring_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Write recordings made inside the block together (a map records thousands), and all of
+    them by the block's end."""
+    global _deferring
+    with _deferring_lock:
+        _deferring += 1
+    try:
+        yield
+    finally:
+        with _deferring_lock:
+            _deferring -= 1
+        flush_all()
+
+
+def flush_all() -> None:
+    """Write every cassette's pending recordings (at exit, and before reading them back)."""
+    for tape in list(_unflushed):
+        # At exit there is nobody to tell; a recording that cannot be written is lost.
+        with contextlib.suppress(Exception):
+            tape.flush()
+    _unflushed.clear()
+
+
+atexit.register(flush_all)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a cassette says of the server it was recorded against."""
+
+    #: The base URL its requests went to (credentials never recorded).
+    base_url: str | None
+    #: The kind of server (``openai``, ``llama-cpp-python``…).
+    server: str | None
+    #: The model its requests named most often.
+    model: str | None
+    #: ``Client.endpoint`` of the first recording (None in cassettes made before it was kept).
+    endpoint: str | None = None
+
+
+def recorded_endpoint(tape: Cassette) -> Recorded | None:
+    """The endpoint and model ``tape`` was recorded against, or None for an empty cassette:
+    replaying builds requests for them, so nothing is asked of any server."""
+    interactions = tape.interactions
+    if not interactions:
+        return None
+    first = interactions[0]
+    base = first.url
+    if base and base.endswith(_COMPLETIONS):
+        base = base[: -len(_COMPLETIONS)]
+    if base:
+        base = base.split("?", 1)[0]
+    models = Counter(
+        str(i.request.get("model"))
+        for i in interactions
+        if isinstance(i.request, dict) and i.request.get("model")
+    )
+    model = models.most_common(1)[0][0] if models else first.model
+    return Recorded(
+        base_url=base or None, server=first.server, model=model, endpoint=first.endpoint
+    )
+
+
+_COMPLETIONS = "/chat/completions"

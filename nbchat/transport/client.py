@@ -248,6 +248,25 @@ class _BaseClient:
     def default_model(self, model: str | None) -> None:
         self._profile.default_model = model
 
+    @property
+    def endpoint(self) -> str:
+        """Who answers this client's requests, as the cache key tells servers apart: the base
+        URL (no credentials, no query), a configured kind, the organisation and project; nbchat's
+        local model server by its kind (its port changes with every start). Never the key."""
+        profile = self._profile
+        if profile.local:
+            return f"local:{profile.kind}"
+        url = self._base_url.split("?", 1)[0]
+        parts = [url]
+        if profile.configured:
+            parts.append(f"server={profile.kind}")
+        parts.extend(f"{name}={value}" for name, value in sorted(profile.query.items()))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        for name in ("openai-organization", "openai-project"):
+            if headers.get(name):
+                parts.append(f"{name}={headers[name]}")
+        return " ".join(parts)
+
     def build_request(self, **request: Any) -> PreparedRequest:
         """Validate a request and return it as it would be sent, without sending it.
 
@@ -262,6 +281,7 @@ class _BaseClient:
             headers=headers,
             body=body,
             options=options,
+            endpoint=self.endpoint,
         )
 
     def __repr__(self) -> str:

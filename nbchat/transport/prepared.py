@@ -21,6 +21,8 @@ class PreparedRequest:
     """Method, URL, headers (credentials masked) and the JSON body, exactly as they will be sent.
 
     ``notes`` say how the request was fitted to the server (a field dropped, a format swapped).
+    ``endpoint`` names who answers (``Client.endpoint``): part of the key, so that one server's
+    reply is never served as another's.
     """
 
     method: str
@@ -28,6 +30,7 @@ class PreparedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     notes: tuple[str, ...] = ()
+    endpoint: str = ""
     #: Per-call options that are not part of the body (timeout, extra headers).
     options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -37,10 +40,19 @@ class PreparedRequest:
 
     @property
     def key(self) -> str:
-        """A hash of the canonical body: the same request, streamed or not, has the same key."""
+        """A hash of the endpoint and the canonical body: the same request to the same server,
+        streamed or not, has the same key (the cache's and a cassette's)."""
+        known = self.__dict__.get("_key")
+        if known is not None:
+            return known
         canonical = {k: v for k, v in self.body.items() if k not in ("stream", "stream_options")}
+        if self.endpoint:
+            canonical = {"endpoint": self.endpoint, "body": canonical}
         text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        key = hashlib.sha256(text.encode()).hexdigest()
+        # Frozen, so the key never changes: worked out once (a map reads it several times).
+        object.__setattr__(self, "_key", key)
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         return {

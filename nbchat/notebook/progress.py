@@ -4,23 +4,14 @@ tqdm's notebook bar (with a Stop button where a click can reach the kernel) or t
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["MODES", "ProgressView", "in_kernel", "progress_mode"]
+__all__ = ["MODES", "ProgressView", "progress_mode"]
 
 #: ``widget`` (notebook bar), ``text`` (stderr), ``final`` (one line at the end), ``off``.
 MODES = ("auto", "widget", "text", "final", "off")
-
-
-def in_kernel() -> bool:
-    """True in a Jupyter kernel (a frontend that shows widgets and updates outputs in place)."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def progress_mode(mode: str | bool = "auto") -> str:
@@ -33,7 +24,9 @@ def progress_mode(mode: str | bool = "auto") -> str:
         raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
     if mode != "auto":
         return mode
-    if in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+    from .frontend import shows_widgets
+
+    if shows_widgets():
         return "widget"
     return "text"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..protocol.listener import ChatListener
-from .bundles import footer_text
-from .progress import in_kernel
+from ..render.bundles import footer_text
+from .frontend import frontend
 
 __all__ = ["Column", "SideBySide", "view_mode"]
 
@@ -31,7 +31,7 @@ def view_mode(mode: str | bool = "auto") -> str:
         raise ValueError(f"display must be one of {', '.join(_MODES)}, not {mode!r}")
     if mode != "auto":
         return mode
-    return "live" if in_kernel() else "text"
+    return "live" if frontend() == "jupyter" else "text"
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""Which frontend runs this kernel: the one answer every display decision reads.
+
+``"jupyter"``: a Jupyter kernel (JupyterLab, Notebook, VS Code, nbconvert) that shows widgets
+and updates outputs in place; ``"terminal"``: terminal IPython, which can do neither; ``"none"``:
+plain Python, no IPython at all; ``"other"``: another IPython shell.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["FRONTENDS", "clicks_reach_this_loop", "display_mode", "frontend", "shows_widgets"]
+
+FRONTENDS = ("jupyter", "terminal", "other", "none")
+
+
+def frontend(shell: Any = None) -> str:
+    """The frontend of ``shell`` (the running IPython's when None)."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return "none"
+        shell = get_ipython()
+        if shell is None:
+            return "none"
+    kind = type(shell).__name__
+    if kind == "ZMQInteractiveShell":
+        return "jupyter"
+    if kind == "TerminalInteractiveShell":
+        return "terminal"
+    return "other"
+
+
+def shows_widgets(shell: Any = None) -> bool:
+    """True where an ipywidgets widget can show: a Jupyter kernel with ipywidgets installed."""
+    if frontend(shell) != "jupyter":
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
+def clicks_reach_this_loop(shell: Any = None) -> bool:
+    """True in a Jupyter kernel's own loop, where a widget click arrives while a cell awaits.
+
+    ipykernel 7 dispatches widget messages while an awaiting cell runs; a blocking cell (or a
+    loop in another thread) never sees them, so no stop button is offered there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if frontend(shell) != "jupyter":
+        return False
+    try:
+        import ipykernel
+    except ImportError:
+        return False
+    major = str(getattr(ipykernel, "__version__", "0")).split(".")[0]
+    return major.isdigit() and int(major) >= 7
+
+
+def display_mode(shell: Any, settings: Any) -> str:
+    """How a reply is shown: ``%config Chat.display``, or for ``auto`` what the frontend can
+    do (terminal IPython cannot update an output in place: text)."""
+    if settings.display != "auto":
+        return str(settings.display)
+    return "text" if frontend(shell) == "terminal" else "live"

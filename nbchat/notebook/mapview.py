@@ -1,0 +1,130 @@
+"""``nbchat.map`` and ``nbchat.amap`` as a notebook shows them: the engine of
+``conversation/mapping.py`` with a progress bar (and a Stop button where a click can reach the
+kernel), the summary of a stopped or resumed run said where the user sees it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ..conversation.mapjob import MapJob
+from ..conversation.mapping import MapRun, MapWatcher, Watch, job_of, run_async, run_blocking
+from .frontend import clicks_reach_this_loop
+
+__all__ = ["amap", "map", "watching"]
+
+
+def map(
+    prompt: Any,
+    rows: Any,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    schema: Any = None,
+    concurrency: int = 16,
+    client: Any = None,
+    progress: bool | str = True,
+    via: str = "online",
+    poll_interval: float | None = None,
+    cache: bool | None = None,
+    resume: bool = False,
+    **request_fields: Any,
+) -> Any:
+    """Send ``prompt`` once per row and collect the replies, in the order of the rows.
+
+    ``prompt`` is a template (``"Classify: {text}"``, the interpolation rules of cells, against
+    each row's columns; the whole row is ``{row}``) or a function ``row -> str | messages``.
+    ``rows`` is a DataFrame (the result is one too, with its index), a list of dicts, or any
+    iterable (the result is a list of dicts). Each result row has ``reply``, ``error`` (None or
+    the row's one-line error), the schema's fields when ``schema`` is given, ``finish_reason``,
+    ``tokens`` and ``latency``.
+
+    At most ``concurrency`` requests are in flight, fewer while the server says to slow down; a
+    row waiting to be retried (a 429, a 5xx) is not in flight meanwhile, and a row that fails
+    after its retries keeps its error while the others go on. Ctrl-C (or the stop button)
+    stops at once: no request starts after it, and the rows done are returned with a warning.
+    ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
+    seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
+
+    Every row goes through the store like a cell's request: it is logged (session ``map``,
+    with its model and cost), recorded or replayed under ``NBCHAT_REPLAY``, and counted against
+    ``%config Chat.budget`` while in flight. ``cache=True`` answers the rows sent before from
+    the store; ``resume=True`` does so after a crash, a restart or Ctrl-C — only the rows that
+    never arrived are sent — and says how many came from the store.
+
+    ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
+    map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
+    them, at most 8 each (httpx spends more CPU per request in a pool of many connections).
+    An AsyncClient is used as it is, with its own pool, and not closed: give it at least
+    ``concurrency`` connections (``httpx.AsyncHTTPTransport(limits=httpx.Limits(
+    max_connections=N))``; httpx's default is 100) and leave ``max_keepalive_connections`` at
+    httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
+    8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
+    """
+    job, how = job_of(prompt, rows, locals())
+    run = run_blocking(job, watch=watching(progress, how["via"]), **how)
+    return _result(job, run)
+
+
+async def amap(prompt: Any, rows: Any, **options: Any) -> Any:
+    """``await nbchat.amap(...)``: ``map`` for async code, on the running event loop; it takes
+    ``map``'s arguments.
+
+    Cancelling the task that awaits it (as interrupting a Jupyter cell does) stops it like
+    Ctrl-C: the rows done are returned with a warning. In a Jupyter kernel the bar has a Stop
+    button, since a click reaches a cell that awaits.
+    """
+    progress = options.pop("progress", True)
+    job, how = job_of(prompt, rows, options)
+    watch = watching(progress, how["via"], stop_button=clicks_reach_this_loop())
+    run = await run_async(job, watch=watch, **how)
+    return _result(job, run)
+
+
+def _result(job: MapJob, run: MapRun) -> Any:
+    result = job.assemble(run.outcomes, run.unfinished)
+    if run.stop_reason is not None:
+        warnings.warn(run.summary(), stacklevel=3)
+    if job.resume:
+        # Asked for: how much of the work was already done.
+        print(run.resumed())
+    return result
+
+
+def watching(progress: Any, via: str = "online", *, stop_button: bool = False) -> Watch:
+    """The progress bar of a run, shown once it starts sending (a mistake found first shows
+    none); with ``stop_button``, its Stop button stops the run."""
+
+    def watch(run: MapRun) -> MapWatcher:
+        on_stop = (lambda: run.stop("the stop button")) if stop_button else None
+        label = "nbchat.map (batch)" if via == "batch" else "nbchat.map"
+        return _View(run.total, mode=progress, label=label, on_stop=on_stop)
+
+    return watch
+
+
+class _View:
+    """The progress bar, made when the run starts sending."""
+
+    def __init__(self, total: int, **options: Any) -> None:
+        self._total = total
+        self._options = options
+        self._view: Any = None
+
+    def update(self, run: MapRun) -> None:
+        if self._view is None and run.sending:
+            from .progress import ProgressView
+
+            self._view = ProgressView(self._total, **self._options)
+        if self._view is not None:
+            note = run.note
+            if run.kept and not note:
+                note = f"{run.kept:,} from the store"
+            self._view.update(run.done, run.errors, run.tokens, note)
+
+    def close(self, run: MapRun) -> None:
+        if self._view is None and run.done:
+            self.update(run)
+        if self._view is not None:
+            self._view.close(run.done, run.errors, run.tokens, stopped=run.stop_reason)
