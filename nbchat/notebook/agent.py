@@ -399,7 +399,9 @@ def kit(*, yes: bool = False) -> tuple[list[Any], Approver]:
         raise RequestValidationError(
             "agent=True needs IPython: the tools read and run the notebook's code", field="agent"
         )
-    terminal = type(shell).__name__ == "TerminalInteractiveShell"
+    from .frontend import frontend
+
+    terminal = frontend(shell) == "terminal"
     return agent_tools(shell), Approver(shell, yes=yes, show=_printer if terminal else _display)
 
 

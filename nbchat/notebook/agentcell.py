@@ -53,20 +53,14 @@ def rewrite(lines: list[str]) -> list[str]:
 
 
 def _widgets_can_answer() -> bool:
-    """A kernel whose frontend answers (allow_stdin), that delivers widget clicks to a running
-    async cell (ipykernel 7.4+), with ipywidgets installed."""
+    """A kernel whose frontend answers (allow_stdin), shows widgets, and delivers their clicks to
+    a cell that awaits (frontend.py says where)."""
     from IPython import get_ipython
 
+    from .frontend import clicks_reach_this_loop, shows_widgets
+
     shell = get_ipython()
-    if can_answer(shell) != "stdin":
-        return False
-    try:
-        import ipykernel
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    version = tuple(int(part) for part in ipykernel.__version__.split(".")[:2] if part.isdigit())
-    return version >= (7, 4)
+    return can_answer(shell) == "stdin" and shows_widgets(shell) and clicks_reach_this_loop(shell)
 
 
 async def run(shell: Any, line: str, cell: str) -> Any:
@@ -95,11 +89,14 @@ def can_answer(shell: Any) -> str | None:
     """Who can approve an action here: ``"terminal"`` (a y/n/stop prompt), ``"stdin"`` (a
     frontend that answers input requests: JupyterLab, VS Code; nbconvert and nbval do not), or
     None (a headless run: nobody)."""
-    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
+    from .frontend import frontend
+
+    kind = frontend(shell) if shell is not None else "none"
+    if kind in ("terminal", "none"):
         stdin = sys.stdin
         return "terminal" if stdin is not None and stdin.isatty() else None
     kernel = getattr(shell, "kernel", None)
-    if kernel is not None and getattr(kernel, "_allow_stdin", False):
+    if kind == "jupyter" and kernel is not None and getattr(kernel, "_allow_stdin", False):
         return "stdin"
     return None
 
