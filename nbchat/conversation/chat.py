@@ -15,16 +15,22 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.exceptions import IncompleteStreamError, RequestValidationError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion
+from ..transport.client import AsyncClient, Client
 from ..transport.prepared import PreparedRequest
+from ..transport.profiles import ServerProfile
+from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 from .flow import Flow, adrive, drive
 from .lock import ConversationLock
 from .prompt import OPTIONS, Prompt, merged_fields
 from .reply import NbchatNote, Reply
+
+if TYPE_CHECKING:
+    from .toolrun import ToolPolicy
 
 __all__ = ["Chat", "NbchatNote", "Prompt", "Reply"]
 
@@ -68,7 +74,7 @@ class Chat:
         model: str | None = None,
         *,
         system: str | None = None,
-        client: Any = None,
+        client: Client | AsyncClient | None = None,
         stream: bool = True,
         name: str = "default",
         cache: bool | None = None,
@@ -191,7 +197,7 @@ class Chat:
         return {i: dict(entry.meta) for i, entry in enumerate(self._entries) if entry.meta}
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, client: Any = None) -> Chat:
+    def from_json(cls, text: str | bytes, *, client: Client | AsyncClient | None = None) -> Chat:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -213,7 +219,7 @@ class Chat:
     # -- sending ------------------------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Client | AsyncClient:
         if self._client is None:
             from .endpoint import default_client
 
@@ -221,12 +227,12 @@ class Chat:
         return self._client
 
     @client.setter
-    def client(self, client: Any) -> None:
+    def client(self, client: Client | AsyncClient | None) -> None:
         self._client = client
         self._client_chosen = client is not None
 
     @property
-    def tool_policy(self) -> Any:
+    def tool_policy(self) -> ToolPolicy:
         """Which tools the user approved with "always" in this conversation."""
         if self._tool_policy is None:
             from .toolrun import ToolPolicy
@@ -234,7 +240,7 @@ class Chat:
             self._tool_policy = ToolPolicy()
         return self._tool_policy
 
-    def use_client_unless_chosen(self, client: Any) -> None:
+    def use_client_unless_chosen(self, client: Client | AsyncClient) -> None:
         """Use ``client`` unless the user set one on this conversation themselves."""
         if not self._client_chosen:
             self._client = client
@@ -310,7 +316,9 @@ class Chat:
 
     # -- the flow of one send (no I/O of its own: see flow.py) --------------------------------
 
-    def _flow(self, prompt: Prompt, listener: ChatListener | None, client: Any) -> Flow[Reply]:
+    def _flow(
+        self, prompt: Prompt, listener: ChatListener | None, client: SyncSender | AsyncSender
+    ) -> Flow[Reply]:
         """Every round of one send: the request, the tool calls, the next request…"""
         from .rounds import Ask, Turn
 
@@ -325,7 +333,7 @@ class Chat:
             reply=reply,
             prepare=lambda: self._prepare_round(plan, self.messages, client),
             door={"session": self.name, "cache": plan.cache, "log": plan.log},
-            sync_client=self._client if not _is_async(self._client) else None,
+            sync_client=self._client if isinstance(self._client, Client) else None,
         )
         rounds_left = plan.max_rounds
         try:
@@ -425,13 +433,13 @@ class Chat:
         return list(results)
 
     def _prepare_flow(
-        self, prompt: Prompt, client: Any, *, strict: bool = True
+        self, prompt: Prompt, client: SyncSender | AsyncSender, *, strict: bool = True
     ) -> Flow[PreparedRequest]:
         plan = yield from self._plan(prompt, client)
         messages = self.messages + plan.added
         return self._prepare_round(plan, messages, client, strict=strict)
 
-    def _plan(self, prompt: Prompt, client: Any) -> Flow[_Plan]:
+    def _plan(self, prompt: Prompt, client: SyncSender | AsyncSender) -> Flow[_Plan]:
         """What every round of one send shares: fields, tools, attachments, the parser."""
         overrides = prompt.request_fields
         parse = prompt.parse
@@ -488,7 +496,12 @@ class Chat:
         )
 
     def _prepare_round(
-        self, plan: _Plan, messages: list[dict[str, Any]], client: Any, *, strict: bool = True
+        self,
+        plan: _Plan,
+        messages: list[dict[str, Any]],
+        client: SyncSender | AsyncSender,
+        *,
+        strict: bool = True,
     ) -> PreparedRequest:
         """The one place a request is built: fields, messages, stream options, adaptations."""
         from .trim import fit_history
@@ -518,7 +531,7 @@ class Chat:
             return prepared
         return replace(prepared, notes=(*trimmed, *prepared.notes, *notes))
 
-    def _default_model(self, client: Any) -> Flow[str]:
+    def _default_model(self, client: SyncSender | AsyncSender) -> Flow[str]:
         """The model a request names when none is set: the profile's, the one a cassette
         recorded (replaying sends nothing, not even a look at the server's models), or the one
         the server lists."""
@@ -551,19 +564,19 @@ class Chat:
 
     # -- clients ------------------------------------------------------------------------------
 
-    def _sync_client(self) -> Any:
+    def _sync_client(self) -> Client:
         client = self.client
-        if _is_async(client):
+        if isinstance(client, AsyncClient):
             raise RequestValidationError(
                 "This conversation's client is an AsyncClient: use await chat.asend(...)",
                 field="client",
             )
         return client
 
-    def _async_client(self) -> Any:
+    def _async_client(self) -> AsyncClient:
         """An AsyncClient for this loop: the client itself, or a twin of it for this loop."""
         client = self.client
-        if _is_async(client):
+        if isinstance(client, AsyncClient):
             return client
         loop = asyncio.get_running_loop()
         twins = self._twins
@@ -574,7 +587,7 @@ class Chat:
             twins[loop] = twin = (client, async_twin(client, connections=_TWIN_CONNECTIONS))
         return twin[1]
 
-    def _keep_partial(self, checkpoint: int, reply: Reply, stream: Any) -> None:
+    def _keep_partial(self, checkpoint: int, reply: Reply, stream: StreamSnapshot | None) -> None:
         """After an interruption: keep complete tool rounds and the partial text, marked."""
         reply.interrupted = True
         reply.elapsed = 0.0
@@ -618,12 +631,6 @@ def _is_default(name: str, value: Any) -> bool:
     if name == "log":
         return value is True
     return value is None
-
-
-def _is_async(client: Any) -> bool:
-    from ..transport.client import AsyncClient
-
-    return isinstance(client, AsyncClient)
 
 
 def _carry(exc: BaseException, reply: Reply) -> None:
@@ -684,7 +691,7 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
-def _model_notes(asked: Any, completion: ChatCompletion, profile: Any) -> list[str]:
+def _model_notes(asked: Any, completion: ChatCompletion, profile: ServerProfile) -> list[str]:
     """Say when another model answered than the one asked for (a dated snapshot of the same
     name is the same model), and when the local model answered because nothing else is set."""
     answered = completion.model or ""

@@ -8,12 +8,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.exceptions import NbchatError, RequestValidationError, first_line
 from ..protocol.listener import ChatListener
 from .chat import Chat, Reply
 from .prompt import Prompt
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["Columns", "column_labels", "compare", "compare_entries"]
 
@@ -61,7 +64,7 @@ def compare(
     models: Sequence[Any],
     *,
     system: str | None = None,
-    client: Any = None,
+    client: Client | AsyncClient | None = None,
     stream: bool | None = None,
     schema: Any = None,
     show: Callable[[list[str]], Columns] | None = None,
@@ -193,7 +196,7 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _is_async(client: Any) -> bool:
+def _is_async(client: Client | AsyncClient) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(getattr(client, "send_completion", None))

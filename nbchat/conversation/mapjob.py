@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..convert.rows import RowSource, RowTemplate, as_prompt, row_source
 from ..protocol.exceptions import RequestValidationError, first_line, one_line
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
 from .chat import Chat
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["COLUMNS", "EXTRA_COLUMNS", "MapJob", "Outcome", "one_line_error"]
 
@@ -63,7 +66,7 @@ class MapJob:
         system: str | None = None,
         schema: Any = None,
         concurrency: int = 16,
-        client: Any = None,
+        client: Client | AsyncClient | None = None,
         fields: Mapping[str, Any] | None = None,
         namespace: Mapping[str, Any] | None = None,
         interpolate: bool = True,
@@ -136,7 +139,7 @@ class MapJob:
     def __len__(self) -> int:
         return len(self.source)
 
-    def bind(self, client: Any, model: str | None) -> None:
+    def bind(self, client: Client | AsyncClient, model: str | None) -> None:
         """Build requests for ``client`` (its profile and URL) with ``model`` from now on.
 
         With no model, ``Chat`` finds one through the (synchronous) client, as cells do.

@@ -17,6 +17,7 @@ from ..protocol.exceptions import BadRequestError, IncompleteStreamError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
 from ..transport.prepared import PreparedRequest
+from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 from .flow import Complete, Drain, Explain, Op, Open, adrive, drive
 from .reply import Reply
 
@@ -28,7 +29,7 @@ class Turn:
     """One send: the client it sends on, its reply so far, and how its requests are built."""
 
     #: The client requests go through (an AsyncClient for ``asend``).
-    client: Any
+    client: SyncSender | AsyncSender
     listener: ChatListener
     reply: Reply
     #: Builds the round's request again from the conversation (after a server refused a field).
@@ -37,14 +38,16 @@ class Turn:
     door: dict[str, Any]
     #: A blocking client of the same endpoint, for a server's own explanation of a dropped
     #: stream (None: none is asked for).
-    sync_client: Any = None
+    sync_client: SyncSender | None = None
     started: float = field(default_factory=time.perf_counter)
     #: The stream being read, whose snapshot is the partial reply if the send is interrupted.
     inflight: Any = None
     #: Fallback notes applied during this send (each is tried once).
     tried: set[str] = field(default_factory=set)
 
-    def on_chunk(self, chunk: ChatCompletionChunk, stream: Any, watch: ChatListener) -> None:
+    def on_chunk(
+        self, chunk: ChatCompletionChunk, stream: StreamSnapshot, watch: ChatListener
+    ) -> None:
         reply = self.reply
         if has_output(chunk):
             reply.output_chunks += 1

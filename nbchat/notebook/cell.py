@@ -9,13 +9,18 @@ is a one-line UsageError raised here, before anything is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ..conversation.prompt import Prompt
 from ..protocol.exceptions import first_line
 from .settings import Chat as ChatSettings
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..transport.client import AsyncClient, Client
 
 __all__ = [
     "EACH_OPTIONS",
@@ -147,7 +152,7 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
 
 
 def cell_request(
-    shell: Any,
+    shell: InteractiveShell,
     settings: ChatSettings,
     args: Any,
     text: str,
@@ -209,7 +214,7 @@ def cell_request(
 
 
 def _each(
-    shell: Any,
+    shell: InteractiveShell,
     settings: ChatSettings,
     args: Any,
     text: str,
@@ -308,7 +313,7 @@ def _content(
         raise UsageError(first_line(exc)) from None
 
 
-def map_job(request: CellRequest, client: Any, namespace: dict[str, Any]) -> Any:
+def map_job(request: CellRequest, client: Client | AsyncClient, namespace: dict[str, Any]) -> Any:
     """The checked ``MapJob`` of an ``--each`` cell (a mistake is a one-line UsageError)."""
     from ..conversation.mapjob import MapJob
     from ..protocol.exceptions import RequestValidationError

@@ -8,7 +8,7 @@ note saying what would be refused: a dry run never fails for what only sending c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.display import display
@@ -16,16 +16,25 @@ from IPython.display import display
 from .cell import CellRequest, as_option, map_job
 from .failure import fail_cell, name_attachments
 
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
+
 __all__ = ["show_dry_run"]
 
 
 def show_dry_run(
-    request: CellRequest, *, chat: Any = None, client: Any = None, namespace: dict[str, Any]
+    request: CellRequest,
+    *,
+    chat: Any = None,
+    client: Client | AsyncClient | None = None,
+    namespace: dict[str, Any],
 ) -> None:
     """Show what ``request`` would send; ``-o VAR`` keeps the (first) request's body."""
     if request.form == "each":
+        assert client is not None
         body = _each(request, client, namespace)
     elif request.form == "compare":
+        assert client is not None
         body = _compare(request, client)
     else:
         body = _prompt(request, chat)
@@ -64,7 +73,7 @@ def _named(prepared: Any, request: CellRequest, *, own: int) -> Any:
     return prepared if notes == prepared.notes else replace(prepared, notes=notes)
 
 
-def _compare(request: CellRequest, client: Any) -> dict[str, Any] | None:
+def _compare(request: CellRequest, client: Client | AsyncClient) -> dict[str, Any] | None:
     from ..conversation.chat import Chat
 
     first = None
@@ -79,7 +88,9 @@ def _compare(request: CellRequest, client: Any) -> dict[str, Any] | None:
     return first
 
 
-def _each(request: CellRequest, client: Any, namespace: dict[str, Any]) -> dict[str, Any] | None:
+def _each(
+    request: CellRequest, client: Client | AsyncClient, namespace: dict[str, Any]
+) -> dict[str, Any] | None:
     from ..protocol.exceptions import RequestValidationError
 
     job = map_job(request, client, namespace)

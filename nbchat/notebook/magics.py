@@ -146,9 +146,9 @@ class ChatMagics(Magics):
         if cell is None:
             words = rest.split()
             if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
-                return compare_line(self.shell, self.settings, self.chat.parser, tokens, rest)
+                return compare_line(self._ip, self.settings, self.chat.parser, tokens, rest)
             if storecmd.wants(words):
-                return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
+                return storecmd.run(self._ip, self.settings, words, self._parse(tokens))
             if words and words[0] in SUBCOMMANDS:
                 # Options may follow the word too (``%chat history --json``); other text
                 # after it makes the line an ordinary prompt.
@@ -174,7 +174,7 @@ class ChatMagics(Magics):
         args = self._parse(tokens)
         from .run import run_cell
 
-        return run_cell(self.shell, self.settings, args, prompt)
+        return run_cell(self._ip, self.settings, args, prompt)
 
     def _task(self, rest: str, tokens: list[str]) -> tuple[str, list[str]] | None:
         """``(task, options)`` for ``fix``/``explain`` followed by options only; other text
@@ -196,7 +196,13 @@ class ChatMagics(Magics):
             return None
         args = self._parse(tokens)
         prompt = task_prompt(self.shell, args, task, extra)
-        return None if prompt is None else run_cell(self.shell, self.settings, args, prompt)
+        return None if prompt is None else run_cell(self._ip, self.settings, args, prompt)
+
+    @property
+    def _ip(self) -> Any:
+        # Registered on a shell, a Magics always has one.
+        assert self.shell is not None
+        return self.shell
 
     def _parse(self, tokens: list[str]) -> Any:
         return self.chat.parser.parse_args(tokens)
@@ -204,7 +210,7 @@ class ChatMagics(Magics):
     def _subcommand(self, name: str, args: Any) -> Any:
         from .run import subcommand
 
-        return subcommand(self.shell, self.settings, name, args)
+        return subcommand(self._ip, self.settings, name, args)
 
 
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:

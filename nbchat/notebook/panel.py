@@ -412,7 +412,11 @@ class ChatPanel(VBox):
     def load_models(self) -> list[str]:
         """Fill the model picker from the server's model list; on failure it stays free text."""
         try:
-            names = sorted(str(name) for name in self.chat.client.models())
+            from ..transport.client import Client
+
+            client = self.chat.client
+            listed = client.models() if isinstance(client, Client) else []
+            names = sorted(str(name) for name in listed)
         except Exception:
             return []
         self.model.options = names

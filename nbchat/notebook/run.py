@@ -6,7 +6,7 @@ Kept apart from the magic's declaration so the magic stays a thin parser.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.display import display
@@ -15,6 +15,9 @@ from .cell import EACH_OPTIONS, CellRequest, cell_request, overrides_from
 from .failure import ChatCellError, fail_cell
 from .frontend import display_mode
 from .settings import Chat as ChatSettings
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = [
     "EACH_OPTIONS",
@@ -53,7 +56,12 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
 
 
 def run_cell(
-    shell: Any, settings: ChatSettings, args: Any, prompt: str, *, models: list[str] | None = None
+    shell: InteractiveShell,
+    settings: ChatSettings,
+    args: Any,
+    prompt: str,
+    *,
+    models: list[str] | None = None,
 ) -> Any:
     """Run a cell of any form: its request is read once, then shown, sent, mapped or compared."""
     request = cell_request(shell, settings, args, prompt, models=models)
@@ -83,7 +91,7 @@ def run_cell(
     return None
 
 
-def _send(shell: Any, settings: ChatSettings, chat: Any, request: CellRequest) -> Any:
+def _send(shell: InteractiveShell, settings: ChatSettings, chat: Any, request: CellRequest) -> Any:
     """Send with a live view; a failure ends the cell through ``fail_cell``."""
     from ..render.live import LiveView
 
@@ -124,7 +132,7 @@ def _show_raw(reply: Any) -> None:
         _show(request_bundle(completion.to_dict(), title=title))
 
 
-def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
+def subcommand(shell: InteractiveShell, settings: ChatSettings, name: str, args: Any) -> Any:
     from ..conversation.sessions import names, session
     from ..render.bundles import history_bundle
 

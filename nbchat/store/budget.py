@@ -13,6 +13,7 @@ from typing import Any
 
 from ..protocol.exceptions import BudgetExceededError
 from ..transport.prepared import PreparedRequest
+from ..transport.profiles import ServerProfile
 from . import config, prices
 
 __all__ = [
@@ -64,7 +65,7 @@ class Estimate:
 
 
 def check_budget(
-    prepared: PreparedRequest, profile: Any, *, reserved: float = 0.0
+    prepared: PreparedRequest, profile: ServerProfile, *, reserved: float = 0.0
 ) -> Estimate | None:
     """Raise BudgetExceededError if sending ``prepared`` could pass the budget; nothing is sent.
 
@@ -132,7 +133,7 @@ class Reservation:
         record_spending(cost)
 
 
-def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
+def reserve(prepared: PreparedRequest, profile: ServerProfile) -> Reservation | None:
     """Check ``prepared`` against the budget as ``check_budget`` does, counting every request
     still in flight, and hold its estimate until the reservation is settled.
 
@@ -157,7 +158,7 @@ def reserved() -> float:
         return _reserved
 
 
-def estimate(prepared: PreparedRequest, profile: Any) -> Estimate:
+def estimate(prepared: PreparedRequest, profile: ServerProfile) -> Estimate:
     """The most ``prepared`` could cost on this server, for the model it asks for."""
     body = prepared.body
     model = str(body.get("model") or getattr(profile, "default_model", None) or "")

@@ -15,16 +15,17 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.exceptions import APIStatusError, IncompleteStreamError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
 from ..transport.prepared import PreparedRequest
+from ..transport.seams import Endpoint, StreamSnapshot
 from . import budget, config, prices
 from .cache import has_output, play
 from .db import Store, StoreWarning, open_store
@@ -49,6 +50,16 @@ class Origin:
 
 
 _NO_STORE_FOR_CACHE = "The response cache needs the store, which is off; sending."
+
+
+class Marked(Protocol):
+    """What the door tells of a request it answered (a ``Reply``, a map row's mark): whether
+    the store or a cassette answered, the cost, and where a kept answer came from."""
+
+    completions: Sequence[Any]
+    cached: bool
+    cost: float | None
+    origin: Any
 
 
 class Door:
@@ -80,10 +91,10 @@ class Door:
         self,
         prepared: PreparedRequest,
         *,
-        client: Any,
+        client: Endpoint,
         session: str | None,
         cache: bool | None = None,
-        reply: Any = None,
+        reply: Marked | None = None,
         log: bool = True,
     ) -> None:
         self.prepared = prepared
@@ -294,13 +305,13 @@ class _Watch(ChatListener):
 
     def __init__(self, inner: ChatListener) -> None:
         self.inner = inner
-        self.stream: Any = None
+        self.stream: StreamSnapshot | None = None
         self.first: float | None = None
 
     def on_request(self, body: dict[str, Any]) -> None:
         self.inner.on_request(body)
 
-    def on_chunk(self, chunk: ChatCompletionChunk, stream: Any) -> None:
+    def on_chunk(self, chunk: ChatCompletionChunk, stream: StreamSnapshot) -> None:
         self.stream = stream
         if self.first is None and has_output(chunk):
             self.first = time.perf_counter()
@@ -314,7 +325,7 @@ class _Watch(ChatListener):
 
 
 def _exchange_for(
-    prepared: PreparedRequest, client: Any, session: str | None, secrets: tuple[str, ...]
+    prepared: PreparedRequest, client: Endpoint, session: str | None, secrets: tuple[str, ...]
 ) -> Exchange:
     body = prepared.body
     return Exchange(
@@ -378,7 +389,9 @@ def _interaction(row: Exchange, endpoint: str, error: dict[str, Any] | None = No
     )
 
 
-def _mark(reply: Any, *, cached: bool, cost: float | None, origin: Origin | None = None) -> None:
+def _mark(
+    reply: Marked | None, *, cached: bool, cost: float | None, origin: Origin | None = None
+) -> None:
     """Fold one round into the reply: cached only if every round was, cost summed."""
     if reply is None:
         return
@@ -398,7 +411,7 @@ def _record(tape: Cassette, interaction: Interaction) -> None:
         _warn_once("cassette", f"Could not write the cassette {tape.path}: {exc}")
 
 
-def _secrets(client: Any) -> tuple[str, ...]:
+def _secrets(client: Endpoint) -> tuple[str, ...]:
     """Every credential the client holds: its key and the base URL's user info."""
     held = getattr(client, "_secrets", None)
     if isinstance(held, tuple):
