@@ -29,6 +29,7 @@ _EXPORTS = {
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
+    "Prompt": "conversation.prompt",
     "ToolArgumentsError": "convert.toolerrors",
     "ToolDefinitionError": "convert.toolerrors",
     "ToolPolicy": "conversation.toolrun",
@@ -82,79 +83,11 @@ _EXPORTS = {
     "read_batch_output": "conversation.batchjob",
 }
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "APIConnectionError",
-    "APIError",
-    "APIResponseValidationError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AsyncChatStream",
-    "AsyncClient",
-    "AuthenticationError",
-    "BadRequestError",
-    "BudgetExceededError",
-    "Chat",
-    "ChatCompletion",
-    "ChatCompletionChunk",
-    "ChatCompletionRequest",
-    "ChatListener",
-    "ChatPanel",
-    "ChatStream",
-    "Client",
-    "ConflictError",
-    "DataBlock",
-    "DataError",
-    "ImageError",
-    "ImagePart",
-    "IncompleteStreamError",
-    "InternalServerError",
-    "LogprobsError",
-    "NbchatError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "ReplayMissError",
-    "Reply",
-    "RequestValidationError",
-    "ResponseDecodingError",
-    "ResponseTooLargeError",
-    "ServiceUnavailableError",
-    "StructuredOutputError",
-    "Tool",
-    "ToolArgumentsError",
-    "ToolDefinitionError",
-    "ToolPolicy",
-    "ToolResult",
-    "ToolRunInterrupted",
-    "UnprocessableEntityError",
-    "__version__",
-    "amap",
-    "arun_tool_calls",
-    "as_tool",
-    "batch_file",
-    "compare",
-    "data_block",
-    "estimate_image_tokens",
-    "explore",
-    "image_part",
-    "last",
-    "load_ipython_extension",
-    "log",
-    "logprobs_frame",
-    "logprobs_html",
-    "logprobs_summary",
-    "map",
-    "panel",
-    "parse_reply",
-    "read_batch_output",
-    "response_format_for",
-    "run_tool_calls",
-    "session",
-    "to_frame",
-    "tool",
-    "unload_ipython_extension",
-]
+# Names that are not in the table: the version, the last reply, the extension's entry points.
+_OWN = ("__version__", "last", "load_ipython_extension", "unload_ipython_extension")
+
+# Derived once from the table: a name is public exactly when it is exported.
+__all__ = sorted([*_EXPORTS, *_OWN])
 
 
 def __getattr__(name: str) -> Any:
@@ -192,6 +125,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from .conversation.batchjob import batch_file, read_batch_output
     from .conversation.chat import Chat, Reply
+    from .conversation.prompt import Prompt
     from .conversation.sessions import session
     from .conversation.toolrun import (
         ToolPolicy,

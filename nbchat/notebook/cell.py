@@ -18,6 +18,8 @@ from ..protocol.exceptions import first_line
 from .settings import Chat as ChatSettings
 
 if TYPE_CHECKING:
+    from argparse import Namespace
+
     from IPython.core.interactiveshell import InteractiveShell
 
     from ..transport.client import AsyncClient, Client
@@ -70,7 +72,7 @@ class CellRequest:
     form: str
     prompt: Prompt
     text: str
-    args: Any
+    args: Namespace
     attachments: Any = None
     context: Any = None
     #: The system prompt of a map or a comparison (a prompt cell's is the conversation's).
@@ -113,7 +115,9 @@ def lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
-def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any]) -> dict[str, Any]:
+def overrides_from(
+    args: Namespace, settings: ChatSettings, namespace: dict[str, Any]
+) -> dict[str, Any]:
     """Request fields from the settings, then the cell's options on top."""
     fields: dict[str, Any] = dict(settings.request)
     if settings.model:
@@ -154,7 +158,7 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
 def cell_request(
     shell: InteractiveShell,
     settings: ChatSettings,
-    args: Any,
+    args: Namespace,
     text: str,
     *,
     models: list[str] | None = None,
@@ -216,7 +220,7 @@ def cell_request(
 def _each(
     shell: InteractiveShell,
     settings: ChatSettings,
-    args: Any,
+    args: Namespace,
     text: str,
     fields: dict[str, Any],
     options: dict[str, Any],
@@ -266,7 +270,7 @@ def as_option(exc: Any) -> str:
     return text
 
 
-def _refuse_options(args: Any, form: str) -> None:
+def _refuse_options(args: Namespace, form: str) -> None:
     """A UsageError for an option that means nothing in this form of cell."""
     what = {"each": "--each", "compare": "compare", "prompt": "a single prompt"}[form]
     if form != "each":
@@ -299,7 +303,7 @@ def _interpolate(text: str, namespace: dict[str, Any]) -> str:
 
 
 def _content(
-    text: str, args: Any, namespace: dict[str, Any], extra_images: list[Any] | None = None
+    text: str, args: Namespace, namespace: dict[str, Any], extra_images: list[Any] | None = None
 ) -> tuple[Any, Any]:
     """The user message content and its attachments, from --image and --data variables."""
     from ..convert.content import build_content as build

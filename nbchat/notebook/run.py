@@ -17,6 +17,8 @@ from .frontend import display_mode
 from .settings import Chat as ChatSettings
 
 if TYPE_CHECKING:
+    from argparse import Namespace
+
     from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = [
@@ -36,7 +38,7 @@ def _show(bundle: dict[str, str]) -> None:
     display(bundle, raw=True)
 
 
-def conversation(args: Any, settings: ChatSettings) -> Any:
+def conversation(args: Namespace, settings: ChatSettings) -> Any:
     """The cell's conversation, with its system prompt and the client the settings name."""
     from ..conversation.sessions import client_for, session
     from ..protocol.exceptions import NbchatError
@@ -58,7 +60,7 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
 def run_cell(
     shell: InteractiveShell,
     settings: ChatSettings,
-    args: Any,
+    args: Namespace,
     prompt: str,
     *,
     models: list[str] | None = None,
@@ -132,7 +134,7 @@ def _show_raw(reply: Any) -> None:
         _show(request_bundle(completion.to_dict(), title=title))
 
 
-def subcommand(shell: InteractiveShell, settings: ChatSettings, name: str, args: Any) -> Any:
+def subcommand(shell: InteractiveShell, settings: ChatSettings, name: str, args: Namespace) -> Any:
     from ..conversation.sessions import names, session
     from ..render.bundles import history_bundle
 
