@@ -16,12 +16,13 @@ from typing import Any
 from ..protocol.exceptions import BadRequestError, IncompleteStreamError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
+from ..store.cache import has_output
 from ..transport.prepared import PreparedRequest
 from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 from .flow import Complete, Drain, Explain, Op, Open, adrive, drive
 from .reply import Reply
 
-__all__ = ["Ask", "Turn", "has_output", "wire"]
+__all__ = ["Ask", "Turn", "wire"]
 
 
 @dataclass
@@ -131,11 +132,3 @@ def wire(
         client.profile.learn("stream_usage", True)
     watch.on_completion(completion)
     return completion
-
-
-def has_output(chunk: ChatCompletionChunk) -> bool:
-    for choice in chunk.choices or ():
-        delta = choice.delta
-        if delta.content or delta.refusal or delta.tool_calls:
-            return True
-    return False

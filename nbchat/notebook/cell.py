@@ -88,17 +88,6 @@ class CellRequest:
     #: Whether ``{expressions}`` are filled in (each row's, for ``--each``).
     interpolate: bool = True
 
-    def arguments(self) -> dict[str, Any]:
-        """``Chat.send``'s keywords for this request (besides the content)."""
-        prompt = self.prompt
-        return {
-            "stream": prompt.stream,
-            "tools": prompt.tools,
-            "schema": prompt.schema,
-            "json": prompt.json,
-            **prompt.request_fields,
-        }
-
     @property
     def content(self) -> Any:
         return self.prompt.content

@@ -8,12 +8,20 @@ plain Python, no IPython at all; ``"other"``: another IPython shell.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .settings import Chat as ChatSettings
 
-__all__ = ["FRONTENDS", "clicks_reach_this_loop", "display_mode", "frontend", "shows_widgets"]
+__all__ = [
+    "FRONTENDS",
+    "choose_mode",
+    "clicks_reach_this_loop",
+    "display_mode",
+    "frontend",
+    "shows_widgets",
+]
 
 FRONTENDS = ("jupyter", "terminal", "other", "none")
 
@@ -69,3 +77,17 @@ def display_mode(shell: object, settings: ChatSettings) -> str:
     if settings.display != "auto":
         return str(settings.display)
     return "text" if frontend(shell) == "terminal" else "live"
+
+
+def choose_mode(
+    mode: str | bool | None, modes: Sequence[str], *, what: str, auto: Callable[[], str]
+) -> str:
+    """A view's mode as a user gave it: True is ``auto``, False or None ``off``; ``auto``
+    becomes what ``auto()`` says this frontend can show. Anything else is a ValueError."""
+    if mode is True:
+        mode = "auto"
+    if mode is False or mode is None:
+        return "off"
+    if mode not in modes:
+        raise ValueError(f"{what} must be one of {', '.join(modes)}, not {mode!r}")
+    return auto() if mode == "auto" else mode

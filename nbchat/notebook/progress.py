@@ -16,19 +16,11 @@ MODES = ("auto", "widget", "text", "final", "off")
 
 def progress_mode(mode: str | bool = "auto") -> str:
     """The mode ``auto`` stands for here: the notebook bar in a Jupyter kernel, else text."""
-    if mode is True:
-        mode = "auto"
-    if mode is False or mode is None:
-        return "off"
-    if mode not in MODES:
-        raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode != "auto":
-        return mode
-    from .frontend import shows_widgets
+    from .frontend import choose_mode, shows_widgets
 
-    if shows_widgets():
-        return "widget"
-    return "text"
+    return choose_mode(
+        mode, MODES, what="progress", auto=lambda: "widget" if shows_widgets() else "text"
+    )
 
 
 def _postfix(errors: int, tokens: int, note: str | None) -> str:

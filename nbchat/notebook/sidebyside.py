@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ..protocol.listener import ChatListener
 from ..render.bundles import footer_text
-from .frontend import frontend
+from .frontend import choose_mode, frontend
 
 __all__ = ["Column", "SideBySide", "view_mode"]
 
@@ -23,15 +23,9 @@ _MODES = ("auto", "live", "final", "text", "off")
 
 def view_mode(mode: str | bool = "auto") -> str:
     """``auto``: live in a Jupyter kernel, text elsewhere."""
-    if mode is True:
-        mode = "auto"
-    if mode is False or mode is None:
-        return "off"
-    if mode not in _MODES:
-        raise ValueError(f"display must be one of {', '.join(_MODES)}, not {mode!r}")
-    if mode != "auto":
-        return mode
-    return "live" if frontend() == "jupyter" else "text"
+    return choose_mode(
+        mode, _MODES, what="display", auto=lambda: "live" if frontend() == "jupyter" else "text"
+    )
 
 
 @dataclass
