@@ -23,6 +23,25 @@ from nbchat.convert.redact import HIDDEN, hide_secrets, looks_like_secret, secre
         "credentials",
         "session_cookie",
         "pwd",
+        # One word without separators: the credential word it ends with.
+        "PGPASSWORD",
+        "DBPASSWORD",
+        "GITHUBTOKEN",
+        "SECRETKEY",
+        "APITOKEN",
+        "AUTHTOKEN",
+        "CLIENTSECRET",
+        "dbpassword",
+        "mytoken",
+        "OAUTH",
+        "DBPWD",
+        "DBPASSWORD_FILE",
+        "passkey",
+        # Plurals of the strong words, as the last word.
+        "passwords",
+        "user_passwords",
+        "secrets",
+        "DBPASSWORDS",
     ],
 )
 def test_names_of_credentials_are_recognised(name):
@@ -44,6 +63,17 @@ def test_names_of_credentials_are_recognised(name):
         "key_column_index",
         "passage",
         "secretary_count",
+        "tokenizer",
+        "TOKENIZER",
+        "n_tokens",
+        "keyboard",
+        "secretary",
+        "passwords_checked",
+        "GITHUBTOKENS",
+        "donkey",
+        "hotkey",
+        "torchbearer",
+        "keytoken_count",
     ],
 )
 def test_everyday_names_are_not_credentials(name):
@@ -108,3 +138,90 @@ def test_string_literals_given_to_credential_names_are_hidden_whatever_their_sha
     assert "'user': 'ana'" in hidden and "name = 'ana'" in hidden
     assert "base_url='http://x'" in hidden
     assert 'api_key = "[hidden]"' in hidden
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("postgresql://admin:PASSWORD@host/db", "postgresql://admin:[hidden]@host/db"),
+        ("mysql+pymysql://me:p@ss:w0rd@db:3306/x", "mysql+pymysql://me:[hidden]@db:3306/x"),
+        ("redis://:hunter2@localhost:6379/0", "redis://:[hidden]@localhost:6379/0"),
+        ("amqp://guest:guest@rabbit//", "amqp://guest:[hidden]@rabbit//"),
+        ("https://abc123TOKEN:@api.example.com/v1", "https://[hidden]:@api.example.com/v1"),
+        ("https://TOKEN@github.com/org/repo.git", "https://[hidden]@github.com/org/repo.git"),
+        (
+            "https://sk_test_4eC39HqLyjWDarjtT1zdp7dc:@api.stripe.com",
+            "https://[hidden]:@api.stripe.com",
+        ),
+        (
+            "engine('sqlite:///x.db'), 'ftp://u:pw1@h'",
+            "engine('sqlite:///x.db'), 'ftp://u:[hidden]@h'",
+        ),
+    ],
+)
+def test_passwords_and_tokens_in_urls_are_hidden_and_the_url_stays_readable(text, hidden):
+    assert hide_secrets(text) == hidden
+    assert hide_secrets(hidden) == hidden  # hiding twice changes nothing
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ssh://git@github.com/org/repo.git",
+        "postgres://admin@host/db",
+        "ftp://anonymous:@ftp.example.org/pub",
+        "https://ec2-user@host/x",
+        'f"postgresql://{user}:{password}@{host}/db"',
+        "'postgresql://%s:%s@%s/db' % (user, pw, host)",
+        "postgresql://$PGUSER:$PGPASSWORD@host/db",
+        "postgresql://user:<password>@host/db",
+        "postgresql://admin:***@host/db",
+        "git@github.com:org/repo.git",
+        "write to ana@example.com or see https://example.com/a@b",
+    ],
+)
+def test_urls_without_a_credential_are_left_alone(text):
+    assert hide_secrets(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("https://x.test/v1?api_key=abc123&q=1", "https://x.test/v1?api_key=[hidden]&q=1"),
+        (
+            "https://a.blob.test/c?sv=2020&sig=abc%3D&se=1",
+            "https://a.blob.test/c?sv=2020&sig=[hidden]&se=1",
+        ),
+        (
+            "s3.test/o?X-Amz-Signature=ab12&X-Amz-Credential=AK/x",
+            "s3.test/o?X-Amz-Signature=[hidden]&X-Amz-Credential=[hidden]",
+        ),
+        ("%env PGPASSWORD=hunter2", "%env PGPASSWORD=[hidden]"),
+        ("!PGPASSWORD=hunter2 psql -h db", "!PGPASSWORD=[hidden] psql -h db"),
+        ("export DB_PASSWORD=hunter2\n", "export DB_PASSWORD=[hidden]\n"),
+        (
+            'connect("host=db user=ana password=hunter2 dbname=x")',
+            'connect("host=db user=ana password=[hidden] dbname=x")',
+        ),
+        ("Server=db;UID=sa;PWD=hunter2;", "Server=db;UID=sa;PWD=[hidden];"),
+    ],
+)
+def test_unquoted_settings_of_credentials_are_hidden(text, hidden):
+    assert hide_secrets(text) == hidden
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sorted(xs, key=lambda v: v[1])",
+        "connect(host=h, password=pw)",
+        "connect(\n    password=pw,\n)",
+        "dict(token=tok)",
+        'f"password={password} host={host}"',
+        "PGPASSWORD=$PGPASSWORD psql",
+        "n = x if password==other else y",
+        "https://x.test/search?q=tokens&page=2",
+    ],
+)
+def test_code_that_passes_credentials_by_name_is_left_alone(text):
+    assert hide_secrets(text) == text
