@@ -2,6 +2,7 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    │   └── CassetteError                          a cassette file or entry nbchat cannot read
     ├── BudgetExceededError                        the request would pass Chat.budget; not sent
     ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
