@@ -201,9 +201,11 @@ def test_a_miss_in_a_cell_is_a_one_line_usage_error_naming_the_prompt(
 
 def _entry(mutate):
     def edit(data):
-        bad = json.loads(json.dumps(data["interactions"][0]))
+        good = data["interactions"][0]
+        bad = json.loads(json.dumps(good))
         mutate(bad)
-        data["interactions"].append(bad)  # entry 1: the good one stays at 0
+        # Entry 1 is the one edited; entry 0 is another request's, untouched.
+        data["interactions"] = [{**good, "key": "another request"}, bad]
 
     return edit
 

@@ -40,12 +40,17 @@ class CassetteError(RequestValidationError):
     """A cassette nbchat cannot read: not JSON, not a cassette, or an entry with a field of the
     wrong type or missing. Raised before anything is sent; the message is one line.
 
-    ``cassette`` is the file's path; ``entry`` (its index in ``interactions``) and ``key`` name
-    the entry at fault, None when the file as a whole is.
+    ``cassette`` is the file's path (None for an entry read on its own); ``entry`` (its index in
+    ``interactions``) and ``key`` name the entry at fault, None when the file as a whole is.
     """
 
     def __init__(
-        self, message: str, *, cassette: str, entry: int | None = None, key: str | None = None
+        self,
+        message: str,
+        *,
+        cassette: str | None,
+        entry: int | None = None,
+        key: str | None = None,
     ) -> None:
         super().__init__(message, field="NBCHAT_CASSETTE")
         self.cassette = cassette
@@ -100,12 +105,12 @@ class Interaction:
             key = data.get("key") if isinstance(data, dict) else None
             raise CassetteError(
                 f"A cassette entry{_key_text(key)} cannot be read: {exc}",
-                cassette="",
+                cassette=None,
                 key=key if isinstance(key, str) else None,
             ) from None
 
     @classmethod
-    def _checked(cls, data: Any) -> Interaction:
+    def _checked(cls, data: Any, *, reply: bool = True) -> Interaction:
         if not isinstance(data, dict):
             raise _Wrong(f"it is {_kind(data)}, not an object")
         key = _field(data, "key", str)
@@ -133,11 +138,15 @@ class Interaction:
             latency=_number(data, "latency"),
             cost=_number(data, "cost"),
         )
-        if error is not None:
-            _status(error)
-        else:
-            _completion(response)
+        if reply:
+            interaction._check_reply()
         return interaction
+
+    def _check_reply(self) -> None:
+        if self.error is not None:
+            _status(self.error)
+        elif self.response is not None:
+            _completion(self.response)
 
     def completion(self) -> ChatCompletion | None:
         """The recorded reply, or None for a recorded error."""
@@ -158,7 +167,7 @@ class Interaction:
     def _error(self, exc: _Wrong) -> CassetteError:
         return CassetteError(
             f"A cassette entry{_key_text(self.key)} cannot be read: {exc}",
-            cassette="",
+            cassette=None,
             key=self.key,
         )
 
@@ -183,12 +192,22 @@ class Cassette:
     def take(self, key: str) -> Interaction | None:
         """The recording for the next use of ``key`` (the last one again once all are used)."""
         with self._lock:
-            matches = [i for i in self._load() if i.key == key]
+            entries = self._load()
+            matches = [index for index, entry in enumerate(entries) if entry.key == key]
             if not matches:
                 return None
             used = self._played[key]
+            index = matches[min(used, len(matches) - 1)]
+            # Replies are read when played: checking every one as the file loads would cost
+            # each recording (the file is read again before each write) a pass over them all.
+            try:
+                entries[index]._check_reply()
+            except _Wrong as exc:
+                raise self._unreadable(
+                    f"entry {index}{_key_text(key)}: {exc}", entry=index, key=key
+                ) from None
             self._played[key] = used + 1
-            return matches[min(used, len(matches) - 1)]
+            return entries[index]
 
     def add(self, interaction: Interaction, *, secrets: tuple[str, ...] = ()) -> None:
         """Record ``interaction`` and rewrite the file (an older run's same request is replaced).
@@ -242,7 +261,7 @@ class Cassette:
         loaded = []
         for index, item in enumerate(entries):
             try:
-                loaded.append(Interaction._checked(item))
+                loaded.append(Interaction._checked(item, reply=False))
             except _Wrong as exc:
                 key = item.get("key") if isinstance(item, dict) else None
                 raise self._unreadable(
