@@ -353,3 +353,27 @@ def test_a_recorded_errors_status_is_checked_where_it_is_read():
         bad.completion()
     with pytest.raises(CassetteError, match="it is a list, not an object"):
         Interaction.from_dict([])
+
+
+def test_the_cassette_writer_masks_the_secrets_it_is_given(tmp_path):
+    tape = Cassette(tmp_path / "c.json")
+    secrets = Client(
+        base_url="http://bob:hunter2-pw@x.test/v1", headers={"x-api-key": "hdr-0123456789"}
+    ).secrets
+    reply = {"choices": [{"index": 0, "message": {"content": "hunter2-pw and hdr-0123456789"}}]}
+    tape.add(
+        Interaction(key="k", request={"messages": [{"content": "hdr-0123456789"}]}, response=reply),
+        secrets=secrets,
+    )
+    tape.add(
+        Interaction(key="e", request={}, error={"status": 401, "body": {"m": "hunter2-pw"}}),
+        secrets=secrets,
+    )
+    text = (tmp_path / "c.json").read_text()
+    assert "hunter2-pw" not in text and "hdr-0123456789" not in text
+    played = Cassette(tmp_path / "c.json").take("k")
+    assert played.response["choices"][0]["message"]["content"] == "•••••••• and ••••••••"
+    assert Cassette(tmp_path / "c.json").take("e").error == {
+        "status": 401,
+        "body": {"m": "••••••••"},
+    }
