@@ -266,6 +266,17 @@ def test_fix_hides_a_password_in_a_url_from_the_source_a_local_and_the_message(i
     assert "ConnectionError: could not connect to postgresql+psycopg://admin:[hidden]@db" in sent
 
 
+def test_cells_hide_passwords_in_outputs_and_in_env_settings(ip):
+    run(ip, "%env PGPASSWORD=hunter2-env")
+    run(ip, "dsn = 'mysql://root:hunter2-out@localhost/shop'\ndsn")
+    ip.server.reply("ok")
+    run(ip, "%chat --cells 2 What do these do?")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert "hunter2" not in sent
+    assert "%env PGPASSWORD=[hidden]" in sent
+    assert "Out[" in sent and "'mysql://root:[hidden]@localhost/shop'" in sent
+
+
 @pytest.mark.parametrize(
     "name", ["PGPASSWORD", "DBPASSWORD", "GITHUBTOKEN", "SECRETKEY", "APITOKEN", "AUTHTOKEN"]
 )
