@@ -377,3 +377,20 @@ def test_the_cassette_writer_masks_the_secrets_it_is_given(tmp_path):
         "status": 401,
         "body": {"m": "••••••••"},
     }
+
+
+def test_an_entry_of_the_wrong_shape_is_found_as_the_file_loads_whatever_is_asked(
+    tape, monkeypatch
+):
+    # Replies are validated when played; the shape of every entry, and a recorded error's
+    # status, as the file loads.
+    tape.parent.mkdir(parents=True)
+    entry = {"key": "other-request", "recorded": "2025-05-01T00:00:00+00:00"}
+    tape.write_text(json.dumps({"interactions": [{**entry, "error": {"status": "teapot"}}]}))
+    mode(monkeypatch, "replay")
+    with pytest.raises(CassetteError, match=r"entry 0 \(key other-request\): error\.status is a"):
+        Chat("fake-model", client=offline_client()).send("q")
+    tape.write_text(json.dumps({"interactions": [{**entry, "response": {"choices": "x"}}]}))
+    mode(monkeypatch, "replay")
+    with pytest.raises(nbchat.ReplayMissError):
+        Chat("fake-model", client=offline_client()).send("q")

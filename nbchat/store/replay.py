@@ -138,8 +138,10 @@ class Interaction:
             latency=_number(data, "latency"),
             cost=_number(data, "cost"),
         )
-        if reply:
-            interaction._check_reply()
+        if error is not None:
+            _status(error)
+        elif reply:
+            _completion(response)
         return interaction
 
     def _check_reply(self) -> None:
@@ -198,7 +200,7 @@ class Cassette:
                 return None
             used = self._played[key]
             index = matches[min(used, len(matches) - 1)]
-            # Replies are read when played: checking every one as the file loads would cost
+            # Replies are read when played: validating every one as the file loads would cost
             # each recording (the file is read again before each write) a pass over them all.
             try:
                 entries[index]._check_reply()
