@@ -232,3 +232,18 @@ def test_every_description_fits_its_budget():
     for value in values:
         for budget in (80, 300, 1000):
             assert text_tokens(describe(value, "v", max_tokens=budget).text) <= budget
+
+
+def test_a_clients_credentials_are_in_no_description_of_it():
+    from nbchat import Client
+
+    client = Client(
+        api_key="sk-abcdefghijklmnopqrstuvwxyz",
+        base_url="http://bob:pw-secret-1@h.test/v1?api-key=QUERY-1",
+        headers={"Authorization": "Token abc123xyz", "x-api-key": "zzz-123"},
+    )
+    text = describe(client, "client").text
+    for secret in ("sk-abcdefghij", "pw-secret-1", "QUERY-1", "abc123xyz", "zzz-123"):
+        assert secret not in text, secret
+    assert "Client(base_url='http://h.test/v1?api-key=" in text
+    assert '"Authorization":"[hidden]"' in text

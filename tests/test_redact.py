@@ -42,6 +42,8 @@ from nbchat.convert.redact import HIDDEN, hide_secrets, looks_like_secret, secre
         "user_passwords",
         "secrets",
         "DBPASSWORDS",
+        "Authorization",
+        "proxy_authorization",
     ],
 )
 def test_names_of_credentials_are_recognised(name):
@@ -74,6 +76,7 @@ def test_names_of_credentials_are_recognised(name):
         "hotkey",
         "torchbearer",
         "keytoken_count",
+        "authorization_url",
     ],
 )
 def test_everyday_names_are_not_credentials(name):
@@ -93,6 +96,8 @@ def test_everyday_names_are_not_credentials(name):
         "hf_abcdefghijklmnopqrstuvwxyz123456",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
         "Bearer abc.def.ghi-1234",
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "Token abc123xyz",
         "Zx9Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz",  # 32 random characters, mixed case
         "3f786850e387550fdab836ed7e6dc881de23001b",  # 40 hex characters
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
@@ -117,6 +122,7 @@ def test_values_shaped_like_keys_are_hidden_inside_any_text(value):
         "550e8400-e29b-41d4-a716-446655440000",
         "tokens = text.split()",
         "if password == other:",
+        "A basic approach: bearer bonds, Basic Examples, token budgets.",
     ],
 )
 def test_ordinary_text_is_left_alone(text):

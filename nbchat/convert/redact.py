@@ -19,8 +19,9 @@ HIDDEN = "[hidden]"
 
 # Words that make a name a credential's: ``db_password``, ``CLIENT_SECRET``, ``apiKey``. The
 # weak ones count as a name's last word only: ``api_key``, ``GITHUB_TOKEN``, ``basic_auth``,
-# but not ``KeyError``, ``token_count``, ``author``; their plurals never (``tokens``, ``keys``),
-# the strong ones' as the last word (``passwords``, ``secrets``; not ``passwords_checked``).
+# ``Authorization``, but not ``KeyError``, ``token_count``, ``author``, ``authorization_url``;
+# their plurals never (``tokens``, ``keys``), the strong ones' as the last word
+# (``passwords``, ``secrets``; not ``passwords_checked``).
 _SECRET_WORDS = frozenset(
     {
         "apikey",
@@ -35,7 +36,7 @@ _SECRET_WORDS = frozenset(
         "cookie",
     }
 )
-_WEAK_WORDS = frozenset({"key", "token", "auth"})
+_WEAK_WORDS = frozenset({"key", "token", "auth", "authorization"})
 _PLURALS = frozenset({"secrets", "passwords", "passwds", "passphrases", "pwds", "cookies"})
 # A word written without separators (``PGPASSWORD``, ``GITHUBTOKEN``, ``SECRETKEY``) counts when
 # it ends with one of these; ``…bearer`` is left out (``torchbearer``), and so are the English
@@ -75,11 +76,12 @@ _KNOWN = re.compile(
   | \bhf_[A-Za-z0-9]{20,}                           # Hugging Face
   | \b(?:r8|pk|rk)_[A-Za-z0-9]{20,}                 # Replicate, Stripe-style keys
   | \beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}   # JSON web tokens
-  | (?i:bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}     # an Authorization header's value
   | -----BEGIN[A-Z ]*PRIVATE\ KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE\ KEY-----|\Z)
     """,
     re.VERBOSE,
 )
+# An Authorization header's value: hidden when its credential is not a word ("a basic approach").
+_SCHEMED = re.compile(r"(?i:\b(?P<scheme>bearer|basic|token))\s+(?P<value>[A-Za-z0-9._~+/=\-]{8,})")
 # A long run of token characters: hidden when it looks random (see _random).
 _RUN = re.compile(r"(?<![A-Za-z0-9_\-+/=])[A-Za-z0-9_\-+/=]{32,}(?![A-Za-z0-9_\-+/=])")
 # A string literal given to a credential's name: ``api_key = "…"``, ``{"password": "…"}``,
@@ -149,6 +151,7 @@ def hide_secrets(text: str) -> str:
     passwords in URLs (``postgresql://admin:[hidden]@host/db``), credentials in query strings
     and in ``NAME=value`` settings, and string literals given to a credential's name."""
     text = _KNOWN.sub(HIDDEN, text)
+    text = _SCHEMED.sub(_hide_scheme_value, text)
     # Before the long runs, which would take a URL's "//" with a token after it.
     text = _USERINFO.sub(_hide_userinfo, text)
     text = _RUN.sub(lambda m: HIDDEN if _random(m.group(0)) else m.group(0), text)
@@ -161,6 +164,16 @@ def _hide_assigned(match: re.Match[str]) -> str:
         return match.group(0)
     quote = match.group("quote")
     return f"{match.group('name')}{match.group('mid')}{match.group('prefix')}{quote}{HIDDEN}{quote}"
+
+
+def _hide_scheme_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    # Prose: letters, perhaps hyphenated or ending a sentence, in one case or capitalised.
+    letters = value.replace("-", "").replace(".", "")
+    wordlike = letters.isalpha() and (letters.islower() or letters.isupper() or letters.istitle())
+    if wordlike or value == HIDDEN:
+        return match.group(0)
+    return f"{match.group('scheme')} {HIDDEN}"
 
 
 def _hide_userinfo(match: re.Match[str]) -> str:

@@ -51,7 +51,8 @@ Every error is defined beside the code that raises it (``protocol/schema.py``,
 drawn here (private signals, named with a leading underscore, are not); a test checks that
 the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API
-key: the client redacts it before raising. ``exc.request`` and ``exc.response`` are copies with
+key or any other credential the client holds: the client redacts ``client.secrets`` before
+raising. ``exc.request`` and ``exc.response`` are copies with
 credential headers masked (see ``safe_request``/``safe_response``), never the objects that went
 over the wire. ``first_line()`` is the one way to shorten an
 error to one line (a cell's failure, a status bar).
