@@ -59,6 +59,7 @@ _EXPORTS = {
     "RequestValidationError": "protocol.exceptions",
     "BudgetExceededError": "protocol.exceptions",
     "ReplayMissError": "protocol.exceptions",
+    "CassetteError": "store.replay",
     "APIError": "protocol.exceptions",
     "APIConnectionError": "protocol.exceptions",
     "APITimeoutError": "protocol.exceptions",
@@ -172,5 +173,6 @@ if TYPE_CHECKING:
     from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
     from .store.log import log
+    from .store.replay import CassetteError
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
     from .transport.streaming import AsyncChatStream, ChatStream

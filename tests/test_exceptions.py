@@ -578,3 +578,41 @@ def test_one_line_is_the_same_for_every_kind_of_error() -> None:
     assert one_line(ValueError("bad\nvalue")) == "ValueError: bad"
     assert one_line(KeyError()) == "KeyError"
     assert len(one_line(ValueError("x" * 1000), limit=50)) == 50
+
+
+def test_credential_fields_are_named_by_their_words():
+    for name in (
+        "Authorization",
+        "api-key",
+        "X-Goog-Api-Key",
+        "Ocp-Apim-Subscription-Key",
+        "Private-Token",
+        "X-Amz-Security-Token",
+        "accessToken",
+        "sig",
+        "X-Amz-Signature",
+        "client_secret",
+    ):
+        assert exceptions_module.credential_field(name), name
+    for name in (
+        "Accept",
+        "Content-Type",
+        "x-ratelimit-remaining-tokens",
+        "OpenAI-Organization",
+        "X-Request-ID",
+        "api-version",
+        "WWW-Authenticate",
+    ):
+        assert not exceptions_module.credential_field(name), name
+
+
+def test_mask_url_drops_user_info_and_masks_credential_query_values():
+    mask_url = exceptions_module.mask_url
+    url = "https://u:pw@x.test/v1/chat?api-version=2024&api-key=K1&sig=a%3D&q=1#top"
+    assert (
+        mask_url(url)
+        == f"https://x.test/v1/chat?api-version=2024&api-key={MASK}&sig={MASK}&q=1#top"
+    )
+    assert mask_url("http://x.test/v1") == "http://x.test/v1"
+    request = httpx.Request("POST", "https://x.test/v1?key=AIza-0123&alt=sse")
+    assert str(safe_request(request).url) == "https://x.test/v1?key=********&alt=sse"

@@ -22,6 +22,7 @@ EXPECTED = {
     "log",
     "BudgetExceededError",
     "ReplayMissError",
+    "CassetteError",
     # one prompt over many rows, or many models
     "map",
     "amap",

@@ -151,6 +151,20 @@ def test_wrong_argument_types_are_answered_not_run() -> None:
     assert CALLS == []
 
 
+def test_a_raising_tools_message_reaches_the_model_without_the_secrets_in_it() -> None:
+    def query(sql: str) -> str:
+        """Run a query."""
+        raise ConnectionError("cannot reach postgresql://app:s3cret-pw@db:5432/x as sk-" + "a" * 24)
+
+    [result] = run_tool_calls([_call("c1", "query", '{"sql": "select 1"}')], [query])
+    assert result.error == _error(result)
+    assert (
+        _error(result)
+        == "ConnectionError: cannot reach postgresql://app:[hidden]@db:5432/x as [hidden]"
+    )
+    assert "s3cret-pw" in str(result.exception)  # the notebook keeps the real exception
+
+
 def test_raising_tool_is_reported_with_type_and_message() -> None:
     calls = [_call("c1", "explode", '{"reason": "disk full"}'), _call("c2", "get_weather", "")]
     results = run_tool_calls(calls, [explode, get_weather])

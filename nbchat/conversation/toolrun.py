@@ -40,6 +40,7 @@ import pydantic_core
 from pydantic import BaseModel
 
 from ..convert.awaitables import run_awaitable
+from ..convert.redact import hide_secrets
 from ..convert.tools import Tool, ToolArgumentsError, tools_by_name
 from ..protocol.types import ToolCall
 
@@ -366,7 +367,8 @@ def _raised(
     duration: float,
     max_chars: int | None,
 ) -> ToolResult:
-    text = str(exc)
+    # The error goes to the model as %chat fix's does: a password in a URL, a key, hidden.
+    text = hide_secrets(str(exc))
     message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     result = _failure(call, kwargs, message, max_chars, exception=exc)
     result.duration = duration

@@ -2,6 +2,7 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    │   └── CassetteError                          a cassette file or entry nbchat cannot read
     ├── BudgetExceededError                        the request would pass Chat.budget; not sent
     ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
@@ -50,7 +51,8 @@ Every error is defined beside the code that raises it (``protocol/schema.py``,
 drawn here (private signals, named with a leading underscore, are not); a test checks that
 the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API
-key: the client redacts it before raising. ``exc.request`` and ``exc.response`` are copies with
+key or any other credential the client holds: the client redacts ``client.secrets`` before
+raising. ``exc.request`` and ``exc.response`` are copies with
 credential headers masked (see ``safe_request``/``safe_response``), never the objects that went
 over the wire. ``first_line()`` is the one way to shorten an
 error to one line (a cell's failure, a status bar).
@@ -59,9 +61,11 @@ error to one line (a cell's failure, a status bar).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -325,6 +329,40 @@ CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
 )
 
+# Words that make a header or a query parameter a credential's, beyond the names above:
+# X-Goog-Api-Key, Ocp-Apim-Subscription-Key, Private-Token, X-Amz-Security-Token, ?key=, ?sig=.
+# Whole words only: x-ratelimit-remaining-tokens is a count, not a token.
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "cookie",
+        "credential",
+        "credentials",
+        "sig",
+        "signature",
+    }
+)
+_CREDENTIAL_ENDINGS = ("apikey", "token", "secret", "password")
+
+
+def credential_field(name: str) -> bool:
+    """Whether the header or query parameter ``name`` carries a credential (Authorization,
+    api-key, X-Goog-Api-Key, Private-Token, ``?key=``, ``?access_token=``, ``?sig=``…)."""
+    lowered = name.lower()
+    if lowered in CREDENTIAL_HEADERS:
+        return True
+    words = [word for word in re.split(r"[^a-z0-9]+", lowered) if word]
+    return any(w in _CREDENTIAL_WORDS or w.endswith(_CREDENTIAL_ENDINGS) for w in words)
+
+
 #: One secret, several (an API key, a password, a Basic token), or none.
 Secrets = str | Iterable[str] | None
 
@@ -375,24 +413,42 @@ def mask_headers(
     """The headers with every credential value masked (names as given, order kept)."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     return [
-        (name, mask_credential(value, mask) if name.lower() in CREDENTIAL_HEADERS else value)
+        (name, mask_credential(value, mask) if credential_field(name) else value)
         for name, value in items
     ]
 
 
+def mask_url(url: str | httpx.URL, mask: str = MASK) -> str:
+    """``url`` as it can be shown: no user info, and the values of credential query parameters
+    (``?api-key=…``, ``&sig=…``) masked; the rest as it was."""
+    parsed = httpx.URL(url) if isinstance(url, str) else url
+    if parsed.userinfo:
+        parsed = parsed.copy_with(username=None, password=None)
+    text = str(parsed)
+    if not parsed.query:
+        return text
+    head, _, rest = text.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    pieces = []
+    for piece in query.split("&"):
+        name, equals, _value = piece.partition("=")
+        pieces.append(
+            f"{name}={mask}" if equals and credential_field(unquote_plus(name)) else piece
+        )
+    return f"{head}?{'&'.join(pieces)}{hash_}{fragment}"
+
+
 def safe_request(request: httpx.Request) -> httpx.Request:
     """A copy of ``request`` that can be shown: credential headers masked, no user:password in
-    its URL. The body is kept (nbchat never puts a credential there)."""
+    its URL nor credential in its query. The body is kept (nbchat never puts a credential
+    there)."""
     try:
         content: bytes | None = request.content
     except httpx.RequestNotRead:
         content = None  # a streamed upload: nothing of it is kept
-    url = request.url
-    if url.userinfo:
-        url = url.copy_with(username=None, password=None)
     return httpx.Request(
         request.method,
-        url,
+        httpx.URL(mask_url(request.url, _ASCII_MASK)),
         headers=mask_headers(request.headers.multi_items(), _ASCII_MASK),
         content=content,
         extensions={k: v for k, v in request.extensions.items() if k == "timeout"},

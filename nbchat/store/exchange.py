@@ -162,7 +162,7 @@ class Door:
         self._keep()
         self._settle(row.cost)
         if self.tape is not None and self.mode in ("record", "auto"):
-            _record(self.tape, _interaction(row, self.prepared.endpoint))
+            _record(self.tape, _interaction(row, self.prepared.endpoint), self._secrets)
         _mark(reply, cached=False, cost=row.cost)
         return completion
 
@@ -177,7 +177,7 @@ class Door:
         tape = self.tape
         if tape is not None and self.mode in ("record", "auto") and isinstance(exc, APIStatusError):
             error = {"status": exc.status_code, "body": scrub(exc.body, self._secrets)}
-            _record(tape, _interaction(row, self.prepared.endpoint, error=error))
+            _record(tape, _interaction(row, self.prepared.endpoint, error=error), self._secrets)
 
     def _settle(self, cost: float | None) -> None:
         reservation, self.reservation = self.reservation, None
@@ -222,7 +222,7 @@ class Door:
             # A cassette holds what the notebook needs, wherever the answer came from.
             original = _interaction(found, self.prepared.endpoint)
             original.request = row.request
-            _record(self.tape, original)
+            _record(self.tape, original, self._secrets)
         origin = Origin("cache", found.time, found.cost, str(store.path))
         _mark(self.reply, cached=True, cost=row.cost, origin=origin)
         return completion
@@ -290,7 +290,7 @@ def _recorded_error(recorded: Interaction, prepared: PreparedRequest) -> APIStat
 
     error = recorded.error or {}
     response = httpx.Response(
-        int(error.get("status", 500)),
+        recorded.error_status(),
         json=error.get("body"),
         request=httpx.Request(prepared.method, prepared.url),
     )
@@ -404,20 +404,17 @@ def _mark(
         reply.origin = origin
 
 
-def _record(tape: Cassette, interaction: Interaction) -> None:
+def _record(tape: Cassette, interaction: Interaction, secrets: tuple[str, ...]) -> None:
     try:
-        tape.add(interaction)
+        tape.add(interaction, secrets=secrets)
     except Exception as exc:
         _warn_once("cassette", f"Could not write the cassette {tape.path}: {exc}")
 
 
 def _secrets(client: Endpoint) -> tuple[str, ...]:
-    """Every credential the client holds: its key and the base URL's user info."""
-    held = getattr(client, "_secrets", None)
-    if isinstance(held, tuple):
-        return held
-    key = getattr(client, "api_key", None)
-    return (key,) if key else ()
+    """Every credential the client holds, in every form a server could echo it
+    (``Client.secrets``): masked in what the store and a cassette keep."""
+    return tuple(getattr(client, "secrets", ()))
 
 
 _warned: set[str] = set()

@@ -1,7 +1,9 @@
 """One exchange as the store keeps it, and the scrubbing that keeps credentials out of it.
 
 Headers are never kept (they carry the key); URLs lose their user info and the values of
-query parameters that look like credentials; the API key is masked wherever it appears.
+query parameters that look like credentials; every credential the client holds
+(``Client.secrets``: the key, a base URL's password and Basic token, credential headers, in
+each form a server could echo them) is masked wherever it appears.
 """
 
 from __future__ import annotations
@@ -101,8 +103,12 @@ def _secret(name: str) -> bool:
 
 
 def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (str or JSON-like) with every secret replaced by a mask."""
-    secrets = tuple(s for s in secrets if s and len(s) >= 4)
+    """``value`` (str or JSON-like) with every secret replaced by a mask.
+
+    ``secrets`` is what the client says it holds, ``client.secrets``; a secret inside another
+    is masked whole (longest first), and values under 4 characters are left alone.
+    """
+    secrets = tuple(sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True))
     if not secrets:
         return value
     return _scrub(value, secrets)

@@ -20,7 +20,6 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from ..protocol.exceptions import (
-    CREDENTIAL_HEADERS,
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -30,6 +29,7 @@ from ..protocol.exceptions import (
     RequestValidationError,
     ResponseDecodingError,
     ResponseTooLargeError,
+    credential_field,
     mask_credential,
     redact,
     safe_cause,
@@ -45,12 +45,13 @@ from .body import (
     aread_body,
     read_body,
 )
+from .credentials import echo_forms, header_credentials, query_credentials
 from .prepared import MASK, PreparedRequest
 from .profiles import ServerProfile, azure_deployment, configured_profile, detect_profile
 from .retry import retry_delay, should_retry
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .streaming import AsyncChatStream, ChatStream
-from .urls import split_credentials
+from .urls import split_credentials, without_credentials
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -229,10 +230,25 @@ class _BaseClient:
         return self._api_key.get_secret_value() if self._api_key is not None else None
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this client holds, in every form a server could echo it back: the
+        API key; a base URL's password (or the token given as its user) and the Basic token
+        made of them; credential headers given in ``headers=`` (Authorization, api-key,
+        x-api-key…: the value, the part after ``Bearer``, the password inside ``Basic``);
+        credential query values of the base URL; each also percent-encoded and JSON-escaped.
+
+        Longest first; values shorter than 4 characters are left out. What error messages,
+        the store and cassettes mask: read-only, derived anew from what the client holds.
+        """
+        values = [self.api_key or ""]
+        values += [secret.get_secret_value() for secret in self._url_secrets]
+        values += header_credentials(self.headers)
+        values += query_credentials(self.base_url)
+        return echo_forms(values)
+
+    @property
     def _secrets(self) -> tuple[str, ...]:
-        """Everything to mask in what the client shows: the key and the URL's credentials."""
-        values = [self.api_key or ""] + [s.get_secret_value() for s in self._url_secrets]
-        return tuple(value for value in values if value)
+        return self.secrets
 
     @property
     def profile(self) -> ServerProfile:
@@ -277,7 +293,8 @@ class _BaseClient:
         headers = {"Content-Type": "application/json", **self._headers(options, masked=True)}
         return PreparedRequest(
             method="POST",
-            url=self._url("/chat/completions"),
+            # Shown, logged and stored: a credential in the base URL's query is masked.
+            url=without_credentials(self._url("/chat/completions")),
             headers=headers,
             body=body,
             options=options,
@@ -286,7 +303,8 @@ class _BaseClient:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+        url = without_credentials(self.base_url)
+        return f"{type(self).__name__}(base_url={url!r}, api_key={key})"
 
     def _headers(self, options: dict[str, Any], *, masked: bool = False) -> dict[str, str]:
         headers = {"Accept": "application/json", **self.headers}
@@ -298,7 +316,7 @@ class _BaseClient:
         if masked:
             # Every credential, wherever it came from (the key, the URL, headers=…).
             headers = {
-                name: mask_credential(value, MASK) if name.lower() in CREDENTIAL_HEADERS else value
+                name: mask_credential(value, MASK) if credential_field(name) else value
                 for name, value in headers.items()
             }
         return headers

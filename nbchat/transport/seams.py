@@ -26,6 +26,9 @@ class Endpoint(Protocol):
     @property
     def endpoint(self) -> str: ...
 
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
+
 
 class Sender(Endpoint, Protocol):
     """An endpoint requests are built for (``Chat.prepare``)."""
