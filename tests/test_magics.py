@@ -559,3 +559,53 @@ def test_a_cell_reply_carries_how_it_was_obtained_and_history_json_keeps_it(shel
     data = json.loads(capsys.readouterr().out)
     assert data["messages"][-1] == {"role": "assistant", "content": "Answer."}
     assert data["metadata"]["1"]["request_hash"] == meta["request_hash"]
+
+
+@pytest.mark.parametrize(
+    ("line", "corrected", "kept"),
+    [
+        (
+            "explain what a monad is --dry-run",
+            "%chat --dry-run explain what a monad is",
+            "'--dry-run'",
+        ),
+        (
+            "--dry-run Hello there --max-tokens 5",
+            "%chat --dry-run --max-tokens 5 Hello there",
+            "'--max-tokens 5'",
+        ),
+        ("Say hi -s 'Be brief.'", "%chat -s 'Be brief.' Say hi", "\"-s 'Be brief.'\""),
+    ],
+)
+def test_options_after_a_one_line_prompt_are_refused_with_the_corrected_command(
+    shell, line, corrected, kept
+):
+    with pytest.raises(UsageError) as caught:
+        shell.run_line_magic("chat", line)
+    message = str(caught.value)
+    assert f"Options go before the prompt: {corrected} (or " in message
+    assert f"to send {kept} as part of the prompt" in message
+    assert "\n" not in message
+    assert shell.server.requests == []
+
+
+def test_text_that_only_mentions_flags_or_follows_a_double_dash_is_sent_as_written(shell):
+    for _ in range(4):
+        shell.server.reply("ok")
+    sent = []
+    for line, prompt in [
+        ("what does --verbose do in pip?", "what does --verbose do in pip?"),
+        ("what is -t", "what is -t"),
+        ("-- Hello there --max-tokens 5", "Hello there --max-tokens 5"),
+        ("-t 0 -- Hello --dry-run", "Hello --dry-run"),
+    ]:
+        shell.run_line_magic("chat", line)
+        sent.append(shell.server.last["messages"][-1]["content"])
+        assert sent[-1] == prompt
+    assert shell.server.last["temperature"] == 0
+
+
+def test_compare_refuses_options_after_its_prompt(shell):
+    with pytest.raises(UsageError, match=r"%chat compare -m a -m b -t 0 Why\?"):
+        shell.run_line_magic("chat", "compare -m a -m b Why? -t 0")
+    assert shell.server.requests == []

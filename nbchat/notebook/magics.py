@@ -7,6 +7,7 @@ card and fail the cell with a one-line error, so headless runs stop there.
 from __future__ import annotations
 
 import io
+import re
 import shlex
 from typing import Any
 
@@ -142,6 +143,8 @@ class ChatMagics(Magics):
             if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
                 from .each import compare_line
 
+                head = " ".join(["%chat", *map(shlex.quote, tokens), "compare"])
+                refuse_options_after(rest.strip()[len("compare") :], self.chat.parser, head)
                 return compare_line(
                     self.shell, self.settings, self.chat.parser, split_options, tokens, rest
                 )
@@ -158,6 +161,7 @@ class ChatMagics(Magics):
             task = self._task(rest, tokens)
             if task is not None:
                 return self._run_task(*task, extra="")
+            refuse_options_after(line, self.chat.parser, "%chat")
             prompt = rest
         else:
             task = self._task(rest, tokens)
@@ -214,6 +218,45 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
 
     Only the options are shell-split, so a prompt may hold quotes and apostrophes freely.
     """
+    tokens, text, _ = _split(line, parser)
+    return tokens, text
+
+
+def refuse_options_after(line: str, parser: Any, command: str) -> None:
+    """A UsageError when the one-line prompt in ``line`` ends in nbchat's own options.
+
+    ``%chat Hello there --max-tokens 5`` would otherwise send "--max-tokens 5" as text (and a
+    trailing ``--dry-run`` would send the request). The words count as options only when all of
+    them, to the end of the line, parse as this magic's options; ``--`` before the prompt keeps
+    them as text, and a prompt that merely mentions a flag (``what does --verbose do?``) is
+    sent as it is. The error shows the command with the options moved before the prompt.
+    """
+    tokens, text, explicit = _split(line, parser)
+    if not text or explicit:
+        return
+    names = {name for action in parser._actions for name in action.option_strings}
+    for word in re.finditer(r"\S+", text):
+        option = word.group().split("=", 1)[0]
+        if option not in names or word.start() == 0:
+            continue
+        trailing = text[word.start() :]
+        try:
+            more, left = _split(trailing, parser)[:2]
+            if left or "-h" in more or "--help" in more:
+                continue
+            parser.parse_args(tokens + more)
+        except UsageError:
+            continue
+        prompt = text[: word.start()].rstrip()
+        head = " ".join([command, *map(shlex.quote, tokens)])
+        raise UsageError(
+            f"Options go before the prompt: {head} {trailing} {prompt} "
+            f"(or {head} -- {text} to send {trailing!r} as part of the prompt)"
+        )
+
+
+def _split(line: str, parser: Any) -> tuple[list[str], str, bool]:
+    """``split_options``, and whether ``--`` marked where the text starts."""
     takes_value = set()
     for action in parser._actions:
         if action.nargs == 0:
@@ -237,13 +280,13 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
         except ValueError as exc:
             if tokens and tokens[-1] in takes_value:
                 raise UsageError(f"Bad quoting in the options: {exc}") from None
-            return tokens, line[start:].strip()
+            return tokens, line[start:].strip(), False
         if token is None or token == lexer.eof:
-            return tokens, ""
+            return tokens, "", False
         if not token.startswith("-") or token in ("-", "--") or _is_number(token):
             if token == "--":
-                return tokens, line[stream.tell() :].strip()
-            return tokens, line[start:].strip()
+                return tokens, line[stream.tell() :].strip(), True
+            return tokens, line[start:].strip(), False
         tokens.append(token)
         name = token.split("=", 1)[0]
         if name in takes_value and "=" not in token:
@@ -254,17 +297,17 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
                 raise UsageError(f"Bad quoting in the value of {token}: {exc}") from None
             if value is None or value == lexer.eof:
                 if name in optional_value:
-                    return tokens, ""
+                    return tokens, "", False
                 raise UsageError(f"Option {token} needs a value")
             if name in optional_value and not _optional_value(optional_value[name], value):
                 if value == "--":
-                    return tokens, line[stream.tell() :].strip()
+                    return tokens, line[stream.tell() :].strip(), True
                 if value.startswith("-") and value != "-":
                     # "--code -t 0 …": the next option, read on its own.
                     stream.seek(mark)
                     continue
                 # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
-                return tokens, line[mark:].strip()
+                return tokens, line[mark:].strip(), False
             tokens.append(value)
 
 
