@@ -93,6 +93,34 @@ def _lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
+def _rows(shell: Any, text: str) -> Any:
+    """``--each``'s rows: a variable, or an expression over the notebook's (``df.iloc[2:]``)."""
+    if text.isidentifier():
+        return _lookup(shell.user_ns, text, "Rows")
+    try:
+        code = compile(text, "<--each>", "eval")
+    except SyntaxError:
+        raise UsageError(f"--each takes a variable or an expression, not {text!r}") from None
+    try:
+        return eval(code, shell.user_global_ns, shell.user_ns)
+    except Exception as exc:
+        from ..protocol.exceptions import first_line
+
+        raise UsageError(f"--each {text}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _missing(job: Any) -> str:
+    """Which of the template's expressions are missing (None, NaN) in how many rows."""
+    from ..convert.rows import RowTemplate
+
+    if not isinstance(job.prompt, RowTemplate):
+        return ""
+    counts = job.prompt.missing(job.source)
+    return ", ".join(
+        f"{{{name}}} in {n:,} row{'' if n == 1 else 's'}" for name, n in sorted(counts.items())
+    )
+
+
 def _refuse(args: Any, what: str) -> None:
     for attribute, option in _NOT_HERE.items():
         if getattr(args, attribute, None):
@@ -183,7 +211,7 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
     _refuse(args, "--each")
     via, poll_interval, sending = _how_sent(args)
     namespace = shell.user_ns
-    rows = _lookup(namespace, args.each, "Rows")
+    rows = _rows(shell, args.each)
     text = prompt.strip("\r\n").rstrip()
     if not text.strip():
         raise UsageError(
@@ -221,6 +249,9 @@ def run_each(shell: Any, settings: ChatSettings, args: Any, prompt: str) -> Any:
         display(request_bundle(prepared, title=title), raw=True)
         for note in prepared.notes:
             print(f"Note: {note}")
+        gaps = _missing(job)
+        if gaps:
+            print(f"Missing values are filled in as empty text: {gaps}.")
         if via == "batch":
             from ..conversation.batchjob import DEFAULT_POLL_INTERVAL
 
