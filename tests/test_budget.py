@@ -255,3 +255,70 @@ def test_map_rows_that_could_pass_the_budget_are_not_sent(fresh_store):
     refused = [row for row in out if row["error"] and "budget" in row["error"]]
     assert refused and len(sent) == len(rows) - len(refused) < len(rows)
     assert all(row["reply"] == "ok" for row in out if not row["error"])
+
+
+def gateway_chat(fake: FakeServer, **client_options) -> Chat:
+    client = Client(
+        api_key=SECRET,
+        base_url="http://localhost:4000/v1",
+        transport=httpx.MockTransport(fake.handle),
+        max_retries=0,
+        **client_options,
+    )
+    return Chat("gpt-4o-mini", client=client)
+
+
+def test_an_unpriced_reply_under_a_budget_says_so_once_with_how_to_name_the_server(fresh_store):
+    config.configure(budget=1.0)
+    server = FakeServer().reply("a", model="gpt-4o-mini", usage=USAGE).reply("b", usage=USAGE)
+    chat = gateway_chat(server)
+    with pytest.warns(nbchat.conversation.chat.NbchatNote) as caught:
+        first = chat.send("q")
+    assert first.cost is None
+    [note] = [n for n in first.notes if "no price" in n]
+    assert "the $1.00 budget does not count it" in note
+    assert "a server on this machine or network for a free one" in note
+    assert '%config Chat.server = "openai"' in note
+    assert any("no price" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        second = chat.send("again")
+    assert not any("no price" in n for n in second.notes)
+
+
+def test_naming_the_gateways_kind_prices_its_replies_against_the_budget(fresh_store):
+    config.configure(budget=1.0)
+    server = FakeServer().reply("a", model="gpt-4o-mini", usage=USAGE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reply = gateway_chat(server, server="openai").send("q")
+    assert reply.cost is not None and reply.cost > 0
+    assert budget.spent() == pytest.approx(reply.cost)
+    assert not any("no price" in n for n in reply.notes)
+
+
+def test_no_budget_or_nbchats_local_model_means_no_note_on_unpriced_replies(fresh_store):
+    server = FakeServer().reply("a", usage=USAGE).reply("b", usage=USAGE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not any("no price" in n for n in gateway_chat(server).send("q").notes)
+    config.configure(budget=1.0)
+    local = Client(
+        api_key="",
+        base_url="http://127.0.0.1:1/v1",
+        transport=httpx.MockTransport(server.handle),
+        server=profile_for("llama-cpp-python", local=True),
+    )
+    assert not any("no price" in n for n in Chat("smollm2", client=local).send("q").notes)
+
+
+def test_the_unpriced_note_shows_under_a_cells_reply(store_shell, monkeypatch):
+    store_shell.run_line_magic("config", "Chat.budget = 1.0")
+    server = FakeServer().reply("hi", model="gpt-4o-mini", usage=USAGE)
+    chat = gateway_chat(server)
+    from nbchat.conversation import sessions
+
+    monkeypatch.setattr(sessions, "client_for", lambda settings: chat.client)
+    store_shell.run_cell_magic("chat", "-m gpt-4o-mini", "Hello\n")
+    shown = " ".join(str(o) for o in store_shell.publisher.outputs)
+    assert "does not count it" in shown and "Chat.server" in shown

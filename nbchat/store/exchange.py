@@ -109,6 +109,10 @@ def answer(
     if tape is not None and mode in ("record", "auto"):
         _record(tape, _interaction(row))
     _mark(reply, cached=False, cost=row.cost)
+    if row.cost is None and reply is not None:
+        note = budget.unpriced_note(completion, profile, prepared.url)
+        if note is not None:
+            reply.notes.append(note)
     return completion
 
 
