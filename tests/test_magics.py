@@ -609,3 +609,15 @@ def test_compare_refuses_options_after_its_prompt(shell):
     with pytest.raises(UsageError, match=r"%chat compare -m a -m b -t 0 Why\?"):
         shell.run_line_magic("chat", "compare -m a -m b Why? -t 0")
     assert shell.server.requests == []
+
+
+def test_help_is_plain_text_without_restructuredtext_markup(shell, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    shell.run_line_magic("chat", "-h")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %chat [-m MODEL]")
+    assert "::" not in out and "``" not in out and "<{" not in out
+    assert "\n\n\n" not in out
+    # Each line of the description stays a line of its own, wrapped to the width.
+    assert "\n%chat log [N] shows the last exchanges" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

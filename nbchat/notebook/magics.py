@@ -6,9 +6,12 @@ card and fail the cell with a one-line error, so headless runs stop there.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import io
 import re
 import shlex
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -127,7 +130,8 @@ class ChatMagics(Magics):
     @argument("--no-cache", dest="cache", action="store_false", default=None, help="Always send.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
-        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
+        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``
+        (``%chat [options] -- text`` when the text itself ends in options).
 
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
         ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
@@ -136,7 +140,7 @@ class ChatMagics(Magics):
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         if cell is None:
             words = rest.split()
@@ -198,7 +202,7 @@ class ChatMagics(Magics):
         from .run import run_cell
 
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         args = self._parse(tokens)
         prompt = task_prompt(self.shell, args, task, extra)
@@ -211,6 +215,39 @@ class ChatMagics(Magics):
         from .run import subcommand
 
         return subcommand(self.shell, self.settings, name, args)
+
+
+def help_text(parser: Any) -> str:
+    """``%chat -h``: the options as plain text to the terminal's width.
+
+    IPython's own formatting is reStructuredText for ``%chat?`` (a ``::`` block, ````code````,
+    ``<N>``), which a terminal or an output area shows as it is.
+    """
+    shown = copy.copy(parser)
+    shown.formatter_class = _PlainHelp
+    shown.description = (parser.description or "").replace("``", "")
+    return str(shown.format_help()).rstrip()
+
+
+class _PlainHelp(argparse.HelpFormatter):
+    """argparse's help, with each line of the description kept and wrapped on its own."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = textwrap.dedent(text).strip().splitlines()
+        return "\n".join(
+            textwrap.fill(
+                line.strip(),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent + "  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for line in lines
+        )
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "usage: %")
 
 
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:

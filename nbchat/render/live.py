@@ -26,6 +26,7 @@ from .markdown import (
     terminal_text,
 )
 from .thinking import LIVE_TAIL_CHARS, ThinkSplitter, last_lines, thinking_html, token_count
+from .wrap import Wrapper, parts, terminal_width
 
 __all__ = ["LiveView"]
 
@@ -131,7 +132,10 @@ class LiveView(ChatListener):
         display: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         out: TextIO | None = None,
+        width: int | None = None,
     ) -> None:
+        """``width``: the columns text mode wraps to; None: the terminal's, when ``out`` (or
+        stdout) is one."""
         if mode not in ("live", "final", "text"):
             raise ValueError(f"display mode must be live, final or text, not {mode!r}")
         self.mode = mode
@@ -139,6 +143,7 @@ class LiveView(ChatListener):
         self._display = display
         self._clock = clock
         self._out = out
+        self._wrapper: Wrapper | None = None if width is None else Wrapper(width)
         self.updates = 0
         self._handles: list[Any] = []
         self._block: list[str] = []
@@ -252,7 +257,8 @@ class LiveView(ChatListener):
         self._end_thinking()
         if self.mode == "text":
             # Each call with its result, once: the finished reply does not repeat them.
-            self._write("\n" + "\n".join(_tool_line(r) for r in results) + "\n")
+            self._end_line()
+            self._write("\n".join(_tool_line(r) for r in results) + "\n")
             self._wrote_tools = True
             self._new_round()
             return
@@ -278,11 +284,17 @@ class LiveView(ChatListener):
             plain = bundle["text/plain"]
             if self._wrote_text:
                 # The text is on the screen already: add what follows it (tool calls,
-                # warnings, notes, the footer).
-                self._write("\n")
-                if reply.content:
-                    plain = plain.replace(reply.content, "", 1).strip("\n")
-            self._write(plain + "\n")
+                # warnings, notes, the footer), on lines of their own.
+                self._end_line()
+                if reply.content and reply.content in plain:
+                    head, _, tail = plain.partition(reply.content)
+                    plain = "\n".join(p.strip("\n") for p in (head, tail) if p.strip("\n"))
+            # The footer breaks between its parts, not inside "15 tokens".
+            lines = plain.split("\n")
+            if lines[-1].startswith("— "):
+                lines[-1] = parts(lines[-1])
+            self._write("\n".join(lines) + "\n")
+            self._flush()
             return
         if not self._handles:
             self._show(bundle, metadata)
@@ -484,10 +496,15 @@ class LiveView(ChatListener):
             return display(bundle, raw=True, display_id=True, metadata=metadata)
         return display(bundle, raw=True, display_id=True)
 
+    def _wrap(self, out: TextIO) -> Wrapper:
+        if self._wrapper is None:
+            self._wrapper = Wrapper(terminal_width(out))
+        return self._wrapper
+
     def _write(self, text: str) -> None:
         out = self._out or sys.stdout
         # A terminal obeys escape sequences: a reply must not retitle it or set its clipboard.
-        out.write(terminal_text(text))
+        out.write(self._wrap(out).feed(terminal_text(text)))
         out.flush()
         self._wrote_text = True
 
@@ -495,9 +512,26 @@ class LiveView(ChatListener):
         """Our own dimmed line (thinking) around the model's text, made inert."""
         out = self._out or sys.stdout
         tty = getattr(out, "isatty", lambda: False)()
-        shown = terminal_text(text)
-        out.write(f"\x1b[2m{shown}\x1b[0m" if tty else shown)
+        shown = self._wrap(out).feed(terminal_text(text))
+        out.write(f"\x1b[2m{shown}\x1b[0m" if tty and shown else shown)
         out.flush()
+
+    def _end_line(self) -> None:
+        """Text mode: start a new line unless the cursor is at the start of one."""
+        out = self._out or sys.stdout
+        wrapper = self._wrap(out)
+        held = wrapper.flush()
+        if held or not wrapper.at_line_start:
+            out.write(held + "\n")
+            wrapper.feed("\n")
+            out.flush()
+
+    def _flush(self) -> None:
+        out = self._out or sys.stdout
+        held = self._wrap(out).flush()
+        if held:
+            out.write(held)
+            out.flush()
 
 
 def _reasoning_piece(delta: Any) -> str:

@@ -101,7 +101,7 @@ def answer(
         row.request = scrub(sent.body, _secrets(client))
     if watch.first is not None:
         row.time_to_first_token = watch.first - started
-    row.take_usage(completion)
+    row.take_usage(completion, counted=watch.chunks)
     row.response = scrub(row.response, _secrets(client))
     row.cost = prices.cost(completion, profile, prepared.url, row.time)
     _keep(store, row)
@@ -228,14 +228,18 @@ class _Watch(ChatListener):
         self.inner = inner
         self.stream: Any = None
         self.first: float | None = None
+        #: Pieces of output streamed: the tokens counted when the server sends no usage.
+        self.chunks = 0
 
     def on_request(self, body: dict[str, Any]) -> None:
         self.inner.on_request(body)
 
     def on_chunk(self, chunk: ChatCompletionChunk, stream: Any) -> None:
         self.stream = stream
-        if self.first is None and has_output(chunk):
-            self.first = time.perf_counter()
+        if has_output(chunk):
+            self.chunks += 1
+            if self.first is None:
+                self.first = time.perf_counter()
         self.inner.on_chunk(chunk, stream)
 
     def on_completion(self, completion: ChatCompletion) -> None:
@@ -267,7 +271,7 @@ def _failed(row: Exchange, exc: BaseException, watch: _Watch, client: Any) -> No
         partial = getattr(watch.stream, "completion", None)
     if partial is not None and partial.choices:
         row.status = "interrupted"
-        row.take_usage(partial)
+        row.take_usage(partial, counted=watch.chunks)
         row.response = scrub(row.response, _secrets(client))
     else:
         row.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
