@@ -135,7 +135,7 @@ def test_each_concurrency_is_the_maps_and_the_run_is_online(shell, monkeypatch):
     monkeypatch.setattr(mapping, "run_blocking", watched)
     shell.run_cell_magic("chat", "--each reviews --concurrency 2 -o out", "Classify: {text}")
     assert seen == [(2, "online", None)]
-    assert list(shell.user_ns["out"]["error"]) == [None, None, None]
+    assert list(shell.user_ns["out"]["error"]) == ["", "", ""]
     assert len(shell.requests) == 3
 
 

@@ -320,7 +320,7 @@ def test_streamed_reasoning_shows_live_in_a_collapsed_block_above_the_answer(spe
     reply = reasoning_reply(spelling, view)
     assert reply.reasoning == THOUGHT and reply.content == "The answer is **four**."
     pages = [bundle["text/html"] for _, bundle in display.log if "text/html" in bundle]
-    thinking_live = [p for p in pages if "💭 Thinking…" in p]
+    thinking_live = [p for p in pages if "Thinking…" in p]
     # Shown while it streamed, before any of the answer arrived, and collapsed.
     assert thinking_live and "answer" not in thinking_live[0]
     assert all("<details open" not in p for p in pages)
@@ -370,7 +370,7 @@ def test_text_mode_shows_a_short_thinking_line_then_the_answer_once(spelling):
     out = io.StringIO()
     reasoning_reply(spelling, LiveView(mode="text", out=out))
     written = out.getvalue()
-    assert written.startswith("💭 Thinking… (~")
+    assert written.startswith("Thinking… (~")
     assert "  That makes four." in written
     assert written.count("That makes four.") == 1
     assert written.count("The answer is **four**.") == 1
@@ -396,7 +396,7 @@ def test_text_mode_reports_a_tool_result_once():
     view.finish(reply)
     written = out.getvalue()
     assert written.count("add(") == 1, written
-    assert "✅ add(" in written and "-> 42" in written
+    assert "✓ add(" in written and "-> 42" in written
     assert "ran" not in written and "`" not in written and "*" not in written
 
 
@@ -442,7 +442,7 @@ def test_text_mode_puts_no_blank_line_before_tools_notes_or_the_footer():
     )
     view.finish(reply)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("✅ add(")
+    assert lines[0].startswith("✓ add(")
     assert lines[1] == "It is 42."
     assert lines[2].startswith("[note] other-model answered")
     assert lines[3].startswith("— other-model")

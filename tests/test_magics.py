@@ -167,8 +167,8 @@ def test_history_renders_the_conversation(shell):
     shell.run_cell_magic("chat", "", "a question")
     shell.run_line_magic("chat", "history")
     markdown = final_html(shell)
-    assert "<strong>user</strong><p>a question</p>" in markdown
-    assert "<strong>assistant</strong><p>an answer</p>" in markdown
+    assert "<strong>You</strong><p>a question</p>" in markdown
+    assert "<strong>Assistant</strong><p>an answer</p>" in markdown
 
 
 def test_out_stores_the_reply_text(shell):
@@ -325,7 +325,7 @@ def test_model_markdown_cannot_fetch_images_or_run_html(shell):
     markdown = final_html(shell)
     assert "<img" not in markdown
     assert "<script>" not in markdown
-    assert '<a href="http://evil.test/?q=secret"' in markdown and "🖼 x</a>" in markdown
+    assert '<a href="http://evil.test/?q=secret"' in markdown and "[image: x]</a>" in markdown
 
 
 def test_tools_options_reach_the_request_and_the_loop_runs(shell):
@@ -345,7 +345,7 @@ def test_tools_options_reach_the_request_and_the_loop_runs(shell):
     assert first["parallel_tool_calls"] is False
     assert {"role": "tool", "tool_call_id": "c1", "content": "5"} in second["messages"]
     markdown = final_html(shell)
-    assert "<summary>✅ <code>add(" in markdown
+    assert "<summary>✓ <code>add(" in markdown
     assert "It is 5." in markdown
 
 

@@ -26,9 +26,10 @@ from ..render.bundles import (
     history_bundle,
     message_bundle,
     reply_bundle,
+    turn_heading,
 )
 from ..render.live import LiveView
-from ..render.markdown import escape, html_bundle, markdown_bundle, thumbnail
+from ..render.markdown import escape, html_bundle, markdown_bundle, output_html, thumbnail
 from .widgets import VBox, fallback_bundle, ipywidgets_module, output, widget_view_bundle
 
 __all__ = ["ChatPanel", "StopRequested", "panel"]
@@ -199,13 +200,16 @@ class ChatPanel(VBox):
             max_tokens = settings.max_tokens
 
         self.title = w.HTML(self._title_html())
+        # Each control may shrink to what a 250 px side area leaves and wraps to the next line
+        # (min_width 0: a flex item would otherwise keep its content's width and overflow).
         self.model = w.Combobox(
             value=model,
             placeholder="model (server default)",
             options=[],
             ensure_option=False,
             description="Model",
-            layout=w.Layout(width="260px"),
+            style={"description_width": "initial"},
+            layout=w.Layout(flex="1 1 300px", min_width="0", max_width="480px"),
         )
         self.temperature_on = w.Checkbox(
             value=temperature is not None, description="temperature", indent=False
@@ -218,15 +222,19 @@ class ChatPanel(VBox):
             step=0.05,
             readout_format=".2f",
             disabled=temperature is None,
-            layout=w.Layout(width="200px"),
+            layout=w.Layout(flex="1 1 150px", min_width="120px", max_width="260px"),
         )
+        # Off means the request sets none (the server's own limit), as for the temperature.
+        self.max_tokens_on = w.Checkbox(
+            value=bool(max_tokens), description="max tokens", indent=False
+        )
+        self.max_tokens_on.layout.width = "auto"
         self.max_tokens = w.BoundedIntText(
-            value=int(max_tokens or 0),
-            min=0,
+            value=int(max_tokens or 1024),
+            min=1,
             max=1_000_000,
-            description="max tokens",
-            tooltip="0: no limit set",
-            layout=w.Layout(width="170px"),
+            disabled=not max_tokens,
+            layout=w.Layout(width="90px"),
         )
         self.json_mode = w.ToggleButton(value=False, description="JSON", tooltip="JSON mode")
         self.logprobs = w.ToggleButton(
@@ -252,22 +260,32 @@ class ChatPanel(VBox):
 
         self.conversation = w.Output(layout=w.Layout(flex="0 0 auto"))
         self.conversation.add_class("nbchat-conversation")
+        # The turn being answered streams inside the scrolling conversation, under the others:
+        # the box keeps its height while a reply streams, so Send and Stop stay where they are.
+        self.live = w.Output(layout=w.Layout(flex="0 0 auto"))
+        self.live.add_class("nbchat-live")
         # A scroll box that is a reversed flex column starts scrolled to its end and stays there
-        # as turns are added (unless the user scrolls up): the newest turn is the one in view.
-        scroller = w.Box(
-            [self.conversation],
+        # as turns are added and a reply grows (unless the user scrolls up): the newest text is
+        # the text in view.
+        self.scroller = w.Box(
+            [w.VBox([self.conversation, self.live], layout=w.Layout(flex="0 0 auto"))],
             layout=w.Layout(
-                max_height="480px", overflow="auto", display="flex", flex_flow="column-reverse"
+                height="min(420px, 55vh)",
+                overflow="auto",
+                display="flex",
+                flex_flow="column-reverse",
             ),
         )
-        self.live = w.Output()
-        self.live.add_class("nbchat-live")
+        self.scroller.add_class("nbchat-scroller")
         self.footer = w.HTML("")
         self.footer.add_class("nbchat-panel-footer")
 
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
         self.image_var = w.Dropdown(
-            options=[], description="or variable", layout={"width": "240px"}
+            options=[],
+            description="or variable",
+            style={"description_width": "initial"},
+            layout=w.Layout(flex="1 1 180px", min_width="0", max_width="280px"),
         )
         self.attach_button = w.Button(description="Attach", tooltip="Attach the chosen image")
         self.clear_attachments = w.Button(description="Clear images", tooltip="Remove attachments")
@@ -280,14 +298,18 @@ class ChatPanel(VBox):
             placeholder="Message — Enter sends, Shift+Enter adds a line",
             continuous_update=True,
             rows=3,
-            layout=w.Layout(flex="1 1 auto", width="auto"),
+            layout=w.Layout(flex="1 1 200px", min_width="0", width="auto"),
         )
         self.prompt.add_class("nbchat-prompt")
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
         self.send_button.add_class("nbchat-send")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
+        # A plain button: a disabled coloured one fades below a readable contrast.
+        self.stop_button = w.Button(description="Stop", icon="stop", tooltip="Stop the reply")
         self.stop_button.add_class("nbchat-stop")
         self.stop_button.disabled = True
+        for button in (self.send_button, self.stop_button):
+            # Never narrower than their labels.
+            button.layout = w.Layout(width="auto", min_width="5.5em", flex="0 0 auto")
         self.status = w.HTML("")
         self.status.add_class("nbchat-status")
         self.explorer_area = w.VBox([])
@@ -295,39 +317,53 @@ class ChatPanel(VBox):
         self._keys = w.Output(layout=w.Layout(height="0px", overflow="hidden"))
         self._keys.outputs = (output({"application/javascript": _ENTER_TO_SEND_JS}),)
 
+        row = {"flex_flow": "row wrap", "align_items": "center", "min_width": "0"}
         controls = w.HBox(
             [
                 self.model,
-                self.temperature_on,
-                self.temperature,
-                self.max_tokens,
+                w.HBox(
+                    [self.temperature_on, self.temperature],
+                    layout=w.Layout(flex="1 1 auto", min_width="0", align_items="center"),
+                ),
+                w.HBox([self.max_tokens_on, self.max_tokens], layout=w.Layout(**row)),
                 self.json_mode,
                 self.logprobs,
                 self.explore_button,
             ],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+            layout=w.Layout(**row),
         )
         images = w.HBox(
             [self.upload, self.image_var, self.attach_button, self.clear_attachments],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+            layout=w.Layout(**row),
         )
-        buttons = w.VBox([self.send_button, self.stop_button])
+        # Beside the message box, or under it where the panel is too narrow for both.
+        buttons = w.Box(
+            [self.send_button, self.stop_button],
+            layout=w.Layout(display="flex", flex_flow="column", flex="0 0 auto"),
+        )
         super().__init__(
             [
                 self.title,
                 controls,
                 system_box,
-                scroller,
-                self.live,
+                self.scroller,
                 self.explorer_area,
                 images,
                 self.thumbnails,
-                w.HBox([self.prompt, buttons], layout=w.Layout(width="100%")),
+                w.HBox(
+                    [self.prompt, buttons],
+                    layout=w.Layout(width="100%", flex_flow="row wrap", align_items="flex-start"),
+                ),
                 self.status,
                 self.footer,
                 self._keys,
             ],
-            layout=w.Layout(border="1px solid var(--jp-border-color2, #8884)", padding="6px"),
+            layout=w.Layout(
+                border="1px solid var(--jp-border-color2, #8884)",
+                padding="6px",
+                min_width="0",
+                max_width="100%",
+            ),
             **kwargs,
         )
         self.add_class("nbchat-panel")
@@ -337,6 +373,8 @@ class ChatPanel(VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.system.observe(self._on_system, names="value")
         self.temperature_on.observe(self._on_temperature_on, names="value")
+        self.max_tokens_on.observe(self._on_max_tokens_on, names="value")
+        self.max_tokens.observe(self._on_max_tokens, names="value")
         self.upload.observe(self._on_upload, names="value")
         self.attach_button.on_click(lambda _: self.attach_variable())
         self.clear_attachments.on_click(lambda _: self.clear_images())
@@ -405,7 +443,11 @@ class ChatPanel(VBox):
         return sidecar
 
     def _title_html(self) -> str:
-        return f"<b>💬 nbchat</b> — conversation <code>{escape(self.chat.name)}</code>"
+        # FontAwesome's icon, which ipywidgets ships (an emoji shows as a box without a font).
+        return (
+            '<i class="fa fa-comments" aria-hidden="true"></i> <b>nbchat</b> — conversation '
+            f"<code>{escape(self.chat.name)}</code>"
+        )
 
     # -- models -------------------------------------------------------------------------------
 
@@ -434,7 +476,7 @@ class ChatPanel(VBox):
             fields["model"] = model
         if self.temperature_on.value:
             fields["temperature"] = round(self.temperature.value, 4)
-        if self.max_tokens.value:
+        if self.max_tokens_on.value and self.max_tokens.value:
             fields["max_tokens"] = int(self.max_tokens.value)
         if self.json_mode.value:
             fields["response_format"] = {"type": "json_object"}
@@ -457,7 +499,7 @@ class ChatPanel(VBox):
             text = self.prompt.value
         text = str(text).replace(SEND_MARK, "").strip()
         if self.busy:
-            self.status.value = "⏳ Still answering — Stop it first."
+            self.status.value = "Still answering — Stop it first."
             return None
         if not text and not self.attachments:
             self.status.value = "Write a message first."
@@ -473,8 +515,8 @@ class ChatPanel(VBox):
         self._stop.clear()
         self.send_button.disabled = True
         self.stop_button.disabled = False
-        self.status.value = "⏳ Answering…"
-        self.live.outputs = (output(_user_bundle(text, thumbs)),)
+        self.status.value = "Answering…"
+        self.live.outputs = (output(_user_bundle(text, thumbs)), output(_ASSISTANT_HEAD))
         thread = threading.Thread(
             target=self._run, args=(content, text, thumbs), daemon=True, name="nbchat-panel"
         )
@@ -486,7 +528,7 @@ class ChatPanel(VBox):
         """End the reply being streamed; what arrived so far is kept, marked as interrupted."""
         if self.busy:
             self._stop.set()
-            self.status.value = "⏹ Stopping…"
+            self.status.value = "Stopping…"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the reply in progress; True when none is running any more."""
@@ -533,8 +575,9 @@ class ChatPanel(VBox):
             partial = chat.last_reply
             # Stopped before anything came, the last reply is an older one: nothing to show.
             if partial is not None and partial.interrupted and len(chat) > start:
-                self._remember(start, [user, reply_bundle(partial)])
-            return "⏹ Stopped; the partial reply is kept in the conversation."
+                self._remember(start, [user, _assistant(reply_bundle(partial))])
+            # The reply's own card says it was interrupted and kept: the status says no more.
+            return "Stopped."
         except Exception as exc:
             # The same card as the magic shows; an incomplete stream also keeps its partial.
             kept: Reply | None = chat.last_reply
@@ -542,14 +585,14 @@ class ChatPanel(VBox):
                 kept = None
             bundles = [user]
             if kept is not None:
-                bundles.append(reply_bundle(kept))
+                bundles.append(_assistant(reply_bundle(kept)))
             bundles.append(error_bundle(exc))
             if kept is not None:
                 self._remember(start, bundles)
             else:
                 self._errors.append((start, chat.messages[:start], bundles))
             return f"⚠ {escape(type(exc).__name__)}"
-        self._remember(start, [user, reply_bundle(reply)])
+        self._remember(start, [user, _assistant(reply_bundle(reply))])
         return ""
 
     def _remember(self, start: int, bundles: list[dict[str, str]]) -> None:
@@ -662,6 +705,13 @@ class ChatPanel(VBox):
     def _on_temperature_on(self, change: dict[str, Any]) -> None:
         self.temperature.disabled = not change["new"]
 
+    def _on_max_tokens_on(self, change: dict[str, Any]) -> None:
+        self.max_tokens.disabled = not change["new"]
+
+    def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        # A limit typed or set is a limit meant.
+        self.max_tokens_on.value = True
+
     def _on_explore(self, change: dict[str, Any]) -> None:
         if change["new"]:
             self._show_explorer()
@@ -732,7 +782,7 @@ class ChatPanel(VBox):
             cells.append(
                 f'<span title="{escape(tip)}">{image}</span>'
                 if image
-                else f'<span title="{escape(tip)}">🖼 image</span> '
+                else f'<span title="{escape(tip)}">[image]</span> '
             )
         self.thumbnails.value = "".join(cells)
 
@@ -778,9 +828,21 @@ def _user_bundle(text: str, thumbs: list[str]) -> dict[str, str]:
     return markdown_bundle(
         text,
         plain=plain,
-        before="<strong>🧑 You:</strong>",
+        before=turn_heading("user"),
         after=f"<div>{images}</div>" if images else "",
     )
+
+
+_ASSISTANT_HEAD = html_bundle(turn_heading("assistant"), "[assistant]")
+
+
+def _assistant(bundle: dict[str, str]) -> dict[str, str]:
+    """A reply's bundle under the heading the conversation's other replies have."""
+    return {
+        **bundle,
+        "text/html": output_html(turn_heading("assistant") + bundle["text/html"]),
+        "text/plain": f"[assistant] {bundle['text/plain']}",
+    }
 
 
 def _descendants(widget: Any) -> list[Any]:

@@ -87,12 +87,13 @@ class _FormingCall:
         shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
         size = f' <span style="font-size:0.85em;opacity:0.75">{self.chars:,} characters</span>'
         return (
-            f'<div class="nbchat-tool-forming">🔧 {inline_code(f"{self.name}({shown}")}{size}</div>'
+            f'<div class="nbchat-tool-forming"><span style="font-size:0.85em;opacity:0.75">tool '
+            f"call</span> {inline_code(f'{self.name}({shown}')}{size}</div>"
         )
 
     def text(self) -> str:
         shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
-        return f"🔧 {self.name}({shown}"
+        return f"[tool call] {self.name}({shown}"
 
 
 class _Thinking:
@@ -248,7 +249,7 @@ class LiveView(ChatListener):
     def on_tool_results(self, results: list[Any]) -> None:
         lines = []
         for result in results:
-            mark = "✅" if getattr(result, "ok", True) else "❌"
+            mark = "✓" if getattr(result, "ok", True) else "✗"
             lines.append(f"{mark} {result.name} ran")
         status = " · ".join(lines)
         self._status = (f'<div class="nbchat-tool-status">{escape(status)}</div>', status)
@@ -321,7 +322,7 @@ class LiveView(ChatListener):
         thinking.chunks += 1
         if self.mode == "text":
             if thinking.chunks == 1:
-                self._write_dim("💭 Thinking… ")
+                self._write_dim("Thinking… ")
             return
         self._dirty = True
 
@@ -449,7 +450,7 @@ class LiveView(ChatListener):
         self._dirty = False
         closed, self._closed_thinking = self._closed_thinking, None
         if closed is not None:
-            self._put(html_bundle(closed, f"💭 Thinking ({token_count(self._thinking.chunks)})"))
+            self._put(html_bundle(closed, f"Thinking ({token_count(self._thinking.chunks)})"))
             self._open_new_area = True
         for head, html in self._frozen:
             self._put(html_bundle(render_markdown(head) if html is None else html, head))
@@ -466,7 +467,7 @@ class LiveView(ChatListener):
         head_html = head_text = ""
         if thinking.chunks and not thinking.closed:
             head_html = thinking_html(thinking.tail, thinking.chunks, partial=True, ongoing=True)
-            head_text = f"💭 Thinking… ({token_count(thinking.chunks)})\n\n"
+            head_text = f"Thinking… ({token_count(thinking.chunks)})\n\n"
         # The cursor is our own chrome, after the rendered text.
         body = (
             head_html
@@ -547,5 +548,5 @@ def _reasoning_piece(delta: Any) -> str:
 
 
 def _tool_line(result: Any) -> str:
-    mark = "✅" if getattr(result, "ok", True) else "❌"
+    mark = "✓" if getattr(result, "ok", True) else "✗"
     return f"{mark} {tool_result_text(result).removeprefix('[tool] ')}"
