@@ -38,6 +38,11 @@ __all__ = ["ChatPanel", "StopRequested", "panel"]
 # character nobody types.
 SEND_MARK = "\ue000"
 LOGPROB_ALTERNATIVES = 5
+#: The conversation's height in JupyterLab's side area: what a 250 px wide panel's controls
+#: (about 540 px there) leave of the window, and never less than a few lines.
+SIDE_CONVERSATION_HEIGHT = "max(160px, calc(100vh - 560px))"
+#: One line of ipywidgets' controls.
+_LINE = "var(--jp-widgets-inline-height, 28px)"
 _SIDECAR_HINT = (
     "nbchat.panel(sidecar=True) needs the sidecar package (JupyterLab's side area): "
     "pip install sidecar, or pip install 'nbchat[notebooks]'"
@@ -94,18 +99,21 @@ def _sidecar_class() -> Any:
 
 
 class _Area:
-    """A display handle over one slot of an Output widget's ``outputs``; LiveView updates it."""
+    """A display handle over one HTML widget of the live turn; LiveView updates it.
 
-    def __init__(self, out: Any, index: int) -> None:
-        self._out = out
-        self._index = index
+    An HTML widget, not an Output widget's outputs: the front end replaces an HTML widget's
+    content at once, where an Output re-renders its outputs asynchronously, emptying the area
+    for a moment, and the scrolling conversation would lose the place the user scrolled to.
+    The HTML is nbchat's own bundle's, built by the one renderer (outside text escaped).
+    """
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
 
     def update(
         self, bundle: dict[str, str], raw: bool = True, metadata: dict[str, Any] | None = None
     ) -> None:
-        outputs = list(self._out.outputs)
-        outputs[self._index] = {**output(bundle), "metadata": dict(metadata or {})}
-        self._out.outputs = tuple(outputs)
+        self.widget.value = bundle.get("text/html", "")
 
 
 class _PanelListener(LiveView):
@@ -122,9 +130,7 @@ class _PanelListener(LiveView):
         display_id: Any = None,
         metadata: dict[str, Any] | None = None,
     ) -> _Area:
-        out = self._owner.live
-        out.outputs = (*out.outputs, {**output(bundle), "metadata": dict(metadata or {})})
-        return _Area(out, len(out.outputs) - 1)
+        return self._owner._live_area(bundle)
 
     def on_request(self, body: dict[str, Any]) -> None:
         if self._owner._stop.is_set():
@@ -262,7 +268,7 @@ class ChatPanel(VBox):
         self.conversation.add_class("nbchat-conversation")
         # The turn being answered streams inside the scrolling conversation, under the others:
         # the box keeps its height while a reply streams, so Send and Stop stay where they are.
-        self.live = w.Output(layout=w.Layout(flex="0 0 auto"))
+        self.live = w.VBox([], layout=w.Layout(flex="0 0 auto"))
         self.live.add_class("nbchat-live")
         # A scroll box that is a reversed flex column starts scrolled to its end and stays there
         # as turns are added and a reply grows (unless the user scrolls up): the newest text is
@@ -277,7 +283,8 @@ class ChatPanel(VBox):
             ),
         )
         self.scroller.add_class("nbchat-scroller")
-        self.footer = w.HTML("")
+        # A line each, empty or not: a status coming and going must not move what is below.
+        self.footer = w.HTML("", layout=w.Layout(min_height=_LINE))
         self.footer.add_class("nbchat-panel-footer")
 
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
@@ -310,7 +317,7 @@ class ChatPanel(VBox):
         for button in (self.send_button, self.stop_button):
             # Never narrower than their labels.
             button.layout = w.Layout(width="auto", min_width="5.5em", flex="0 0 auto")
-        self.status = w.HTML("")
+        self.status = w.HTML("", layout=w.Layout(min_height=_LINE))
         self.status.add_class("nbchat-status")
         self.explorer_area = w.VBox([])
         self.explorer_area.add_class("nbchat-explorer-area")
@@ -438,6 +445,9 @@ class ChatPanel(VBox):
     def open_in_sidecar(self, title: str | None = None) -> Any:
         """Show the panel in JupyterLab's side area (the ``sidecar`` package); returns it."""
         sidecar = _sidecar_class()(title=title or f"nbchat · {self.chat.name}")
+        # The side area is the window's height: the conversation takes what the controls,
+        # wrapped onto more lines there, leave, so the message box is in view.
+        self.scroller.layout.height = SIDE_CONVERSATION_HEIGHT
         sidecar.outputs = (output(self._repr_mimebundle_()),)
         self.sidecar = sidecar
         return sidecar
@@ -516,7 +526,9 @@ class ChatPanel(VBox):
         self.send_button.disabled = True
         self.stop_button.disabled = False
         self.status.value = "Answering…"
-        self.live.outputs = (output(_user_bundle(text, thumbs)), output(_ASSISTANT_HEAD))
+        self._clear_live()
+        self._live_area(_user_bundle(text, thumbs))
+        self._live_area(_ASSISTANT_HEAD)
         thread = threading.Thread(
             target=self._run, args=(content, text, thumbs), daemon=True, name="nbchat-panel"
         )
@@ -551,7 +563,7 @@ class ChatPanel(VBox):
                     self._errors.append((start, self.chat.messages[:start], [error_bundle(exc)]))
                     status = f"⚠ {escape(type(exc).__name__)}"
         finally:
-            self.live.outputs = ()
+            self._clear_live()
             self.send_button.disabled = False
             self.stop_button.disabled = True
         try:
@@ -595,6 +607,24 @@ class ChatPanel(VBox):
         self._remember(start, [user, _assistant(reply_bundle(reply))])
         return ""
 
+    def _live_area(self, bundle: dict[str, str]) -> _Area:
+        """A new area at the end of the live turn, showing ``bundle``'s HTML."""
+        w = ipywidgets_module()
+        area = w.HTML(bundle.get("text/html", ""))
+        # Styled as JupyterLab styles rendered HTML outputs: the finished turn looks the same.
+        area.add_class("jp-RenderedHTMLCommon")
+        self.live.children = (*self.live.children, area)
+        return _Area(area)
+
+    def live_html(self) -> list[str]:
+        """The HTML of the turn being answered, area by area (empty when none is)."""
+        return [child.value for child in self.live.children]
+
+    def _clear_live(self) -> None:
+        old, self.live.children = self.live.children, ()
+        for child in old:
+            child.close()
+
     def _remember(self, start: int, bundles: list[dict[str, str]]) -> None:
         self._exchanges.append((start, self.chat.messages[start:], bundles))
 
@@ -607,7 +637,8 @@ class ChatPanel(VBox):
         if not force and key == self._seen:
             return
         self._seen = key
-        self.conversation.outputs = tuple(output(b) for b in self._bundles(messages))
+        shown = self._bundles(messages) or [_EMPTY]
+        self.conversation.outputs = tuple(output(b) for b in shown)
         reply = self.chat.last_reply
         self.footer.value = ""
         if reply is not None and reply.completion.choices:
@@ -834,6 +865,9 @@ def _user_bundle(text: str, thumbs: list[str]) -> dict[str, str]:
 
 
 _ASSISTANT_HEAD = html_bundle(turn_heading("assistant"), "[assistant]")
+_EMPTY = html_bundle(
+    '<div style="font-size:0.85em;opacity:0.75">No messages yet: write one below.</div>', ""
+)
 
 
 def _assistant(bundle: dict[str, str]) -> dict[str, str]:

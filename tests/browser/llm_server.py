@@ -130,9 +130,14 @@ class LLMServer:
                 choice: dict[str, Any] = {"index": 0, "delta": {"content": piece}}
                 if body.get("logprobs"):
                     p = 0.95 if i % 3 else 0.2
-                    top = [
-                        {"token": piece, "logprob": math.log(p)},
-                        {"token": piece.upper(), "logprob": math.log((1 - p) / 2)},
+                    # As many alternatives as asked for (five from the panel and --logprobs).
+                    others = max(int(body.get("top_logprobs") or 2), 2) - 1
+                    top = [{"token": piece, "logprob": math.log(p)}] + [
+                        {
+                            "token": f"{piece.upper()}{n or ''}",
+                            "logprob": math.log((1 - p) / 2 / (n + 1)),
+                        }
+                        for n in range(others)
                     ]
                     choice["logprobs"] = {
                         "content": [{"token": piece, "logprob": math.log(p), "top_logprobs": top}]
