@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -586,3 +589,55 @@ def _check_static_export(saved: dict) -> None:
     body = page.split('class="jp-Cell ', 1)[1].split("</main>", 1)[0]
     assert "Say hello again" in body and "Hello from the test server!" in body
     hostile.assert_inert(body, "HTML export of the saved notebook")
+
+
+@pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+def test_a_finished_each_exports_as_a_static_line_and_a_plain_frame(tmp_path, capsys):
+    """``%%chat --each`` run headlessly, exported to HTML and looked at in Chromium: the bar is
+    one line of text, not the widget's repr; the frame shows no "None" and short latencies."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with LLMServer(delay=0.05) as server:
+        notebook = _notebook(server.base_url)
+        notebook["cells"] = [
+            notebook["cells"][0],
+            _cell("import pandas as pd\nrows = pd.DataFrame({'text': list('abcde')})"),
+            _cell("%%chat --each rows -o out\nSay {text}"),
+            _cell("out"),
+        ]
+        source = tmp_path / "each.ipynb"
+        source.write_text(json.dumps(notebook))
+        subprocess.run(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+             str(source), "--output", "executed.ipynb"],
+            cwd=tmp_path, check=True, timeout=180, capture_output=True,
+        )  # fmt: skip
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    bar = [o for o in executed.cells[2].outputs if o.get("output_type") == "display_data"]
+    assert len(bar) == 1 and set(bar[0]["data"]) == {"text/html", "text/plain"}, bar
+    line = bar[0]["data"]["text/plain"]
+    assert re.fullmatch(r"nbchat\.map: 5 of 5 rows, 0 errors, 80 tokens, \d+\.\d s", line), line
+
+    page_html, _ = HTMLExporter().from_notebook_node(executed)
+    body = page_html.split('class="jp-Cell ', 1)[1]
+    assert "HBox(" not in body and "widget-view" not in body
+    assert line in body
+    frame = executed.cells[3].outputs[0]["data"]["text/html"]
+    assert ">None<" not in frame
+    latencies = re.findall(r"<td>(\d+\.\d+)</td>\s*</tr>", frame)
+    assert len(latencies) == 5 and all(len(value.split(".")[1]) <= 3 for value in latencies)
+    export = tmp_path / "each.html"
+    export.write_text(page_html)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            page.goto(export.as_uri())
+            shown = page.locator(".jp-Cell").nth(2).inner_text()
+            assert line in shown and "HBox" not in shown
+            page.screenshot(path=str(SHOTS / "7-each-export.png"), full_page=True)
+        finally:
+            browser.close()
