@@ -825,3 +825,71 @@ def test_the_panel_shows_the_thinking_and_the_notes_of_a_reply():
     assert "other-model answered" in page
     assert any("Thinking…" in s for s in seen_live)
     assert p.chat.messages[-1] == {"role": "assistant", "content": "Four."}
+
+
+# -- layout, headings, icons ----------------------------------------------------------------------
+
+# What the panel's chrome once showed as icons: boxes where no emoji font is installed.
+EMOJI = "💬🧑⏹⏳✅❌🔧💭🖼🚫\ufe0f"
+
+
+def test_the_live_turn_streams_inside_the_scrolling_conversation():
+    p, _ = make_panel()
+    (inner,) = p.scroller.children
+    assert inner.children == (p.conversation, p.live)
+    # A fixed height: a reply streaming in does not grow the panel.
+    assert p.scroller.layout.height and not p.scroller.layout.max_height
+    assert p.scroller.layout.flex_flow == "column-reverse"
+
+
+def test_turns_are_headed_alike_from_the_panel_and_from_cells_and_nothing_is_an_emoji():
+    p, server = make_panel()
+    server.reply("From the panel.").reply("From a cell.")
+    p.send("panel question")
+    assert p.wait(5)
+    p.chat.send("cell question")
+    p.refresh()
+    page = shown(p)
+    assert page.count("<strong>You</strong>") == 2
+    assert page.count("<strong>Assistant</strong>") == 2
+    chrome = page + p.title.value + p.status.value + p.footer.value
+    chrome += "".join(b.description for b in (p.send_button, p.stop_button, p.explore_button))
+    assert not [c for c in EMOJI if c in chrome]
+    assert 'class="fa fa-comments"' in p.title.value
+    assert p.send_button.icon == "paper-plane" and p.stop_button.icon == "stop"
+
+
+def test_a_stopped_reply_is_said_to_be_kept_once():
+    gated = GatedStream("The quick brown fox jumps over the lazy dog")
+    p = ChatPanel(chat=Chat(client=gated.client(), model="m"), shell=None, list_models=False)
+    p.send("Tell me")
+    assert gated.paused.wait(5)
+    p.stop()
+    gated.gate.set()
+    assert p.wait(5)
+    html = "".join(o["data"]["text/html"] for o in p.conversation.outputs)
+    page = html + p.status.value
+    assert page.count("kept") == 1 and "Interrupted" in html
+    assert not [c for c in EMOJI if c in page]
+
+
+def test_max_tokens_is_off_until_checked_or_set_and_says_so_on_screen():
+    p, server = make_panel()
+    assert not p.max_tokens_on.value and p.max_tokens.disabled
+    assert p.max_tokens_on.description == "max tokens"
+    assert "max_tokens" not in p.request_fields()
+    p.max_tokens_on.value = True
+    assert not p.max_tokens.disabled
+    assert p.request_fields()["max_tokens"] == p.max_tokens.value
+    p.max_tokens_on.value = False
+    p.max_tokens.value = 77
+    # Setting a limit (from Python, or typing it) turns it on.
+    assert p.max_tokens_on.value and p.request_fields()["max_tokens"] == 77
+
+
+def test_the_controls_may_shrink_and_wrap_for_a_narrow_side_area():
+    p, _ = make_panel()
+    assert p.model.layout.min_width == "0" and p.model.layout.flex
+    for button in (p.send_button, p.stop_button):
+        assert button.layout.min_width and button.layout.flex == "0 0 auto"
+    assert p.prompt.layout.min_width == "0"
