@@ -874,7 +874,7 @@ def test_a_stopped_reply_is_said_to_be_kept_once():
 
 
 def test_max_tokens_is_off_until_checked_or_set_and_says_so_on_screen():
-    p, server = make_panel()
+    p, _ = make_panel()
     assert not p.max_tokens_on.value and p.max_tokens.disabled
     assert p.max_tokens_on.description == "max tokens"
     assert "max_tokens" not in p.request_fields()
