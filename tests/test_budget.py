@@ -29,14 +29,22 @@ store_shell = storeutil.store_shell
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
 
 
-def openai_chat(server: FakeServer, **options) -> Chat:
+def openai_chat(
+    server: FakeServer,
+    *,
+    base_url: str = "https://api.openai.com/v1",
+    model: str = "gpt-4.1-mini",
+    kind: str | None = None,
+    **options,
+) -> Chat:
     client = Client(
         api_key=SECRET,
-        base_url="https://api.openai.com/v1",
+        base_url=base_url,
         transport=httpx.MockTransport(server.handle),
         max_retries=0,
+        server=kind,
     )
-    return Chat("gpt-4.1-mini", client=client, **options)
+    return Chat(model, client=client, **options)
 
 
 def spend(path, dollars: float) -> None:
@@ -257,15 +265,9 @@ def test_map_rows_that_could_pass_the_budget_are_not_sent(fresh_store):
     assert all(row["reply"] == "ok" for row in out if not row["error"])
 
 
-def gateway_chat(fake: FakeServer, **client_options) -> Chat:
-    client = Client(
-        api_key=SECRET,
-        base_url="http://localhost:4000/v1",
-        transport=httpx.MockTransport(fake.handle),
-        max_retries=0,
-        **client_options,
-    )
-    return Chat("gpt-4o-mini", client=client)
+def gateway_chat(fake: FakeServer, kind: str | None = None) -> Chat:
+    """A gateway on this machine in front of a paid API (LiteLLM's proxy, say)."""
+    return openai_chat(fake, base_url="http://localhost:4000/v1", model="gpt-4o-mini", kind=kind)
 
 
 def test_an_unpriced_reply_under_a_budget_says_so_once_with_how_to_name_the_server(fresh_store):
@@ -291,7 +293,7 @@ def test_naming_the_gateways_kind_prices_its_replies_against_the_budget(fresh_st
     server = FakeServer().reply("a", model="gpt-4o-mini", usage=USAGE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reply = gateway_chat(server, server="openai").send("q")
+        reply = gateway_chat(server, kind="openai").send("q")
     assert reply.cost is not None and reply.cost > 0
     assert budget.spent() == pytest.approx(reply.cost)
     assert not any("no price" in n for n in reply.notes)
