@@ -893,3 +893,25 @@ def test_the_controls_may_shrink_and_wrap_for_a_narrow_side_area():
     for button in (p.send_button, p.stop_button):
         assert button.layout.min_width and button.layout.flex == "0 0 auto"
     assert p.prompt.layout.min_width == "0"
+
+
+def test_an_empty_conversation_says_so_until_the_first_turn_streams_in():
+    gated = GatedStream("The first reply, streaming")
+    p = ChatPanel(chat=Chat(client=gated.client(), model="m"), shell=None, list_models=False)
+    assert "No messages yet" in shown(p)
+    p.send("Hello")
+    assert gated.paused.wait(5)
+    assert "No messages yet" not in shown(p)
+    gated.gate.set()
+    assert p.wait(5)
+    assert "No messages yet" not in shown(p) and "The first reply" in shown(p)
+
+
+def test_the_panel_footer_shows_the_counted_tokens_of_a_reply_without_usage():
+    p, server = make_panel()
+    server.reply("no usage here")
+    reply = p.chat.send("x")
+    reply.completion.usage = None
+    reply.output_chunks = 7
+    p.refresh(force=True)
+    assert "~7 completion tokens (counted" in p.footer.value

@@ -113,7 +113,7 @@ class _Area:
     def update(
         self, bundle: dict[str, str], raw: bool = True, metadata: dict[str, Any] | None = None
     ) -> None:
-        self.widget.value = bundle.get("text/html", "")
+        self.widget.value = _live_html(bundle)
 
 
 class _PanelListener(LiveView):
@@ -523,6 +523,9 @@ class ChatPanel(VBox):
         self.attachments = []
         self.thumbnails.value = ""
         self._stop.clear()
+        if any(item["data"] == _EMPTY for item in self.conversation.outputs):
+            # The first turn streams in: "no messages yet" would stand above it.
+            self.conversation.outputs = ()
         self.send_button.disabled = True
         self.stop_button.disabled = False
         self.status.value = "Answering…"
@@ -610,7 +613,7 @@ class ChatPanel(VBox):
     def _live_area(self, bundle: dict[str, str]) -> _Area:
         """A new area at the end of the live turn, showing ``bundle``'s HTML."""
         w = ipywidgets_module()
-        area = w.HTML(bundle.get("text/html", ""))
+        area = w.HTML(_live_html(bundle))
         # Styled as JupyterLab styles rendered HTML outputs: the finished turn looks the same.
         area.add_class("jp-RenderedHTMLCommon")
         self.live.children = (*self.live.children, area)
@@ -646,6 +649,7 @@ class ChatPanel(VBox):
                 reply.completion,
                 time_to_first_token=reply.time_to_first_token,
                 elapsed=reply.elapsed or None,
+                counted_tokens=reply.output_chunks,
             )
             self._tokens_used += 0 if reply is self._counted else _tokens(reply)
             self._counted = reply
@@ -827,6 +831,13 @@ class ChatPanel(VBox):
         ]
         if list(self.image_var.options) != names:
             self.image_var.options = names
+
+
+def _live_html(bundle: dict[str, str]) -> str:
+    # An HTML widget sets the line height of a one-line control (28 px): text in it would be
+    # spaced apart until the finished turn, rendered as an output, closes up.
+    html = bundle.get("text/html", "")
+    return f'<div style="line-height:var(--jp-content-line-height, 1.6)">{html}</div>'
 
 
 def _tokens(reply: Any) -> int:
