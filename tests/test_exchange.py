@@ -306,3 +306,22 @@ def test_a_request_sent_again_without_stream_options_is_kept_as_sent(fresh_store
     assert "stream_options" in server.requests[0]
     assert row.status == "ok" and "stream_options" not in row.request
     assert row.request == reply.prepared.body == server.requests[1]
+
+
+def test_a_stream_without_usage_keeps_the_tokens_nbchat_counted(fresh_store):
+    server = FakeServer(piece=4).reply("one two three four five six seven")
+    local = Client(
+        api_key="",
+        base_url="http://127.0.0.1:1/v1",
+        transport=httpx.MockTransport(server.handle),
+        server=profile_for("llama-cpp-python", local=True),
+    )
+    reply = Chat("smollm2", client=local, stream=True).send("count")
+    assert reply.completion.usage is None
+    [row] = stored(fresh_store)
+    assert row.completion_tokens is None
+    assert row.counted_tokens == reply.output_chunks > 1
+    # A server that reports usage leaves nothing counted.
+    openai = openai_client(FakeServer().reply("fine", usage=USAGE))
+    Chat("gpt-4.1-mini", client=openai, stream=True).send("q")
+    assert stored(fresh_store)[-1].counted_tokens is None

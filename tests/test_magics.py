@@ -167,8 +167,8 @@ def test_history_renders_the_conversation(shell):
     shell.run_cell_magic("chat", "", "a question")
     shell.run_line_magic("chat", "history")
     markdown = final_html(shell)
-    assert "<strong>user</strong><p>a question</p>" in markdown
-    assert "<strong>assistant</strong><p>an answer</p>" in markdown
+    assert "<strong>You</strong><p>a question</p>" in markdown
+    assert "<strong>Assistant</strong><p>an answer</p>" in markdown
 
 
 def test_out_stores_the_reply_text(shell):
@@ -327,7 +327,7 @@ def test_model_markdown_cannot_fetch_images_or_run_html(shell):
     markdown = final_html(shell)
     assert "<img" not in markdown
     assert "<script>" not in markdown
-    assert '<a href="http://evil.test/?q=secret"' in markdown and "🖼 x</a>" in markdown
+    assert '<a href="http://evil.test/?q=secret"' in markdown and "[image: x]</a>" in markdown
 
 
 def test_tools_options_reach_the_request_and_the_loop_runs(shell):
@@ -347,7 +347,7 @@ def test_tools_options_reach_the_request_and_the_loop_runs(shell):
     assert first["parallel_tool_calls"] is False
     assert {"role": "tool", "tool_call_id": "c1", "content": "5"} in second["messages"]
     markdown = final_html(shell)
-    assert "<summary>✅ <code>add(" in markdown
+    assert "<summary>✓ <code>add(" in markdown
     assert "It is 5." in markdown
 
 
@@ -561,3 +561,65 @@ def test_a_cell_reply_carries_how_it_was_obtained_and_history_json_keeps_it(shel
     data = json.loads(capsys.readouterr().out)
     assert data["messages"][-1] == {"role": "assistant", "content": "Answer."}
     assert data["metadata"]["1"]["request_hash"] == meta["request_hash"]
+
+
+@pytest.mark.parametrize(
+    ("line", "corrected", "kept"),
+    [
+        (
+            "explain what a monad is --dry-run",
+            "%chat --dry-run explain what a monad is",
+            "'--dry-run'",
+        ),
+        (
+            "--dry-run Hello there --max-tokens 5",
+            "%chat --dry-run --max-tokens 5 Hello there",
+            "'--max-tokens 5'",
+        ),
+        ("Say hi -s 'Be brief.'", "%chat -s 'Be brief.' Say hi", "\"-s 'Be brief.'\""),
+    ],
+)
+def test_options_after_a_one_line_prompt_are_refused_with_the_corrected_command(
+    shell, line, corrected, kept
+):
+    with pytest.raises(UsageError) as caught:
+        shell.run_line_magic("chat", line)
+    message = str(caught.value)
+    assert f"Options go before the prompt: {corrected} (or " in message
+    assert f"to send {kept} as part of the prompt" in message
+    assert "\n" not in message
+    assert shell.server.requests == []
+
+
+def test_text_that_only_mentions_flags_or_follows_a_double_dash_is_sent_as_written(shell):
+    for _ in range(4):
+        shell.server.reply("ok")
+    sent = []
+    for line, prompt in [
+        ("what does --verbose do in pip?", "what does --verbose do in pip?"),
+        ("what is -t", "what is -t"),
+        ("-- Hello there --max-tokens 5", "Hello there --max-tokens 5"),
+        ("-t 0 -- Hello --dry-run", "Hello --dry-run"),
+    ]:
+        shell.run_line_magic("chat", line)
+        sent.append(shell.server.last["messages"][-1]["content"])
+        assert sent[-1] == prompt
+    assert shell.server.last["temperature"] == 0
+
+
+def test_compare_refuses_options_after_its_prompt(shell):
+    with pytest.raises(UsageError, match=r"%chat compare -m a -m b -t 0 Why\?"):
+        shell.run_line_magic("chat", "compare -m a -m b Why? -t 0")
+    assert shell.server.requests == []
+
+
+def test_help_is_plain_text_without_restructuredtext_markup(shell, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    shell.run_line_magic("chat", "-h")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %chat [-m MODEL]")
+    assert "::" not in out and "``" not in out and "<{" not in out
+    assert "\n\n\n" not in out
+    # Each line of the description stays a line of its own, wrapped to the width.
+    assert "\n%chat log [N] shows the last exchanges" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -116,8 +116,8 @@ def test_history_bundle_marks_roles_tools_and_interruptions():
     chat.add({"role": "assistant", "content": "partial"}, interrupted=True)
     bundle = history_bundle(chat)
     page = bundle["text/html"]
-    assert "<strong>user</strong><p>q</p>" in page
-    assert "🔧 <code>f({})</code>" in page and "c1" in page
+    assert "<strong>You</strong><p>q</p>" in page
+    assert "tool call</span> <code>f({})</code>" in page and "c1" in page
     assert "answer to c1" in page
     assert "<em>(interrupted)</em>" in page
     assert "4 messages" in bundle["text/plain"]

@@ -277,13 +277,18 @@ class MapJob:
                 columns[name].append(values.get(name))
             columns["finish_reason"].append(outcome.finish_reason)
             columns["tokens"].append(outcome.tokens)
-            columns["latency"].append(outcome.latency)
+            # Seconds to the millisecond: more digits are noise, and they crowd the table.
+            latency = outcome.latency
+            columns["latency"].append(None if latency is None else round(latency, 3))
         if not self.source.frame:
             rows = zip(*columns.values(), strict=True)
             return [dict(zip(names, row, strict=True)) for row in rows] if outcomes else []
         import pandas as pd
 
         data: dict[str, Any] = dict(columns)
+        # A row without an error has an empty one, so the table shows nothing there (None
+        # shows as "None"): the rows that failed are ``out[out.error != ""]``.
+        data["error"] = ["" if error is None else error for error in columns["error"]]
         data["tokens"] = pd.array(columns["tokens"], dtype="Int64")
         data["latency"] = pd.array(columns["latency"], dtype="Float64")
         return pd.DataFrame(data, index=self.source.index, columns=names)

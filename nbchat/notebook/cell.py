@@ -235,7 +235,7 @@ def _each(
     if options.pop("json"):
         fields["response_format"] = {"type": "json_object"}
     system = args.system if args.system is not None else (settings.system or None)
-    rows = lookup(shell.user_ns, args.each, "Rows")
+    rows = _rows(shell, args.each)
     return CellRequest(
         "each",
         Prompt.of(text, **options, **fields),
@@ -249,6 +249,20 @@ def _each(
         concurrency=args.concurrency,
         interpolate=settings.interpolate and not args.no_interpolate,
     )
+
+
+def _rows(shell: InteractiveShell, text: str) -> Any:
+    """``--each``'s rows: a variable, or an expression over the notebook's (``df.iloc[2:]``)."""
+    if text.isidentifier():
+        return lookup(shell.user_ns, text, "Rows")
+    try:
+        code = compile(text, "<--each>", "eval")
+    except SyntaxError:
+        raise UsageError(f"--each takes a variable or an expression, not {text!r}") from None
+    try:
+        return eval(code, shell.user_global_ns, shell.user_ns)
+    except Exception as exc:
+        raise UsageError(f"--each {text}: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def as_option(exc: Any) -> str:

@@ -103,6 +103,9 @@ def _each(
     except RequestValidationError as exc:
         raise UsageError(as_option(exc)) from None
     _show(prepared, f"Dry run (not sent): the request for row 1 of {len(job):,}")
+    gaps = _missing(job)
+    if gaps:
+        print(f"Missing values are filled in as empty text: {gaps}.")
     if request.via == "batch":
         from ..conversation.batchjob import DEFAULT_POLL_INTERVAL
 
@@ -114,3 +117,15 @@ def _each(
     else:
         print(f"{len(job):,} rows would be sent, at most {job.concurrency} at a time.")
     return prepared.body
+
+
+def _missing(job: Any) -> str:
+    """Which of the template's expressions are missing (None, NaN) in how many rows."""
+    from ..convert.rows import RowTemplate
+
+    if not isinstance(job.prompt, RowTemplate):
+        return ""
+    counts = job.prompt.missing(job.source)
+    return ", ".join(
+        f"{{{name}}} in {n:,} row{'' if n == 1 else 's'}" for name, n in sorted(counts.items())
+    )

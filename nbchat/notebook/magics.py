@@ -6,8 +6,12 @@ card and fail the cell with a one-line error, so headless runs stop there.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import io
+import re
 import shlex
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -132,7 +136,8 @@ class ChatMagics(Magics):
     @argument("--no-cache", dest="cache", action="store_false", default=None, help="Always send.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
-        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
+        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``
+        (``%chat [options] -- text`` when the text itself ends in options).
 
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
         ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
@@ -141,11 +146,13 @@ class ChatMagics(Magics):
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         if cell is None:
             words = rest.split()
             if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
+                head = " ".join(["%chat", *map(shlex.quote, tokens), "compare"])
+                refuse_options_after(rest.strip()[len("compare") :], self.chat.parser, head)
                 return compare_line(self._ip, self.settings, self.chat.parser, tokens, rest)
             if storecmd.wants(words):
                 return storecmd.run(self._ip, self.settings, words, self._parse(tokens))
@@ -160,6 +167,7 @@ class ChatMagics(Magics):
             task = self._task(rest, tokens)
             if task is not None:
                 return self._run_task(*task, extra="")
+            refuse_options_after(line, self.chat.parser, "%chat")
             prompt = rest
         else:
             task = self._task(rest, tokens)
@@ -192,7 +200,7 @@ class ChatMagics(Magics):
         from .run import run_cell
 
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         args = self._parse(tokens)
         prompt = task_prompt(self.shell, args, task, extra)
@@ -213,11 +221,83 @@ class ChatMagics(Magics):
         return subcommand(self._ip, self.settings, name, args)
 
 
+def help_text(parser: Any) -> str:
+    """``%chat -h``: the options as plain text to the terminal's width.
+
+    IPython's own formatting is reStructuredText for ``%chat?`` (a ``::`` block, ````code````,
+    ``<N>``), which a terminal or an output area shows as it is.
+    """
+    shown = copy.copy(parser)
+    shown.formatter_class = _PlainHelp
+    shown.description = (parser.description or "").replace("``", "")
+    return str(shown.format_help()).rstrip()
+
+
+class _PlainHelp(argparse.HelpFormatter):
+    """argparse's help, with each line of the description kept and wrapped on its own."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = textwrap.dedent(text).strip().splitlines()
+        return "\n".join(
+            textwrap.fill(
+                line.strip(),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent + "  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for line in lines
+        )
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "usage: %")
+
+
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:
     """Split ``line`` into option tokens and the free text after them (kept as written).
 
     Only the options are shell-split, so a prompt may hold quotes and apostrophes freely.
     """
+    tokens, text, _ = _split(line, parser)
+    return tokens, text
+
+
+def refuse_options_after(line: str, parser: Any, command: str) -> None:
+    """A UsageError when the one-line prompt in ``line`` ends in nbchat's own options.
+
+    ``%chat Hello there --max-tokens 5`` would otherwise send "--max-tokens 5" as text (and a
+    trailing ``--dry-run`` would send the request). The words count as options only when all of
+    them, to the end of the line, parse as this magic's options; ``--`` before the prompt keeps
+    them as text, and a prompt that merely mentions a flag (``what does --verbose do?``) is
+    sent as it is. The error shows the command with the options moved before the prompt.
+    """
+    tokens, text, explicit = _split(line, parser)
+    if not text or explicit:
+        return
+    names = {name for action in parser._actions for name in action.option_strings}
+    for word in re.finditer(r"\S+", text):
+        option = word.group().split("=", 1)[0]
+        if option not in names or word.start() == 0:
+            continue
+        trailing = text[word.start() :]
+        try:
+            more, left = _split(trailing, parser)[:2]
+            if left or "-h" in more or "--help" in more:
+                continue
+            parser.parse_args(tokens + more)
+        except UsageError:
+            continue
+        prompt = text[: word.start()].rstrip()
+        head = " ".join([command, *map(shlex.quote, tokens)])
+        raise UsageError(
+            f"Options go before the prompt: {head} {trailing} {prompt} "
+            f"(or {head} -- {text} to send {trailing!r} as part of the prompt)"
+        )
+
+
+def _split(line: str, parser: Any) -> tuple[list[str], str, bool]:
+    """``split_options``, and whether ``--`` marked where the text starts."""
     takes_value = set()
     for action in parser._actions:
         if action.nargs == 0:
@@ -241,13 +321,13 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
         except ValueError as exc:
             if tokens and tokens[-1] in takes_value:
                 raise UsageError(f"Bad quoting in the options: {exc}") from None
-            return tokens, line[start:].strip()
+            return tokens, line[start:].strip(), False
         if token is None or token == lexer.eof:
-            return tokens, ""
+            return tokens, "", False
         if not token.startswith("-") or token in ("-", "--") or _is_number(token):
             if token == "--":
-                return tokens, line[stream.tell() :].strip()
-            return tokens, line[start:].strip()
+                return tokens, line[stream.tell() :].strip(), True
+            return tokens, line[start:].strip(), False
         tokens.append(token)
         name = token.split("=", 1)[0]
         if name in takes_value and "=" not in token:
@@ -258,17 +338,17 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
                 raise UsageError(f"Bad quoting in the value of {token}: {exc}") from None
             if value is None or value == lexer.eof:
                 if name in optional_value:
-                    return tokens, ""
+                    return tokens, "", False
                 raise UsageError(f"Option {token} needs a value")
             if name in optional_value and not _optional_value(optional_value[name], value):
                 if value == "--":
-                    return tokens, line[stream.tell() :].strip()
+                    return tokens, line[stream.tell() :].strip(), True
                 if value.startswith("-") and value != "-":
                     # "--code -t 0 …": the next option, read on its own.
                     stream.seek(mark)
                     continue
                 # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
-                return tokens, line[mark:].strip()
+                return tokens, line[mark:].strip(), False
             tokens.append(value)
 
 

@@ -162,50 +162,7 @@ def subcommand(shell: InteractiveShell, settings: ChatSettings, name: str, args:
             rows.append(f"{session_name}: {len(chat)} messages")
         print("\n".join(rows) if rows else "No conversations yet.")
     elif name == "config":
+        from .configview import config_bundle
+
         _show(config_bundle(settings))
     return None
-
-
-def _server_line(settings: ChatSettings, endpoint: Any) -> str:
-    """The kind of server the settings talk to, and how nbchat knows it."""
-    from ..conversation.sessions import known_client
-
-    client = known_client(settings)
-    if client is not None:
-        profile = client.profile
-        how = "configured" if profile.configured else "detected"
-        return f"{profile.kind} ({'local, ' if profile.local else ''}{how})"
-    if endpoint.local:
-        return f"{endpoint.kind} (local)"
-    if endpoint.server:
-        return f"{endpoint.kind} (configured)"
-    return f"{endpoint.kind} (detected from the URL)"
-
-
-def config_bundle(settings: ChatSettings) -> dict[str, str]:
-    """The effective settings, with where the endpoint and key come from (key masked)."""
-    from ..conversation.endpoint import resolve
-
-    endpoint = resolve(
-        base_url=settings.base_url,
-        api_key_env=settings.api_key_env,
-        server=None if settings.server == "auto" else settings.server,
-    )
-    rows = [
-        ("endpoint", endpoint.describe()),
-        ("server", _server_line(settings, endpoint)),
-        ("api key", endpoint.describe_key()),
-    ]
-    for trait in sorted(settings.trait_names(config=True)):
-        if trait in ("base_url", "server"):
-            continue
-        rows.append((trait, repr(getattr(settings, trait))))
-    from ..render.markdown import escape, html_bundle
-
-    text = "\n".join(f"{k}: {v}" for k, v in rows)
-    table = "".join(
-        f'<tr><th style="text-align:left">Chat.{escape(k)}</th>'
-        f'<td style="text-align:left;white-space:pre-wrap">{escape(v)}</td></tr>'
-        for k, v in rows
-    )
-    return html_bundle(f"<table>{table}</table>", text)

@@ -25,6 +25,9 @@ from .provenance import footer_parts
 from .thinking import reasoning_tokens, thinking_html, thinking_text
 
 __all__ = [
+    "MUTED",
+    "RULE",
+    "WIDGET_VIEW",
     "error_bundle",
     "footer_html",
     "footer_text",
@@ -36,7 +39,22 @@ __all__ = [
     "request_bundle",
     "tool_call_html",
     "tool_result_text",
+    "turn_heading",
+    "widget_view_bundle",
 ]
+
+#: The MIME type of an ipywidgets view in an output.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+#: What each role's turn is headed, here and in the panel (no emoji: fonts without them show
+#: boxes).
+ROLE_HEADINGS = {
+    "user": "You",
+    "assistant": "Assistant",
+    "system": "System prompt",
+    "tool": "Tool result",
+    "developer": "Developer prompt",
+}
 
 _FINISH_WARNINGS = {
     "length": "The reply was cut off: it reached max_tokens (finish_reason: length).",
@@ -46,8 +64,23 @@ _FINISH_WARNINGS = {
 
 # Our chrome's colours: JupyterLab's theme variables (light and dark), with fallbacks that are
 # readable on either background for nbconvert's export and other frontends.
-_MUTED = "font-size:0.85em;opacity:0.75"
-_RULE = "var(--jp-border-color2, rgba(127,127,127,0.35))"
+#: Our chrome's quiet text (footers, notes) and the rule between parts, in every theme.
+MUTED = "font-size:0.85em;opacity:0.75"
+RULE = "var(--jp-border-color2, rgba(127,127,127,0.35))"
+
+
+def turn_heading(role: str) -> str:
+    """A turn's heading, ours: "You", "Assistant"… (the role itself for one not known)."""
+    label = ROLE_HEADINGS.get(role, role)
+    return f'<div class="nbchat-turn-head"><strong>{escape(label)}</strong></div>'
+
+
+def widget_view_bundle(widget: Any, text: str) -> dict[str, Any]:
+    """The widget's view with ``text`` as the plain-text stand-in."""
+    return {
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id},
+        "text/plain": text,
+    }
 
 
 def _callout(kind: str, body: str) -> str:
@@ -139,15 +172,18 @@ def _footer_div(completion: ChatCompletion, text: str) -> str:
     ]
     title = f' title="{escape(chr(10).join(details))}"' if details else ""
     return (
-        f'<div class="nbchat-footer" style="{_MUTED};margin-top:0.4em"{title}>{escape(text)}</div>'
+        f'<div class="nbchat-footer" style="{MUTED};margin-top:0.4em"{title}>{escape(text)}</div>'
     )
 
 
 def tool_call_html(name: Any, arguments: Any, call_id: Any = None, *, limit: int = 200) -> str:
     """One tool call as the model asked for it: name and arguments shown exactly, id muted."""
     shown = _short(_as_text(arguments or ""), limit)
-    ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
-    return f'<div class="nbchat-tool-call">🔧 {inline_code(f"{name}({shown})")}{ident}</div>'
+    ident = f' <span style="{MUTED}">{escape(call_id)}</span>' if call_id else ""
+    return (
+        f'<div class="nbchat-tool-call"><span style="{MUTED}">tool call</span> '
+        f"{inline_code(f'{name}({shown})')}{ident}</div>"
+    )
 
 
 def _choice_parts(
@@ -165,7 +201,7 @@ def _choice_parts(
         parts.append(thinking_html(thought, tokens, exact=exact))
         text.append(thinking_text(thought, tokens, exact=exact))
     if message.refusal:
-        refusal = f"🚫 <strong>Refused:</strong> {render_markdown(message.refusal)}"
+        refusal = f"<strong>Refused:</strong> {render_markdown(message.refusal)}"
         parts.append(_callout("error", refusal))
         text.append(f"[refused] {message.refusal}")
     # A leading <think> block is the model's thinking, not its answer.
@@ -178,7 +214,7 @@ def _choice_parts(
         text.append(f"[tool call] {call.function.name}({call.function.arguments})")
     warning = _FINISH_WARNINGS.get(choice.finish_reason or "")
     if warning:
-        parts.append(_callout("warn", f"⚠️ {escape(warning)}"))
+        parts.append(_callout("warn", f"⚠ {escape(warning)}"))
         text.append(f"[warning] {warning}")
     return "".join(parts), "\n".join(text)
 
@@ -206,7 +242,7 @@ def completion_bundle(
     parts: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
     for note in notes or ():
-        parts.append(_callout("info", f"ℹ️ {escape(note)}"))
+        parts.append(_callout("info", f"<strong>Note:</strong> {escape(note)}"))
         text.append(f"[note] {note}")
     many = len(completion.choices) > 1
     for choice in completion.choices:
@@ -222,7 +258,7 @@ def completion_bundle(
         if many:
             number = escape(choice.index + 1)
             parts.append(
-                f'<div class="nbchat-choice" style="border-top:1px solid {_RULE};'
+                f'<div class="nbchat-choice" style="border-top:1px solid {RULE};'
                 f'margin-top:0.5em"><strong>Choice {number}</strong>{choice_html}</div>'
             )
             text.append(f"--- choice {choice.index + 1} ---\n{choice_text}")
@@ -233,7 +269,7 @@ def completion_bundle(
         parts.append(
             _callout(
                 "warn",
-                "⏹ <strong>Interrupted</strong> — the partial reply above is kept in the "
+                "<strong>Interrupted</strong> — the partial reply above is kept in the "
                 "conversation.",
             )
         )
@@ -296,11 +332,11 @@ def tool_rounds_html(reply: Any) -> tuple[str, str]:
     parts: list[str] = []
     text: list[str] = []
     for result in results:
-        mark = "✅" if getattr(result, "ok", True) else "❌"
+        mark = "✓" if getattr(result, "ok", True) else "✗"
         args = _short(_as_text(getattr(result, "arguments", "")), 120)
         output = _as_text(result.message().get("content", ""))
         call_id = getattr(result, "tool_call_id", None)
-        ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
+        ident = f' <span style="{MUTED}">{escape(call_id)}</span>' if call_id else ""
         parts.append(
             f'<details class="nbchat-tool-result"><summary>{mark} '
             f"{inline_code(f'{result.name}({args})')}{ident}</summary>"
@@ -338,7 +374,8 @@ def message_html(message: dict[str, Any], interrupted: bool = False) -> tuple[st
     role = str(message.get("role", "?"))
     shown = _message_text(message.get("content"))
     mark = " <em>(interrupted)</em>" if interrupted else ""
-    head = f"<strong>{escape(role)}</strong>{mark}"
+    label = ROLE_HEADINGS.get(role, role)
+    head = f"<strong>{escape(label)}</strong>{mark}"
     calls: list[str] = []
     extra_text = ""
     for call in message.get("tool_calls") or ():
@@ -348,7 +385,7 @@ def message_html(message: dict[str, Any], interrupted: bool = False) -> tuple[st
             f"\n  [tool call] {fn.get('name')}({_short(_as_text(fn.get('arguments', '')), 200)})"
         )
     if role == "tool":
-        answer = f' <span style="{_MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
+        answer = f' <span style="{MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
         body = head + answer + code_block(_short(shown, 4000))
         extra_text = f" (answer to {message.get('tool_call_id')})"
     else:
@@ -379,7 +416,7 @@ def history_bundle(chat: Any) -> dict[str, str]:
         text.append("(empty conversation)")
     size = "empty" if not count else f"{count} message{'' if count == 1 else 's'}"
     title = f"Conversation '{chat.name}' — {size}"
-    rule = f'<hr style="border:none;border-top:1px solid {_RULE}">'
+    rule = f'<hr style="border:none;border-top:1px solid {RULE}">'
     return html_bundle(
         f"<h4>{escape(title)}</h4>" + rule.join(parts), title + "\n" + "\n".join(text)
     )

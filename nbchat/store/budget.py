@@ -27,6 +27,7 @@ __all__ = [
     "reserve",
     "reserved",
     "spent",
+    "unpriced_note",
 ]
 
 #: Completion tokens assumed for a request that sets neither max_tokens nor
@@ -42,6 +43,7 @@ _reserved = 0.0
 _open_reservations = 0
 _reserve_lock = threading.Lock()
 _warned_unpriced: set[str] = set()
+_noted_unpriced: set[str] = set()
 
 
 class Estimate:
@@ -199,3 +201,31 @@ def record_spending(dollars: float | None) -> None:
     if dollars:
         with _spent_lock:
             _process_spent += dollars
+
+
+def unpriced_note(completion: Any, profile: Any, url: str | None) -> str | None:
+    """Once per server and process, with a budget set: why a reply it cannot price is not
+    counted, and how to name a server that bills (a gateway on this machine in front of a paid
+    API looks like a free server). None for nbchat's own local model, which is free."""
+    limit = config.budget()
+    if limit is None or getattr(profile, "local", False):
+        return None
+    if prices.is_priced(profile, url):
+        if completion.usage is not None:
+            # A model genai-prices does not list: check_budget warned before it was sent.
+            return None
+        why = "the server sent no token counts (usage) for it"
+    else:
+        kind = getattr(profile, "kind", "generic")
+        where = "on this machine or network" if kind == "generic" else f"of the kind {kind}"
+        why = f"nbchat takes a server {where} for a free one"
+    key = str(url or "").split("/chat/completions", 1)[0]
+    with _spent_lock:
+        if key in _noted_unpriced:
+            return None
+        _noted_unpriced.add(key)
+    return (
+        f"This reply has no price, so the {prices.dollars(limit)} budget does not count it: "
+        f"{why}. If this server bills per token (a gateway to a paid API), name its kind: "
+        '%config Chat.server = "openai" (Client(server="openai") in Python).'
+    )

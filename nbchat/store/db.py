@@ -88,8 +88,15 @@ def _move_images_to_blobs(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE exchanges SET request = ? WHERE id = ?", (_dumps(request), row_id))
 
 
+# Version 3: the completion tokens nbchat counted when a server sent no usage.
+_V3 = "ALTER TABLE exchanges ADD COLUMN counted_tokens INTEGER"
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (_V2, _move_images_to_blobs))
+MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
+    (_V1,),
+    (_V2, _move_images_to_blobs),
+    (_V3,),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = tuple(f.name for f in fields(Exchange) if f.name != "id")

@@ -156,7 +156,7 @@ class Door:
         watch = self.watch
         if watch is not None and watch.first is not None:
             row.time_to_first_token = watch.first - self.started
-        row.take_usage(completion)
+        row.take_usage(completion, counted=watch.chunks if watch is not None else 0)
         row.response = scrub(row.response, self._secrets)
         row.cost = prices.cost(completion, self.client.profile, self.prepared.url, row.time)
         self._keep()
@@ -164,6 +164,10 @@ class Door:
         if self.tape is not None and self.mode in ("record", "auto"):
             _record(self.tape, _interaction(row, self.prepared.endpoint), self._secrets)
         _mark(reply, cached=False, cost=row.cost)
+        if row.cost is None and reply is not None and hasattr(reply, "notes"):
+            note = budget.unpriced_note(completion, self.client.profile, self.prepared.url)
+            if note is not None:
+                reply.notes.append(note)
         return completion
 
     # -- what the door does itself ------------------------------------------------------------
@@ -307,14 +311,18 @@ class _Watch(ChatListener):
         self.inner = inner
         self.stream: StreamSnapshot | None = None
         self.first: float | None = None
+        #: Pieces of output streamed: the tokens counted when the server sends no usage.
+        self.chunks = 0
 
     def on_request(self, body: dict[str, Any]) -> None:
         self.inner.on_request(body)
 
     def on_chunk(self, chunk: ChatCompletionChunk, stream: StreamSnapshot) -> None:
         self.stream = stream
-        if self.first is None and has_output(chunk):
-            self.first = time.perf_counter()
+        if has_output(chunk):
+            self.chunks += 1
+            if self.first is None:
+                self.first = time.perf_counter()
         self.inner.on_chunk(chunk, stream)
 
     def on_completion(self, completion: ChatCompletion) -> None:
@@ -350,7 +358,7 @@ def _failed(
         partial = getattr(watch.stream, "completion", None)
     if partial is not None and partial.choices:
         row.status = "interrupted"
-        row.take_usage(partial)
+        row.take_usage(partial, counted=watch.chunks if watch is not None else 0)
         row.response = scrub(row.response, secrets)
     else:
         row.status = "interrupted" if _interruption(exc) else "error"

@@ -50,6 +50,8 @@ class Exchange:
     total_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: Completion tokens nbchat counted (one a streamed piece) when the server sent no usage.
+    counted_tokens: int | None = None
     finish_reason: str | None = None
     latency: float | None = None
     time_to_first_token: float | None = None
@@ -58,14 +60,16 @@ class Exchange:
     #: The row's id once stored.
     id: int | None = None
 
-    def take_usage(self, completion: ChatCompletion) -> None:
-        """Copy the model, usage and finish reason out of a completion."""
+    def take_usage(self, completion: ChatCompletion, *, counted: int = 0) -> None:
+        """Copy the model, usage and finish reason out of a completion; ``counted``: the
+        streamed pieces of output, kept as ``counted_tokens`` when the server sent no usage."""
         self.response = completion.to_dict()
         self.model = completion.model or None
         reasons = [c.finish_reason for c in completion.choices if c.finish_reason]
         self.finish_reason = ",".join(dict.fromkeys(reasons)) or None
         usage = completion.usage
         if usage is None:
+            self.counted_tokens = counted or None
             return
         self.prompt_tokens = usage.prompt_tokens
         self.completion_tokens = usage.completion_tokens
