@@ -59,6 +59,7 @@ error to one line (a cell's failure, a status bar).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -329,9 +330,48 @@ def _secrets(secret: Secrets) -> list[str]:
 
 
 def _redact(text: str, secret: Secrets) -> str:
-    for one in _secrets(secret):
+    secrets = _secrets(secret)
+    if "\\" in text or "%" in text:
+        # A server may echo a secret as JSON escapes ("\u0073k-…") or percent-encoded: the
+        # text is shown decoded wherever that reveals one.
+        for decode in (_json_unescaped, _percent_decoded):
+            decoded = decode(text)
+            if decoded != text and any(one in decoded for one in secrets):
+                text = decoded
+    for one in secrets:
         if one in text:
             text = text.replace(one, _mask(one))
+    return text
+
+
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        escape = match.group()[1:]
+        if escape[0] == "u":
+            return chr(int(escape[1:], 16))
+        return _SIMPLE_ESCAPES.get(escape, escape)
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def _percent_decoded(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def redact_cut(text: str, secret: Secrets, *, shortest: int = 4) -> str:
+    """``redact`` for text cut off at its end (the first bytes of a body): a secret's beginning
+    left at the cut is masked too."""
+    text = _redact(text, secret)
+    for one in _secrets(secret):
+        for size in range(min(len(one) - 1, len(text)), shortest - 1, -1):
+            if text.endswith(one[:size]):
+                return text[:-size] + _mask(one)
     return text
 
 
