@@ -118,6 +118,28 @@ class Reply:
         return reasoning_of(self.completion.choices[0].message)
 
     @property
+    def audio(self) -> Any:
+        """A spoken reply (``nbchat.convert.audio.SpokenReply``: the audio's bytes, its
+        transcript, its id and expiry, ``player()``), or None."""
+        from ..convert.audio import spoken_reply
+
+        if not self.completion.choices:
+            return None
+        asked = self.request.get("audio")
+        fmt = asked.get("format") if isinstance(asked, dict) else None
+        return spoken_reply(self.completion.choices[0].message.audio, fmt)
+
+    @property
+    def citations(self) -> list[Any]:
+        """The web sources the reply cites (``url_citation`` annotations), numbered as shown:
+        ``Citation(number, url, title, start, end, text)``."""
+        from ..convert.citations import citations_of
+
+        if not self.completion.choices:
+            return []
+        return citations_of(self.completion.choices[0].message)
+
+    @property
     def value(self) -> Any:
         """The parsed object for structured replies, the text otherwise."""
         return self.parsed if self.parsed is not None else self.content
@@ -471,7 +493,9 @@ class Chat:
                 if plan.params.get("tool_choice") not in (None, "auto", "none"):
                     # A forced choice applies to the first round; forcing it again would
                     # never let the model answer.
-                    plan.params["tool_choice"] = "auto"
+                    from ..convert.tools import relaxed_tool_choice
+
+                    plan.params["tool_choice"] = relaxed_tool_choice(plan.params["tool_choice"])
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = self._answer_tool_calls(calls, plan.toolbox, confirm, reply)
                 listener.on_tool_results(results)
@@ -549,10 +573,23 @@ class Chat:
         parse = None
         if schema is not None or json:
             parse = _structured_parser(schema, json, overrides)
-        if images or data:
+        # Recordings and files (input_audio and file parts) come as send(recordings=[...],
+        # files=[...], sample_rate=...), beside images and data.
+        recordings = overrides.pop("recordings", None) or ()
+        files = overrides.pop("files", None) or ()
+        sample_rate = overrides.pop("sample_rate", None)
+        if images or data or recordings or files:
             from ..convert.content import build_content
 
-            content, _ = build_content(content or "", images=images, data=data, detail=detail)
+            content, _ = build_content(
+                content or "",
+                images=images,
+                data=data,
+                detail=detail,
+                recordings=recordings,
+                files=files,
+                sample_rate=sample_rate,
+            )
         params = self._params(overrides)
         toolbox = None
         if tools:
@@ -560,16 +597,13 @@ class Chat:
 
             toolbox = tools_by_name(tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
-        choice = params.get("tool_choice")
-        if isinstance(choice, str) and choice not in ("auto", "required", "none"):
-            # A tool's name forces that tool, as --tool-choice NAME does in a cell.
-            if toolbox is not None and choice not in toolbox:
-                raise RequestValidationError(
-                    f"Invalid request: tool_choice: {choice!r} is not one of the tools "
-                    f"({', '.join(toolbox)})",
-                    field="tool_choice",
-                )
-            params["tool_choice"] = {"type": "function", "function": {"name": choice}}
+        # A tool's name forces that tool (a function or a custom tool), as --tool-choice NAME
+        # does in a cell; allowed_tools=[names] limits the model to those tools.
+        allowed = params.pop("allowed_tools", None)
+        if isinstance(params.get("tool_choice"), str) or allowed is not None:
+            from ..convert.tools import tool_choice_for
+
+            params["tool_choice"] = tool_choice_for(params.get("tool_choice"), toolbox, allowed)
         use_stream = self.stream if stream is None else stream
         return _Plan(params, content, use_stream, toolbox, parse)
 
@@ -777,7 +811,13 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
         result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
     if message.refusal:
         result["refusal"] = message.refusal
-    if result["content"] is None and "tool_calls" not in result and "refusal" not in result:
+    if message.function_call is not None:
+        result["function_call"] = message.function_call.to_dict()
+    if message.audio is not None and message.audio.id:
+        # A spoken reply goes back by the id of its audio, as the API requires (the server
+        # keeps the audio; its transcript is not the content).
+        result["audio"] = {"id": message.audio.id}
+    if result["content"] is None and len(result) == 2:
         return None
     return result
 

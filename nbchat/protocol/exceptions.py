@@ -27,6 +27,8 @@
     │   └── StrictSchemaError                      a schema strict mode cannot express
     ├── InterpolationError (also ValueError)       a {expression} in a prompt failed
     ├── ImageError (also ValueError)               an object that cannot be sent as an image
+    ├── AudioError (also ValueError)               an object that cannot be sent as a recording
+    ├── FileInputError (also ValueError)           an object that cannot be sent as a file
     ├── DataError (also ValueError)                an object that cannot be sent as data
     ├── ToolDefinitionError (also TypeError)       a function that cannot become a tool
     ├── ToolArgumentsError (also ValueError)       a model's tool arguments that do not fit

@@ -176,6 +176,10 @@ def _part_tokens(part: Any) -> int:
         return _image_tokens(str(image.get("url", "")), str(image.get("detail") or "auto"))
     if part.get("type") == "text":
         return _text_tokens(str(part.get("text", "")))
+    if part.get("type") in ("input_audio", "file"):
+        from ..convert.tokenbudget import attachment_tokens
+
+        return attachment_tokens(part)
     return _text_tokens(json.dumps(part))
 
 
