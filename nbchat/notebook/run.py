@@ -73,6 +73,10 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
         fields["tool_choice"] = args.tool_choice
     if args.no_parallel_tools:
         fields["parallel_tool_calls"] = False
+    # The newer parts of the API (audio, predictions, web search, tiers…): mapped in apiopts.
+    from .apiopts import api_fields
+
+    fields.update(api_fields(args, namespace, stream=settings.stream and not args.no_stream))
     return fields
 
 
@@ -87,12 +91,16 @@ def build_content(
 ) -> tuple[Any, Any]:
     """The user message content and its attachments, from --image and --data variables."""
     from ..convert.content import build_content as build
+    from .apiopts import api_attachments
 
     images = [_lookup(namespace, name, "Image") for name in args.image or ()]
     images += extra_images or []
     data = [_lookup(namespace, name, "Data") for name in args.data or ()]
+    more = api_attachments(args, namespace)  # --audio, --file
     try:
-        return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
+        return build(
+            text, images=images, data=data, names=args.data or (), detail=args.detail, **more
+        )
     except ValueError as exc:
         raise UsageError(first_line(exc)) from None
 
@@ -137,7 +145,10 @@ def cell_request(
     from .context import add_context
 
     text, context = add_context(text, args, namespace, settings)
-    if not text.strip() and not args.image and not args.data:
+    attached = (
+        args.image or args.data or getattr(args, "audio", None) or getattr(args, "file", None)
+    )
+    if not text.strip() and not attached:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     content, attachments = build_content(text, args, namespace, context.images)
     return CellRequest(
@@ -235,9 +246,21 @@ def _input_errors() -> tuple[type[Exception], ...]:
 
 def _dry_run(chat: Any, request: CellRequest, args: Any, namespace: dict[str, Any]) -> None:
     from ..render.bundles import request_bundle
+    from ..transport.profiles import UnsupportedFeatureError
 
     try:
         prepared = chat.prepare(request.content, **request.arguments())
+    except UnsupportedFeatureError as exc:
+        # The server would refuse it: the request is shown all the same, with the reason.
+        if exc.body is None:
+            raise _bad_input(exc, args) from None
+        body = {**exc.body, **({"stream": True} if request.stream else {})}
+        refused = chat.client.build_request(**body)
+        _show(request_bundle(refused, title="Dry run (not sent; this server would refuse it)"))
+        print(f"Not sendable here: {first_line(exc)}")
+        if args.out:
+            namespace[args.out] = refused.body
+        return None
     except _input_errors() as exc:
         raise _bad_input(exc, args) from None
     _show(request_bundle(prepared, title="Dry run (not sent)"))

@@ -1,15 +1,19 @@
-"""The tables of ``%chat log`` and ``%chat usage``: the last exchanges, and what they cost.
+"""The tables of ``%chat log`` and ``%chat usage``: the last exchanges, and what they cost;
+``%chat stored``: the completions a server stored, and one of them in full.
 
-Our own chrome: every value in them (prompts and replies included) is escaped, never rendered
-as Markdown or HTML; each bundle has an HTML table and a plain-text one for terminals.
+Our own chrome: every value in the tables (prompts and replies included) is escaped, never
+rendered as Markdown or HTML; each bundle has an HTML table and a plain-text one for terminals.
+A stored completion shown in full goes through the one renderer, like a conversation.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
-__all__ = ["log_table", "usage_table"]
+__all__ = ["log_table", "stored_list_table", "stored_show", "usage_table"]
 
 _SHOWN_CHARS = 60
 
@@ -151,3 +155,62 @@ def _s(count: int) -> str:
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+def stored_list_table(page: Any) -> dict[str, str]:
+    """A page of stored completions, newest first: time, id, model, tokens, labels, reply."""
+    header = ("created", "id", "model", "tokens", "metadata", "reply")
+    table: list[tuple[str, ...]] = []
+    for completion in page.data:
+        usage = completion.usage
+        tokens = "" if usage is None else f"{usage.prompt_tokens}+{usage.completion_tokens}"
+        labels = ", ".join(f"{k}={v}" for k, v in sorted((completion.metadata or {}).items()))
+        table.append(
+            (
+                _created(completion.created),
+                completion.id,
+                completion.model,
+                tokens,
+                _short(labels),
+                _short(completion.content or ""),
+            )
+        )
+    shown = len(table)
+    title = f"{shown} stored completion{_s(shown)} on the server"
+    if not table:
+        title = "No stored completions on the server (send with --store to keep one)"
+    lines = ["More: %chat stored list N shows more."] if page.has_more else []
+    return _bundle(title, header, table, lines)
+
+
+def stored_show(completion: Any, messages: Sequence[Any]) -> dict[str, str]:
+    """One stored completion: its request's messages and its reply, through the one renderer."""
+    from ..render.bundles import completion_bundle, message_html
+    from ..render.markdown import escape, html_bundle
+
+    labels = ", ".join(f"{k}={v}" for k, v in sorted((completion.metadata or {}).items()))
+    head = (
+        f"Stored completion {completion.id} · {completion.model} · "
+        f"{_created(completion.created)}" + (f" · {labels}" if labels else "")
+    )
+    parts = [f"<strong>{escape(head)}</strong>"]
+    text = [head]
+    for message in messages:
+        shown = message.to_dict()
+        shown.pop("id", None)
+        body, plain = message_html(shown)
+        parts.append(body)
+        text.append(plain)
+    reply = completion_bundle(completion)
+    parts.append(reply["text/html"])
+    text.append(reply["text/plain"])
+    return html_bundle("".join(parts), "\n".join(text))
+
+
+def _created(timestamp: int) -> str:
+    if not timestamp:
+        return ""
+    from datetime import datetime
+
+    moment = datetime.fromtimestamp(timestamp, tz=UTC).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -2,6 +2,7 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    │   └── UnsupportedFeatureError                a part the server is known to lack; not sent
     ├── BudgetExceededError                        the request would pass Chat.budget; not sent
     ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
@@ -13,6 +14,7 @@
     │   ├── IncompleteStreamError                  a stream that stopped before its end
     │   ├── BatchUnsupportedError                  a server without the Batch API (/files, /batches)
     │   ├── BatchError                             a Batch API answer or batch nbchat cannot use
+    │   ├── StoredCompletionsUnsupportedError      a server that keeps no stored completions
     │   └── APIStatusError                         an error status, or an error inside a stream
     │       ├── BadRequestError                    400 (context_length_exceeded, …)
     │       ├── AuthenticationError                401

@@ -505,12 +505,17 @@ def request_bundle(
 _DATA_URL_SHOWN = 80
 
 
-def _elide_data_urls(value: Any) -> Any:
+def _elide_data_urls(value: Any, key: str = "") -> Any:
+    """Long data URLs (images, files) and base64 recordings (``input_audio.data``) shortened."""
     if isinstance(value, dict):
-        return {key: _elide_data_urls(item) for key, item in value.items()}
+        return {name: _elide_data_urls(item, name) for name, item in value.items()}
     if isinstance(value, list):
         return [_elide_data_urls(item) for item in value]
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 2 * _DATA_URL_SHOWN:
+    if (
+        isinstance(value, str)
+        and (value.startswith("data:") or key == "data")
+        and len(value) > 2 * _DATA_URL_SHOWN
+    ):
         head, tail = value[:_DATA_URL_SHOWN], value[-_DATA_URL_SHOWN:]
         hidden = len(value) - 2 * _DATA_URL_SHOWN
         return f"{head}…({hidden:,} characters not shown)…{tail}"

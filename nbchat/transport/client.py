@@ -16,7 +16,7 @@ import time
 import types
 import typing
 from collections.abc import Callable, Coroutine, Generator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, Discriminator, SecretStr, Tag, ValidationError
@@ -53,6 +53,9 @@ from .retry import retry_delay, should_retry
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .streaming import AsyncChatStream, ChatStream
 from .urls import split_credentials
+
+if TYPE_CHECKING:
+    from .stored import AsyncStoredCompletions, StoredCompletions
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -397,6 +400,8 @@ class _BaseClient:
             method,
             self._parsed_url(path)[0],
             json=params,
+            # Query parameters (the stored completions' filters and pages).
+            params=options.get("params"),
             # A multipart upload (the Batch API's /files) instead of a JSON body.
             files=options.get("files"),
             data=options.get("data"),
@@ -601,6 +606,14 @@ class Client(_BaseClient):
         response, body = self._send("GET", "/models", None, {})
         return self._model_ids(response, body)
 
+    @property
+    def stored_completions(self) -> StoredCompletions:
+        """The completions the server stored (requests sent with ``store=True``): ``list``,
+        ``retrieve``, ``update``, ``delete``, ``messages``."""
+        from .stored import StoredCompletions
+
+        return StoredCompletions(self)
+
     def _send(
         self,
         method: str,
@@ -717,6 +730,13 @@ class AsyncClient(_BaseClient):
     async def models(self) -> list[str]:
         response, body = await self._send("GET", "/models", None, {})
         return self._model_ids(response, body)
+
+    @property
+    def stored_completions(self) -> AsyncStoredCompletions:
+        """The completions the server stored, with coroutine methods."""
+        from .stored import AsyncStoredCompletions
+
+        return AsyncStoredCompletions(self)
 
     async def _send(
         self,
