@@ -39,6 +39,12 @@ _EXPORTS = {
     "DataBlock": "convert.data",
     "DataError": "convert.data",
     "data_block": "convert.data",
+    "AudioError": "convert.audio",
+    "audio_part": "convert.audio",
+    "FileInputError": "convert.files",
+    "file_part": "convert.files",
+    "StoredCompletionsUnsupportedError": "transport.stored",
+    "UnsupportedFeatureError": "transport.profiles",
     "ImageError": "convert.images",
     "ImagePart": "convert.images",
     "estimate_image_tokens": "convert.images",
@@ -91,6 +97,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatStream",
     "AsyncClient",
+    "AudioError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -105,6 +112,7 @@ __all__ = [
     "ConflictError",
     "DataBlock",
     "DataError",
+    "FileInputError",
     "ImageError",
     "ImagePart",
     "IncompleteStreamError",
@@ -120,6 +128,7 @@ __all__ = [
     "ResponseDecodingError",
     "ResponseTooLargeError",
     "ServiceUnavailableError",
+    "StoredCompletionsUnsupportedError",
     "StructuredOutputError",
     "Tool",
     "ToolArgumentsError",
@@ -128,15 +137,18 @@ __all__ = [
     "ToolResult",
     "ToolRunInterrupted",
     "UnprocessableEntityError",
+    "UnsupportedFeatureError",
     "__version__",
     "amap",
     "arun_tool_calls",
     "as_tool",
+    "audio_part",
     "batch_file",
     "compare",
     "data_block",
     "estimate_image_tokens",
     "explore",
+    "file_part",
     "image_part",
     "last",
     "load_ipython_extension",
@@ -202,7 +214,9 @@ if TYPE_CHECKING:
         arun_tool_calls,
         run_tool_calls,
     )
+    from .convert.audio import AudioError, audio_part
     from .convert.data import DataBlock, DataError, data_block
+    from .convert.files import FileInputError, file_part
     from .convert.formats import response_format_for
     from .convert.frames import to_frame
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
@@ -239,4 +253,6 @@ if TYPE_CHECKING:
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
     from .store.log import log
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
+    from .transport.profiles import UnsupportedFeatureError
+    from .transport.stored import StoredCompletionsUnsupportedError
     from .transport.streaming import AsyncChatStream, ChatStream

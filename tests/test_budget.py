@@ -255,3 +255,12 @@ def test_map_rows_that_could_pass_the_budget_are_not_sent(fresh_store):
     refused = [row for row in out if row["error"] and "budget" in row["error"]]
     assert refused and len(sent) == len(rows) - len(refused) < len(rows)
     assert all(row["reply"] == "ok" for row in out if not row["error"])
+
+
+def test_a_recording_is_estimated_by_its_length_not_its_base64():
+    from nbchat.convert.audio import AUDIO_TOKENS_PER_SECOND, audio_part, wav_from_pcm16
+
+    minute = audio_part(wav_from_pcm16(b"\x00\x00" * 24_000 * 60)).to_dict()
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": [minute]}]}
+    # 2.9 MB of base64 would count as ~700,000 tokens of text.
+    assert estimate_prompt_tokens(body) < 2 * 60 * AUDIO_TOKENS_PER_SECOND

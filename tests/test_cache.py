@@ -365,3 +365,29 @@ def test_a_cached_reply_costs_nothing_and_remembers_what_it_cost(fresh_store):
     assert live.cost > 0 and again.cost == 0.0
     assert again.origin.cost == live.cost
     assert [r.source for r in stored(fresh_store)] == ["server", "cache"]
+
+
+def test_a_cached_reply_of_every_kind_the_specification_lists_replays_whole():
+    # Custom tool calls, spoken replies, citations, the deprecated function_call, moderation:
+    # the chunks a cached reply is replayed as accumulate back to the reply.
+    from tests.openapispec import every_branch, schema
+
+    for payload in every_branch(schema("CreateChatCompletionResponse")):
+        payload.pop("metadata")  # a stored completion's labels are not streamed
+        completion = ChatCompletion.model_validate(payload)
+        assert accumulate(completion).to_dict() == completion.to_dict()
+
+
+def test_an_unknown_kind_of_call_replays_as_it_came():
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "w1", "type": "web_search", "web_search": {"q": "x"}}],
+    }
+    completion = ChatCompletion.model_validate(
+        {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+    )
+    assert (
+        accumulate(completion).choices[0].message.tool_calls[0].to_dict()
+        == (message["tool_calls"][0])
+    )

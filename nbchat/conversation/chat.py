@@ -477,7 +477,7 @@ class Chat:
                 reply.completion = completion
                 self.last = completion
                 message = _assistant_message(completion)
-                calls = completion.choices[0].message.tool_calls if completion.choices else None
+                calls = _runnable_calls(completion, reply)
                 if not (plan.toolbox is not None and calls):
                     if message is not None:
                         self._entries.append(_Entry(message))
@@ -807,8 +807,12 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
     message = completion.choices[0].message
     # A reasoning model's thinking stays out of the history: servers refuse it back.
     result: dict[str, Any] = {"role": "assistant", "content": split_think(message.content)[1]}
-    if message.tool_calls:
-        result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
+    from .toolrun import known_calls
+
+    # A kind of call nbchat does not know stays in the reply, out of the history (see below).
+    calls = known_calls(message.tool_calls)
+    if calls:
+        result["tool_calls"] = [call.to_dict() for call in calls]
     if message.refusal:
         result["refusal"] = message.refusal
     if message.function_call is not None:
@@ -817,9 +821,30 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
         # A spoken reply goes back by the id of its audio, as the API requires (the server
         # keeps the audio; its transcript is not the content).
         result["audio"] = {"id": message.audio.id}
+        if not result["content"]:
+            del result["content"]
+            return result
     if result["content"] is None and len(result) == 2:
         return None
     return result
+
+
+def _runnable_calls(completion: ChatCompletion, reply: Reply) -> list[Any]:
+    """The tool calls of the reply the loop can answer; a note for the kinds it cannot (they
+    are kept in the reply, but neither run nor sent back)."""
+    from .toolrun import known_calls
+
+    calls = completion.choices[0].message.tool_calls if completion.choices else None
+    known = known_calls(calls)
+    for call in calls or ():
+        if call not in known:
+            note = (
+                f"The reply holds a {call.type!r} tool call, which nbchat cannot run; it is "
+                "kept in the reply and left out of the conversation."
+            )
+            if note not in reply.notes:
+                reply.notes.append(note)
+    return known
 
 
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")

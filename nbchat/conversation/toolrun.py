@@ -61,6 +61,7 @@ __all__ = [
     "arun_tool_calls",
     "encode_result",
     "input_confirm",
+    "known_calls",
     "run_tool_calls",
 ]
 
@@ -142,6 +143,12 @@ class ToolRunInterrupted(KeyboardInterrupt):
 
 # ---------------------------------------------------------------------------------------------
 # Running
+
+
+def known_calls(calls: Iterable[Call] | None) -> list[Call]:
+    """The function and custom calls among ``calls``: the kinds a conversation can answer and
+    send back (a kind nbchat does not know could not be sent back)."""
+    return [call for call in calls or () if isinstance(call, ToolCall | CustomToolCall)]
 
 
 def run_tool_calls(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Citation", "citations_of", "cited_markdown"]
+__all__ = ["Citation", "citations_of", "cited_markdown", "cited_text"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,15 @@ def _in_range(start: int | None, end: int | None, size: int) -> bool:
 def cited_markdown(content: str, citations: list[Citation]) -> str:
     """``content`` with ``[n]`` linked to its source after each passage cited (at the end of
     the passage; after the text when a citation's place is unknown)."""
+    return _marked(content, citations, _link)
+
+
+def cited_text(content: str, citations: list[Citation]) -> str:
+    """``content`` with `` [n]`` after each passage cited, as plain text."""
+    return _marked(content, citations, lambda number, url: f" [{number}]")
+
+
+def _marked(content: str, citations: list[Citation], mark: Any) -> str:
     marks: dict[int, list[int]] = {}
     for citation in citations:
         end = citation.end
@@ -76,7 +85,7 @@ def cited_markdown(content: str, citations: list[Citation]) -> str:
     last = 0
     for place in sorted(marks):
         pieces.append(content[last:place])
-        pieces.append("".join(_link(n, by_number[n]) for n in marks[place]))
+        pieces.append("".join(mark(n, by_number[n]) for n in marks[place]))
         last = place
     pieces.append(content[last:])
     return "".join(pieces)
@@ -87,4 +96,6 @@ def _link(number: int, url: str) -> str:
     # (spaces, brackets, parentheses, angle brackets, backslashes): a URL cannot break out of
     # its link. What stays a link is the renderer's decision.
     target = quote(url, safe=":/?#@!$&'*+,;=%~-._")
-    return f" [\\[{number}\\]]({target})"
+    # The brackets as character references: "\\[" would open display math, and a bare "[1]"
+    # inside the link could be read as a reference of the model's own.
+    return f" [&#91;{number}&#93;]({target})"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..convert.audio import spoken_reply
-from ..convert.citations import citations_of, cited_markdown
+from ..convert.citations import citations_of, cited_markdown, cited_text
 from ..convert.reasoning import reasoning_of, split_think
 from ..protocol.exceptions import (
     APIConnectionError,
@@ -198,9 +198,8 @@ def _choice_parts(
     if content:
         if citations:
             # Numbered links after the passages cited: the content is rendered again with them.
-            cited = cited_markdown(content, citations)
-            parts.append(render_markdown(cited))
-            text.append(cited)
+            parts.append(render_markdown(cited_markdown(content, citations)))
+            text.append(cited_text(content, citations))
         else:
             parts.append(render_markdown(content) if content_html is None else content_html)
             text.append(content)
@@ -433,11 +432,17 @@ def message_html(message: dict[str, Any], interrupted: bool = False) -> tuple[st
     calls: list[str] = []
     extra_text = ""
     for call in message.get("tool_calls") or ():
-        fn = call.get("function", {}) if isinstance(call, dict) else {}
-        calls.append(tool_call_html(fn.get("name"), fn.get("arguments", ""), call.get("id")))
-        extra_text += (
-            f"\n  [tool call] {fn.get('name')}({_short(_as_text(fn.get('arguments', '')), 200)})"
-        )
+        # A function's name and arguments, or a custom tool's name and input.
+        kind = call.get("type", "function") if isinstance(call, dict) else "function"
+        fn = (call.get(kind) or {}) if isinstance(call, dict) else {}
+        given = fn.get("arguments", fn.get("input", ""))
+        calls.append(tool_call_html(fn.get("name"), given, call.get("id")))
+        extra_text += f"\n  [tool call] {fn.get('name')}({_short(_as_text(given), 200)})"
+    audio = message.get("audio")
+    if isinstance(audio, dict) and audio.get("id"):
+        # A spoken turn: the server keeps its audio, the conversation its id.
+        calls.append(f'<div style="{_MUTED}">🔊 spoken reply {escape(audio["id"])}</div>')
+        extra_text += f"\n  [spoken reply {audio['id']}]"
     if role == "tool":
         answer = f' <span style="{_MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
         body = head + answer + code_block(_short(shown, 4000))

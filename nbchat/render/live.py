@@ -287,6 +287,10 @@ class LiveView(ChatListener):
                 self._write("\n")
                 if reply.content:
                     plain = plain.replace(reply.content, "", 1).strip("\n")
+                spoken = getattr(reply, "audio", None)
+                if spoken is not None and spoken.transcript:
+                    # A spoken reply's transcript streamed: only its mark is left to write.
+                    plain = plain.replace(f"[spoken] {spoken.transcript}", "[spoken]", 1)
             self._write(plain + "\n")
             return
         if not self._handles:

@@ -146,10 +146,13 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
                 rest["refusal"] = [t.to_dict() for t in logprobs.refusal]
             last["logprobs"] = rest
         yield chunk(index, {}, **last)
-    if completion.usage is not None:
-        yield ChatCompletionChunk.model_validate(
-            {**base, "choices": [], "usage": completion.usage.to_dict()}
-        )
+    tail = {
+        key: value.to_dict()
+        for key, value in (("usage", completion.usage), ("moderation", completion.moderation))
+        if value is not None
+    }
+    if tail:
+        yield ChatCompletionChunk.model_validate({**base, "choices": [], **tail})
 
 
 def _pieces(text: str, *, words: bool = True) -> Iterator[str]:
