@@ -167,6 +167,9 @@ def streaming_client(events: Callable[[], Iterator[bytes]]) -> Client:
 def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True):
     """The byte events a server would stream for ``completion``."""
     base = {k: completion[k] for k in ("id", "created", "model")}
+    for key in ("system_fingerprint", "service_tier"):
+        if key in completion:
+            base[key] = completion[key]
     base["object"] = "chat.completion.chunk"
 
     def event(choices: list[Any], **extra: Any) -> bytes:

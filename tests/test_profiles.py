@@ -378,3 +378,28 @@ def test_a_prediction_is_left_out_where_the_server_takes_none():
     out, notes = generic.adapt(body)
     assert "prediction" not in out and "learned from an earlier refusal" in notes[0]
     assert profile_for("openai").adapt(body) == (body, [])
+
+
+def test_the_readmes_table_of_newer_parts_is_what_the_profiles_know():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- newer-parts-table -->")[1].split("<!-- /newer-parts-table -->")[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    features = [
+        "audio_input",
+        "audio_output",
+        "files",
+        "custom_tools",
+        "predictions",
+        "web_search",
+        "stored_completions",
+    ]
+    marks = {True: "✓", False: "✗", None: "?"}
+    seen = set()
+    for kind, *cells in rows:
+        kind = kind.strip().strip("`")
+        seen.add(kind)
+        known = profile_for(kind)
+        assert [c.strip() for c in cells] == [marks[known.supports(f)] for f in features], kind
+    assert seen == set(KINDS)
