@@ -408,7 +408,11 @@ class Chat:
         that shape (strict json_schema); ``reply.parsed`` then holds the validated instance
         or object, and a reply that is not valid raises StructuredOutputError (with
         ``.reply``), never passing as valid. ``cache=True`` answers a request seen before
-        from the store (``reply.cached``). Every request is built by ``prepare``.
+        from the store (``reply.cached``). ``recordings`` (WAV/MP3 bytes or paths, arrays of
+        samples with ``sample_rate``, IPython Audio) and ``files`` (paths, bytes, uploaded
+        file ids) are attached too; ``allowed_tools=[names]`` limits the model to some of
+        ``tools``; ``modalities``/``audio`` ask for a spoken reply (``reply.audio``). Every
+        request is built by ``prepare``.
 
         Sends to one conversation are serialised: a panel and a cell never interleave.
         """
@@ -817,10 +821,11 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
         result["refusal"] = message.refusal
     if message.function_call is not None:
         result["function_call"] = message.function_call.to_dict()
-    if message.audio is not None and message.audio.id:
+    audio_id = getattr(message.audio, "id", None)
+    if isinstance(audio_id, str) and audio_id:
         # A spoken reply goes back by the id of its audio, as the API requires (the server
         # keeps the audio; its transcript is not the content).
-        result["audio"] = {"id": message.audio.id}
+        result["audio"] = {"id": audio_id}
         if not result["content"]:
             del result["content"]
             return result

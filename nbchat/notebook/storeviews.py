@@ -164,7 +164,7 @@ def stored_list_table(page: Any) -> dict[str, str]:
     for completion in page.data:
         usage = completion.usage
         tokens = "" if usage is None else f"{usage.prompt_tokens}+{usage.completion_tokens}"
-        labels = ", ".join(f"{k}={v}" for k, v in sorted((completion.metadata or {}).items()))
+        labels = _labels(completion.metadata)
         table.append(
             (
                 _created(completion.created),
@@ -188,7 +188,7 @@ def stored_show(completion: Any, messages: Sequence[Any]) -> dict[str, str]:
     from ..render.bundles import completion_bundle, message_html
     from ..render.markdown import escape, html_bundle
 
-    labels = ", ".join(f"{k}={v}" for k, v in sorted((completion.metadata or {}).items()))
+    labels = _labels(completion.metadata)
     head = (
         f"Stored completion {completion.id} · {completion.model} · "
         f"{_created(completion.created)}" + (f" · {labels}" if labels else "")
@@ -205,6 +205,12 @@ def stored_show(completion: Any, messages: Sequence[Any]) -> dict[str, str]:
     parts.append(reply["text/html"])
     text.append(reply["text/plain"])
     return html_bundle("".join(parts), "\n".join(text))
+
+
+def _labels(metadata: Any) -> str:
+    if not isinstance(metadata, dict):
+        return "" if metadata is None else str(metadata)
+    return ", ".join(f"{key}={value}" for key, value in sorted(metadata.items()))
 
 
 def _created(timestamp: int) -> str:

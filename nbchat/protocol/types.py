@@ -915,7 +915,8 @@ class ChatCompletionMessage(_Response):
     refusal: str | None = None
     tool_calls: list[AnyToolCall] | None = None
     annotations: list[Annotation] | None = None
-    audio: ResponseAudio | None = None
+    # A spoken reply; anything else a server puts there is kept as it came.
+    audio: Annotated[ResponseAudio | Any, Field(union_mode="left_to_right")] = None
     #: Deprecated by tool_calls, still sent by servers answering ``functions``.
     function_call: FunctionCall | None = None
 
@@ -1000,8 +1001,9 @@ class ChatCompletion(_Response):
     choices: list[Choice] = Field(default_factory=list)
     usage: Usage | None = None
     #: Set on a stored completion (``store=True`` with ``metadata``).
-    metadata: dict[str, Any] | None = None
-    moderation: Moderation | None = None
+    metadata: Annotated[dict[str, Any] | Any, Field(union_mode="left_to_right")] = None
+    # Kept as it came when it is not what the specification describes: never worth a reply.
+    moderation: Annotated[Moderation | Any, Field(union_mode="left_to_right")] = None
 
     @property
     def content(self) -> str | None:
@@ -1062,7 +1064,7 @@ class ChatCompletionChunk(_Response):
     service_tier: str | None = None
     choices: list[ChunkChoice] | None = None
     usage: Usage | None = None
-    moderation: Moderation | None = None
+    moderation: Annotated[Moderation | Any, Field(union_mode="left_to_right")] = None
     #: Random padding that evens out the chunks' sizes: part of the transport, not the reply.
     obfuscation: str | None = None
 

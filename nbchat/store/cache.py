@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..protocol.listener import ChatListener
-from ..protocol.types import ChatCompletion, ChatCompletionChunk, OtherToolCall
+from ..protocol.types import ChatCompletion, ChatCompletionChunk, OtherToolCall, ResponseAudio
 from ..transport.accumulate import ChatCompletionAccumulator
 
 __all__ = ["MAX_REPLAY_SECONDS", "PACE", "ReplayedStream", "chunks_of", "has_output", "play"]
@@ -102,7 +102,7 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
         for piece in _pieces(message.refusal or ""):
             yield chunk(index, {"refusal": piece})
         audio = message.audio
-        if audio is not None:
+        if isinstance(audio, ResponseAudio):
             head_audio = audio.to_dict()
             data, transcript = head_audio.pop("data", ""), head_audio.pop("transcript", "")
             yield chunk(index, {"audio": head_audio})
@@ -147,7 +147,7 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
             last["logprobs"] = rest
         yield chunk(index, {}, **last)
     tail = {
-        key: value.to_dict()
+        key: value.to_dict() if hasattr(value, "to_dict") else value
         for key, value in (("usage", completion.usage), ("moderation", completion.moderation))
         if value is not None
     }
