@@ -101,7 +101,12 @@ class ChatMagics(Magics):
     @argument("--audio", action="append", metavar="VAR", help="Attach a recording (repeatable).")
     @argument("--sample-rate", type=int, metavar="N", help="--audio: the array's sample rate.")
     @argument("--file", action="append", metavar="PATH_OR_VAR", help="Attach a file (repeatable).")
-    @argument("--speak", choices=apiopts.VOICES, metavar="VOICE", help="Ask for a spoken reply.")
+    @argument(
+        "--speak",
+        choices=apiopts.VOICES,
+        metavar="VOICE",
+        help=f"A spoken reply, in one of the voices {', '.join(apiopts.VOICES)}.",
+    )
     @argument("--predict", metavar="VAR", help="Text the reply is expected to repeat mostly.")
     @argument(
         "--web-search",

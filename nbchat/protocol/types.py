@@ -32,6 +32,7 @@ __all__ = [
     "WEB_SEARCH_CONTEXT_SIZES",
     "AllowedToolsChoice",
     "Annotation",
+    "AnyToolCall",
     "AssistantMessage",
     "AudioDelta",
     "AudioOutput",
