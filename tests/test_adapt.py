@@ -501,8 +501,11 @@ def test_recordings_and_files_are_refused_for_the_text_only_model(kind):
         "type": kind,
         kind: {"data": "x", "format": "wav"} if kind == "input_audio" else {"file_id": "f"},
     }
-    with pytest.raises(RequestValidationError, match=f"{kind} input is unsupported by the local"):
+    with pytest.raises(
+        RequestValidationError, match=f"{kind} input is unsupported by the local"
+    ) as info:
         adapt_request({"model": "m", "messages": [{"role": "user", "content": [part]}]})
+    assert info.value.feature == {"input_audio": "audio_input", "file": "files"}[kind]
 
 
 def test_fields_it_ignores_are_left_out_with_a_note():

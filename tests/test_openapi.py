@@ -5,6 +5,19 @@ with its source commit), so a later version of the API is one file swap: every p
 request present, absent, null where nullable, at and past its boundaries, each enum value and
 one outside them; every property of a reply, a chunk and the stored completions' lists kept;
 a reply streamed the way the API streams it accumulated back whole.
+
+Where nbchat reads the specification more strictly or more loosely, on purpose:
+
+- a tag with a single value (``type: "text"``, a tool call's ``type``) may be left out: it is
+  filled in, and the body sent has it;
+- a file part needs ``file_data`` or ``file_id`` (the specification requires neither);
+- ``tool_choice`` (a named tool, ``allowed_tools`` entries) must name tools of the request,
+  ``function_call`` one of its ``functions``; ``metadata`` keeps to the 16 pairs, 64-character
+  keys and 512-character values its description states;
+- ``additionalProperties: false`` is not enforced: unknown fields pass through for servers
+  that add some (a custom voice, ``{"id": …}``, excepted);
+- replies take any shape of a newer part (moderation, spoken audio, an annotation or a tool
+  call of a kind not listed) without refusing the reply.
 """
 
 from __future__ import annotations

@@ -289,13 +289,20 @@ def _adapt_message(index: int, message: Mapping[str, Any]) -> dict[str, Any]:
     return message
 
 
+# The profile's feature each kind of content part needs.
+_PART_FEATURES = {"image_url": "vision", "input_audio": "audio_input", "file": "files"}
+
+
 def _join_text(index: int, parts: list[Any]) -> str:
     texts = []
     for part in parts:
         # A part without a type is text, as in nbchat's own request model.
         kind = part.get("type", "text") if isinstance(part, Mapping) else type(part).__name__
         if kind != "text":
-            raise _unsupported(f"messages.{index}.content", f"{kind} input", _TEXT_ONLY)
+            feature = _PART_FEATURES.get(kind, "")
+            raise _unsupported(
+                f"messages.{index}.content", f"{kind} input", _TEXT_ONLY, feature=feature
+            )
         texts.append(part.get("text", ""))
     return "\n".join(texts)
 
