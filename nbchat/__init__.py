@@ -40,6 +40,12 @@ _EXPORTS = {
     "DataBlock": "convert.data",
     "DataError": "convert.data",
     "data_block": "convert.data",
+    "AudioError": "convert.audio",
+    "audio_part": "convert.audio",
+    "FileInputError": "convert.files",
+    "file_part": "convert.files",
+    "StoredCompletionsUnsupportedError": "transport.stored",
+    "UnsupportedFeatureError": "transport.profiles",
     "ImageError": "convert.images",
     "ImagePart": "convert.images",
     "estimate_image_tokens": "convert.images",
@@ -135,7 +141,9 @@ if TYPE_CHECKING:
         arun_tool_calls,
         run_tool_calls,
     )
+    from .convert.audio import AudioError, audio_part
     from .convert.data import DataBlock, DataError, data_block
+    from .convert.files import FileInputError, file_part
     from .convert.formats import response_format_for
     from .convert.frames import to_frame
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
@@ -175,4 +183,6 @@ if TYPE_CHECKING:
     from .store.log import log
     from .store.replay import CassetteError
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
+    from .transport.profiles import UnsupportedFeatureError
+    from .transport.stored import StoredCompletionsUnsupportedError
     from .transport.streaming import AsyncChatStream, ChatStream

@@ -367,3 +367,12 @@ def test_the_unpriced_note_shows_under_a_cells_reply(store_shell, monkeypatch):
     store_shell.run_cell_magic("chat", "-m gpt-4o-mini", "Hello\n")
     shown = " ".join(str(o) for o in store_shell.publisher.outputs)
     assert "does not count it" in shown and "Chat.server" in shown
+
+
+def test_a_recording_is_estimated_by_its_length_not_its_base64():
+    from nbchat.convert.audio import AUDIO_TOKENS_PER_SECOND, audio_part, wav_from_pcm16
+
+    minute = audio_part(wav_from_pcm16(b"\x00\x00" * 24_000 * 60)).to_dict()
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": [minute]}]}
+    # 2.9 MB of base64 would count as ~700,000 tokens of text.
+    assert estimate_prompt_tokens(body) < 2 * 60 * AUDIO_TOKENS_PER_SECOND

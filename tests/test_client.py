@@ -180,7 +180,7 @@ INVALID = [
     ("messages", [], {}, "messages"),
     ("messages", "hi", {}, "messages"),
     ("messages", [{"role": "user"}], {}, "messages.0.content"),
-    ("messages", [{"role": "robot", "content": "x"}], {}, "messages.0"),
+    ("messages", [{"role": "robot", "content": "x"}], {}, "messages.0.role"),
     ("temperature", -0.1, {}, "temperature"),
     ("temperature", 2.01, {}, "temperature"),
     ("temperature", "hot", {}, "temperature"),
@@ -237,7 +237,7 @@ INVALID = [
     ("top_logprobs", -1, {"logprobs": True}, "top_logprobs"),
     ("top_logprobs", 3, {}, "top_logprobs"),
     ("top_logprobs", 3, {"logprobs": False}, "top_logprobs"),
-    ("response_format", {"type": "xml"}, {}, "response_format"),
+    ("response_format", {"type": "xml"}, {}, "response_format.type"),
     ("response_format", "json", {}, "response_format"),
     ("response_format", {"type": "json_schema"}, {}, "response_format.json_schema"),
     (
@@ -348,13 +348,14 @@ def test_a_message_error_names_the_message_and_its_field() -> None:
     [
         (
             [{"role": "wizard", "content": "hi"}],
-            "messages.0: role 'wizard' is not one of "
-            "'system', 'developer', 'user', 'assistant', 'tool'",
+            "messages.0.role: 'wizard' is not one of "
+            "'system', 'developer', 'user', 'assistant', 'tool', 'function'",
         ),
-        ([{"content": "hi"}], "messages.0: needs a 'role' field"),
+        ([{"content": "hi"}], "messages.0.role: Field required"),
         (
             [{"role": "user", "content": [{"type": "audio"}]}],
-            "messages.0.content.0: type 'audio' is not one of 'text', 'image_url'",
+            "messages.0.content.0.type: 'audio' is not one of "
+            "'text', 'image_url', 'input_audio', 'file'",
         ),
         (
             [{"role": "user", "content": []}],

@@ -114,6 +114,10 @@ def test_each_with_a_schema_adds_its_columns(shell):
         ("--each reviews --session other", "{text}", "--session does not apply"),
         ("--each reviews", "   \n", "The prompt is empty"),
         ("--each reviews --compare a,b", "{text}", "not both"),
+        ("--each reviews --audio rec", "{text}", "--audio does not apply"),
+        ("--each reviews --file a.pdf", "{text}", "--file does not apply"),
+        ("--each reviews --speak alloy", "{text}", "--speak"),
+        ("--compare a,b --allowed-tools f", "{text}", "--allowed-tools does not apply"),
     ],
 )
 def test_each_mistakes_are_usage_errors_and_nothing_is_sent(shell, line, cell, message):

@@ -447,3 +447,58 @@ def test_text_mode_puts_no_blank_line_before_tools_notes_or_the_footer():
     assert lines[2].startswith("[note] other-model answered")
     assert lines[3].startswith("— other-model")
     assert "" not in lines
+
+
+def test_a_spoken_replys_transcript_streams_and_is_written_once():
+    import base64
+
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    for piece in ("Hel", "lo there"):
+        view.on_chunk(
+            ChatCompletionChunk.model_validate(
+                {"choices": [{"index": 0, "delta": {"audio": {"transcript": piece}}}]}
+            ),
+            None,
+        )
+    completion = ChatCompletion.model_validate(
+        {
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "audio": {
+                            "id": "a1",
+                            "data": base64.b64encode(b"\x00\x00" * 10).decode(),
+                            "transcript": "Hello there",
+                        },
+                    },
+                }
+            ],
+        }
+    )
+    view.finish(Reply(completion=completion, request={"audio": {"format": "pcm16"}}))
+    text = out.getvalue()
+    assert text.startswith("Hello there\n") and text.count("Hello there") == 1
+    assert "[spoken]" in text
+
+
+def test_a_forming_custom_tool_call_shows_its_input():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    for delta in (
+        {"index": 0, "id": "c1", "type": "custom", "custom": {"name": "sql", "input": "SEL"}},
+        {"index": 0, "custom": {"input": "ECT <1>"}},
+    ):
+        clock.now += 1
+        view.on_chunk(
+            ChatCompletionChunk.model_validate(
+                {"choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
+            ),
+            None,
+        )
+    assert "sql(SELECT &lt;1&gt;" in display.log[-1][1]["text/html"]

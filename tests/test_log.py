@@ -115,3 +115,11 @@ def test_with_the_store_off_the_log_is_empty(fresh_store, monkeypatch):
     monkeypatch.setenv("NBCHAT_STORE", "off")
     assert entries() == [] and usage_rows() == []
     assert len(nbchat.log()) == 0
+
+
+def test_reply_text_of_custom_calls_and_spoken_replies():
+    custom = {"type": "custom", "custom": {"name": "sql", "input": "x"}}
+    response = {"choices": [{"message": {"content": None, "tool_calls": [custom]}}]}
+    assert reply_text(response) == "sql(…)"
+    spoken = {"choices": [{"message": {"content": None, "audio": {"transcript": "Hi"}}}]}
+    assert reply_text(spoken) == "[spoken] Hi"

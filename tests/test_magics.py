@@ -623,3 +623,72 @@ def test_help_is_plain_text_without_restructuredtext_markup(shell, capsys, monke
     # Each line of the description stays a line of its own, wrapped to the width.
     assert "\n%chat log [N] shows the last exchanges" in out
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_the_newer_options_reach_the_request_body(shell, tmp_path):
+    from nbchat.convert.audio import wav_from_pcm16
+
+    shell.user_ns["rec"] = wav_from_pcm16(b"\x00\x00" * 100)
+    shell.user_ns["draft"] = "def f():\n    return 1\n"
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.4 tiny")
+    shell.server.reply("ok")
+    shell.run_cell_magic(
+        "chat",
+        f"--audio rec --file {pdf} --predict draft --web-search low --service-tier priority "
+        "--verbosity high --reasoning-effort xhigh --prompt-cache-key k --safety-identifier u "
+        "--store --metadata run=3 --no-stream",
+        "What is in these?",
+    )
+    body = shell.server.last
+    assert [part["type"] for part in body["messages"][-1]["content"]] == [
+        "text",
+        "input_audio",
+        "file",
+    ]
+    assert body["prediction"] == {"type": "content", "content": "def f():\n    return 1\n"}
+    assert body["web_search_options"] == {"search_context_size": "low"}
+    assert (body["service_tier"], body["verbosity"], body["reasoning_effort"]) == (
+        "priority",
+        "high",
+        "xhigh",
+    )
+    assert (body["prompt_cache_key"], body["safety_identifier"]) == ("k", "u")
+    assert body["store"] is True and body["metadata"] == {"run": "3"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--speak robot", "invalid choice: 'robot'"),
+        ("--service-tier cheap", "invalid choice: 'cheap'"),
+        ("--reasoning-effort extreme", "invalid choice: 'extreme'"),
+        ("--predict 42", "not a variable"),
+        ("--audio nothing", "not a variable of the notebook nor a file"),
+        ("--metadata novalue", "invalid metadata_pair value"),
+        ("--allowed-tools shout", "tool_choice"),
+    ],
+)
+def test_bad_newer_options_are_one_line_and_send_nothing(shell, line, message):
+    with pytest.raises(UsageError, match=message) as info:
+        shell.run_cell_magic("chat", line, "hi")
+    assert "\n" not in str(info.value)
+    assert shell.server.requests == []
+
+
+def test_a_dry_run_of_what_the_server_would_refuse_still_shows_the_request(shell, capsys):
+    from nbchat.conversation import sessions
+
+    client = shell.server.client(server="ollama")
+    sessions.client_for = lambda settings: client  # undone by the fixture's monkeypatch
+    shell.run_cell_magic("chat", "--speak alloy --dry-run", "Say hi")
+    text = shell.publisher.text()
+    assert "Dry run (not sent; this server would refuse it)" in text
+    assert '\\"modalities\\": [\\n    \\"text\\",\\n    \\"audio\\"' in text
+    assert "spoken replies (audio output) is unsupported by this ollama server" in (
+        capsys.readouterr().out
+    )
+    assert shell.server.requests == []
+    with pytest.raises(UsageError, match="unsupported by this ollama server"):
+        shell.run_cell_magic("chat", "--speak alloy", "Say hi")
+    assert shell.server.requests == []

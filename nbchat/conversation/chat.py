@@ -32,9 +32,11 @@ from .reply import NbchatNote, Reply
 if TYPE_CHECKING:
     from .toolrun import ToolPolicy
 
-__all__ = ["Chat", "NbchatNote", "Prompt", "Reply"]
+__all__ = ["REFUSED", "Chat", "NbchatNote", "Prompt", "Reply"]
 
 FORMAT_VERSION = 1
+#: How a dry run's note begins for a request this server is known to refuse.
+REFUSED = "This server would refuse it"
 
 
 @dataclass
@@ -285,7 +287,11 @@ class Chat:
         StructuredOutputError (with ``.reply``), never passing as valid; ``cache=True``
         answering a request seen before from the store (``reply.cached``); ``log=False``
         keeping the exchange out of the store. Other keywords are request fields
-        (``temperature=0``, ``max_tokens=100``). Every request is built by ``prepare``.
+        (``temperature=0``, ``max_tokens=100``); ``recordings`` (WAV/MP3 bytes or paths, arrays
+        of samples with ``sample_rate``, IPython Audio) and ``files`` (paths, bytes, uploaded
+        file ids) are attached like images; ``allowed_tools=[names]`` limits the model to some
+        of ``tools``; ``modalities``/``audio`` ask for a spoken reply (``reply.audio``). Every
+        request is built by ``prepare``.
 
         Sends to one conversation take turns: a panel, a cell and ``asend`` never interleave.
         """
@@ -350,7 +356,7 @@ class Chat:
                 reply.completion = completion
                 self.last = completion
                 message = _assistant_message(completion)
-                calls = completion.choices[0].message.tool_calls if completion.choices else None
+                calls = _runnable_calls(completion, reply)
                 if not (plan.toolbox is not None and calls):
                     if message is not None:
                         self._entries.append(_Entry(message))
@@ -366,7 +372,9 @@ class Chat:
                 if plan.params.get("tool_choice") not in (None, "auto", "none"):
                     # A forced choice applies to the first round; forcing it again would
                     # never let the model answer.
-                    plan.params["tool_choice"] = "auto"
+                    from ..convert.tools import relaxed_tool_choice
+
+                    plan.params["tool_choice"] = relaxed_tool_choice(plan.params["tool_choice"])
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = yield from self._answer_tool_calls(calls, plan, reply)
                 listener.on_tool_results(results)
@@ -448,11 +456,17 @@ class Chat:
                 raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
             parse = _structured_parser(prompt.schema, prompt.json, overrides)
         content = prompt.content
-        if prompt.images or prompt.data:
+        if prompt.images or prompt.data or prompt.recordings or prompt.files:
             from ..convert.content import build_content
 
             content, _ = build_content(
-                content or "", images=prompt.images, data=prompt.data, detail=prompt.detail
+                content or "",
+                images=prompt.images,
+                data=prompt.data,
+                detail=prompt.detail,
+                recordings=prompt.recordings,
+                files=prompt.files,
+                sample_rate=prompt.sample_rate,
             )
         params = merged_fields(self.settings, overrides.items())
         if not params.get("model"):
@@ -463,16 +477,13 @@ class Chat:
 
             toolbox = tools_by_name(prompt.tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
-        choice = params.get("tool_choice")
-        if isinstance(choice, str) and choice not in ("auto", "required", "none"):
-            # A tool's name forces that tool, as --tool-choice NAME does in a cell.
-            if toolbox is not None and choice not in toolbox:
-                raise RequestValidationError(
-                    f"Invalid request: tool_choice: {choice!r} is not one of the tools "
-                    f"({', '.join(toolbox)})",
-                    field="tool_choice",
-                )
-            params["tool_choice"] = {"type": "function", "function": {"name": choice}}
+        # A tool's name forces that tool (a function or a custom tool), as --tool-choice NAME
+        # does in a cell; allowed_tools=[names] limits the model to those tools.
+        allowed = params.pop("allowed_tools", None)
+        if isinstance(params.get("tool_choice"), str) or allowed is not None:
+            from ..convert.tools import tool_choice_for
+
+            params["tool_choice"] = tool_choice_for(params.get("tool_choice"), toolbox, allowed)
         added = [dict(m) for m in prompt.messages]
         if added:
             _validate_messages(added)
@@ -624,7 +635,7 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_default(name: str, value: Any) -> bool:
-    if name in ("images", "data", "messages"):
+    if name in ("images", "data", "messages", "recordings", "files"):
         return not value
     if name in ("json",):
         return value is False
@@ -679,13 +690,45 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
     message = completion.choices[0].message
     # A reasoning model's thinking stays out of the history: servers refuse it back.
     result: dict[str, Any] = {"role": "assistant", "content": split_think(message.content)[1]}
-    if message.tool_calls:
-        result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
+    from .toolrun import known_calls
+
+    # A kind of call nbchat does not know stays in the reply, out of the history (see below).
+    calls = known_calls(message.tool_calls)
+    if calls:
+        result["tool_calls"] = [call.to_dict() for call in calls]
     if message.refusal:
         result["refusal"] = message.refusal
-    if result["content"] is None and "tool_calls" not in result and "refusal" not in result:
+    if message.function_call is not None:
+        result["function_call"] = message.function_call.to_dict()
+    audio_id = getattr(message.audio, "id", None)
+    if isinstance(audio_id, str) and audio_id:
+        # A spoken reply goes back by the id of its audio, as the API requires (the server
+        # keeps the audio; its transcript is not the content).
+        result["audio"] = {"id": audio_id}
+        if not result["content"]:
+            del result["content"]
+            return result
+    if result["content"] is None and len(result) == 2:
         return None
     return result
+
+
+def _runnable_calls(completion: ChatCompletion, reply: Reply) -> list[Any]:
+    """The tool calls of the reply the loop can answer; a note for the kinds it cannot (they
+    are kept in the reply, but neither run nor sent back)."""
+    from .toolrun import known_calls
+
+    calls = completion.choices[0].message.tool_calls if completion.choices else None
+    known = known_calls(calls)
+    for call in calls or ():
+        if call not in known:
+            note = (
+                f"The reply holds a {call.type!r} tool call, which nbchat cannot run; it is "
+                "kept in the reply and left out of the conversation."
+            )
+            if note not in reply.notes:
+                reply.notes.append(note)
+    return known
 
 
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")

@@ -50,6 +50,10 @@ _NOT_FOR_MANY = {
     "no_parallel_tools": "--no-parallel-tools",
     "image": "--image",
     "data": "--data",
+    "audio": "--audio",
+    "file": "--file",
+    "speak": "--speak (the rows' replies are text)",
+    "allowed_tools": "--allowed-tools",
     "raw": "--raw",
     "logprobs": "--logprobs",
     "new": "--new (no conversation is used)",
@@ -141,6 +145,10 @@ def overrides_from(
         fields["tool_choice"] = args.tool_choice
     if args.no_parallel_tools:
         fields["parallel_tool_calls"] = False
+    # The newer parts of the API (audio, predictions, web search, tiers…): mapped in apiopts.
+    from .apiopts import api_fields
+
+    fields.update(api_fields(args, namespace, stream=settings.stream and not args.no_stream))
     return fields
 
 
@@ -188,7 +196,10 @@ def cell_request(
     from .context import add_context
 
     text, context = add_context(text, args, namespace, settings)
-    if not text.strip() and not args.image and not args.data:
+    attached = (
+        args.image or args.data or getattr(args, "audio", None) or getattr(args, "file", None)
+    )
+    if not text.strip() and not attached:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     content, attachments = _content(text, args, namespace, context.images)
     tools = [lookup(namespace, name, "Tool") for name in args.tools or ()]
@@ -310,12 +321,16 @@ def _content(
 ) -> tuple[Any, Any]:
     """The user message content and its attachments, from --image and --data variables."""
     from ..convert.content import build_content as build
+    from .apiopts import api_attachments
 
     images = [lookup(namespace, name, "Image") for name in args.image or ()]
     images += extra_images or []
     data = [lookup(namespace, name, "Data") for name in args.data or ()]
+    more = api_attachments(args, namespace)  # --audio, --file
     try:
-        return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
+        return build(
+            text, images=images, data=data, names=args.data or (), detail=args.detail, **more
+        )
     except ValueError as exc:
         raise UsageError(first_line(exc)) from None
 

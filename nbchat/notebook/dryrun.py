@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
+from ..conversation.chat import REFUSED
 from .cell import CellRequest, as_option, map_job
 from .failure import fail_cell, name_attachments
 
@@ -60,9 +61,16 @@ def _prompt(request: CellRequest, chat: Any) -> dict[str, Any]:
     except Exception as exc:
         fail_cell(exc, request, conversation=chat)
     prepared = _named(prepared, request, own=len(chat))
-    _show(prepared, "Dry run (not sent)")
+    _show(prepared, _title(prepared, "Dry run (not sent)"))
     display({"text/plain": budget_text(chat, request, prepared)}, raw=True)
     return prepared.body
+
+
+def _title(prepared: Any, title: str) -> str:
+    """The dry run's title, saying so when this server would refuse the request."""
+    if any(note.startswith(REFUSED) for note in prepared.notes):
+        return title.replace("(not sent)", "(not sent; this server would refuse it)")
+    return title
 
 
 def _named(prepared: Any, request: CellRequest, *, own: int) -> Any:
@@ -83,7 +91,7 @@ def _compare(request: CellRequest, client: Client | AsyncClient) -> dict[str, An
             prepared = chat.prepare(request.prompt, strict=False)
         except Exception as exc:
             fail_cell(exc, request)
-        _show(prepared, f"Dry run (not sent): {model}")
+        _show(prepared, _title(prepared, "Dry run (not sent)") + f": {model}")
         first = first or prepared.body
     return first
 

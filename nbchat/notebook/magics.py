@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from . import storecmd
+from . import apiopts, storecmd
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
@@ -64,9 +64,13 @@ class ChatMagics(Magics):
     )
     @argument(
         "--reasoning-effort",
-        choices=("minimal", "low", "medium", "high"),
+        choices=apiopts.REASONING_EFFORTS,
         help="How hard a reasoning model thinks.",
     )
+    @argument("--verbosity", choices=apiopts.VERBOSITIES, help="How long the reply is.")
+    @argument("--service-tier", choices=apiopts.SERVICE_TIERS, help="The tier to serve it.")
+    @argument("--prompt-cache-key", metavar="KEY", help="Groups requests for prompt caching.")
+    @argument("--safety-identifier", metavar="ID", help="A stable id of your end user.")
     @argument("-n", type=int, help="How many choices to generate.")
     @argument("--stop", action="append", metavar="S", help="Stop sequence (repeatable).")
     @argument("--presence-penalty", type=float, help="-2 to 2.")
@@ -81,6 +85,13 @@ class ChatMagics(Magics):
     @argument("--seed", type=int, help="Sampling seed.")
     @argument("--user", help="End-user id for abuse monitoring.")
     @argument("--store", action="store_true", default=None, help="Ask the server to store it.")
+    @argument(
+        "--metadata",
+        action="append",
+        type=apiopts.metadata_pair,
+        metavar="KEY=VALUE",
+        help="Label a stored completion (repeatable); filters %%chat stored list.",
+    )
     @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
     @argument("--session", default="default", metavar="NAME", help="Named conversation.")
     @argument("--new", action="store_true", help="Start this conversation afresh.")
@@ -91,6 +102,24 @@ class ChatMagics(Magics):
     @argument("--image", action="append", metavar="VAR", help="Attach an image (repeatable).")
     @argument("--detail", choices=("low", "high", "auto"), help="Image detail.")
     @argument("--data", action="append", metavar="VAR", help="Attach data as JSON (repeatable).")
+    @argument("--audio", action="append", metavar="VAR", help="Attach a recording (repeatable).")
+    @argument("--sample-rate", type=int, metavar="N", help="--audio: the array's sample rate.")
+    @argument("--file", action="append", metavar="PATH_OR_VAR", help="Attach a file (repeatable).")
+    @argument(
+        "--speak",
+        choices=apiopts.VOICES,
+        metavar="VOICE",
+        help=f"A spoken reply, in one of the voices {', '.join(apiopts.VOICES)}.",
+    )
+    @argument("--predict", metavar="VAR", help="Text the reply is expected to repeat mostly.")
+    @argument(
+        "--web-search",
+        nargs="?",
+        const="",
+        choices=("", "low", "medium", "high"),
+        metavar="low|medium|high",
+        help="Let the model search the web; cite its sources.",
+    )
     @argument("--json", action="store_true", help="Ask for a JSON object.")
     @argument("--schema", metavar="NAME", help="Pydantic model or JSON schema for the reply.")
     @argument(
@@ -103,6 +132,7 @@ class ChatMagics(Magics):
     )
     @argument("--tools", type=_tool_names, metavar="F,G", help="Functions the model may call.")
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
+    @argument("--allowed-tools", type=_tool_names, metavar="F,G", help="Only these of --tools.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
     @argument("--each", metavar="DF", help="Send the cell once per row of DF (nbchat.map).")
@@ -140,7 +170,8 @@ class ChatMagics(Magics):
         (``%chat [options] -- text`` when the text itself ends in options).
 
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
-        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
+        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost;
+        ``%chat stored [list [N] | show ID | delete ID]`` the completions a server stored.
         ``%chat fix|explain [options]`` send the last error (``%%chat fix``: the cell adds to it).
         ``%chat compare -m A -m B prompt`` sends to several models side by side.
         """
@@ -156,6 +187,11 @@ class ChatMagics(Magics):
                 return compare_line(self._ip, self.settings, self.chat.parser, tokens, rest)
             if storecmd.wants(words):
                 return storecmd.run(self._ip, self.settings, words, self._parse(tokens))
+            stored = storecmd.stored_words(rest, self.chat.parser, split_options)
+            if stored is not None:
+                taken, more = stored
+                args = self._parse(tokens + more)
+                return storecmd.run_stored(self._ip, self.settings, taken, args)
             if words and words[0] in SUBCOMMANDS:
                 # Options may follow the word too (``%chat history --json``); other text
                 # after it makes the line an ordinary prompt.

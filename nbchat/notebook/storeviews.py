@@ -1,7 +1,9 @@
-"""The tables of ``%chat log`` and ``%chat usage``: the last exchanges, and what they cost.
+"""The tables of ``%chat log`` and ``%chat usage``: the last exchanges, and what they cost;
+``%chat stored``: the completions a server stored, and one of them in full.
 
-Our own chrome: every value in them (prompts and replies included) is escaped, never rendered
-as Markdown or HTML; each bundle has an HTML table and a plain-text one for terminals.
+Our own chrome: every value in the tables (prompts and replies included) is escaped, never
+rendered as Markdown or HTML; each bundle has an HTML table and a plain-text one for terminals.
+A stored completion shown in full goes through the one renderer, like a conversation.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import html
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC
+from typing import Any
 
-__all__ = ["log_table", "usage_table"]
+__all__ = ["log_table", "stored_list_table", "stored_show", "usage_table"]
 
 _SHOWN_CHARS = 80
 #: Marks a figure nbchat counted, where the server sent no usage.
@@ -22,6 +26,7 @@ _COUNTED_NOTE = (
 #: Columns that give way when a table is wider than the terminal, and the least they keep.
 _LOG_FLEXIBLE = {7: 24, 6: 24, 2: 14}
 _USAGE_FLEXIBLE = {2: 14, 1: 8}
+_STORED_FLEXIBLE = {5: 24, 4: 12, 1: 16}
 
 
 def log_table(count: int, *, width: int | None = None) -> dict[str, str]:
@@ -227,6 +232,17 @@ def _usage_record(header: tuple[str, ...], row: tuple[str, ...], width: int) -> 
     ]
 
 
+def _stored_record(header: tuple[str, ...], row: tuple[str, ...], width: int) -> list[str]:
+    """One stored completion on two lines or more: when, id and model; then its reply."""
+    from ..render.wrap import parts, wrap
+
+    which = " · ".join(v for v in row[:4] if v)
+    return [
+        *wrap(parts(which), width, hang=4).splitlines(),
+        *wrap(f"  {row[5]}", width).splitlines(),
+    ]
+
+
 def _clip(text: str, width: int) -> str:
     """``text`` cut to ``width`` terminal columns, "…" marking the cut."""
     from ..render.wrap import cells
@@ -275,3 +291,68 @@ def _s(count: int) -> str:
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+def stored_list_table(page: Any) -> dict[str, str]:
+    """A page of stored completions, newest first: time, id, model, tokens, labels, reply."""
+    header = ("created", "id", "model", "tokens", "metadata", "reply")
+    table: list[tuple[str, ...]] = []
+    for completion in page.data:
+        usage = completion.usage
+        tokens = "" if usage is None else f"{usage.prompt_tokens}+{usage.completion_tokens}"
+        labels = _labels(completion.metadata)
+        table.append(
+            (
+                _created(completion.created),
+                completion.id,
+                completion.model,
+                tokens,
+                _short(labels),
+                _short(completion.content or ""),
+            )
+        )
+    shown = len(table)
+    title = f"{shown} stored completion{_s(shown)} on the server"
+    if not table:
+        title = "No stored completions on the server (send with --store to keep one)"
+    lines = ["More: %chat stored list N shows more."] if page.has_more else []
+    return _bundle(title, header, table, lines, None, _STORED_FLEXIBLE, _stored_record)
+
+
+def stored_show(completion: Any, messages: Sequence[Any]) -> dict[str, str]:
+    """One stored completion: its request's messages and its reply, through the one renderer."""
+    from ..render.bundles import completion_bundle, message_html
+    from ..render.markdown import escape, html_bundle
+
+    labels = _labels(completion.metadata)
+    head = (
+        f"Stored completion {completion.id} · {completion.model} · "
+        f"{_created(completion.created)}" + (f" · {labels}" if labels else "")
+    )
+    parts = [f"<strong>{escape(head)}</strong>"]
+    text = [head]
+    for message in messages:
+        shown = message.to_dict()
+        shown.pop("id", None)
+        body, plain = message_html(shown)
+        parts.append(body)
+        text.append(plain)
+    reply = completion_bundle(completion)
+    parts.append(reply["text/html"])
+    text.append(reply["text/plain"])
+    return html_bundle("".join(parts), "\n".join(text))
+
+
+def _labels(metadata: Any) -> str:
+    if not isinstance(metadata, dict):
+        return "" if metadata is None else str(metadata)
+    return ", ".join(f"{key}={value}" for key, value in sorted(metadata.items()))
+
+
+def _created(timestamp: int) -> str:
+    if not timestamp:
+        return ""
+    from datetime import datetime
+
+    moment = datetime.fromtimestamp(timestamp, tz=UTC).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

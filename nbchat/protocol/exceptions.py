@@ -2,7 +2,8 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
-    │   └── CassetteError                          a cassette file or entry nbchat cannot read
+    │   ├── CassetteError                          a cassette file or entry nbchat cannot read
+    │   └── UnsupportedFeatureError                a part the server is known to lack; not sent
     ├── BudgetExceededError                        the request would pass Chat.budget; not sent
     ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
@@ -14,6 +15,7 @@
     │   ├── IncompleteStreamError                  a stream that stopped before its end
     │   ├── BatchUnsupportedError                  a server without the Batch API (/files, /batches)
     │   ├── BatchError                             a Batch API answer or batch nbchat cannot use
+    │   ├── StoredCompletionsUnsupportedError      a server that keeps no stored completions
     │   └── APIStatusError                         an error status, or an error inside a stream
     │       ├── BadRequestError                    400 (context_length_exceeded, …)
     │       ├── AuthenticationError                401
@@ -28,6 +30,8 @@
     │   └── StrictSchemaError                      a schema strict mode cannot express
     ├── InterpolationError (also ValueError)       a {expression} in a prompt failed
     ├── ImageError (also ValueError)               an object that cannot be sent as an image
+    ├── AudioError (also ValueError)               an object that cannot be sent as a recording
+    ├── FileInputError (also ValueError)           an object that cannot be sent as a file
     ├── DataError (also ValueError)                an object that cannot be sent as data
     ├── ToolDefinitionError (also TypeError)       a function that cannot become a tool
     ├── ToolArgumentsError (also ValueError)       a model's tool arguments that do not fit
@@ -377,9 +381,48 @@ def _secrets(secret: Secrets) -> list[str]:
 
 
 def _redact(text: str, secret: Secrets) -> str:
-    for one in _secrets(secret):
+    secrets = _secrets(secret)
+    if "\\" in text or "%" in text:
+        # A server may echo a secret as JSON escapes ("\u0073k-…") or percent-encoded: the
+        # text is shown decoded wherever that reveals one.
+        for decode in (_json_unescaped, _percent_decoded):
+            decoded = decode(text)
+            if decoded != text and any(one in decoded for one in secrets):
+                text = decoded
+    for one in secrets:
         if one in text:
             text = text.replace(one, _mask(one))
+    return text
+
+
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        escape = match.group()[1:]
+        if escape[0] == "u":
+            return chr(int(escape[1:], 16))
+        return _SIMPLE_ESCAPES.get(escape, escape)
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def _percent_decoded(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def redact_cut(text: str, secret: Secrets, *, shortest: int = 4) -> str:
+    """``redact`` for text cut off at its end (the first bytes of a body): a secret's beginning
+    left at the cut is masked too."""
+    text = _redact(text, secret)
+    for one in _secrets(secret):
+        for size in range(min(len(one) - 1, len(text)), shortest - 1, -1):
+            if text.endswith(one[:size]):
+                return text[:-size] + _mask(one)
     return text
 
 

@@ -219,6 +219,11 @@ class LiveView(ChatListener):
             elif delta.content:
                 inside, text = self._splitter.feed(delta.content)
                 thought += inside
+            elif delta.audio is not None and delta.audio.transcript:
+                # A spoken reply: its transcript shows as it comes; the finished reply has
+                # the player and the transcript.
+                text = delta.audio.transcript
+                self._exact = False
             if thought:
                 self._think(thought)
             if delta.tool_calls:
@@ -290,6 +295,10 @@ class LiveView(ChatListener):
                 if reply.content and reply.content in plain:
                     head, _, tail = plain.partition(reply.content)
                     plain = "\n".join(p.strip("\n") for p in (head, tail) if p.strip("\n"))
+                spoken = getattr(reply, "audio", None)
+                if spoken is not None and spoken.transcript:
+                    # A spoken reply's transcript streamed: only its mark is left to write.
+                    plain = plain.replace(f"[spoken] {spoken.transcript}", "[spoken]", 1)
             # The footer breaks between its parts, not inside "15 tokens".
             lines = plain.split("\n")
             if lines[-1].startswith("— "):
@@ -406,12 +415,14 @@ class LiveView(ChatListener):
             if delta.id and not call.id:
                 call.id = delta.id
                 self._forming_by_id[delta.id] = index
-            function = delta.function
-            if function is not None:
-                if function.name and function.name != call.name:
-                    call.name += function.name
-                if function.arguments:
-                    call.add(function.arguments)
+            # A function's arguments, or a custom tool's input.
+            body = delta.function if delta.function is not None else delta.custom
+            if body is not None:
+                if body.name and body.name != call.name:
+                    call.name += body.name
+                piece = body.input if delta.function is None else body.arguments
+                if piece:
+                    call.add(piece)
         self._forming_changed = True
 
     def _forming_status(self) -> tuple[str, str]:

@@ -108,11 +108,20 @@ _JSON_COLUMNS = ("request", "response", "error")
 BLOB_PREFIX = "nbchat-blob:sha256:"
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
 _BLOB_MIN_CHARS = 256
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 def _stash_blobs(conn: sqlite3.Connection, value: Any) -> Any:
-    """``value`` with each long base64 data URL replaced by a reference to its stored bytes."""
+    """``value`` with each long base64 data URL (images, files) and each recording
+    (``input_audio.data``) replaced by a reference to its stored bytes."""
     if isinstance(value, dict):
+        audio = value.get("input_audio")
+        if isinstance(audio, dict) and isinstance(audio.get("data"), str):
+            mime = _AUDIO_TYPES.get(str(audio.get("format")), "application/octet-stream")
+            data_url = f"data:{mime};base64,{audio['data']}"
+            stashed = _stash_blobs(conn, data_url)
+            if stashed != data_url:
+                value = {**value, "input_audio": {**audio, "data": stashed}}
         return {key: _stash_blobs(conn, item) for key, item in value.items()}
     if isinstance(value, list):
         return [_stash_blobs(conn, item) for item in value]
@@ -389,7 +398,8 @@ class Store:
                 return []
 
     def blob(self, digest: str) -> bytes | None:
-        """The bytes of an image kept by hash (``nbchat-blob:sha256:…`` in a stored request)."""
+        """The bytes of an image, file or recording kept by hash (``nbchat-blob:sha256:…`` in a
+        stored request)."""
         rows = self.query(
             "SELECT data FROM blobs WHERE hash = ?", (digest.removeprefix(BLOB_PREFIX),)
         )

@@ -198,8 +198,12 @@ def reply_text(response: dict[str, Any] | None) -> str:
         return _text(message["content"])
     if message.get("refusal"):
         return f"[refused] {message['refusal']}"
+    audio = message.get("audio") or {}
+    if audio.get("transcript"):
+        return f"[spoken] {audio['transcript']}"
     calls = message.get("tool_calls") or []
-    return " ".join(f"{(c.get('function') or {}).get('name')}(…)" for c in calls)
+    # A function call or a custom tool call: its body is under its type.
+    return " ".join(f"{(c.get(c.get('type', 'function')) or {}).get('name')}(…)" for c in calls)
 
 
 def since_utc(since: datetime | date | timedelta | str) -> datetime:
