@@ -30,6 +30,7 @@ _EXPORTS = {
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
+    "Prompt": "conversation.prompt",
     "ToolArgumentsError": "convert.toolerrors",
     "ToolDefinitionError": "convert.toolerrors",
     "ToolPolicy": "conversation.toolrun",
@@ -47,6 +48,12 @@ _EXPORTS = {
     "DataBlock": "convert.data",
     "DataError": "convert.data",
     "data_block": "convert.data",
+    "AudioError": "convert.audio",
+    "audio_part": "convert.audio",
+    "FileInputError": "convert.files",
+    "file_part": "convert.files",
+    "StoredCompletionsUnsupportedError": "transport.stored",
+    "UnsupportedFeatureError": "transport.profiles",
     "ImageError": "convert.images",
     "ImagePart": "convert.images",
     "estimate_image_tokens": "convert.images",
@@ -66,6 +73,7 @@ _EXPORTS = {
     "RequestValidationError": "protocol.exceptions",
     "BudgetExceededError": "protocol.exceptions",
     "ReplayMissError": "protocol.exceptions",
+    "CassetteError": "store.replay",
     "APIError": "protocol.exceptions",
     "APIConnectionError": "protocol.exceptions",
     "APITimeoutError": "protocol.exceptions",
@@ -90,87 +98,11 @@ _EXPORTS = {
     "read_batch_output": "conversation.batchjob",
 }
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "APIConnectionError",
-    "APIError",
-    "APIResponseValidationError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AsyncChatStream",
-    "AsyncClient",
-    "AuthenticationError",
-    "BadRequestError",
-    "BudgetExceededError",
-    "Chat",
-    "ChatCompletion",
-    "ChatCompletionChunk",
-    "ChatCompletionRequest",
-    "ChatListener",
-    "ChatPanel",
-    "ChatStream",
-    "Client",
-    "ConflictError",
-    "DataBlock",
-    "DataError",
-    "Decision",
-    "ImageError",
-    "ImagePart",
-    "IncompleteStreamError",
-    "InternalServerError",
-    "LogprobsError",
-    "MCPConfigError",
-    "MCPServerError",
-    "MCPTimeoutError",
-    "MCPToolError",
-    "NbchatError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "ReplayMissError",
-    "Reply",
-    "RequestValidationError",
-    "ResponseDecodingError",
-    "ResponseTooLargeError",
-    "ServiceUnavailableError",
-    "StructuredOutputError",
-    "Tool",
-    "ToolArgumentsError",
-    "ToolDefinitionError",
-    "ToolOutput",
-    "ToolPolicy",
-    "ToolResult",
-    "ToolRunInterrupted",
-    "UnprocessableEntityError",
-    "__version__",
-    "amap",
-    "arun_tool_calls",
-    "as_tool",
-    "batch_file",
-    "compare",
-    "data_block",
-    "estimate_image_tokens",
-    "explore",
-    "image_part",
-    "last",
-    "load_ipython_extension",
-    "log",
-    "logprobs_frame",
-    "logprobs_html",
-    "logprobs_summary",
-    "map",
-    "mcp",
-    "panel",
-    "parse_reply",
-    "read_batch_output",
-    "response_format_for",
-    "run_tool_calls",
-    "session",
-    "to_frame",
-    "tool",
-    "tool_log",
-    "unload_ipython_extension",
-]
+# Names that are not in the table: the version, the last reply, the extension's entry points.
+_OWN = ("__version__", "last", "load_ipython_extension", "unload_ipython_extension")
+
+# Derived once from the table: a name is public exactly when it is exported.
+__all__ = sorted([*_EXPORTS, *_OWN])
 
 
 def __getattr__(name: str) -> Any:
@@ -224,6 +156,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from .conversation.batchjob import batch_file, read_batch_output
     from .conversation.chat import Chat, Reply
+    from .conversation.prompt import Prompt
     from .conversation.sessions import session
     from .conversation.toolrun import (
         Decision,
@@ -233,7 +166,9 @@ if TYPE_CHECKING:
         arun_tool_calls,
         run_tool_calls,
     )
+    from .convert.audio import AudioError, audio_part
     from .convert.data import DataBlock, DataError, data_block
+    from .convert.files import FileInputError, file_part
     from .convert.formats import response_format_for
     from .convert.frames import to_frame
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
@@ -274,5 +209,8 @@ if TYPE_CHECKING:
     from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
     from .store.log import log, tool_log
+    from .store.replay import CassetteError
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
+    from .transport.profiles import UnsupportedFeatureError
+    from .transport.stored import StoredCompletionsUnsupportedError
     from .transport.streaming import AsyncChatStream, ChatStream

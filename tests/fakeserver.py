@@ -42,6 +42,9 @@ class FakeServer:
         cut_after: int | None = None,
         reasoning: str | None = None,
         reasoning_field: str = "reasoning_content",
+        custom_calls: list[dict[str, Any]] | None = None,
+        audio: dict[str, Any] | None = None,
+        annotations: list[dict[str, Any]] | None = None,
     ) -> FakeServer:
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if reasoning is not None:
@@ -61,9 +64,23 @@ class FakeServer:
                 }
                 for i, call in enumerate(tool_calls)
             ]
+        if custom_calls:
+            # Custom tool calls (free text in, not JSON), after any function calls.
+            message["tool_calls"] = message.get("tool_calls", []) + [
+                {
+                    "id": call.get("id", f"call_c{i}"),
+                    "type": "custom",
+                    "custom": {"name": call["name"], "input": call["input"]},
+                }
+                for i, call in enumerate(custom_calls)
+            ]
+        if audio is not None:
+            message["audio"] = audio
+        if annotations is not None:
+            message["annotations"] = annotations
         if refusal:
             message["refusal"] = refusal
-        reason = finish_reason or ("tool_calls" if tool_calls else "stop")
+        reason = finish_reason or ("tool_calls" if tool_calls or custom_calls else "stop")
         completion = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -162,6 +179,9 @@ def streaming_client(events: Callable[[], Iterator[bytes]]) -> Client:
 def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True):
     """The byte events a server would stream for ``completion``."""
     base = {k: completion[k] for k in ("id", "created", "model")}
+    for key in ("system_fingerprint", "service_tier"):
+        if key in completion:
+            base[key] = completion[key]
     base["object"] = "chat.completion.chunk"
 
     def event(choices: list[Any], **extra: Any) -> bytes:
@@ -195,18 +215,32 @@ def sse_events(completion: dict[str, Any], *, piece: int = 3, usage: bool = True
                 )
         if message.get("refusal"):
             yield event([{"index": index, "delta": {"refusal": message["refusal"]}}])
+        audio = message.get("audio")
+        if audio:
+            head = {key: audio[key] for key in ("id", "expires_at") if key in audio}
+            yield event([{"index": index, "delta": {"audio": head}}])
+            for key in ("data", "transcript"):
+                text = audio.get(key) or ""
+                for start in range(0, len(text), 8):
+                    piece_ = {key: text[start : start + 8]}
+                    yield event([{"index": index, "delta": {"audio": piece_}}])
         for i, call in enumerate(message.get("tool_calls") or ()):
+            kind = call["type"]
+            field = "arguments" if kind == "function" else "input"
             first = {
                 "index": i,
                 "id": call["id"],
-                "type": "function",
-                "function": {"name": call["function"]["name"], "arguments": ""},
+                "type": kind,
+                kind: {"name": call[kind]["name"], field: ""},
             }
             yield event([{"index": index, "delta": {"tool_calls": [first]}}])
-            arguments = call["function"]["arguments"]
+            arguments = call[kind][field]
             for start in range(0, len(arguments), 5):
-                fragment = {"index": i, "function": {"arguments": arguments[start : start + 5]}}
+                fragment = {"index": i, kind: {field: arguments[start : start + 5]}}
                 yield event([{"index": index, "delta": {"tool_calls": [fragment]}}])
+        if message.get("annotations") is not None:
+            notes = message["annotations"]
+            yield event([{"index": index, "delta": {"annotations": notes}}])
         yield event([{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}])
     if usage:
         yield event([], usage=completion["usage"])

@@ -3,8 +3,9 @@
 
 It answers ``POST /v1/chat/completions`` after ``latency`` seconds, serves at most ``capacity``
 requests at once (the rest wait their turn), can answer 429 to a share of requests, and records
-what it saw: every request's prompt, how many were in flight at most. Other paths go to
-``route`` when one is given (``FakeBatchAPI.serve`` puts the fake Batch API there). asyncio
+what it saw: every request's prompt, how many were in flight at most. Other requests (the
+stored completions' ``GET``/``DELETE`` of ``/chat/completions`` too) go to ``route`` when one
+is given (``FakeBatchAPI.serve`` puts the fake Batch API there). asyncio
 streams, HTTP/1.1 with keep-alive; nothing else.
 """
 
@@ -128,7 +129,8 @@ class LoopServer:
                     received[name.strip().lower()] = value.strip()
                 length = int(received.get("content-length", 0))
                 body = await reader.readexactly(length) if length else b""
-                if self.route is not None and not path.endswith(("/chat/completions", "/models")):
+                completions = method == "POST" and path.endswith("/chat/completions")
+                if self.route is not None and not completions and not path.endswith("/models"):
                     status, headers, payload = self.route(method, path, received, body)
                 else:
                     status, headers, payload = await self._answer(method, path, body)

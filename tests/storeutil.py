@@ -21,6 +21,7 @@ def reset() -> None:
     exchange._warned.clear()
     replay._cassettes.clear()
     budget._warned_unpriced.clear()
+    budget._noted_unpriced.clear()
     budget._process_spent = 0.0
     prices._unknown.clear()
 

@@ -386,3 +386,100 @@ def test_has_choices_tells_a_stream_of_headers_only() -> None:
     assert not accumulator.has_choices
     accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk({"content": "a"})))
     assert accumulator.has_choices
+
+
+def _feed(*chunks: dict[str, Any]) -> ChatCompletion:
+    accumulator = ChatCompletionAccumulator()
+    for chunk in chunks:
+        accumulator.handle_chunk(ChatCompletionChunk.model_validate(chunk))
+    return accumulator.snapshot()
+
+
+def _delta(delta: dict[str, Any], **chunk: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta}], **chunk}
+
+
+def test_the_deprecated_function_call_keeps_its_name_once_and_joins_its_arguments():
+    completion = _feed(
+        _delta({"function_call": {"name": "get_weather", "arguments": ""}}),
+        _delta({"function_call": {"name": "get_weather", "arguments": '{"city":'}}),
+        _delta({"function_call": {"arguments": ' "Paris"}'}}),
+    )
+    call = completion.choices[0].message.function_call
+    assert call is not None
+    assert (call.name, call.arguments) == ("get_weather", '{"city": "Paris"}')
+
+
+def test_obfuscation_padding_stays_out_of_the_completion():
+    completion = _feed(
+        _delta({"content": "Hi"}, obfuscation="xyz"),
+        _delta({"content": "!"}, obfuscation="q"),
+    )
+    assert completion.content == "Hi!"
+    assert "obfuscation" not in completion.to_dict()
+    assert "obfuscation" not in json_of(completion)
+
+
+def json_of(completion: ChatCompletion) -> str:
+    import json
+
+    return json.dumps(completion.to_dict())
+
+
+def test_a_custom_tool_calls_input_is_joined_like_arguments():
+    completion = _feed(
+        _delta(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "c1",
+                        "type": "custom",
+                        "custom": {"name": "sql", "input": "SELECT"},
+                    }
+                ]
+            }
+        ),
+        _delta({"tool_calls": [{"index": 0, "custom": {"input": " 1"}}]}),
+    )
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.to_dict() == {
+        "id": "c1",
+        "type": "custom",
+        "custom": {"name": "sql", "input": "SELECT 1"},
+    }
+
+
+def test_audio_pieces_each_encoded_on_their_own_are_joined_as_bytes():
+    import base64
+
+    pieces = [b"\x01\x02\x03\x04\x05", b"\x06", b"\x07\x08"]
+    completion = _feed(
+        _delta({"audio": {"id": "a1", "expires_at": 99}}),
+        *[_delta({"audio": {"data": base64.b64encode(p).decode()}}) for p in pieces],
+        _delta({"audio": {"transcript": "He"}}),
+        _delta({"audio": {"transcript": "llo"}}),
+    )
+    audio = completion.choices[0].message.audio
+    assert audio is not None
+    assert base64.b64decode(audio.data) == b"".join(pieces)
+    assert (audio.id, audio.expires_at, audio.transcript) == ("a1", 99, "Hello")
+
+
+def test_annotations_from_several_chunks_are_all_kept():
+    note = {
+        "type": "url_citation",
+        "url_citation": {"url": "https://a", "title": "A", "start_index": 0, "end_index": 1},
+    }
+    completion = _feed(
+        _delta({"content": "x", "annotations": [note]}),
+        _delta(
+            {
+                "annotations": [
+                    {**note, "url_citation": {**note["url_citation"], "url": "https://b"}}
+                ]
+            }
+        ),
+    )
+    urls = [a.url_citation.url for a in completion.choices[0].message.annotations or []]
+    assert urls == ["https://a", "https://b"]

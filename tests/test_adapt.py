@@ -467,3 +467,100 @@ def test_a_prompt_over_the_context_is_context_length_exceeded(server: LocalServe
     with server.client(max_retries=0) as client:
         error = explain_broken_stream(client, {**body, "stream": True})
     assert isinstance(error, BadRequestError) and error.code == "context_length_exceeded"
+
+
+# -- the newer parts of the API -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "feature", "words"),
+    [
+        (
+            {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
+            "audio_output",
+            "audio output",
+        ),
+        ({"web_search_options": {}}, "web_search", "web search"),
+        ({"tools": [{"type": "custom", "custom": {"name": "sql"}}]}, "custom_tools", "custom tool"),
+    ],
+)
+def test_what_the_local_server_ignores_or_refuses_is_an_error_before_sending(
+    fields, feature, words
+):
+    from nbchat.transport.profiles import UnsupportedFeatureError
+
+    body = {"model": "m", "messages": USER, **fields}
+    with pytest.raises(UnsupportedFeatureError, match=words) as info:
+        profile("m").adapt(body)
+    assert info.value.feature == feature and info.value.body == body
+
+
+@pytest.mark.parametrize("kind", ["input_audio", "file"])
+def test_recordings_and_files_are_refused_for_the_text_only_model(kind):
+    part = {
+        "type": kind,
+        kind: {"data": "x", "format": "wav"} if kind == "input_audio" else {"file_id": "f"},
+    }
+    with pytest.raises(
+        RequestValidationError, match=f"{kind} input is unsupported by the local"
+    ) as info:
+        adapt_request({"model": "m", "messages": [{"role": "user", "content": [part]}]})
+    assert info.value.feature == {"input_audio": "audio_input", "file": "files"}[kind]
+
+
+def test_fields_it_ignores_are_left_out_with_a_note():
+    body = {
+        "model": "m",
+        "messages": USER,
+        "prediction": {"type": "content", "content": "x"},
+        "service_tier": "flex",
+        "verbosity": "low",
+        "prompt_cache_key": "k",
+        "safety_identifier": "u",
+        "moderation": {"model": "omni"},
+    }
+    out, notes = adapt_request(body)
+    assert out == {"model": "m", "messages": USER}
+    assert len(notes) == 6 and "prediction is ignored by the local server" in notes[0]
+
+
+def test_allowed_tools_become_the_tools_offered():
+    allowed = {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "auto",
+            "tools": [{"type": "function", "function": {"name": "get_time"}}],
+        },
+    }
+    out, _ = adapt_request(
+        {"model": "m", "messages": USER, "tools": [WEATHER, TIME], "tool_choice": allowed}
+    )
+    assert [t["function"]["name"] for t in out["tools"]] == ["get_time"]
+    assert out["tool_choice"] == "auto"
+    required = {**allowed, "allowed_tools": {**allowed["allowed_tools"], "mode": "required"}}
+    out, _ = adapt_request(
+        {"model": "m", "messages": USER, "tools": [WEATHER, TIME], "tool_choice": required}
+    )
+    assert out["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+
+
+def test_a_spoken_turn_goes_as_its_text_and_the_function_role_is_refused():
+    messages = [*USER, {"role": "assistant", "audio": {"id": "a1"}, "content": "hi"}]
+    out, _ = adapt_request({"model": "m", "messages": messages})
+    assert out["messages"][-1] == {"role": "assistant", "content": "hi"}
+    function = [*USER, {"role": "function", "name": "f", "content": "42"}]
+    with pytest.raises(RequestValidationError, match="function role"):
+        adapt_request({"model": "m", "messages": function})
+
+
+def test_the_local_profile_declares_every_newer_part_missing():
+    for feature in (
+        "audio_input",
+        "audio_output",
+        "files",
+        "custom_tools",
+        "predictions",
+        "web_search",
+        "stored_completions",
+    ):
+        assert FEATURES[feature] is False and profile("m").supports(feature) is False

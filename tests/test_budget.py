@@ -29,14 +29,22 @@ store_shell = storeutil.store_shell
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
 
 
-def openai_chat(server: FakeServer, **options) -> Chat:
+def openai_chat(
+    server: FakeServer,
+    *,
+    base_url: str = "https://api.openai.com/v1",
+    model: str = "gpt-4.1-mini",
+    kind: str | None = None,
+    **options,
+) -> Chat:
     client = Client(
         api_key=SECRET,
-        base_url="https://api.openai.com/v1",
+        base_url=base_url,
         transport=httpx.MockTransport(server.handle),
         max_retries=0,
+        server=kind,
     )
-    return Chat("gpt-4.1-mini", client=client, **options)
+    return Chat(model, client=client, **options)
 
 
 def spend(path, dollars: float) -> None:
@@ -298,3 +306,73 @@ def test_map_rows_count_what_earlier_rows_and_runs_actually_spent(fresh_store):
     # went while what was spent still left room for its estimate, none after.
     assert 0.03 <= budget.spent() < 0.03 + 0.0056
     assert [bool(row["error"]) for row in second] == sorted(bool(row["error"]) for row in second)
+
+
+def gateway_chat(fake: FakeServer, kind: str | None = None) -> Chat:
+    """A gateway on this machine in front of a paid API (LiteLLM's proxy, say)."""
+    return openai_chat(fake, base_url="http://localhost:4000/v1", model="gpt-4o-mini", kind=kind)
+
+
+def test_an_unpriced_reply_under_a_budget_says_so_once_with_how_to_name_the_server(fresh_store):
+    config.configure(budget=1.0)
+    server = FakeServer().reply("a", model="gpt-4o-mini", usage=USAGE).reply("b", usage=USAGE)
+    chat = gateway_chat(server)
+    with pytest.warns(nbchat.conversation.chat.NbchatNote) as caught:
+        first = chat.send("q")
+    assert first.cost is None
+    [note] = [n for n in first.notes if "no price" in n]
+    assert "the $1.00 budget does not count it" in note
+    assert "a server on this machine or network for a free one" in note
+    assert '%config Chat.server = "openai"' in note
+    assert any("no price" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        second = chat.send("again")
+    assert not any("no price" in n for n in second.notes)
+
+
+def test_naming_the_gateways_kind_prices_its_replies_against_the_budget(fresh_store):
+    config.configure(budget=1.0)
+    server = FakeServer().reply("a", model="gpt-4o-mini", usage=USAGE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reply = gateway_chat(server, kind="openai").send("q")
+    assert reply.cost is not None and reply.cost > 0
+    assert budget.spent() == pytest.approx(reply.cost)
+    assert not any("no price" in n for n in reply.notes)
+
+
+def test_no_budget_or_nbchats_local_model_means_no_note_on_unpriced_replies(fresh_store):
+    server = FakeServer().reply("a", usage=USAGE).reply("b", usage=USAGE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not any("no price" in n for n in gateway_chat(server).send("q").notes)
+    config.configure(budget=1.0)
+    local = Client(
+        api_key="",
+        base_url="http://127.0.0.1:1/v1",
+        transport=httpx.MockTransport(server.handle),
+        server=profile_for("llama-cpp-python", local=True),
+    )
+    assert not any("no price" in n for n in Chat("smollm2", client=local).send("q").notes)
+
+
+def test_the_unpriced_note_shows_under_a_cells_reply(store_shell, monkeypatch):
+    store_shell.run_line_magic("config", "Chat.budget = 1.0")
+    server = FakeServer().reply("hi", model="gpt-4o-mini", usage=USAGE)
+    chat = gateway_chat(server)
+    from nbchat.conversation import sessions
+
+    monkeypatch.setattr(sessions, "client_for", lambda settings: chat.client)
+    store_shell.run_cell_magic("chat", "-m gpt-4o-mini", "Hello\n")
+    shown = " ".join(str(o) for o in store_shell.publisher.outputs)
+    assert "does not count it" in shown and "Chat.server" in shown
+
+
+def test_a_recording_is_estimated_by_its_length_not_its_base64():
+    from nbchat.convert.audio import AUDIO_TOKENS_PER_SECOND, audio_part, wav_from_pcm16
+
+    minute = audio_part(wav_from_pcm16(b"\x00\x00" * 24_000 * 60)).to_dict()
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": [minute]}]}
+    # 2.9 MB of base64 would count as ~700,000 tokens of text.
+    assert estimate_prompt_tokens(body) < 2 * 60 * AUDIO_TOKENS_PER_SECOND

@@ -395,3 +395,29 @@ def test_a_reply_is_never_served_as_another_servers_answer(fresh_store):
     assert again.cached and again.content == "from a"
     assert len(server.requests) == 3
     assert SECRET not in first.prepared.endpoint and "a.test" in first.prepared.endpoint
+
+
+def test_a_cached_reply_of_every_kind_the_specification_lists_replays_whole():
+    # Custom tool calls, spoken replies, citations, the deprecated function_call, moderation:
+    # the chunks a cached reply is replayed as accumulate back to the reply.
+    from tests.openapispec import every_branch, schema
+
+    for payload in every_branch(schema("CreateChatCompletionResponse")):
+        payload.pop("metadata")  # a stored completion's labels are not streamed
+        completion = ChatCompletion.model_validate(payload)
+        assert accumulate(completion).to_dict() == completion.to_dict()
+
+
+def test_an_unknown_kind_of_call_replays_as_it_came():
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "w1", "type": "web_search", "web_search": {"q": "x"}}],
+    }
+    completion = ChatCompletion.model_validate(
+        {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+    )
+    assert (
+        accumulate(completion).choices[0].message.tool_calls[0].to_dict()
+        == (message["tool_calls"][0])
+    )

@@ -741,3 +741,138 @@ def test_the_local_model_answering_for_another_model_is_noted():
     chat = Chat("gpt-4.1", client=_profiled_client(server, "local"))
     reply = chat.send("x", listener=ChatListener())
     assert any("The local model smollm2 answered, not gpt-4.1" in n for n in reply.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The newer parts of the API in a conversation
+
+
+@nbchat.tool(custom=True)
+def shout(text: str) -> str:
+    """Say it loud."""
+    return text.upper()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_custom_tool_call_runs_in_the_loop_and_is_answered(stream: bool):
+    server = FakeServer()
+    server.reply(None, custom_calls=[{"id": "c1", "name": "shout", "input": "hello there"}])
+    server.reply("Done.")
+    chat = make_chat(server, stream=stream)
+    reply = chat.send("Shout it", tools=[shout], tool_choice="shout")
+    assert reply.content == "Done."
+    empty = "" if stream else None  # a stream sends its content as "" first
+    first, second = server.requests
+    assert first["tools"] == [
+        {"type": "custom", "custom": {"name": "shout", "description": "Say it loud."}}
+    ]
+    assert first["tool_choice"] == {"type": "custom", "custom": {"name": "shout"}}
+    assert second["tool_choice"] == "auto"
+    assert chat.messages[1:3] == [
+        {
+            "role": "assistant",
+            "content": empty,
+            "tool_calls": [
+                {"id": "c1", "type": "custom", "custom": {"name": "shout", "input": "hello there"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "HELLO THERE"},
+    ]
+    assert [r.content for r in reply.tool_results] == ["HELLO THERE"]
+
+
+def test_allowed_tools_limit_the_model_and_stay_after_the_first_round():
+    server = FakeServer()
+    server.reply(None, custom_calls=[{"id": "c1", "name": "shout", "input": "x"}]).reply("ok")
+
+    def other(x: int) -> int:
+        """Another tool."""
+        return x
+
+    make_chat(server).send(
+        "go", tools=[shout, other], allowed_tools=["shout"], tool_choice="required"
+    )
+    allowed = {"type": "custom", "custom": {"name": "shout"}}
+    assert server.requests[0]["tool_choice"] == {
+        "type": "allowed_tools",
+        "allowed_tools": {"mode": "required", "tools": [allowed]},
+    }
+    assert server.requests[1]["tool_choice"]["allowed_tools"]["mode"] == "auto"
+    assert "allowed_tools" not in server.requests[0]  # not a field of the request
+
+
+def test_a_spoken_reply_goes_back_by_its_audio_id():
+    import base64
+
+    server = FakeServer()
+    pcm = base64.b64encode(b"\x01\x00" * 480).decode()
+    audio = {"id": "audio_1", "data": pcm, "transcript": "Hi there", "expires_at": 1}
+    server.reply(None, audio=audio).reply("Again")
+    chat = make_chat(server)
+    voice = {"voice": "alloy", "format": "pcm16"}
+    reply = chat.send("Say hi", modalities=["text", "audio"], audio=voice)
+    assert reply.audio.transcript == "Hi there"
+    assert reply.audio.data == b"\x01\x00" * 480 and reply.audio.wav.startswith(b"RIFF")
+    assert chat.messages[-1] == {"role": "assistant", "audio": {"id": "audio_1"}}
+    chat.send("Once more", modalities=["text", "audio"], audio=voice)
+    assert server.last["messages"][1] == chat.messages[1]
+
+
+def test_citations_are_numbered_on_the_reply():
+    server = FakeServer()
+    note = {
+        "type": "url_citation",
+        "url_citation": {
+            "url": "https://a.example",
+            "title": "A",
+            "start_index": 0,
+            "end_index": 4,
+        },
+    }
+    server.reply("Rain today.", annotations=[note])
+    reply = make_chat(server).send("Weather?", web_search_options={})
+    assert [(c.number, c.url, c.text) for c in reply.citations] == [
+        (1, "https://a.example", "Rain")
+    ]
+    assert server.last["web_search_options"] == {}
+
+
+def test_recordings_and_files_become_parts_of_the_message(tmp_path):
+    from nbchat.convert.audio import wav_from_pcm16
+
+    server = FakeServer().reply("heard")
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1.4 x")
+    make_chat(server).send(
+        "What is this?", recordings=[wav_from_pcm16(b"\x00\x00" * 10)], files=[pdf]
+    )
+    kinds = [part["type"] for part in server.last["messages"][-1]["content"]]
+    assert kinds == ["text", "input_audio", "file"]
+
+
+def test_a_reply_with_a_kind_of_call_nbchat_does_not_know_is_kept_and_answered():
+    server = FakeServer()
+    completion = {
+        "id": "x",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "w1", "type": "web_search", "web_search": {"q": "x"}}],
+                },
+            }
+        ],
+    }
+    server._replies.append(("ok", completion, None))
+    server.reply("fine")
+    chat = make_chat(server, stream=False)
+    reply = chat.send("go", tools=[shout])
+    assert reply.completion.choices[0].message.tool_calls[0].type == "web_search"
+    assert "'web_search' tool call, which nbchat cannot run" in reply.notes[0]
+    assert reply.tool_results == [] and len(server.requests) == 1
+    assert chat.messages[-1] == {"role": "user", "content": "go"}  # nothing to send back
+    chat.send("and now?")
+    assert server.last["messages"][-1] == {"role": "user", "content": "and now?"}

@@ -180,7 +180,7 @@ INVALID = [
     ("messages", [], {}, "messages"),
     ("messages", "hi", {}, "messages"),
     ("messages", [{"role": "user"}], {}, "messages.0.content"),
-    ("messages", [{"role": "robot", "content": "x"}], {}, "messages.0"),
+    ("messages", [{"role": "robot", "content": "x"}], {}, "messages.0.role"),
     ("temperature", -0.1, {}, "temperature"),
     ("temperature", 2.01, {}, "temperature"),
     ("temperature", "hot", {}, "temperature"),
@@ -237,7 +237,7 @@ INVALID = [
     ("top_logprobs", -1, {"logprobs": True}, "top_logprobs"),
     ("top_logprobs", 3, {}, "top_logprobs"),
     ("top_logprobs", 3, {"logprobs": False}, "top_logprobs"),
-    ("response_format", {"type": "xml"}, {}, "response_format"),
+    ("response_format", {"type": "xml"}, {}, "response_format.type"),
     ("response_format", "json", {}, "response_format"),
     ("response_format", {"type": "json_schema"}, {}, "response_format.json_schema"),
     (
@@ -348,13 +348,14 @@ def test_a_message_error_names_the_message_and_its_field() -> None:
     [
         (
             [{"role": "wizard", "content": "hi"}],
-            "messages.0: role 'wizard' is not one of "
-            "'system', 'developer', 'user', 'assistant', 'tool'",
+            "messages.0.role: 'wizard' is not one of "
+            "'system', 'developer', 'user', 'assistant', 'tool', 'function'",
         ),
-        ([{"content": "hi"}], "messages.0: needs a 'role' field"),
+        ([{"content": "hi"}], "messages.0.role: Field required"),
         (
             [{"role": "user", "content": [{"type": "audio"}]}],
-            "messages.0.content.0: type 'audio' is not one of 'text', 'image_url'",
+            "messages.0.content.0.type: 'audio' is not one of "
+            "'text', 'image_url', 'input_audio', 'file'",
         ),
         (
             [{"role": "user", "content": []}],
@@ -1447,6 +1448,79 @@ def test_url_credentials_and_the_key_are_in_nothing_an_error_exposes() -> None:
         assert "authorization" in text.lower(), type(error).__name__  # the check looks there
         for secret in (PASSWORD, TOKEN, SECRET):
             assert secret not in text, (type(error).__name__, secret)
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+def test_secrets_is_every_credential_the_client_holds_in_every_form_it_could_be_echoed(
+    cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    header_basic = base64.b64encode(b"carol:header-pass-42").decode()
+    client = cls(
+        base_url="http://bob:p%2Fw%22rd-1@gw.test/v1?api-key=query-key-77&api-version=1",
+        headers={
+            "api-key": "azure-key-0123",
+            "X-Goog-Api-Key": "goog-key-0123",
+            "Proxy-Authorization": f"Basic {header_basic}",
+            "X-Trace": "trace-not-a-secret",
+        },
+    )
+    secrets = client.secrets
+    assert isinstance(secrets, tuple)
+    url_token = base64.b64encode(b'bob:p/w"rd-1').decode()
+    for held in (
+        'p/w"rd-1',  # the URL's password, decoded
+        "p%2Fw%22rd-1",  # percent-encoded
+        'p/w\\"rd-1',  # escaped inside JSON text
+        'p\\/w\\"rd-1',  # and with the slash escaped too
+        url_token,  # the Basic token sent for it
+        "query-key-77",
+        "azure-key-0123",
+        "goog-key-0123",
+        f"Basic {header_basic}",
+        header_basic,
+        "header-pass-42",  # inside the Basic header given
+    ):
+        assert held in secrets, held
+    assert "trace-not-a-secret" not in secrets and "bob" not in secrets and "1" not in secrets
+    assert [len(s) for s in secrets] == sorted((len(s) for s in secrets), reverse=True)
+    with pytest.raises(AttributeError):
+        client.secrets = ()  # read-only
+    keyed = cls(api_key=SECRET, headers={"Authorization": "Bearer abc"})
+    assert SECRET in keyed.secrets and "abc" not in keyed.secrets  # under 4 characters
+    assert cls(api_key="x", base_url="http://local.test/v1").secrets == ()
+
+
+def test_credentials_given_as_headers_are_in_nothing_an_error_exposes() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        said = f"{request.headers['x-api-key']} {request.headers['authorization']}"
+        return httpx.Response(401, json={"error": {"message": f"rejected {said}"}})
+
+    client = Client(
+        base_url="http://gw.test/v1",
+        headers={"x-api-key": "team-key-0123456789", "Authorization": "Token tok-9876543210"},
+        transport=httpx.MockTransport(echo),
+        max_retries=0,
+    )
+    with pytest.raises(AuthenticationError) as info:
+        client.create(**BASE)
+    text = reachable(info.value)
+    assert "rejected" in text
+    for secret in ("team-key-0123456789", "tok-9876543210"):
+        assert secret not in text, secret
+
+
+def test_a_credential_in_the_base_urls_query_is_masked_wherever_the_url_is_shown() -> None:
+    server = Server()
+    client = Client(
+        base_url="https://res.test/openai?api-key=QUERY-SECRET-1&api-version=2024-06-01",
+        transport=httpx.MockTransport(server.reply),
+    )
+    prepared = client.build_request(**BASE)
+    assert "QUERY-SECRET-1" not in prepared.url and "QUERY-SECRET-1" not in repr(client)
+    assert prepared.url.startswith("https://res.test/openai?api-key=••••••••&api-version=")
+    client.create(**BASE)
+    assert server.requests[0].url.params["api-key"] == "QUERY-SECRET-1"  # sent as given
 
 
 def test_stream_errors_expose_neither_the_key_nor_url_credentials() -> None:

@@ -246,6 +246,66 @@ def test_secrets_in_cells_and_errors_never_reach_the_request(ip):
     assert "`client_key`" not in sent  # a credential's name is not described at all
 
 
+def test_fix_hides_a_password_in_a_url_from_the_source_a_local_and_the_message(ip):
+    run(
+        ip,
+        "def connect(url):\n"
+        "    dsn = url.replace('postgresql', 'postgresql+psycopg')\n"
+        "    raise ConnectionError(f'could not connect to {dsn}')",
+    )
+    run(ip, "connect('postgresql://admin:PASSWORD@db.internal:5432/sales')")
+    ip.server.reply("ok")
+    run(ip, "%chat fix --cells 1")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert "PASSWORD" not in sent
+    # The source, the local variables (url, dsn), the message and the earlier cell: each kept
+    # readable, the password alone hidden.
+    assert "connect('postgresql://admin:[hidden]@db.internal:5432/sales')" in sent
+    assert "`url`: str of 50 characters: 'postgresql://admin:[hidden]@db.internal:5432" in sent
+    assert "`dsn`: str of 58 characters: 'postgresql+psycopg://admin:[hidden]@db" in sent
+    assert "ConnectionError: could not connect to postgresql+psycopg://admin:[hidden]@db" in sent
+
+
+def test_cells_hide_passwords_in_outputs_and_in_env_settings(ip):
+    run(ip, "%env PGPASSWORD=hunter2-env")
+    run(ip, "dsn = 'mysql://root:hunter2-out@localhost/shop'\ndsn")
+    ip.server.reply("ok")
+    run(ip, "%chat --cells 2 What do these do?")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert "hunter2" not in sent
+    assert "%env PGPASSWORD=[hidden]" in sent
+    assert "Out[" in sent and "'mysql://root:[hidden]@localhost/shop'" in sent
+
+
+@pytest.mark.parametrize(
+    "name", ["PGPASSWORD", "DBPASSWORD", "GITHUBTOKEN", "SECRETKEY", "APITOKEN", "AUTHTOKEN"]
+)
+def test_var_refuses_credential_names_written_as_one_upper_case_word(ip, name):
+    ip.user_ns[name] = "hunter2"
+    with pytest.raises(UsageError, match=f"--var {name}: the name looks like a credential"):
+        ip.run_line_magic("chat", f"--var {name} hi")
+    assert ip.server.requests == []
+
+
+def test_var_still_describes_ordinary_names_that_contain_credential_words(ip):
+    names = ["tokenizer", "max_tokens", "n_tokens", "keyboard", "monkey", "secretary"]
+    ip.user_ns.update(dict.fromkeys(names, 3))
+    ip.server.reply("ok")
+    ip.run_line_magic("chat", " ".join(f"--var {name}" for name in names) + " hi")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert [f"`{name}`: int 3" in sent for name in names] == [True] * len(names)
+
+
+def test_fix_leaves_out_locals_named_as_one_upper_case_credential_word(ip):
+    run(ip, "def f():\n    PGPASSWORD = 'hunter2'\n    tokenizer = 'bpe'\n    1 / 0")
+    run(ip, "f()")
+    ip.server.reply("ok")
+    run(ip, "%chat fix")
+    sent = ip.server.last["messages"][-1]["content"]
+    assert "hunter2" not in sent and "`PGPASSWORD`" not in sent
+    assert "`tokenizer`: str of 3 characters: 'bpe'" in sent
+
+
 def test_dry_run_shows_the_budget_by_part_and_what_would_be_trimmed(ip, capsys):
     import pandas as pd
 

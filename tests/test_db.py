@@ -111,6 +111,28 @@ def test_images_are_stored_once_by_hash_however_many_turns_carry_them(tmp_path):
     store.close()
 
 
+def test_recordings_and_files_are_stored_once_by_hash_too(tmp_path):
+    from nbchat.convert.audio import audio_part, wav_from_pcm16
+    from nbchat.convert.files import file_part
+
+    wav = wav_from_pcm16(b"\x01\x02" * 500)
+    pdf = b"%PDF-1.4 " + b"z" * 500
+    parts = [audio_part(wav).to_dict(), file_part(pdf).to_dict()]
+    store = Store(tmp_path / "nbchat.db")
+    for turn in range(3):
+        messages = [{"role": "user", "content": parts}] * (turn + 1)
+        store.add(exchange(f"k{turn}", request={"model": "m", "messages": messages}))
+    store.flush(timeout=10)
+    conn = sqlite3.connect(store.path)
+    rows = conn.execute("SELECT mime, size FROM blobs ORDER BY mime").fetchall()
+    assert rows == [("application/pdf", len(pdf)), ("audio/wav", len(wav))]
+    stored = json.loads(conn.execute("SELECT request FROM exchanges").fetchone()[0])
+    sent = stored["messages"][0]["content"][0]["input_audio"]
+    assert sent["format"] == "wav" and sent["data"].startswith("nbchat-blob:sha256:")
+    assert store.blob(sent["data"]) == wav
+    store.close()
+
+
 def test_find_returns_the_latest_answer_and_skips_errors_and_copies(tmp_path):
     store = Store(tmp_path / "nbchat.db")
     store.add(exchange("k", response={"n": 1}))
@@ -278,14 +300,14 @@ def test_tool_calls_are_written_after_their_exchange_and_linked_to_it(tmp_path):
     store.close()
 
 
-def test_a_version_2_database_gains_the_tool_calls_table(tmp_path):
+def test_a_version_3_database_gains_the_tool_calls_table(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn, target=2)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    migrate(conn, target=3)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
     store = Store(path)
     assert store.tool_calls() == []
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     store.close()

@@ -115,7 +115,38 @@ def test_a_failing_or_wrong_self_description_falls_back_to_a_summary():
     broken = describe(Broken(), "x")
     assert "its _repr_llm_() raised RuntimeError; summarised instead" in broken.text
     assert '{"title":"T"}' in broken.text
-    assert "describes itself" not in describe(NotText(), "y").text
+    not_text = describe(NotText(), "y").text
+    assert "describes itself" not in not_text
+    assert not_text.startswith("`y`: NotText (its _repr_llm_() returned int, not str;")
+
+
+@pytest.mark.parametrize(
+    ("value", "named"), [(b"bytes", "bytes"), ({"a": 1}, "dict"), (None, "None")]
+)
+def test_a_self_description_that_is_not_text_says_what_it_returned(value, named):
+    class Odd:
+        def __init__(self):
+            self.size = 3
+
+        def _repr_llm_(self):
+            return value
+
+    text = describe(Odd(), "odd").text
+    first = text.splitlines()[0]
+    assert first == f"`odd`: Odd (its _repr_llm_() returned {named}, not str; summarised instead)"
+    assert '{"size":3}' in text  # the summary by type follows
+
+
+def test_a_later_spelling_that_gives_text_wins_over_one_that_does_not():
+    class Both:
+        def _repr_llm_(self):
+            return None
+
+        def __llm__(self):
+            return "described by __llm__"
+
+    text = describe(Both(), "b").text
+    assert text == "`b`: Both, as it describes itself (__llm__):\ndescribed by __llm__"
 
 
 def test_a_self_description_is_cut_to_the_budget():
@@ -201,3 +232,18 @@ def test_every_description_fits_its_budget():
     for value in values:
         for budget in (80, 300, 1000):
             assert text_tokens(describe(value, "v", max_tokens=budget).text) <= budget
+
+
+def test_a_clients_credentials_are_in_no_description_of_it():
+    from nbchat import Client
+
+    client = Client(
+        api_key="sk-abcdefghijklmnopqrstuvwxyz",
+        base_url="http://bob:pw-secret-1@h.test/v1?api-key=QUERY-1",
+        headers={"Authorization": "Token abc123xyz", "x-api-key": "zzz-123"},
+    )
+    text = describe(client, "client").text
+    for secret in ("sk-abcdefghij", "pw-secret-1", "QUERY-1", "abc123xyz", "zzz-123"):
+        assert secret not in text, secret
+    assert "Client(base_url='http://h.test/v1?api-key=" in text
+    assert '"Authorization":"[hidden]"' in text

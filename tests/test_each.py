@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pandas as pd
@@ -107,14 +108,20 @@ def test_each_with_a_schema_adds_its_columns(shell):
     [
         ("--each reviews", "Classify {txt}", "{txt}, which is not a column"),
         ("--each nothing", "Classify {text}", "Rows 'nothing' is not defined"),
+        ("--each nothing.iloc[1:]", "{text}", "--each nothing.iloc[1:]: NameError: name 'nothing'"),
+        ("--each reviews[", "{text}", "--each takes a variable or an expression, not 'reviews['"),
         ("--each reviews --tools f", "{text}", "--tools"),
         ("--each reviews --session other", "{text}", "--session does not apply"),
         ("--each reviews", "   \n", "The prompt is empty"),
         ("--each reviews --compare a,b", "{text}", "not both"),
+        ("--each reviews --audio rec", "{text}", "--audio does not apply"),
+        ("--each reviews --file a.pdf", "{text}", "--file does not apply"),
+        ("--each reviews --speak alloy", "{text}", "--speak"),
+        ("--compare a,b --allowed-tools f", "{text}", "--allowed-tools does not apply"),
     ],
 )
 def test_each_mistakes_are_usage_errors_and_nothing_is_sent(shell, line, cell, message):
-    with pytest.raises(UsageError, match=message.replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(UsageError, match=re.escape(message)):
         shell.run_cell_magic("chat", line, cell)
     assert shell.requests == []
 
@@ -132,7 +139,7 @@ def test_each_concurrency_is_the_maps_and_the_run_is_online(shell, monkeypatch):
     monkeypatch.setattr(mapping, "run_blocking", watched)
     shell.run_cell_magic("chat", "--each reviews --concurrency 2 -o out", "Classify: {text}")
     assert seen == [(2, "online", None)]
-    assert list(shell.user_ns["out"]["error"]) == [None, None, None]
+    assert list(shell.user_ns["out"]["error"]) == ["", "", ""]
     assert len(shell.requests) == 3
 
 
@@ -218,3 +225,30 @@ def test_a_failing_model_shows_its_card_and_fails_the_cell(shell):
     with pytest.raises(ChatCellError, match="NotFoundError"):
         shell.run_line_magic("chat", "compare -m alpha -m gone Hi")
     assert any("no such model" in json.dumps(o) for o in shell.publisher.outputs)
+
+
+def test_each_takes_an_expression_for_its_rows(shell):
+    shell.run_cell_magic("chat", "--each reviews.iloc[1:] -o out", "Classify: {text}")
+    assert [r["messages"][-1]["content"] for r in shell.requests] == [
+        "Classify: awful",
+        "Classify: fine",
+    ]
+    assert list(shell.user_ns["out"].index) == ["r2", "r3"]
+
+
+def test_each_fills_missing_values_as_empty_text_and_the_dry_run_says_so(shell, capsys):
+    shell.user_ns["reviews"] = pd.DataFrame(
+        {"text": ["great", None, float("nan")], "stars": [5.0, float("nan"), 3.0]}
+    )
+    shell.run_cell_magic("chat", "--each reviews --dry-run", "Review: {text} ({stars:.0f})")
+    out = capsys.readouterr().out
+    assert "Missing values are filled in as empty text: {stars} in 1 row, {text} in 2 rows." in out
+    shell.run_cell_magic("chat", "--each reviews -o out", "Review: {text} ({stars:.0f})")
+    sent = [r["messages"][-1]["content"] for r in shell.requests]
+    assert sent == ["Review: great (5)", "Review:  ()", "Review:  (3)"]
+    assert "nan" not in capsys.readouterr().out
+
+
+def test_a_dry_run_without_missing_values_says_nothing_of_them(shell, capsys):
+    shell.run_cell_magic("chat", "--each reviews --dry-run", "Classify: {text}")
+    assert "Missing values" not in capsys.readouterr().out

@@ -210,7 +210,7 @@ def test_client_for_honours_a_server_setting(no_clients: None) -> None:
 def test_client_for_and_config_agree_on_the_endpoint(
     monkeypatch: pytest.MonkeyPatch, no_clients: None, local_server: list[FakeLocalServer]
 ) -> None:
-    from nbchat.notebook.run import config_bundle
+    from nbchat.notebook.configview import config_bundle
     from nbchat.notebook.settings import Chat as ChatSettings
 
     settings = ChatSettings()

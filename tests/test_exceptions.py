@@ -39,6 +39,7 @@ from nbchat.protocol.exceptions import (
     mask_credential,
     mask_headers,
     redact,
+    redact_cut,
     safe_cause,
     safe_request,
     safe_response,
@@ -267,6 +268,33 @@ def test_a_secret_echoed_by_the_server_is_redacted_from_message_and_body() -> No
     assert SECRET not in repr(error)
     assert SECRET not in json.dumps(error.body)
     assert error.message == "Incorrect API key provided: sk-….", error.message
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        SECRET,
+        SECRET.replace("s", "\\u0073", 1),  # JSON escapes, as a JSON string holds them
+        "".join(f"\\u{ord(c):04x}" for c in SECRET),
+        SECRET.replace("-", "%2D"),
+    ],
+    ids=["plain", "one-escape", "all-escaped", "percent-encoded"],
+)
+def test_redact_masks_a_secret_however_the_text_encodes_it(echo: str) -> None:
+    text = redact(f'{{"echo": "{echo}", "path": "C:\\\\tmp"}}', SECRET)
+    assert SECRET not in text and echo not in text
+    assert "sk-…" in text
+
+
+def test_text_without_a_hidden_secret_is_shown_as_it_was() -> None:
+    text = '{"path": "C:\\\\tmp\\n", "rate": "50%25"}'
+    assert redact(text, SECRET) == text
+
+
+def test_redact_cut_masks_the_start_of_a_secret_at_the_cut() -> None:
+    cut = "head " + SECRET[:12]
+    assert SECRET[:12] not in redact_cut(cut, SECRET)
+    assert redact_cut("head sk", SECRET) == "head sk"  # too short to be the key's start
 
 
 def test_a_secret_in_an_html_or_text_body_is_redacted() -> None:
@@ -578,3 +606,41 @@ def test_one_line_is_the_same_for_every_kind_of_error() -> None:
     assert one_line(ValueError("bad\nvalue")) == "ValueError: bad"
     assert one_line(KeyError()) == "KeyError"
     assert len(one_line(ValueError("x" * 1000), limit=50)) == 50
+
+
+def test_credential_fields_are_named_by_their_words():
+    for name in (
+        "Authorization",
+        "api-key",
+        "X-Goog-Api-Key",
+        "Ocp-Apim-Subscription-Key",
+        "Private-Token",
+        "X-Amz-Security-Token",
+        "accessToken",
+        "sig",
+        "X-Amz-Signature",
+        "client_secret",
+    ):
+        assert exceptions_module.credential_field(name), name
+    for name in (
+        "Accept",
+        "Content-Type",
+        "x-ratelimit-remaining-tokens",
+        "OpenAI-Organization",
+        "X-Request-ID",
+        "api-version",
+        "WWW-Authenticate",
+    ):
+        assert not exceptions_module.credential_field(name), name
+
+
+def test_mask_url_drops_user_info_and_masks_credential_query_values():
+    mask_url = exceptions_module.mask_url
+    url = "https://u:pw@x.test/v1/chat?api-version=2024&api-key=K1&sig=a%3D&q=1#top"
+    assert (
+        mask_url(url)
+        == f"https://x.test/v1/chat?api-version=2024&api-key={MASK}&sig={MASK}&q=1#top"
+    )
+    assert mask_url("http://x.test/v1") == "http://x.test/v1"
+    request = httpx.Request("POST", "https://x.test/v1?key=AIza-0123&alt=sse")
+    assert str(safe_request(request).url) == "https://x.test/v1?key=********&alt=sse"

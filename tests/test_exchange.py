@@ -147,6 +147,95 @@ def test_no_credential_is_ever_stored(fresh_store, tmp_path, monkeypatch):
     assert len(server.requests) == 2
 
 
+def _echoing_server():
+    """A server that echoes every credential it was sent: in a reply, then in an error body."""
+    import base64
+    from urllib.parse import quote
+
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        auth = request.headers["authorization"]
+        token = auth.removeprefix("Basic ")
+        user, _, password = base64.b64decode(token).decode().partition(":")
+        header = request.headers["api-key"]
+        echo = (
+            f"Authorization: {auth}; token {token}; user {user} password {password}; "
+            f"encoded {quote(password, safe='')}; api-key {header}; "
+            f"as JSON text {json.dumps({'p': password})}"
+        )
+        if len(seen) == 1:
+            reply = {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "echo",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": echo},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+            return httpx.Response(200, json=reply)
+        return httpx.Response(400, json={"error": {"message": echo, "type": "invalid_request"}})
+
+    return handle, seen
+
+
+URL_PASSWORD = 'pa/ss"wörd@42'  # a slash, a quote, a non-ASCII letter and an "@": every escape
+
+
+def test_every_credential_a_server_echoes_is_masked_in_the_store_and_the_cassette(
+    fresh_store, tmp_path, monkeypatch
+):
+    import base64
+    from urllib.parse import quote
+
+    cassette = tmp_path / "cassette.json"
+    monkeypatch.setenv("NBCHAT_REPLAY", "record")
+    monkeypatch.setenv("NBCHAT_CASSETTE", str(cassette))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    handle, seen = _echoing_server()
+    client = Client(
+        base_url=f"http://bob:{quote(URL_PASSWORD, safe='')}@echo.test/v1",
+        headers={"api-key": "header-key-0123456789"},
+        transport=httpx.MockTransport(handle),
+        max_retries=0,
+    )
+    chat = Chat("echo", client=client)
+    reply = chat.send("hello")
+    with pytest.raises(nbchat.BadRequestError):
+        chat.send("again")
+    assert URL_PASSWORD in reply.content  # the server did echo them
+    token = base64.b64encode(f"bob:{URL_PASSWORD}".encode()).decode()
+    assert seen[0].headers["authorization"] == f"Basic {token}"
+    conn = sqlite3.connect(fresh_store)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    files = [fresh_store, cassette, *fresh_store.parent.glob("nbchat.db-*")]
+    forms = [
+        URL_PASSWORD,
+        quote(URL_PASSWORD, safe=""),
+        json.dumps(URL_PASSWORD)[1:-1],
+        json.dumps(URL_PASSWORD, ensure_ascii=False)[1:-1],
+        token,
+        "header-key-0123456789",
+    ]
+    for path in files:
+        data = path.read_bytes()
+        for secret in forms:
+            assert secret.encode() not in data, (path.name, secret)
+    rows = stored(fresh_store)
+    assert [row.status for row in rows] == ["ok", "error"]
+    assert "user bob password" in rows[0].response["choices"][0]["message"]["content"]
+    recorded = json.loads(cassette.read_text())["interactions"]
+    assert "Authorization: Basic" in recorded[0]["response"]["choices"][0]["message"]["content"]
+    assert "api-key" in recorded[1]["error"]["body"]["error"]["message"]
+
+
 def test_with_the_store_off_nothing_is_written_and_chatting_works(fresh_store, monkeypatch):
     monkeypatch.setenv("NBCHAT_STORE", "off")
     server = FakeServer().reply("hi")
@@ -217,3 +306,22 @@ def test_a_request_sent_again_without_stream_options_is_kept_as_sent(fresh_store
     assert "stream_options" in server.requests[0]
     assert row.status == "ok" and "stream_options" not in row.request
     assert row.request == reply.prepared.body == server.requests[1]
+
+
+def test_a_stream_without_usage_keeps_the_tokens_nbchat_counted(fresh_store):
+    server = FakeServer(piece=4).reply("one two three four five six seven")
+    local = Client(
+        api_key="",
+        base_url="http://127.0.0.1:1/v1",
+        transport=httpx.MockTransport(server.handle),
+        server=profile_for("llama-cpp-python", local=True),
+    )
+    reply = Chat("smollm2", client=local, stream=True).send("count")
+    assert reply.completion.usage is None
+    [row] = stored(fresh_store)
+    assert row.completion_tokens is None
+    assert row.counted_tokens == reply.output_chunks > 1
+    # A server that reports usage leaves nothing counted.
+    openai = openai_client(FakeServer().reply("fine", usage=USAGE))
+    Chat("gpt-4.1-mini", client=openai, stream=True).send("q")
+    assert stored(fresh_store)[-1].counted_tokens is None

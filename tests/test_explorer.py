@@ -59,7 +59,7 @@ def test_tokens_below_the_threshold_are_highlighted():
     explorer = explore(completion(), threshold=0.5)
     assert explorer.low == [1, 3]
     assert spans(explorer) == ["nbx-tok", "nbx-tok nbx-low", "nbx-tok", "nbx-tok nbx-low"]
-    assert "<b>2</b> below 0.50" in explorer.summary.value
+    assert "<b>2</b> below 50.0%" in explorer.summary.value
 
 
 def test_moving_the_slider_recolours_the_tokens():
@@ -86,7 +86,7 @@ def test_every_token_carries_its_alternatives_for_hover_and_click():
     html = explorer.text.value
     assert html.count('tabindex="0"') == 4
     assert ".nbx-tok:focus .nbx-pop" in html and ".nbx-tok:hover .nbx-pop" in html
-    assert 'title="p = 0.300 |  dog 0.500 |  cat 0.300"' in html
+    assert 'title="p = 30.0% |  dog 50.0% |  cat 30.0%"' in html
     assert "<td> dog</td>" in html
 
 
@@ -104,7 +104,7 @@ def test_selecting_a_token_shows_its_alternatives_and_outlines_it():
     explorer.select(1)
     assert explorer.index.value == 1
     details = explorer.details.value
-    assert "Token #1" in details and "0.500" in details and "✓" in details
+    assert "Token #1" in details and "50.0%" in details and "✓" in details
     assert spans(explorer)[1] == "nbx-tok nbx-low nbx-selected"
     explorer.index.value = 2
     assert explorer.selected == 2
@@ -180,7 +180,7 @@ def test_a_logprob_of_minus_9999_is_probability_zero_not_an_overflow():
     assert explorer.low == [1]
     summary = explorer.summary.value
     assert "perplexity 2.000" in summary and "1 at probability 0" in summary
-    assert "p = 0.000" in explorer.text.value
+    assert "p = 0%" in explorer.text.value
     explorer.select(0)
     assert "-inf" in explorer.details.value and "Yo" in explorer.details.value
     explorer.select(1)
@@ -230,3 +230,39 @@ def test_colours_read_in_light_and_dark_themes():
         assert re.search(rf"var\(--jp-[\w-]+,\s*{colour}\)", markup), colour
     for value in re.findall(r"background:([^;\"']+)", markup):
         assert value.startswith(("var(--jp-", "hsla(", "rgba(")), value
+
+
+def test_the_mean_probability_is_the_summarys_geometric_one_in_percent():
+    from nbchat.render.logprobs import logprobs_summary
+
+    explorer = explore(completion([tok(" a", 0.9), tok(" b", 0.1), tok(" c", 0.5)]))
+    stats = logprobs_summary(explorer.tokens)
+    # (0.9 * 0.1 * 0.5) ** (1/3) = 0.356: not the arithmetic 0.5.
+    assert round(stats.mean_probability, 3) == 0.356
+    assert "mean probability 35.6% (geometric)" in explorer.summary.value
+    assert "mean probability 35.6%, geometric" in stats.headline()
+
+
+def test_the_details_pane_leaves_room_for_the_last_lines_pop_up():
+    five = {f" {word}": 0.1 for word in "abcde"}
+    explorer = explore(completion([tok(" a", 0.9, five)]))
+    # Five alternatives and the pop-up's heading line, at about 1.45em each.
+    assert float(explorer.details.layout.min_height.removesuffix("em")) >= 6 * 1.45
+
+
+def test_a_reply_without_logprobs_is_one_line_in_a_notebook():
+    from IPython.testing import globalipapp
+
+    from nbchat.render.logprobs import LogprobsError
+
+    plain = completion()
+    plain.choices[0].logprobs = None
+    with pytest.raises(LogprobsError) as caught:
+        explore(plain)
+    assert len(caught.value._render_traceback_()) == 1
+    assert "the reply has no logprobs" in caught.value._render_traceback_()[0]
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    shell.user_ns["plain"] = plain
+    result = shell.run_cell("import nbchat; nbchat.explore(plain)")
+    assert isinstance(result.error_in_exec, LogprobsError)

@@ -249,7 +249,7 @@ def test_logprobs_views(name, payload):
 
 @pytest.mark.parametrize(("name", "payload"), CASES, ids=IDS)
 def test_config_card(name, payload):
-    from nbchat.notebook.run import config_bundle
+    from nbchat.notebook.configview import config_bundle
     from nbchat.notebook.settings import Chat as Settings
 
     settings = Settings(model=payload, system=payload, request={"user": payload})

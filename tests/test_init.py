@@ -23,6 +23,7 @@ EXPECTED = {
     "tool_log",
     "BudgetExceededError",
     "ReplayMissError",
+    "CassetteError",
     # one prompt over many rows, or many models
     "map",
     "amap",
@@ -49,6 +50,8 @@ EXPECTED = {
     "RateLimitError",
     "InternalServerError",
     "ServiceUnavailableError",
+    "UnsupportedFeatureError",
+    "StoredCompletionsUnsupportedError",
     # tools
     "tool",
     "as_tool",
@@ -68,6 +71,7 @@ EXPECTED = {
     "MCPServerError",
     "MCPTimeoutError",
     "MCPToolError",
+    "Prompt",
     # notebook objects in, structured results out
     "image_part",
     "ImagePart",
@@ -76,6 +80,10 @@ EXPECTED = {
     "data_block",
     "DataBlock",
     "DataError",
+    "audio_part",
+    "AudioError",
+    "file_part",
+    "FileInputError",
     "response_format_for",
     "parse_reply",
     "to_frame",
@@ -132,3 +140,25 @@ def test_errors_form_one_tree():
         "ReplayMissError",
     ):
         assert issubclass(getattr(nbchat, name), nbchat.NbchatError), name
+
+
+def test_the_names_for_type_checkers_are_the_export_table():
+    # The table is the one list: __all__ is derived from it, and the imports type checkers
+    # read name the same names from the same modules.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(nbchat))
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    imported = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == nbchat._EXPORTS
+    assert nbchat.__all__ == sorted([*nbchat._EXPORTS, *nbchat._OWN])

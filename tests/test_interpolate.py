@@ -64,3 +64,31 @@ def test_assignment_expressions_do_not_leak_into_the_namespace():
     namespace = {"x": 1}
     assert interpolate("{(y := x + 4)}", namespace) == "5"
     assert "y" not in namespace
+
+
+def test_a_generator_in_braces_is_code_by_the_same_rule_as_a_name():
+    # Undefined names fail alike, whether alone or in a comprehension.
+    for text in ("{nosuch}", "{x for x in nosuch}"):
+        with pytest.raises(InterpolationError, match="NameError: name 'nosuch'"):
+            interpolate(text, {})
+    with pytest.raises(InterpolationError, match=r"makes a generator.*\{\[x for x in y\]\}"):
+        interpolate("{x for x in y}", {"y": [1, 2]})
+    assert interpolate("{[x for x in y]} {{x for x in y}}", {"y": [1, 2]}) == (
+        "[1, 2] {x for x in y}"
+    )
+    # Braces that are not code in any reading stay as written.
+    assert interpolate("{see below} {x for}", {}) == "{see below} {x for}"
+
+
+def test_missing_values_are_empty_text_when_asked_and_each_is_reported():
+    import math
+
+    import pandas as pd
+
+    seen: list[str] = []
+    namespace = {"a": None, "b": math.nan, "c": pd.NA, "d": pd.NaT, "e": 0}
+    text = interpolate("[{a}|{b:.2f}|{c}|{d}|{e}]", namespace, on_missing=seen.append)
+    assert text == "[||||0]"
+    assert seen == ["a", "b", "c", "d"]
+    # Without the hook (a cell's prompt), values are written as Python writes them.
+    assert interpolate("{a} {b}", namespace) == "None nan"

@@ -320,7 +320,7 @@ def test_streamed_reasoning_shows_live_in_a_collapsed_block_above_the_answer(spe
     reply = reasoning_reply(spelling, view)
     assert reply.reasoning == THOUGHT and reply.content == "The answer is **four**."
     pages = [bundle["text/html"] for _, bundle in display.log if "text/html" in bundle]
-    thinking_live = [p for p in pages if "💭 Thinking…" in p]
+    thinking_live = [p for p in pages if "Thinking…" in p]
     # Shown while it streamed, before any of the answer arrived, and collapsed.
     assert thinking_live and "answer" not in thinking_live[0]
     assert all("<details open" not in p for p in pages)
@@ -370,7 +370,7 @@ def test_text_mode_shows_a_short_thinking_line_then_the_answer_once(spelling):
     out = io.StringIO()
     reasoning_reply(spelling, LiveView(mode="text", out=out))
     written = out.getvalue()
-    assert written.startswith("💭 Thinking… (~")
+    assert written.startswith("Thinking… (~")
     assert "  That makes four." in written
     assert written.count("That makes four.") == 1
     assert written.count("The answer is **four**.") == 1
@@ -396,5 +396,109 @@ def test_text_mode_reports_a_tool_result_once():
     view.finish(reply)
     written = out.getvalue()
     assert written.count("add(") == 1, written
-    assert "✅ add(" in written and "-> 42" in written
+    assert "✓ add(" in written and "-> 42" in written
     assert "ran" not in written and "`" not in written and "*" not in written
+
+
+def test_text_mode_wraps_replies_and_footers_at_words_to_the_width():
+    from nbchat.render.wrap import cells
+
+    prose = "Python is a high-level, general-purpose programming language. " * 4
+    code = "print('" + "z" * 70 + "')"
+    text = f"{prose}\n\n```python\n{code}\n```\nDone."
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out, width=40)
+    pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
+    stream_through(view, pieces, Clock(), step=0.0)
+    reply = reply_of(text)
+    reply.completion.model = "a-model-with-a-long-name"
+    reply.elapsed = 1.5
+    view.finish(reply)
+    lines = out.getvalue().splitlines()
+    assert code in lines
+    assert all(cells(line) <= 40 for line in lines if line != code)
+    words = " ".join(line for line in lines if line != code).split()
+    assert "high-level," in words and "general-purpose" in words
+    footer = lines[lines.index("Done.") + 1 :]
+    assert footer[0].startswith("— a-model-with-a-long-name")
+    # The footer breaks between its parts, each continued line under the dash's text.
+    assert all(line.startswith("  ") for line in footer[1:])
+
+
+def test_text_mode_puts_no_blank_line_before_tools_notes_or_the_footer():
+    from nbchat.conversation.chat import Chat
+    from tests.fakeserver import FakeServer
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    server = FakeServer().reply(None, tool_calls=[{"name": "add", "arguments": {"a": 40, "b": 2}}])
+    server.reply("It is 42.", model="other-model")
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    reply = Chat("fake-model", client=server.client(), stream=True).send(
+        "add", tools=[add], listener=view
+    )
+    view.finish(reply)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("✓ add(")
+    assert lines[1] == "It is 42."
+    assert lines[2].startswith("[note] other-model answered")
+    assert lines[3].startswith("— other-model")
+    assert "" not in lines
+
+
+def test_a_spoken_replys_transcript_streams_and_is_written_once():
+    import base64
+
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out)
+    for piece in ("Hel", "lo there"):
+        view.on_chunk(
+            ChatCompletionChunk.model_validate(
+                {"choices": [{"index": 0, "delta": {"audio": {"transcript": piece}}}]}
+            ),
+            None,
+        )
+    completion = ChatCompletion.model_validate(
+        {
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "audio": {
+                            "id": "a1",
+                            "data": base64.b64encode(b"\x00\x00" * 10).decode(),
+                            "transcript": "Hello there",
+                        },
+                    },
+                }
+            ],
+        }
+    )
+    view.finish(Reply(completion=completion, request={"audio": {"format": "pcm16"}}))
+    text = out.getvalue()
+    assert text.startswith("Hello there\n") and text.count("Hello there") == 1
+    assert "[spoken]" in text
+
+
+def test_a_forming_custom_tool_call_shows_its_input():
+    display, clock = FakeDisplay(), Clock()
+    view = LiveView(mode="live", rate=20, display=display, clock=clock)
+    for delta in (
+        {"index": 0, "id": "c1", "type": "custom", "custom": {"name": "sql", "input": "SEL"}},
+        {"index": 0, "custom": {"input": "ECT <1>"}},
+    ):
+        clock.now += 1
+        view.on_chunk(
+            ChatCompletionChunk.model_validate(
+                {"choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
+            ),
+            None,
+        )
+    assert "sql(SELECT &lt;1&gt;" in display.log[-1][1]["text/html"]

@@ -140,3 +140,11 @@ def test_tool_log_lists_each_call_with_its_approval_and_exchange(tmp_path, monke
     assert frame.loc[0, "approval"] == "refused: nobody can answer"
     assert frame.loc[0, "exchange_id"] == store.select()[0].id
     assert tool_log("other").empty
+
+
+def test_reply_text_of_custom_calls_and_spoken_replies():
+    custom = {"type": "custom", "custom": {"name": "sql", "input": "x"}}
+    response = {"choices": [{"message": {"content": None, "tool_calls": [custom]}}]}
+    assert reply_text(response) == "sql(…)"
+    spoken = {"choices": [{"message": {"content": None, "audio": {"transcript": "Hi"}}}]}
+    assert reply_text(spoken) == "[spoken] Hi"

@@ -167,8 +167,8 @@ def test_history_renders_the_conversation(shell):
     shell.run_cell_magic("chat", "", "a question")
     shell.run_line_magic("chat", "history")
     markdown = final_html(shell)
-    assert "<strong>user</strong><p>a question</p>" in markdown
-    assert "<strong>assistant</strong><p>an answer</p>" in markdown
+    assert "<strong>You</strong><p>a question</p>" in markdown
+    assert "<strong>Assistant</strong><p>an answer</p>" in markdown
 
 
 def test_out_stores_the_reply_text(shell):
@@ -327,7 +327,7 @@ def test_model_markdown_cannot_fetch_images_or_run_html(shell):
     markdown = final_html(shell)
     assert "<img" not in markdown
     assert "<script>" not in markdown
-    assert '<a href="http://evil.test/?q=secret"' in markdown and "🖼 x</a>" in markdown
+    assert '<a href="http://evil.test/?q=secret"' in markdown and "[image: x]</a>" in markdown
 
 
 def test_tools_options_reach_the_request_and_the_loop_runs(shell):
@@ -347,7 +347,7 @@ def test_tools_options_reach_the_request_and_the_loop_runs(shell):
     assert first["parallel_tool_calls"] is False
     assert {"role": "tool", "tool_call_id": "c1", "content": "5"} in second["messages"]
     markdown = final_html(shell)
-    assert "<summary>✅ <code>add(" in markdown
+    assert "<summary>✓ <code>add(" in markdown
     assert "It is 5." in markdown
 
 
@@ -561,3 +561,134 @@ def test_a_cell_reply_carries_how_it_was_obtained_and_history_json_keeps_it(shel
     data = json.loads(capsys.readouterr().out)
     assert data["messages"][-1] == {"role": "assistant", "content": "Answer."}
     assert data["metadata"]["1"]["request_hash"] == meta["request_hash"]
+
+
+@pytest.mark.parametrize(
+    ("line", "corrected", "kept"),
+    [
+        (
+            "explain what a monad is --dry-run",
+            "%chat --dry-run explain what a monad is",
+            "'--dry-run'",
+        ),
+        (
+            "--dry-run Hello there --max-tokens 5",
+            "%chat --dry-run --max-tokens 5 Hello there",
+            "'--max-tokens 5'",
+        ),
+        ("Say hi -s 'Be brief.'", "%chat -s 'Be brief.' Say hi", "\"-s 'Be brief.'\""),
+    ],
+)
+def test_options_after_a_one_line_prompt_are_refused_with_the_corrected_command(
+    shell, line, corrected, kept
+):
+    with pytest.raises(UsageError) as caught:
+        shell.run_line_magic("chat", line)
+    message = str(caught.value)
+    assert f"Options go before the prompt: {corrected} (or " in message
+    assert f"to send {kept} as part of the prompt" in message
+    assert "\n" not in message
+    assert shell.server.requests == []
+
+
+def test_text_that_only_mentions_flags_or_follows_a_double_dash_is_sent_as_written(shell):
+    for _ in range(4):
+        shell.server.reply("ok")
+    sent = []
+    for line, prompt in [
+        ("what does --verbose do in pip?", "what does --verbose do in pip?"),
+        ("what is -t", "what is -t"),
+        ("-- Hello there --max-tokens 5", "Hello there --max-tokens 5"),
+        ("-t 0 -- Hello --dry-run", "Hello --dry-run"),
+    ]:
+        shell.run_line_magic("chat", line)
+        sent.append(shell.server.last["messages"][-1]["content"])
+        assert sent[-1] == prompt
+    assert shell.server.last["temperature"] == 0
+
+
+def test_compare_refuses_options_after_its_prompt(shell):
+    with pytest.raises(UsageError, match=r"%chat compare -m a -m b -t 0 Why\?"):
+        shell.run_line_magic("chat", "compare -m a -m b Why? -t 0")
+    assert shell.server.requests == []
+
+
+def test_help_is_plain_text_without_restructuredtext_markup(shell, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    shell.run_line_magic("chat", "-h")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %chat [-m MODEL]")
+    assert "::" not in out and "``" not in out and "<{" not in out
+    assert "\n\n\n" not in out
+    # Each line of the description stays a line of its own, wrapped to the width.
+    assert "\n%chat log [N] shows the last exchanges" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_the_newer_options_reach_the_request_body(shell, tmp_path):
+    from nbchat.convert.audio import wav_from_pcm16
+
+    shell.user_ns["rec"] = wav_from_pcm16(b"\x00\x00" * 100)
+    shell.user_ns["draft"] = "def f():\n    return 1\n"
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.4 tiny")
+    shell.server.reply("ok")
+    shell.run_cell_magic(
+        "chat",
+        f"--audio rec --file {pdf} --predict draft --web-search low --service-tier priority "
+        "--verbosity high --reasoning-effort xhigh --prompt-cache-key k --safety-identifier u "
+        "--store --metadata run=3 --no-stream",
+        "What is in these?",
+    )
+    body = shell.server.last
+    assert [part["type"] for part in body["messages"][-1]["content"]] == [
+        "text",
+        "input_audio",
+        "file",
+    ]
+    assert body["prediction"] == {"type": "content", "content": "def f():\n    return 1\n"}
+    assert body["web_search_options"] == {"search_context_size": "low"}
+    assert (body["service_tier"], body["verbosity"], body["reasoning_effort"]) == (
+        "priority",
+        "high",
+        "xhigh",
+    )
+    assert (body["prompt_cache_key"], body["safety_identifier"]) == ("k", "u")
+    assert body["store"] is True and body["metadata"] == {"run": "3"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--speak robot", "invalid choice: 'robot'"),
+        ("--service-tier cheap", "invalid choice: 'cheap'"),
+        ("--reasoning-effort extreme", "invalid choice: 'extreme'"),
+        ("--predict 42", "not a variable"),
+        ("--audio nothing", "not a variable of the notebook nor a file"),
+        ("--metadata novalue", "invalid metadata_pair value"),
+        ("--allowed-tools shout", "tool_choice"),
+    ],
+)
+def test_bad_newer_options_are_one_line_and_send_nothing(shell, line, message):
+    with pytest.raises(UsageError, match=message) as info:
+        shell.run_cell_magic("chat", line, "hi")
+    assert "\n" not in str(info.value)
+    assert shell.server.requests == []
+
+
+def test_a_dry_run_of_what_the_server_would_refuse_still_shows_the_request(shell, capsys):
+    from nbchat.conversation import sessions
+
+    client = shell.server.client(server="ollama")
+    sessions.client_for = lambda settings: client  # undone by the fixture's monkeypatch
+    shell.run_cell_magic("chat", "--speak alloy --dry-run", "Say hi")
+    text = shell.publisher.text()
+    assert "Dry run (not sent; this server would refuse it)" in text
+    assert '\\"modalities\\": [\\n    \\"text\\",\\n    \\"audio\\"' in text
+    assert "spoken replies (audio output) is unsupported by this ollama server" in (
+        capsys.readouterr().out
+    )
+    assert shell.server.requests == []
+    with pytest.raises(UsageError, match="unsupported by this ollama server"):
+        shell.run_cell_magic("chat", "--speak alloy", "Say hi")
+    assert shell.server.requests == []

@@ -64,10 +64,13 @@ def test_a_dataframe_gives_a_dataframe_with_its_index_in_its_order():
         )
     assert list(result.index) == [10, 20, 5, 7]
     assert list(result["reply"]) == ["re: Say a 1", "re: Say b 2", "re: Say c 3", "re: Say d 4"]
-    assert result["error"].isna().all()
+    assert (result["error"] == "").all()
     assert list(result.columns) == ["reply", "error", "finish_reason", "tokens", "latency"]
     assert list(result["tokens"]) == [7, 7, 7, 7]
     assert (result["latency"] > 0).all()
+    # To the millisecond, and the table shows no "None" for the rows without an error.
+    assert all(round(value, 3) == value for value in result["latency"])
+    assert "None" not in result.to_string() and "None" not in result._repr_html_()
 
 
 def test_a_list_gives_a_list_of_dicts_and_the_template_sees_each_row():

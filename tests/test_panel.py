@@ -143,7 +143,7 @@ def test_reply_streams_live_before_it_finishes_and_stop_keeps_the_partial_marked
     p.send("Tell me")
     assert gated.paused.wait(5)
     time.sleep(0.05)
-    live = json.dumps([o["data"] for o in p.live.outputs], ensure_ascii=False)
+    live = "".join(p.live_html())
     assert "The quic" in live and "▌" in live
     assert p.busy and not p.stop_button.disabled and p.send_button.disabled
     p.stop()
@@ -156,7 +156,7 @@ def test_reply_streams_live_before_it_finishes_and_stop_keeps_the_partial_marked
     assert chat.last_reply.interrupted
     assert "Interrupted" in shown(p)
     assert "Stopped" in p.status.value
-    assert p.live.outputs == ()
+    assert p.live_html() == [] and p.live.children == ()
 
 
 def test_send_while_answering_is_refused():
@@ -491,11 +491,10 @@ PAYLOADS = list(hostile.PAYLOADS.values())
 
 
 def panel_html(p: ChatPanel) -> str:
-    areas = (p.conversation, p.live)
-    bundles = [o["data"] for area in areas for o in area.outputs]
+    bundles = [o["data"] for o in p.conversation.outputs]
     # Only HTML that nbchat built: Markdown would be rendered (raw HTML and all) by the front end.
     assert all("text/html" in b and "text/markdown" not in b for b in bundles)
-    parts = [b["text/html"] for b in bundles]
+    parts = [b["text/html"] for b in bundles] + p.live_html()
     parts += [p.footer.value, p.status.value, p.title.value, p.thumbnails.value]
     return "\n".join(parts)
 
@@ -570,7 +569,7 @@ def test_only_our_own_thumbnails_are_shown_as_images():
     hostile.assert_inert(p.thumbnails.value, "thumbnail")
     p.attachments = [dataclasses.replace(part, thumbnail="https://evil.test/x.png")]
     p._show_thumbnails()
-    assert "<img" not in p.thumbnails.value and "🖼" in p.thumbnails.value
+    assert "<img" not in p.thumbnails.value and "[image]" in p.thumbnails.value
     p.attachments = [part]
     p.send("What is it?")
     assert p.wait(5)
@@ -806,9 +805,14 @@ def test_an_html_export_shows_the_conversation_inert_where_the_widget_was(shell)
 def test_the_panel_shows_the_thinking_and_the_notes_of_a_reply():
     p, server = make_panel()
     seen_live: list[str] = []
-    p.live.observe(
-        lambda change: seen_live.extend(json.dumps(o["data"]) for o in change["new"]), "outputs"
-    )
+
+    def watch(change):
+        # Every area of the live turn, and every value each one takes.
+        for area in change["new"]:
+            seen_live.append(area.value)
+            area.observe(lambda value: seen_live.append(value["new"]), "value")
+
+    p.live.observe(watch, "children")
     server.reply("Four.", reasoning="two and two", model="other-model")
     p.prompt.value = "2+2?"
     p.send()
@@ -819,7 +823,7 @@ def test_the_panel_shows_the_thinking_and_the_notes_of_a_reply():
     # The note on who answered is in the panel, not only in reply.notes.
     assert p.chat.last_reply.notes
     assert "other-model answered" in page
-    assert any("Thinking\\u2026" in s or "Thinking…" in s for s in seen_live)
+    assert any("Thinking…" in s for s in seen_live)
     assert p.chat.messages[-1] == {"role": "assistant", "content": "Four."}
 
 
@@ -855,3 +859,93 @@ def test_tools_given_to_the_panel_run_and_those_needing_approval_are_refused():
     assert [t["function"]["name"] for t in server.requests[0]["tools"]] == ["lookup", "delete"]
     told = [m["content"] for m in server.last["messages"] if m["role"] == "tool"]
     assert told[0] == "tea: a word" and "chat panel cannot ask" in told[1]
+
+
+# -- layout, headings, icons ----------------------------------------------------------------------
+
+# What the panel's chrome once showed as icons: boxes where no emoji font is installed.
+EMOJI = "💬🧑⏹⏳✅❌🔧💭🖼🚫\ufe0f"
+
+
+def test_the_live_turn_streams_inside_the_scrolling_conversation():
+    p, _ = make_panel()
+    (inner,) = p.scroller.children
+    assert inner.children == (p.conversation, p.live)
+    # A fixed height: a reply streaming in does not grow the panel.
+    assert p.scroller.layout.height and not p.scroller.layout.max_height
+    assert p.scroller.layout.flex_flow == "column-reverse"
+
+
+def test_turns_are_headed_alike_from_the_panel_and_from_cells_and_nothing_is_an_emoji():
+    p, server = make_panel()
+    server.reply("From the panel.").reply("From a cell.")
+    p.send("panel question")
+    assert p.wait(5)
+    p.chat.send("cell question")
+    p.refresh()
+    page = shown(p)
+    assert page.count("<strong>You</strong>") == 2
+    assert page.count("<strong>Assistant</strong>") == 2
+    chrome = page + p.title.value + p.status.value + p.footer.value
+    chrome += "".join(b.description for b in (p.send_button, p.stop_button, p.explore_button))
+    assert not [c for c in EMOJI if c in chrome]
+    assert 'class="fa fa-comments"' in p.title.value
+    assert p.send_button.icon == "paper-plane" and p.stop_button.icon == "stop"
+
+
+def test_a_stopped_reply_is_said_to_be_kept_once():
+    gated = GatedStream("The quick brown fox jumps over the lazy dog")
+    p = ChatPanel(chat=Chat(client=gated.client(), model="m"), shell=None, list_models=False)
+    p.send("Tell me")
+    assert gated.paused.wait(5)
+    p.stop()
+    gated.gate.set()
+    assert p.wait(5)
+    html = "".join(o["data"]["text/html"] for o in p.conversation.outputs)
+    page = html + p.status.value
+    assert page.count("kept") == 1 and "Interrupted" in html
+    assert not [c for c in EMOJI if c in page]
+
+
+def test_max_tokens_is_off_until_checked_or_set_and_says_so_on_screen():
+    p, _ = make_panel()
+    assert not p.max_tokens_on.value and p.max_tokens.disabled
+    assert p.max_tokens_on.description == "max tokens"
+    assert "max_tokens" not in p.request_fields()
+    p.max_tokens_on.value = True
+    assert not p.max_tokens.disabled
+    assert p.request_fields()["max_tokens"] == p.max_tokens.value
+    p.max_tokens_on.value = False
+    p.max_tokens.value = 77
+    # Setting a limit (from Python, or typing it) turns it on.
+    assert p.max_tokens_on.value and p.request_fields()["max_tokens"] == 77
+
+
+def test_the_controls_may_shrink_and_wrap_for_a_narrow_side_area():
+    p, _ = make_panel()
+    assert p.model.layout.min_width == "0" and p.model.layout.flex
+    for button in (p.send_button, p.stop_button):
+        assert button.layout.min_width and button.layout.flex == "0 0 auto"
+    assert p.prompt.layout.min_width == "0"
+
+
+def test_an_empty_conversation_says_so_until_the_first_turn_streams_in():
+    gated = GatedStream("The first reply, streaming")
+    p = ChatPanel(chat=Chat(client=gated.client(), model="m"), shell=None, list_models=False)
+    assert "No messages yet" in shown(p)
+    p.send("Hello")
+    assert gated.paused.wait(5)
+    assert "No messages yet" not in shown(p)
+    gated.gate.set()
+    assert p.wait(5)
+    assert "No messages yet" not in shown(p) and "The first reply" in shown(p)
+
+
+def test_the_panel_footer_shows_the_counted_tokens_of_a_reply_without_usage():
+    p, server = make_panel()
+    server.reply("no usage here")
+    reply = p.chat.send("x")
+    reply.completion.usage = None
+    reply.output_chunks = 7
+    p.refresh(force=True)
+    assert "~7 completion tokens (counted" in p.footer.value

@@ -310,3 +310,96 @@ def test_openai_reasoning_models_get_the_system_prompt_as_a_developer_message():
         "system"
     )
     assert profile_for("vllm").adapt(body)[0]["messages"][0]["role"] == "system"
+
+
+# -- the newer parts of the API -------------------------------------------------------------------
+
+AUDIO_PART = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+FILE_PART = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:,x"}}
+NEWER = {
+    "audio_input": _body(messages=[{"role": "user", "content": [AUDIO_PART]}]),
+    "files": _body(messages=[{"role": "user", "content": [FILE_PART]}]),
+    "audio_output": _body(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}),
+    "custom_tools": _body(tools=[{"type": "custom", "custom": {"name": "sql"}}]),
+    "web_search": _body(web_search_options={}),
+}
+
+
+def test_every_kind_says_what_it_knows_of_each_newer_part():
+    from nbchat.transport.profiles import uses
+
+    for feature, body in NEWER.items():
+        assert uses(body) == {feature}
+        assert profile_for("openai").supports(feature) is True
+        assert profile_for("generic").supports(feature) is None
+        for kind in ("ollama", "lmstudio", "llama-cpp-python"):
+            assert profile_for(kind).supports(feature) is False
+    assert profile_for("openrouter").supports("stored_completions") is False
+    assert profile_for("vllm").supports("audio_input") is None
+
+
+@pytest.mark.parametrize("feature", list(NEWER))
+def test_a_part_a_server_lacks_is_refused_before_sending_with_the_reason(feature):
+    from nbchat.transport.profiles import UnsupportedFeatureError
+
+    body = NEWER[feature]
+    with pytest.raises(UnsupportedFeatureError) as info:
+        profile_for("ollama").adapt(body)
+    error = info.value
+    assert error.feature == feature
+    assert "unsupported by this ollama server" in str(error) and "\n" not in str(error)
+    assert error.body == body  # what a dry run shows
+    assert profile_for("openai").adapt(body)[0] == body
+
+
+@pytest.mark.parametrize("feature", list(NEWER))
+def test_a_first_refusal_on_a_generic_server_is_learned_and_said_next_time(feature):
+    profile = profile_for("generic")
+    body = NEWER[feature]
+    words = {
+        "audio_input": "Unknown content type input_audio",
+        "files": "file_data is not supported",
+        "audio_output": "modalities: audio output is not available",
+        "custom_tools": "tools.0.type: custom is not supported",
+        "web_search": "web_search_options is not supported by this model",
+    }[feature]
+    assert profile.fallback(_refusal(words), body) is None  # nothing stands in: the error stands
+    assert profile.supports(feature) is False
+    with pytest.raises(RequestValidationError, match="learned from an earlier refusal"):
+        profile.adapt(body)
+
+
+def test_a_prediction_is_left_out_where_the_server_takes_none():
+    body = _body(prediction={"type": "content", "content": "x = 1"})
+    out, notes = profile_for("ollama").adapt(body)
+    assert "prediction" not in out and "prediction was left out" in notes[0]
+    generic = profile_for("generic")
+    assert "sent again without it" in generic.fallback(_refusal("unknown: prediction"), body)
+    out, notes = generic.adapt(body)
+    assert "prediction" not in out and "learned from an earlier refusal" in notes[0]
+    assert profile_for("openai").adapt(body) == (body, [])
+
+
+def test_the_readmes_table_of_newer_parts_is_what_the_profiles_know():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- newer-parts-table -->")[1].split("<!-- /newer-parts-table -->")[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    features = [
+        "audio_input",
+        "audio_output",
+        "files",
+        "custom_tools",
+        "predictions",
+        "web_search",
+        "stored_completions",
+    ]
+    marks = {True: "✓", False: "✗", None: "?"}
+    seen = set()
+    for kind, *cells in rows:
+        kind = kind.strip().strip("`")
+        seen.add(kind)
+        known = profile_for(kind)
+        assert [c.strip() for c in cells] == [marks[known.supports(f)] for f in features], kind
+    assert seen == set(KINDS)

@@ -22,6 +22,12 @@ def test_scrub_masks_secrets_anywhere_in_json():
     assert scrub(value, ("",)) is value  # nothing to hide
 
 
+def test_scrub_masks_a_secret_inside_another_whole_whatever_order_they_come_in():
+    text = "token abcd1234wxyz and abcd1234"
+    assert scrub(text, ("abcd1234", "abcd1234wxyz")) == f"token {MASK} and {MASK}"
+    assert scrub("abc and abcd", ("abc", "abcd")) == f"abc and {MASK}"  # 3 characters: left
+
+
 def test_an_exchange_takes_model_usage_and_finish_reasons_from_a_completion():
     completion = ChatCompletion.model_validate(
         {

@@ -116,8 +116,8 @@ def test_history_bundle_marks_roles_tools_and_interruptions():
     chat.add({"role": "assistant", "content": "partial"}, interrupted=True)
     bundle = history_bundle(chat)
     page = bundle["text/html"]
-    assert "<strong>user</strong><p>q</p>" in page
-    assert "🔧 <code>f({})</code>" in page and "c1" in page
+    assert "<strong>You</strong><p>q</p>" in page
+    assert "tool call</span> <code>f({})</code>" in page and "c1" in page
     assert "answer to c1" in page
     assert "<em>(interrupted)</em>" in page
     assert "4 messages" in bundle["text/plain"]
@@ -223,3 +223,106 @@ def test_request_bundle_shows_json_in_an_escaped_pre():
     assert "<script" not in page
     assert page.count("<pre") == page.count("</pre>") == 1
     assert "&lt;/pre&gt;&lt;script&gt;" in page
+
+
+def test_the_footer_shows_audio_and_prediction_tokens_and_the_tier():
+    usage = {
+        "prompt_tokens": 40,
+        "completion_tokens": 30,
+        "total_tokens": 70,
+        "prompt_tokens_details": {"audio_tokens": 12},
+        "completion_tokens_details": {
+            "audio_tokens": 20,
+            "accepted_prediction_tokens": 9,
+            "rejected_prediction_tokens": 3,
+        },
+    }
+    text = footer_text(completion(usage=usage, service_tier="flex"))
+    assert "70 tokens (12 audio in, 20 audio out)" in text
+    assert "prediction: 9 accepted, 3 rejected" in text
+    assert text.endswith("· tier flex")
+
+
+def test_a_spoken_reply_shows_a_player_and_its_transcript_rendered_safely():
+    import base64
+
+    from nbchat.convert.audio import wav_from_pcm16
+
+    data = base64.b64encode(b"\x00\x01" * 240).decode()
+    audio = {"id": "a1", "data": data, "transcript": "Hi **there** <script>x</script>"}
+    reply = Reply(
+        completion=completion(
+            choices=[
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": None, "audio": audio},
+                }
+            ]
+        ),
+        request={"audio": {"voice": "alloy", "format": "pcm16"}},
+    )
+    bundle = reply_bundle(reply)
+    html = bundle["text/html"]
+    wav = base64.b64encode(wav_from_pcm16(b"\x00\x01" * 240)).decode()
+    assert f'src="data:audio/wav;base64,{wav}"' in html and "<audio" in html
+    assert "<strong>there</strong>" in html and "<script>" not in html
+    assert "[spoken] Hi **there**" in bundle["text/plain"]
+
+
+def test_citations_are_numbered_links_and_a_hostile_source_stays_text():
+    notes = [
+        {
+            "type": "url_citation",
+            "url_citation": {"url": url, "title": title, "start_index": 0, "end_index": 5},
+        }
+        for url, title in (
+            ("https://news.example/a", "News <b>A</b>"),
+            ("javascript:alert(1)", "Evil"),
+        )
+    ]
+    reply = Reply(
+        completion=completion(
+            choices=[
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": "Rain. More.",
+                        "annotations": notes,
+                    },
+                }
+            ]
+        )
+    )
+    bundle = reply_bundle(reply)
+    html = bundle["text/html"]
+    assert 'href="https://news.example/a"' in html and ">[1]</a>" in html
+    assert 'href="javascript' not in html
+    assert '<li value="1"><a href="https://news.example/a"' in html
+    assert "News &lt;b&gt;A&lt;/b&gt;" in html
+    assert '<li value="2">Evil <code>javascript:alert(1)</code></li>' in html
+    assert "Rain. [1] [2] More." in bundle["text/plain"]
+    assert "[2] Evil — javascript:alert(1)" in bundle["text/plain"]
+
+
+def test_custom_and_deprecated_function_calls_are_shown_like_tool_calls():
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "custom", "custom": {"name": "sql", "input": "<x>"}}],
+        "function_call": {"name": "old_style", "arguments": "{}"},
+    }
+    reply = Reply(
+        completion=completion(choices=[{"index": 0, "finish_reason": "stop", "message": message}])
+    )
+    bundle = reply_bundle(reply)
+    assert "<code>sql(&lt;x&gt;)</code>" in bundle["text/html"]
+    assert "[function call] old_style({})" in bundle["text/plain"]
+    chat = Chat("m")
+    chat.add({k: v for k, v in message.items() if k != "function_call"})
+    chat.add({"role": "assistant", "audio": {"id": "audio_9"}})
+    history = history_bundle(chat)
+    assert "sql(&lt;x&gt;)" in history["text/html"]
+    assert "spoken reply audio_9" in history["text/plain"]

@@ -85,3 +85,11 @@ def test_a_prompt_is_a_template_or_a_function():
     assert as_prompt(len) is len
     with pytest.raises(RequestValidationError, match="prompt must be"):
         as_prompt(42)
+
+
+def test_a_template_fills_missing_values_as_empty_text_and_counts_them():
+    source = row_source(pd.DataFrame({"text": ["a", None, "c"], "n": [1.0, float("nan"), None]}))
+    template = RowTemplate("{text}/{n:g}")
+    assert [template.fill(source.namespace(i)) for i in range(3)] == ["a/1", "/", "c/"]
+    assert template.missing(source) == {"text": 1, "n": 2}
+    assert RowTemplate("{text}", enabled=False).missing(source) == {}

@@ -74,3 +74,57 @@ def test_usage_totals_priced_unpriced_and_cached_exchanges(fresh_store):
     assert "1 exchange with no known price" in plain
     assert "1 answered by the cache or a cassette" in plain
     assert "Budget: $0.75 of $2.00 spent" in plain
+
+
+def test_counted_tokens_show_where_the_server_sent_no_usage_marked_as_counted(fresh_store):
+    put(model="local", cost=None, counted_tokens=80)
+    put(model="local", cost=None, prompt_tokens=137, completion_tokens=11)
+    log = log_table(10)["text/plain"]
+    assert "?+~80" in log and "137+11" in log
+    assert "~N: completion tokens nbchat counted" in log
+    usage = usage_table()["text/plain"]
+    local = next(line for line in usage.splitlines() if " local " in line)
+    # The prompt sum is of one exchange of two: at least; the completion counted in part.
+    assert (
+        "≥137" in local and "~91" in local and "unknown" not in local.replace("price unknown", "")
+    )
+    assert "~N: completion tokens nbchat counted" in usage
+
+
+def test_the_log_fits_a_narrow_terminal_as_records_and_a_wide_one_as_a_table(fresh_store):
+    long_prompt = "Write a paragraph about the history of the Python programming language."
+    for n in range(3):
+        put(
+            request={"messages": [{"role": "user", "content": long_prompt}]},
+            response=reply("Python's history is marked by a mix of innovation. " * 3),
+            model="SmolLM2-135M-Instruct.Q4_1",
+            prompt_tokens=12,
+            completion_tokens=80 + n,
+            latency=2.5,
+        )
+    narrow = log_table(10, width=80)["text/plain"].splitlines()
+    assert all(len(line) <= 80 for line in narrow)
+    assert narrow[1].startswith("2025-05-12") and "12+80 tokens" in narrow[1]
+    assert any(line.startswith("  > Write a paragraph") for line in narrow)
+    wide = log_table(10, width=200)["text/plain"].splitlines()
+    assert wide[1].split() == [
+        "time",
+        "session",
+        "model",
+        "tokens",
+        "cost",
+        "latency",
+        "prompt",
+        "reply",
+    ]
+    assert all(len(line) <= 200 for line in wide)
+
+
+def test_usage_fits_the_terminal_too(fresh_store):
+    put(model="SmolLM2-135M-Instruct.Q4_1", cost=None, prompt_tokens=100, completion_tokens=10)
+    narrow = usage_table(width=60)["text/plain"].splitlines()
+    # The store's path is one word, as long as it is.
+    assert all(len(line) <= 60 for line in narrow if not line.startswith("Store: "))
+    assert any("exchanges 1, cached 0, prompt 100, completion 10" in line for line in narrow)
+    wide = usage_table(width=120)["text/plain"].splitlines()
+    assert wide[1].startswith("day (UTC)") and len(wide[1]) <= 120

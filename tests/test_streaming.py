@@ -305,6 +305,41 @@ def test_an_event_that_is_not_a_chunk_raises_response_validation_error() -> None
     assert info.value.__cause__ is None
 
 
+ESCAPED = SECRET.replace("s", "\\u0073", 1)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # The key as a value, as JSON escapes, as a key of the server's, percent-encoded.
+        f'data: {{"choices": [{{"delta": {{"content": 5}}}}], "echo": "{SECRET}"}}\n\n',
+        f'data: {{"choices": [{{"delta": {{"content": 5}}}}], "echo": "{ESCAPED}"}}\n\n',
+        f'data: {{"choices": [{{"delta": {{"content": 5}}}}], "echo": "{ESCAPED}\n\n',
+        f'data: {{"choices": {{"{ESCAPED}": 1}}}}\n\n',
+        f'data: {{"choices": "{SECRET.replace("-", "%2D")}"}}\n\n',
+    ],
+    ids=["plain", "json-escaped", "escaped-in-broken-json", "as-a-key", "percent-encoded"],
+)
+def test_a_key_echoed_in_a_malformed_chunk_is_in_no_error_message(event: str) -> None:
+    with pytest.raises(APIResponseValidationError) as info:
+        collect(sse(event, done=False))
+    shown = str(info.value) + json.dumps(info.value.body)
+    assert SECRET not in shown
+    assert ESCAPED not in shown and "SECRET-0123456789abcdef" not in shown
+
+
+def test_a_key_cut_off_at_the_head_of_a_body_that_is_not_a_stream_is_masked() -> None:
+    # The first 512 bytes are shown: the key's first half ends them.
+    body = b"x" * (512 - 16) + SECRET.encode() + b" and more"
+    server = Server(body)
+    server.headers = {"content-type": "text/html"}
+    stream = server.client().stream(model="gpt-4.1", messages=MESSAGES)
+    with pytest.raises(APIResponseValidationError) as info:
+        list(stream)
+    assert "not an event stream" in str(info.value)
+    assert SECRET[:16] not in str(info.value)
+
+
 def test_an_event_of_the_wrong_shape_names_the_field() -> None:
     with pytest.raises(APIResponseValidationError, match="choices"):
         collect(sse({**HEAD, "choices": "lots"}))

@@ -120,3 +120,20 @@ def test_text_tokens_count_words_digits_marks_and_other_characters():
     assert text_tokens("数据分析") == 4
     numbers = ",".join(str(n) for n in range(1000, 1100))
     assert text_tokens(numbers) > len(numbers) / 4 * 2  # numeric JSON is dear
+
+
+def test_recordings_and_files_count_by_their_length_and_pages_not_their_base64():
+    from nbchat.convert.audio import AUDIO_TOKENS_PER_SECOND, audio_part, wav_from_pcm16
+    from nbchat.convert.files import TOKENS_PER_PAGE, file_part
+
+    ten_seconds = audio_part(wav_from_pcm16(b"\x00\x00" * 240_000)).to_dict()
+    pdf = file_part(b"%PDF-1.4 << /Type /Page >> << /Type /Page >> " + b"x" * 100_000).to_dict()
+    tokens = message_tokens({"role": "user", "content": [ten_seconds, pdf]})
+    assert tokens == MESSAGE_TOKENS + 10 * AUDIO_TOKENS_PER_SECOND + 2 * TOKENS_PER_PAGE
+    custom = {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "c", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}
+        ],
+    }
+    assert message_tokens(custom) > 2 * MESSAGE_TOKENS

@@ -151,6 +151,20 @@ def test_wrong_argument_types_are_answered_not_run() -> None:
     assert CALLS == []
 
 
+def test_a_raising_tools_message_reaches_the_model_without_the_secrets_in_it() -> None:
+    def query(sql: str) -> str:
+        """Run a query."""
+        raise ConnectionError("cannot reach postgresql://app:s3cret-pw@db:5432/x as sk-" + "a" * 24)
+
+    [result] = run_tool_calls([_call("c1", "query", '{"sql": "select 1"}')], [query])
+    assert result.error == _error(result)
+    assert (
+        _error(result)
+        == "ConnectionError: cannot reach postgresql://app:[hidden]@db:5432/x as [hidden]"
+    )
+    assert "s3cret-pw" in str(result.exception)  # the notebook keeps the real exception
+
+
 def test_raising_tool_is_reported_with_type_and_message() -> None:
     calls = [_call("c1", "explode", '{"reason": "disk full"}'), _call("c2", "get_weather", "")]
     results = run_tool_calls(calls, [explode, get_weather])
@@ -491,3 +505,89 @@ def test_async_confirm_that_raises_declines_in_the_sync_runner() -> None:
     )
     assert result.declined and CALLS == []
     assert result.error == "confirmation failed: RuntimeError: no widget"
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom tool calls
+
+
+@tool(custom=True)
+def shout(text: str) -> str:
+    """Say it loud."""
+    CALLS.append(f"shout {text}")
+    return text.upper()
+
+
+def _custom(call_id: str, name: str, text: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "custom", "custom": {"name": name, "input": text}}
+
+
+def test_a_custom_call_runs_its_tool_with_the_raw_input() -> None:
+    [result] = run_tool_calls([_custom("c1", "shout", 'hi {"x": 1}')], [shout, get_weather])
+    assert result.ok and result.content == 'HI {"X": 1}'
+    assert result.arguments == 'hi {"x": 1}'  # the input as the model sent it
+    assert CALLS == ['shout hi {"x": 1}']
+    assert result.message() == {"role": "tool", "tool_call_id": "c1", "content": 'HI {"X": 1}'}
+
+
+def test_custom_and_function_calls_run_in_one_round_in_order() -> None:
+    calls = [
+        _custom("c1", "shout", "a"),
+        _call("c2", "get_weather", '{"location": "Beijing, China"}'),
+    ]
+    results = run_tool_calls(calls, [shout, get_weather])
+    assert [r.tool_call_id for r in results] == ["c1", "c2"]
+    assert all(r.ok for r in results)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            _custom("c1", "rm_rf", "/"),
+            "unknown tool 'rm_rf'; the tools available are: get_weather, shout",
+        ),
+        (
+            _custom("c1", "get_weather", "Paris"),
+            "get_weather is a function; it was called as a custom tool",
+        ),
+        (
+            {"id": "c1", "type": "function", "function": {"name": "shout", "arguments": "{}"}},
+            "shout is a custom tool; it was called as a function",
+        ),
+        (
+            {"id": "c1", "type": "web_search", "web_search": {}},
+            "unsupported tool call type 'web_search'",
+        ),
+    ],
+    ids=["not-allowed", "function-as-custom", "custom-as-function", "unknown-kind"],
+)
+def test_a_custom_call_outside_the_allowlist_runs_nothing(call: Any, message: str) -> None:
+    [result] = run_tool_calls(
+        [call],
+        {"shout": shout, "get_weather": get_weather} if "get_weather" in message else [shout],
+    )
+    assert not result.ok and _error(result) == message
+    assert CALLS == []
+
+
+def test_a_custom_call_is_confirmed_like_a_function() -> None:
+    asked: list[tuple[str, dict]] = []
+
+    def confirm(tool: Any, arguments: dict[str, Any]) -> str:
+        asked.append((tool.name, arguments))
+        return "no"
+
+    [result] = run_tool_calls(
+        [_custom("c1", "shout", "hey")],
+        [shout],
+        confirm=confirm,
+        policy=ToolPolicy(confirm_all=True),
+    )
+    assert asked == [("shout", {"text": "hey"})]
+    assert result.declined and CALLS == []
+
+
+def test_custom_calls_run_in_the_async_runner_too() -> None:
+    results = asyncio.run(arun_tool_calls([_custom("c1", "shout", "x")], [shout]))
+    assert results[0].ok and results[0].content == "X"

@@ -866,3 +866,144 @@ def test_ctrl_c_cancels_an_async_tool_run_beside_a_busy_loop() -> None:
     finally:
         loop.close()
     assert cancelled.wait(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom tools: free text in, not JSON
+
+
+def run_sql(query: str) -> str:
+    """Run a SQL query on the sales database."""
+    return f"ran {query}"
+
+
+def test_a_custom_tool_is_defined_by_its_name_and_description() -> None:
+    custom = tool(run_sql, custom=True)
+    assert custom.custom and custom.parameters is None and custom.strict is None
+    assert custom.definition() == {
+        "type": "custom",
+        "custom": {"name": "run_sql", "description": "Run a SQL query on the sales database."},
+    }
+    assert repr(custom) == "Tool(name='run_sql', custom=True)"
+
+
+@pytest.mark.parametrize("syntax", ["lark", "regex"])
+def test_a_grammar_makes_a_custom_tool_whose_input_follows_it(syntax: str) -> None:
+    @tool(grammar=(syntax, r"start: /SELECT .+/"))
+    def query(text: str) -> str:
+        return text
+
+    assert query.custom
+    assert query.definition()["custom"]["format"] == {
+        "type": "grammar",
+        "grammar": {"syntax": syntax, "definition": r"start: /SELECT .+/"},
+    }
+    assert as_tool(query) is query
+    assert query.replace(grammar=None, custom=False).custom is False
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"grammar": ("ebnf", "x")}, "grammar must be"),
+        ({"grammar": ("lark", 42)}, "the lark grammar must be text"),
+        ({"grammar": ("regex", "  ")}, "the regex grammar must be text"),
+        ({"grammar": "lark"}, "grammar must be"),
+        ({"custom": True, "strict": True}, "strict applies to JSON arguments"),
+    ],
+    ids=["unknown-syntax", "not-text", "blank", "not-a-pair", "strict"],
+)
+def test_a_bad_grammar_is_a_one_line_definition_error(options: dict, message: str) -> None:
+    with pytest.raises(ToolDefinitionError, match=message) as info:
+        tool(run_sql, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_a_custom_tool_takes_one_text_argument() -> None:
+    def two(a: str, b: str) -> str:
+        return a + b
+
+    def nothing() -> None:
+        return None
+
+    def with_options(text, *, limit: int = 5, verbose=False):  # no hints needed
+        return text
+
+    with pytest.raises(ToolDefinitionError, match="one required argument; it requires a, b"):
+        tool(two, custom=True)
+    with pytest.raises(ToolDefinitionError, match="none it can take"):
+        tool(nothing, custom=True)
+    with pytest.raises(ToolDefinitionError, match="not a pydantic model"):
+        tool(Person, custom=True)
+    assert tool(with_options, custom=True).validate("SELECT 1") == {"text": "SELECT 1"}
+
+
+def test_a_custom_tool_is_given_the_raw_input_as_it_came() -> None:
+    custom = tool(run_sql, custom=True)
+    raw = '{"not": "parsed"} \n SELECT *'
+    kwargs = custom.validate(raw)
+    assert kwargs == {"query": raw}
+    assert custom.invoke(kwargs) == f"ran {raw}"
+    with pytest.raises(ToolArgumentsError, match="must be text"):
+        custom.validate({"query": "x"})
+
+
+def test_a_positional_only_text_parameter_is_passed_by_position() -> None:
+    def echo(text: str, /) -> str:
+        return text
+
+    custom = tool(echo, custom=True)
+    assert custom.invoke(custom.validate("hi")) == "hi"
+
+
+def test_tool_choice_names_a_custom_tool_or_allows_a_subset() -> None:
+    from nbchat.convert.tools import tool_choice_for
+
+    box = tools_by_name([get_weather, tool(run_sql, custom=True)])
+    assert tool_choice_for("run_sql", box) == {"type": "custom", "custom": {"name": "run_sql"}}
+    assert tool_choice_for("get_weather", box) == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
+    assert tool_choice_for("auto", box) == "auto"
+    assert tool_choice_for(None, box, ["run_sql", "get_weather"]) == {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "auto",
+            "tools": [
+                {"type": "custom", "custom": {"name": "run_sql"}},
+                {"type": "function", "function": {"name": "get_weather"}},
+            ],
+        },
+    }
+    required = tool_choice_for("required", box, ["run_sql"])
+    assert required["allowed_tools"]["mode"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("choice", "allowed", "message"),
+    [
+        ("nope", None, "'nope' is not one of the tools"),
+        (None, ["nope"], "allowed_tools: 'nope' is not one of the tools"),
+        (None, [], "name at least one tool"),
+        ("none", ["run_sql"], "auto or required"),
+    ],
+)
+def test_a_choice_of_tools_that_are_not_there_is_refused(choice, allowed, message) -> None:
+    from nbchat.convert.tools import tool_choice_for
+    from nbchat.protocol.exceptions import RequestValidationError
+
+    box = tools_by_name([tool(run_sql, custom=True)])
+    with pytest.raises(RequestValidationError, match=message) as info:
+        tool_choice_for(choice, box, allowed)
+    assert info.value.field == "tool_choice"
+
+
+def test_after_a_round_a_forced_choice_relaxes_and_allowed_tools_stay_allowed() -> None:
+    from nbchat.convert.tools import relaxed_tool_choice
+
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}}
+    assert relaxed_tool_choice(allowed)["allowed_tools"]["mode"] == "auto"
+    assert relaxed_tool_choice({"type": "custom", "custom": {"name": "x"}}) == "auto"
+    assert relaxed_tool_choice("required") == "auto"
+    assert relaxed_tool_choice("none") == "none"

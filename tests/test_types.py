@@ -408,3 +408,24 @@ def test_a_chunk_with_choices_null_is_valid() -> None:
 
 def test_a_response_without_choices_has_no_content() -> None:
     assert ChatCompletion.model_validate({"id": "x"}).content is None
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("moderation", "flagged"),
+        ("metadata", ["a", "b"]),
+        ("audio", "not-an-object"),
+        ("annotations", [{"type": "url_citation", "url_citation": {"title": "no url"}}]),
+        ("tool_calls", [{"id": "t1", "type": "computer_use", "computer_use": {"x": 1}}]),
+    ],
+)
+def test_a_reply_is_kept_whatever_shape_a_newer_part_comes_in(where: str, value: Any) -> None:
+    payload = copy.deepcopy(CHAT_RESPONSE)
+    if where in ("moderation", "metadata"):
+        payload[where] = value
+    else:
+        payload["choices"][0]["message"][where] = value
+    completion = ChatCompletion.model_validate_json(json.dumps(payload))
+    assert completion.to_dict() == payload
+    assert completion.content == CHAT_RESPONSE["choices"][0]["message"]["content"]

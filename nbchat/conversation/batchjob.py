@@ -176,7 +176,7 @@ def batch_file(
     model: str | None = None,
     system: str | None = None,
     schema: Any = None,
-    client: Any = None,
+    client: Client | AsyncClient | None = None,
     **request_fields: Any,
 ) -> Path:
     """Write one Batch API request per row to ``path`` (JSONL) and return the path.

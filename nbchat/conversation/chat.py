@@ -15,21 +15,29 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.exceptions import IncompleteStreamError, RequestValidationError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion
+from ..transport.client import AsyncClient, Client
 from ..transport.prepared import PreparedRequest
+from ..transport.profiles import ServerProfile
+from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 from .agenthook import with_agent
 from .flow import Flow, adrive, drive
 from .lock import ConversationLock
 from .prompt import OPTIONS, Prompt, merged_fields
 from .reply import NbchatNote, Reply
 
-__all__ = ["Chat", "NbchatNote", "Prompt", "Reply"]
+if TYPE_CHECKING:
+    from .toolrun import ToolPolicy
+
+__all__ = ["REFUSED", "Chat", "NbchatNote", "Prompt", "Reply"]
 
 FORMAT_VERSION = 1
+#: How a dry run's note begins for a request this server is known to refuse.
+REFUSED = "This server would refuse it"
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Chat:
         model: str | None = None,
         *,
         system: str | None = None,
-        client: Any = None,
+        client: Client | AsyncClient | None = None,
         stream: bool = True,
         name: str = "default",
         cache: bool | None = None,
@@ -194,7 +202,7 @@ class Chat:
         return {i: dict(entry.meta) for i, entry in enumerate(self._entries) if entry.meta}
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, client: Any = None) -> Chat:
+    def from_json(cls, text: str | bytes, *, client: Client | AsyncClient | None = None) -> Chat:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -216,7 +224,7 @@ class Chat:
     # -- sending ------------------------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Client | AsyncClient:
         if self._client is None:
             from .endpoint import default_client
 
@@ -224,12 +232,12 @@ class Chat:
         return self._client
 
     @client.setter
-    def client(self, client: Any) -> None:
+    def client(self, client: Client | AsyncClient | None) -> None:
         self._client = client
         self._client_chosen = client is not None
 
     @property
-    def tool_policy(self) -> Any:
+    def tool_policy(self) -> ToolPolicy:
         """Which tools the user approved with "always" in this conversation."""
         if self._tool_policy is None:
             from .toolrun import ToolPolicy
@@ -237,7 +245,7 @@ class Chat:
             self._tool_policy = ToolPolicy()
         return self._tool_policy
 
-    def use_client_unless_chosen(self, client: Any) -> None:
+    def use_client_unless_chosen(self, client: Client | AsyncClient) -> None:
         """Use ``client`` unless the user set one on this conversation themselves."""
         if not self._client_chosen:
             self._client = client
@@ -283,8 +291,12 @@ class Chat:
         answering a request seen before from the store (``reply.cached``); ``log=False``
         keeping the exchange out of the store; ``agent=True`` adding the notebook's tools
         (``%%chat --agent``: the model reads cells and variables, and runs code or adds a cell
-        once you approve each action). Other keywords are request fields (``temperature=0``,
-        ``max_tokens=100``). Every request is built by ``prepare``.
+        once you approve each action). Other keywords are request fields
+        (``temperature=0``, ``max_tokens=100``); ``recordings`` (WAV/MP3 bytes or paths, arrays
+        of samples with ``sample_rate``, IPython Audio) and ``files`` (paths, bytes, uploaded
+        file ids) are attached like images; ``allowed_tools=[names]`` limits the model to some
+        of ``tools``; ``modalities``/``audio`` ask for a spoken reply (``reply.audio``). Every
+        request is built by ``prepare``.
 
         Sends to one conversation take turns: a panel, a cell and ``asend`` never interleave.
         """
@@ -315,7 +327,9 @@ class Chat:
 
     # -- the flow of one send (no I/O of its own: see flow.py) --------------------------------
 
-    def _flow(self, prompt: Prompt, listener: ChatListener | None, client: Any) -> Flow[Reply]:
+    def _flow(
+        self, prompt: Prompt, listener: ChatListener | None, client: SyncSender | AsyncSender
+    ) -> Flow[Reply]:
         """Every round of one send: the request, the tool calls, the next request…"""
         from .rounds import Ask, Turn
 
@@ -330,7 +344,7 @@ class Chat:
             reply=reply,
             prepare=lambda: self._prepare_round(plan, self.messages, client),
             door={"session": self.name, "cache": plan.cache, "log": plan.log},
-            sync_client=self._client if not _is_async(self._client) else None,
+            sync_client=self._client if isinstance(self._client, Client) else None,
         )
         rounds_left = plan.max_rounds
         try:
@@ -347,7 +361,7 @@ class Chat:
                 reply.completion = completion
                 self.last = completion
                 message = _assistant_message(completion)
-                calls = completion.choices[0].message.tool_calls if completion.choices else None
+                calls = _runnable_calls(completion, reply)
                 if not (plan.toolbox is not None and calls):
                     if message is not None:
                         self._entries.append(_Entry(message))
@@ -363,7 +377,9 @@ class Chat:
                 if plan.params.get("tool_choice") not in (None, "auto", "none"):
                     # A forced choice applies to the first round; forcing it again would
                     # never let the model answer.
-                    plan.params["tool_choice"] = "auto"
+                    from ..convert.tools import relaxed_tool_choice
+
+                    plan.params["tool_choice"] = relaxed_tool_choice(plan.params["tool_choice"])
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = yield from self._answer_tool_calls(calls, plan, reply)
                 listener.on_tool_results(results)
@@ -443,13 +459,13 @@ class Chat:
         return list(results)
 
     def _prepare_flow(
-        self, prompt: Prompt, client: Any, *, strict: bool = True
+        self, prompt: Prompt, client: SyncSender | AsyncSender, *, strict: bool = True
     ) -> Flow[PreparedRequest]:
         plan = yield from self._plan(prompt, client)
         messages = self.messages + plan.added
         return self._prepare_round(plan, messages, client, strict=strict)
 
-    def _plan(self, prompt: Prompt, client: Any) -> Flow[_Plan]:
+    def _plan(self, prompt: Prompt, client: SyncSender | AsyncSender) -> Flow[_Plan]:
         """What every round of one send shares: fields, tools, attachments, the parser."""
         overrides = prompt.request_fields
         parse = prompt.parse
@@ -458,11 +474,17 @@ class Chat:
                 raise RequestValidationError("Pass parse=... or a schema, not both", field="parse")
             parse = _structured_parser(prompt.schema, prompt.json, overrides)
         content = prompt.content
-        if prompt.images or prompt.data:
+        if prompt.images or prompt.data or prompt.recordings or prompt.files:
             from ..convert.content import build_content
 
             content, _ = build_content(
-                content or "", images=prompt.images, data=prompt.data, detail=prompt.detail
+                content or "",
+                images=prompt.images,
+                data=prompt.data,
+                detail=prompt.detail,
+                recordings=prompt.recordings,
+                files=prompt.files,
+                sample_rate=prompt.sample_rate,
             )
         params = merged_fields(self.settings, overrides.items())
         if not params.get("model"):
@@ -473,16 +495,13 @@ class Chat:
 
             toolbox = tools_by_name(prompt.tools)
             params["tools"] = [tool.definition() for tool in toolbox.values()]
-        choice = params.get("tool_choice")
-        if isinstance(choice, str) and choice not in ("auto", "required", "none"):
-            # A tool's name forces that tool, as --tool-choice NAME does in a cell.
-            if toolbox is not None and choice not in toolbox:
-                raise RequestValidationError(
-                    f"Invalid request: tool_choice: {choice!r} is not one of the tools "
-                    f"({', '.join(toolbox)})",
-                    field="tool_choice",
-                )
-            params["tool_choice"] = {"type": "function", "function": {"name": choice}}
+        # A tool's name forces that tool (a function or a custom tool), as --tool-choice NAME
+        # does in a cell; allowed_tools=[names] limits the model to those tools.
+        allowed = params.pop("allowed_tools", None)
+        if isinstance(params.get("tool_choice"), str) or allowed is not None:
+            from ..convert.tools import tool_choice_for
+
+            params["tool_choice"] = tool_choice_for(params.get("tool_choice"), toolbox, allowed)
         added = [dict(m) for m in prompt.messages]
         if added:
             _validate_messages(added)
@@ -506,7 +525,12 @@ class Chat:
         )
 
     def _prepare_round(
-        self, plan: _Plan, messages: list[dict[str, Any]], client: Any, *, strict: bool = True
+        self,
+        plan: _Plan,
+        messages: list[dict[str, Any]],
+        client: SyncSender | AsyncSender,
+        *,
+        strict: bool = True,
     ) -> PreparedRequest:
         """The one place a request is built: fields, messages, stream options, adaptations."""
         from .trim import fit_history
@@ -536,7 +560,7 @@ class Chat:
             return prepared
         return replace(prepared, notes=(*trimmed, *prepared.notes, *notes))
 
-    def _default_model(self, client: Any) -> Flow[str]:
+    def _default_model(self, client: SyncSender | AsyncSender) -> Flow[str]:
         """The model a request names when none is set: the profile's, the one a cassette
         recorded (replaying sends nothing, not even a look at the server's models), or the one
         the server lists."""
@@ -569,19 +593,19 @@ class Chat:
 
     # -- clients ------------------------------------------------------------------------------
 
-    def _sync_client(self) -> Any:
+    def _sync_client(self) -> Client:
         client = self.client
-        if _is_async(client):
+        if isinstance(client, AsyncClient):
             raise RequestValidationError(
                 "This conversation's client is an AsyncClient: use await chat.asend(...)",
                 field="client",
             )
         return client
 
-    def _async_client(self) -> Any:
+    def _async_client(self) -> AsyncClient:
         """An AsyncClient for this loop: the client itself, or a twin of it for this loop."""
         client = self.client
-        if _is_async(client):
+        if isinstance(client, AsyncClient):
             return client
         loop = asyncio.get_running_loop()
         twins = self._twins
@@ -592,7 +616,7 @@ class Chat:
             twins[loop] = twin = (client, async_twin(client, connections=_TWIN_CONNECTIONS))
         return twin[1]
 
-    def _keep_partial(self, checkpoint: int, reply: Reply, stream: Any) -> None:
+    def _keep_partial(self, checkpoint: int, reply: Reply, stream: StreamSnapshot | None) -> None:
         """After an interruption: keep complete tool rounds and the partial text, marked."""
         reply.interrupted = True
         reply.elapsed = 0.0
@@ -629,19 +653,13 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_default(name: str, value: Any) -> bool:
-    if name in ("images", "data", "messages"):
+    if name in ("images", "data", "messages", "recordings", "files"):
         return not value
     if name in ("json",):
         return value is False
     if name == "log":
         return value is True
     return value is None
-
-
-def _is_async(client: Any) -> bool:
-    from ..transport.client import AsyncClient
-
-    return isinstance(client, AsyncClient)
 
 
 def _carry(exc: BaseException, reply: Reply) -> None:
@@ -690,19 +708,51 @@ def _assistant_message(completion: ChatCompletion) -> dict[str, Any] | None:
     message = completion.choices[0].message
     # A reasoning model's thinking stays out of the history: servers refuse it back.
     result: dict[str, Any] = {"role": "assistant", "content": split_think(message.content)[1]}
-    if message.tool_calls:
-        result["tool_calls"] = [call.to_dict() for call in message.tool_calls]
+    from .toolrun import known_calls
+
+    # A kind of call nbchat does not know stays in the reply, out of the history (see below).
+    calls = known_calls(message.tool_calls)
+    if calls:
+        result["tool_calls"] = [call.to_dict() for call in calls]
     if message.refusal:
         result["refusal"] = message.refusal
-    if result["content"] is None and "tool_calls" not in result and "refusal" not in result:
+    if message.function_call is not None:
+        result["function_call"] = message.function_call.to_dict()
+    audio_id = getattr(message.audio, "id", None)
+    if isinstance(audio_id, str) and audio_id:
+        # A spoken reply goes back by the id of its audio, as the API requires (the server
+        # keeps the audio; its transcript is not the content).
+        result["audio"] = {"id": audio_id}
+        if not result["content"]:
+            del result["content"]
+            return result
+    if result["content"] is None and len(result) == 2:
         return None
     return result
+
+
+def _runnable_calls(completion: ChatCompletion, reply: Reply) -> list[Any]:
+    """The tool calls of the reply the loop can answer; a note for the kinds it cannot (they
+    are kept in the reply, but neither run nor sent back)."""
+    from .toolrun import known_calls
+
+    calls = completion.choices[0].message.tool_calls if completion.choices else None
+    known = known_calls(calls)
+    for call in calls or ():
+        if call not in known:
+            note = (
+                f"The reply holds a {call.type!r} tool call, which nbchat cannot run; it is "
+                "kept in the reply and left out of the conversation."
+            )
+            if note not in reply.notes:
+                reply.notes.append(note)
+    return known
 
 
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
-def _model_notes(asked: Any, completion: ChatCompletion, profile: Any) -> list[str]:
+def _model_notes(asked: Any, completion: ChatCompletion, profile: ServerProfile) -> list[str]:
     """Say when another model answered than the one asked for (a dated snapshot of the same
     name is the same model), and when the local model answered because nothing else is set."""
     answered = completion.model or ""

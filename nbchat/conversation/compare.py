@@ -8,12 +8,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.exceptions import NbchatError, RequestValidationError, first_line
 from ..protocol.listener import ChatListener
 from .chat import Chat, Reply
 from .prompt import Prompt
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["Columns", "column_labels", "compare", "compare_entries"]
 
@@ -61,26 +64,18 @@ def compare(
     models: Sequence[Any],
     *,
     system: str | None = None,
-    client: Any = None,
-    stream: bool | None = None,
-    schema: Any = None,
+    client: Client | AsyncClient | None = None,
     show: Callable[[list[str]], Columns] | None = None,
-    **request_fields: Any,
+    **options: Any,
 ) -> list[Reply | Exception]:
     """Send ``prompt`` to every entry of ``models`` at once; ``show(labels)`` makes the view
-    the columns stream into (``nbchat.compare`` shows them side by side).
-
-    ``prompt`` is the text (or a ``Prompt``, whose options and fields apply to every column).
-    An entry is a model name or a dict of settings (``{"model": "a", "temperature": 0}``,
-    ``{"temperature": 1.5}``) on top of ``request_fields``. Returns one ``Reply`` per entry in
-    the order of ``models``; an entry whose request failed has its exception in its place (its
-    column shows it). Bad fields are one-line errors before anything is sent. Every column goes
-    through the store like a cell: logged, cached, replayed, and held against the budget while
-    in flight (columns sent at once cannot pass it together). Ctrl-C ends the streams and
-    returns what arrived (unstreamed requests that are still running are left to finish unseen).
+    the columns stream into (``nbchat.compare`` shows them side by side). ``options`` are a
+    Prompt's (``stream``, ``schema``…) and request fields, for every column; each entry's
+    settings go on top. The public ``nbchat.compare`` (notebook/compareview.py) says the rest;
+    unstreamed requests still running at Ctrl-C are left to finish unseen.
     """
     entries = compare_entries(models)
-    base = Prompt.of(prompt, **_given(stream=stream, schema=schema), **request_fields)
+    base = Prompt.of(prompt, **{k: v for k, v in options.items() if v is not None})
     if base.stream is None:
         base = base.with_(stream=True)
     if client is None:
@@ -189,11 +184,7 @@ class _Unseen:
         pass
 
 
-def _given(**options: Any) -> dict[str, Any]:
-    return {name: value for name, value in options.items() if value is not None}
-
-
-def _is_async(client: Any) -> bool:
+def _is_async(client: Client | AsyncClient) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(getattr(client, "send_completion", None))

@@ -212,5 +212,7 @@ def _local_client(
 
 
 def _print_once(message: str) -> None:
+    from ..render.wrap import terminal_width, wrap
+
     # stdout: it is information, and notebooks show stderr as if something had failed.
-    print(message, file=sys.stdout)
+    print(wrap(message, terminal_width(sys.stdout)), file=sys.stdout)

@@ -10,8 +10,13 @@ operation is a line or two of I/O for each side, nothing more (httpx's ``auth_fl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    from ..protocol.types import ChatCompletionChunk
+    from ..transport.prepared import PreparedRequest
+    from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 
 __all__ = [
     "Complete",
@@ -95,15 +100,15 @@ class Complete:
 
     __slots__ = ("client", "prepared")
 
-    def __init__(self, client: Any, prepared: Any) -> None:
+    def __init__(self, client: SyncSender | AsyncSender, prepared: PreparedRequest) -> None:
         self.client = client
         self.prepared = prepared
 
     def run(self) -> Any:
-        return self.client.send_completion(self.prepared)
+        return cast("SyncSender", self.client).send_completion(self.prepared)
 
     def arun(self) -> Awaitable[Any]:
-        return self.client.send_completion(self.prepared)
+        return cast("AsyncSender", self.client).send_completion(self.prepared)
 
 
 class Open(Complete):
@@ -112,10 +117,10 @@ class Open(Complete):
     __slots__ = ()
 
     def run(self) -> Any:
-        return self.client.send_stream(self.prepared)
+        return cast("SyncSender", self.client).send_stream(self.prepared)
 
     async def arun(self) -> Any:
-        return await self.client.send_stream(self.prepared)
+        return await cast("AsyncSender", self.client).send_stream(self.prepared)
 
 
 class Drain:
@@ -124,7 +129,9 @@ class Drain:
 
     __slots__ = ("on_chunk", "stream")
 
-    def __init__(self, stream: Any, on_chunk: Callable[[Any, Any], None]) -> None:
+    def __init__(
+        self, stream: Any, on_chunk: Callable[[ChatCompletionChunk, StreamSnapshot], None]
+    ) -> None:
         self.stream = stream
         self.on_chunk = on_chunk
 
@@ -144,14 +151,14 @@ class ListModels:
 
     __slots__ = ("client",)
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: SyncSender | AsyncSender) -> None:
         self.client = client
 
     def run(self) -> list[str]:
-        return list(self.client.models())
+        return list(cast("SyncSender", self.client).models())
 
     async def arun(self) -> list[str]:
-        return list(await self.client.models())
+        return list(await cast("AsyncSender", self.client).models())
 
 
 class Explain:
@@ -159,7 +166,12 @@ class Explain:
 
     __slots__ = ("body", "client", "explain")
 
-    def __init__(self, explain: Callable[[Any, Any], Any], client: Any, body: Any) -> None:
+    def __init__(
+        self,
+        explain: Callable[[Any, Mapping[str, Any]], Any],
+        client: SyncSender,
+        body: Mapping[str, Any],
+    ) -> None:
         self.explain = explain
         self.client = client
         self.body = body

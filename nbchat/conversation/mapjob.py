@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..convert.rows import RowSource, RowTemplate, as_prompt, row_source
 from ..protocol.exceptions import RequestValidationError, first_line, one_line
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
 from .chat import Chat
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["COLUMNS", "EXTRA_COLUMNS", "MapJob", "Outcome", "one_line_error"]
 
@@ -63,7 +66,7 @@ class MapJob:
         system: str | None = None,
         schema: Any = None,
         concurrency: int = 16,
-        client: Any = None,
+        client: Client | AsyncClient | None = None,
         fields: Mapping[str, Any] | None = None,
         namespace: Mapping[str, Any] | None = None,
         interpolate: bool = True,
@@ -136,7 +139,7 @@ class MapJob:
     def __len__(self) -> int:
         return len(self.source)
 
-    def bind(self, client: Any, model: str | None) -> None:
+    def bind(self, client: Client | AsyncClient, model: str | None) -> None:
         """Build requests for ``client`` (its profile and URL) with ``model`` from now on.
 
         With no model, ``Chat`` finds one through the (synchronous) client, as cells do.
@@ -274,13 +277,18 @@ class MapJob:
                 columns[name].append(values.get(name))
             columns["finish_reason"].append(outcome.finish_reason)
             columns["tokens"].append(outcome.tokens)
-            columns["latency"].append(outcome.latency)
+            # Seconds to the millisecond: more digits are noise, and they crowd the table.
+            latency = outcome.latency
+            columns["latency"].append(None if latency is None else round(latency, 3))
         if not self.source.frame:
             rows = zip(*columns.values(), strict=True)
             return [dict(zip(names, row, strict=True)) for row in rows] if outcomes else []
         import pandas as pd
 
         data: dict[str, Any] = dict(columns)
+        # A row without an error has an empty one, so the table shows nothing there (None
+        # shows as "None"): the rows that failed are ``out[out.error != ""]``.
+        data["error"] = ["" if error is None else error for error in columns["error"]]
         data["tokens"] = pd.array(columns["tokens"], dtype="Int64")
         data["latency"] = pd.array(columns["latency"], dtype="Float64")
         return pd.DataFrame(data, index=self.source.index, columns=names)

@@ -122,9 +122,10 @@ class MapRun:
 
     def resumed(self) -> str:
         """What a resumed run took from the store and what it sent."""
+        sent = self.done - self.kept
         return (
             f"nbchat.map: {self.kept:,} of {self.total:,} rows came from the store (sent "
-            f"before); {self.done - self.kept:,} were sent now."
+            f"before); {sent:,} {'was' if sent == 1 else 'were'} sent now."
         )
 
     def summary(self) -> str:

@@ -36,6 +36,11 @@ class Prompt:
     images: tuple[Any, ...] = ()
     data: tuple[Any, ...] = ()
     detail: str | None = None
+    #: Audio attached as ``input_audio`` parts (WAV/MP3 bytes or paths, arrays of samples at
+    #: ``sample_rate``, IPython Audio), and files as ``file`` parts (paths, bytes, file ids).
+    recordings: tuple[Any, ...] = ()
+    files: tuple[Any, ...] = ()
+    sample_rate: int | None = None
     tools: tuple[Any, ...] | None = None
     schema: Any = None
     json: bool = False
@@ -53,6 +58,8 @@ class Prompt:
         fix(self, "fields", MappingProxyType(dict(self.fields)))
         fix(self, "images", tuple(self.images))
         fix(self, "data", tuple(self.data))
+        fix(self, "recordings", tuple(self.recordings))
+        fix(self, "files", tuple(self.files))
         if self.tools is not None:
             fix(self, "tools", tuple(self.tools) or None)
         if isinstance(self.content, list):
@@ -106,7 +113,7 @@ class Prompt:
 
 #: The options of a Prompt that are not request fields.
 OPTIONS = frozenset(f.name for f in dataclasses.fields(Prompt)) - {"fields"}
-_SEQUENCES = frozenset({"messages", "images", "data", "tools"})
+_SEQUENCES = frozenset({"messages", "images", "data", "recordings", "files", "tools"})
 
 
 def merged_fields(settings: Mapping[str, Any], prompt_fields: Iterable[tuple[str, Any]]) -> dict:

@@ -89,6 +89,28 @@ class Reply:
         return reasoning_of(self.completion.choices[0].message)
 
     @property
+    def audio(self) -> Any:
+        """A spoken reply (``nbchat.convert.audio.SpokenReply``: the audio's bytes, its
+        transcript, its id and expiry, ``player()``), or None."""
+        from ..convert.audio import spoken_reply
+
+        if not self.completion.choices:
+            return None
+        asked = self.request.get("audio")
+        fmt = asked.get("format") if isinstance(asked, dict) else None
+        return spoken_reply(self.completion.choices[0].message.audio, fmt)
+
+    @property
+    def citations(self) -> list[Any]:
+        """The web sources the reply cites (``url_citation`` annotations), numbered as shown:
+        ``Citation(number, url, title, start, end, text)``."""
+        from ..convert.citations import citations_of
+
+        if not self.completion.choices:
+            return []
+        return citations_of(self.completion.choices[0].message)
+
+    @property
     def value(self) -> Any:
         """The parsed object for structured replies, the text otherwise."""
         return self.parsed if self.parsed is not None else self.content

@@ -16,11 +16,13 @@ from typing import Any
 from ..protocol.exceptions import BadRequestError, IncompleteStreamError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
+from ..store.cache import has_output
 from ..transport.prepared import PreparedRequest
+from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
 from .flow import Complete, Drain, Explain, Op, Open, adrive, drive
 from .reply import Reply
 
-__all__ = ["Ask", "Turn", "has_output", "wire"]
+__all__ = ["Ask", "Turn", "wire"]
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Turn:
     """One send: the client it sends on, its reply so far, and how its requests are built."""
 
     #: The client requests go through (an AsyncClient for ``asend``).
-    client: Any
+    client: SyncSender | AsyncSender
     listener: ChatListener
     reply: Reply
     #: Builds the round's request again from the conversation (after a server refused a field).
@@ -37,14 +39,16 @@ class Turn:
     door: dict[str, Any]
     #: A blocking client of the same endpoint, for a server's own explanation of a dropped
     #: stream (None: none is asked for).
-    sync_client: Any = None
+    sync_client: SyncSender | None = None
     started: float = field(default_factory=time.perf_counter)
     #: The stream being read, whose snapshot is the partial reply if the send is interrupted.
     inflight: Any = None
     #: Fallback notes applied during this send (each is tried once).
     tried: set[str] = field(default_factory=set)
 
-    def on_chunk(self, chunk: ChatCompletionChunk, stream: Any, watch: ChatListener) -> None:
+    def on_chunk(
+        self, chunk: ChatCompletionChunk, stream: StreamSnapshot, watch: ChatListener
+    ) -> None:
         reply = self.reply
         if has_output(chunk):
             reply.output_chunks += 1
@@ -128,11 +132,3 @@ def wire(
         client.profile.learn("stream_usage", True)
     watch.on_completion(completion)
     return completion
-
-
-def has_output(chunk: ChatCompletionChunk) -> bool:
-    for choice in chunk.choices or ():
-        delta = choice.delta
-        if delta.content or delta.refusal or delta.tool_calls:
-            return True
-    return False

@@ -26,6 +26,11 @@ Decisions, so a user knows what to expect:
   cut at ``MAX_RESULT_CHARS`` characters with a note at the end saying so.
 - Ctrl-C while tools run raises ToolRunInterrupted (a KeyboardInterrupt) carrying one result
   per call, the unfinished ones answered as interrupted, so the history can stay well-formed.
+- Custom tool calls (``type: "custom"``) run the same way, through the same allowlist and
+  confirmation: the tool (made with ``custom=True`` or a grammar) receives the model's raw
+  input, and its result is a tool message answering the call's id, like a function's. A custom
+  call to a function tool, a function call to a custom tool and a kind of call nbchat does not
+  know are answered with an error; nothing runs.
 """
 
 from __future__ import annotations
@@ -40,12 +45,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from ..convert.awaitables import run_awaitable
+from ..convert.redact import hide_secrets
 from ..convert.tooloutput import ToolOutput
 from ..convert.tools import Tool, ToolArgumentsError, tools_by_name
-from ..protocol.types import ToolCall
+from ..protocol.types import AnyToolCall, CustomToolCall, OtherToolCall, ToolCall
+
+#: A call of any kind, as a reply holds it.
+Call = ToolCall | CustomToolCall | OtherToolCall
 
 __all__ = [
     "MAX_RESULT_CHARS",
@@ -58,6 +67,7 @@ __all__ = [
     "arun_tool_calls",
     "encode_result",
     "input_confirm",
+    "known_calls",
     "run_tool_calls",
 ]
 
@@ -100,7 +110,8 @@ class ToolResult:
 
     tool_call_id: str
     name: str
-    #: The validated kwargs; the parsed JSON if validation failed; the raw text if not JSON.
+    #: The validated kwargs; the parsed JSON if validation failed; the raw text if not JSON;
+    #: a custom tool's input, as the model sent it.
     arguments: dict[str, Any] | str
     ok: bool
     #: The message content sent to the model: the encoded value, or {"error": ...}.
@@ -123,7 +134,10 @@ class ToolResult:
         return "ok" if self.ok else "declined" if self.declined else "error"
 
     def message(self) -> dict[str, str]:
-        """The protocol tool message: ``{"role": "tool", "tool_call_id": ..., "content": ...}``."""
+        """The protocol tool message: ``{"role": "tool", "tool_call_id": ..., "content": ...}``.
+
+        A custom tool's call is answered the same way: a tool message for its id.
+        """
         return {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.content}
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,8 +168,14 @@ class ToolRunInterrupted(KeyboardInterrupt):
 # Running
 
 
+def known_calls(calls: Iterable[Call] | None) -> list[Call]:
+    """The function and custom calls among ``calls``: the kinds a conversation can answer and
+    send back (a kind nbchat does not know could not be sent back)."""
+    return [call for call in calls or () if isinstance(call, ToolCall | CustomToolCall)]
+
+
 def run_tool_calls(
-    tool_calls: Iterable[ToolCall | Mapping[str, Any]],
+    tool_calls: Iterable[Call | Mapping[str, Any]],
     tools: Mapping[str, Any] | Iterable[Any] | None,
     *,
     confirm: ConfirmCallback | bool | None = None,
@@ -214,7 +234,7 @@ def run_tool_calls(
 
 
 async def arun_tool_calls(
-    tool_calls: Iterable[ToolCall | Mapping[str, Any]],
+    tool_calls: Iterable[Call | Mapping[str, Any]],
     tools: Mapping[str, Any] | Iterable[Any] | None,
     *,
     confirm: ConfirmCallback | bool | None = None,
@@ -298,32 +318,41 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _as_tool_call(call: Any) -> ToolCall:
-    if isinstance(call, ToolCall):
+_CALLS: TypeAdapter[Any] = TypeAdapter(AnyToolCall)
+
+
+def _as_tool_call(call: Any) -> Call:
+    if isinstance(call, ToolCall | CustomToolCall | OtherToolCall):
         return call
     if isinstance(call, Mapping):
-        return ToolCall.model_validate(dict(call))
+        return _CALLS.validate_python(dict(call))
     if isinstance(call, BaseModel):
-        return ToolCall.model_validate(call.model_dump())
+        return _CALLS.validate_python(call.model_dump())
     raise TypeError(f"a tool call must be a ToolCall or a dict, not {type(call).__name__}")
 
 
 def _prepare(
-    call: ToolCall, table: dict[str, Tool], max_chars: int | None
+    call: Call, table: dict[str, Tool], max_chars: int | None
 ) -> ToolResult | tuple[Tool, dict[str, Any]]:
-    name = call.function.name
-    raw = call.function.arguments
-    if call.type != "function":
+    name = call.name
+    raw = call.payload
+    if isinstance(call, OtherToolCall) or (isinstance(call, ToolCall) and call.type != "function"):
         return _failure(call, raw, f"unsupported tool call type {call.type!r}", max_chars)
+    custom = isinstance(call, CustomToolCall)
+    shown = raw if custom else _parsed_or_raw(raw)
     tool = table.get(name)
     if tool is None:
         available = ", ".join(sorted(table)) or "none"
         message = f"unknown tool {name!r}; the tools available are: {available}"
-        return _failure(call, _parsed_or_raw(raw), message, max_chars)
+        return _failure(call, shown, message, max_chars)
+    if tool.custom != custom:
+        kinds = ("a custom tool", "a function") if tool.custom else ("a function", "a custom tool")
+        message = f"{name} is {kinds[0]}; it was called as {kinds[1]}"
+        return _failure(call, shown, message, max_chars)
     try:
         kwargs = tool.validate(raw)
     except ToolArgumentsError as exc:
-        return _failure(call, _parsed_or_raw(raw), exc.message, max_chars, exception=exc)
+        return _failure(call, shown, exc.message, max_chars, exception=exc)
     return tool, kwargs
 
 
@@ -337,7 +366,7 @@ def _ask(ask: ConfirmCallback, tool: Tool, kwargs: dict[str, Any]) -> Any:
 
 def _apply_decision(
     decision: Any,
-    call: ToolCall,
+    call: Call,
     tool: Tool,
     kwargs: dict[str, Any],
     policy: ToolPolicy,
@@ -380,17 +409,17 @@ def _already(tool: Tool, policy: ToolPolicy) -> str:
     return "not asked"
 
 
-def _not_run(call: ToolCall, max_chars: int | None) -> ToolResult:
+def _not_run(call: Call, max_chars: int | None) -> ToolResult:
     """A call after the user chose to stop: answered, not run."""
-    message = f"not run: the user stopped the run before {call.function.name}"
-    result = _failure(call, _parsed_or_raw(call.function.arguments), message, max_chars)
+    message = f"not run: the user stopped the run before {call.name}"
+    result = _failure(call, _shown_input(call), message, max_chars)
     result.declined = result.stopped = True
     result.approval = "not run: stopped"
     return result
 
 
 def _success(
-    call: ToolCall,
+    call: Call,
     kwargs: dict[str, Any],
     value: Any,
     duration: float,
@@ -407,8 +436,8 @@ def _success(
         return result
     return ToolResult(
         tool_call_id=call.id,
-        name=call.function.name,
-        arguments=kwargs,
+        name=call.name,
+        arguments=call.payload if isinstance(call, CustomToolCall) else kwargs,
         ok=True,
         content=content,
         value=value,
@@ -417,13 +446,14 @@ def _success(
 
 
 def _raised(
-    call: ToolCall,
+    call: Call,
     kwargs: dict[str, Any],
     exc: BaseException,
     duration: float,
     max_chars: int | None,
 ) -> ToolResult:
-    text = str(exc)
+    # The error goes to the model as %chat fix's does: a password in a URL, a key, hidden.
+    text = hide_secrets(str(exc))
     message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     result = _failure(call, kwargs, message, max_chars, exception=exc)
     result.duration = duration
@@ -431,7 +461,7 @@ def _raised(
 
 
 def _failure(
-    call: ToolCall,
+    call: Call,
     arguments: dict[str, Any] | str,
     message: str,
     max_chars: int | None,
@@ -440,8 +470,9 @@ def _failure(
 ) -> ToolResult:
     return ToolResult(
         tool_call_id=call.id,
-        name=call.function.name,
-        arguments=arguments,
+        name=call.name,
+        # A custom tool's input is shown as the model sent it.
+        arguments=call.payload if isinstance(call, CustomToolCall) else arguments,
         ok=False,
         content=_cap(_compact_json({"error": message}), max_chars),
         error=message,
@@ -455,15 +486,17 @@ def _compact_json(value: Any) -> str:
 
 
 def _interrupted(
-    calls: Sequence[ToolCall], done: list[ToolResult], max_chars: int | None
+    calls: Sequence[Call], done: list[ToolResult], max_chars: int | None
 ) -> list[ToolResult]:
     rest = [
-        _failure(
-            call, _parsed_or_raw(call.function.arguments), "interrupted by the user", max_chars
-        )
+        _failure(call, _shown_input(call), "interrupted by the user", max_chars)
         for call in calls[len(done) :]
     ]
     return [*done, *rest]
+
+
+def _shown_input(call: Call) -> dict[str, Any] | str:
+    return call.payload if isinstance(call, CustomToolCall) else _parsed_or_raw(call.payload)
 
 
 def _parsed_or_raw(raw: str) -> dict[str, Any] | str:

@@ -140,6 +140,7 @@ def _self_description(
         # A class's _repr_llm_ describes its instances, not the class.
         return None
     kind = _type_name(obj)
+    wrong = ""
     for method_name in LLM_METHODS:
         method = getattr(type(obj), method_name, None)
         if method is None or not callable(method):
@@ -151,9 +152,17 @@ def _self_description(
             kind, header, body, image = _summary(obj, budget, attach_images, own=False)
             return kind, f"{header} {note}", body, image
         if not isinstance(text, str):
+            # Another spelling may still give text; else the summary says what this gave.
+            returned = "None" if text is None else _type_name(text)
+            wrong = (
+                wrong or f"(its {method_name}() returned {returned}, not str; summarised instead)"
+            )
             continue
         header = f"{kind}, as it describes itself ({method_name}):"
         return kind, header, cut_to_tokens(text.strip(), budget), None
+    if wrong:
+        kind, header, body, image = _summary(obj, budget, attach_images, own=False)
+        return kind, f"{header} {wrong}", body, image
     return None
 
 

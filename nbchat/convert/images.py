@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import errno
 import heapq
 import html
 import io
@@ -40,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..protocol.exceptions import NbchatError
+from .sizes import human_bytes, read_file
 
 __all__ = [
     "DETAILS",
@@ -125,7 +125,7 @@ class ImagePart:
         if self.resized and self.original_size is not None:
             size = f"{self.original_size[0]}×{self.original_size[1]} → {size}"
         cost = f"detail {self.detail}, ~{self.tokens} tokens"
-        return f"{kind} {size}, {_human_bytes(self.nbytes)}, {cost}"
+        return f"{kind} {size}, {human_bytes(self.nbytes)}, {cost}"
 
     def __repr__(self) -> str:
         # The data URL can be megabytes: never put it in a repr.
@@ -257,7 +257,7 @@ def _from_data_url(url: str, detail: str) -> ImagePart:
     if not media[0].lower().startswith("image/"):
         raise ImageError(f"a data URL of type {media[0] or 'text/plain'!r} is not an image")
     if len(payload) > MAX_FILE_BYTES * 4 // 3 + 4:
-        raise ImageError(f"the data URL holds more than {_human_bytes(MAX_FILE_BYTES)}")
+        raise ImageError(f"the data URL holds more than {human_bytes(MAX_FILE_BYTES)}")
     try:
         data = base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -266,27 +266,8 @@ def _from_data_url(url: str, detail: str) -> ImagePart:
 
 
 def _from_file(path: str, detail: str) -> ImagePart:
-    name = os.path.basename(path) or path
-    shown = path if len(path) <= 120 else path[:120] + "…"
-    try:
-        size = os.stat(path).st_size
-        if os.path.isdir(path):
-            raise ImageError(f"{shown} is a directory, not an image file")
-        if size > MAX_FILE_BYTES:
-            raise ImageError(
-                f"{name} is {_human_bytes(size)}, over the {_human_bytes(MAX_FILE_BYTES)} limit"
-            )
-        with open(path, "rb") as file:
-            data = file.read()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(f"no such image file: {shown}") from None
-    except ImageError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ENAMETOOLONG:
-            raise ImageError(f"no such image file: {shown}") from None
-        raise ImageError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    return _from_bytes(data, detail, f"file {name}")
+    data = read_file(path, limit=MAX_FILE_BYTES, what="image", error=ImageError)
+    return _from_bytes(data, detail, f"file {os.path.basename(path) or path}")
 
 
 def _read_file_object(obj: Any) -> bytes:
@@ -297,7 +278,7 @@ def _read_file_object(obj: Any) -> bytes:
     if not isinstance(data, bytes | bytearray):
         raise ImageError("the file object must be opened in binary mode ('rb')")
     if len(data) > MAX_FILE_BYTES:
-        raise ImageError(f"the file object holds more than {_human_bytes(MAX_FILE_BYTES)}")
+        raise ImageError(f"the file object holds more than {human_bytes(MAX_FILE_BYTES)}")
     return bytes(data)
 
 
@@ -425,8 +406,8 @@ def _from_bytes(data: bytes, detail: str, source: str, *, keep: bool = True) -> 
 
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(
-            f"the {source} is {_human_bytes(len(data))}, over the "
-            f"{_human_bytes(MAX_FILE_BYTES)} limit"
+            f"the {source} is {human_bytes(len(data))}, over the "
+            f"{human_bytes(MAX_FILE_BYTES)} limit"
         )
     if not data:
         raise ImageError(f"the {source} is empty")
@@ -637,11 +618,3 @@ def _thumbnail(image: Any) -> str:
         small.save(buffer, format="JPEG", quality=80)
         media = "image/jpeg"
     return f"data:{media};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
-
-
-def _human_bytes(count: int) -> str:
-    if count < 1000:
-        return f"{count} B"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f} kB"
-    return f"{count / 1_000_000:.1f} MB"

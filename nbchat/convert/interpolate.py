@@ -1,7 +1,8 @@
 """``{expression}`` in a prompt replaced by its value from the notebook's namespace.
 
-Prompts are full of code and JSON, so only braces holding a Python expression are replaced:
-anything else, and everything inside ``` or ~~~ fences, stays as written; ``{{``/``}}`` escape.
+Prompts are full of code and JSON, so only braces holding a Python expression are replaced
+(what an f-string would fill in, a generator included); anything else, and everything inside
+``` or ~~~ fences, stays as written; ``{{``/``}}`` escape.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..protocol.exceptions import NbchatError
 from .fences import FENCE, closes_fence
 
-__all__ = ["InterpolationError", "interpolate"]
+__all__ = ["InterpolationError", "interpolate", "is_missing"]
 
 _SPEC = re.compile(r"^[<>=^]?[+\-]?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?$")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
@@ -25,12 +27,31 @@ class InterpolationError(NbchatError, ValueError):
     """An expression in braces failed to evaluate."""
 
 
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """Return ``text`` with each ``{expression}`` outside code fences replaced by its value."""
-    return _substitute_outside_fences(text.splitlines(keepends=True), namespace)
+#: Told the expression whose value was missing; ``None``: missing values are written as str().
+OnMissing = Callable[[str], None] | None
 
 
-def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -> str:
+def interpolate(text: str, namespace: Mapping[str, Any], *, on_missing: OnMissing = None) -> str:
+    """Return ``text`` with each ``{expression}`` outside code fences replaced by its value.
+
+    With ``on_missing``, a missing value (None, NaN, pandas' NA and NaT) is filled in as empty
+    text, and ``on_missing`` is told the expression (rows of a table: a gap is not "nan").
+    """
+    return _substitute_outside_fences(text.splitlines(keepends=True), namespace, on_missing)
+
+
+def is_missing(value: Any) -> bool:
+    """None, a float NaN (numpy's too), or pandas' NA and NaT."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _substitute_outside_fences(
+    lines: list[str], namespace: Mapping[str, Any], on_missing: OnMissing
+) -> str:
     result: list[str] = []
     run: list[str] = []
     fence: str | None = None
@@ -38,7 +59,7 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
         match = FENCE.match(line)
         inside = fence is not None
         if not inside and match:
-            result.append(_substitute("".join(run), namespace))
+            result.append(_substitute("".join(run), namespace, on_missing))
             run = []
             fence = match.group(1)
             result.append(line)
@@ -49,11 +70,11 @@ def _substitute_outside_fences(lines: list[str], namespace: Mapping[str, Any]) -
                 fence = None
             continue
         run.append(line)
-    result.append(_substitute("".join(run), namespace))
+    result.append(_substitute("".join(run), namespace, on_missing))
     return "".join(result)
 
 
-def _substitute(text: str, namespace: Mapping[str, Any]) -> str:
+def _substitute(text: str, namespace: Mapping[str, Any], on_missing: OnMissing) -> str:
     if "{" not in text and "}" not in text:
         return text
     out: list[str] = []
@@ -80,7 +101,7 @@ def _substitute(text: str, namespace: Mapping[str, Any]) -> str:
                 out.append(char)
                 i += 1
                 continue
-            value = _evaluate(text[i + 1 : end], namespace)
+            value = _evaluate(text[i + 1 : end], namespace, on_missing)
             if value is None:
                 # Not an expression: keep this brace and look inside for ones that are.
                 out.append(char)
@@ -132,7 +153,7 @@ def _matching_brace(text: str, start: int) -> int | None:
     return None
 
 
-def _evaluate(inner: str, namespace: Mapping[str, Any]) -> str | None:
+def _evaluate(inner: str, namespace: Mapping[str, Any], on_missing: OnMissing) -> str | None:
     """The formatted value, or None when ``inner`` is not an expression (keep it literal)."""
     expression, convert, spec = _split_format(inner)
     if expression is None:
@@ -148,6 +169,15 @@ def _evaluate(inner: str, namespace: Mapping[str, Any]) -> str | None:
             f"Cannot fill in {{{inner.strip()}}}: {type(exc).__name__}: {exc}. "
             f"Write {literal} to keep the braces, or use --no-interpolate."
         ) from None
+    if isinstance(value, types.GeneratorType):
+        # What {x for x in y} gives, as in an f-string: its repr would say nothing.
+        raise InterpolationError(
+            f"{{{inner.strip()}}} makes a generator, not text: write {{[{inner.strip()}]}} for "
+            f"a list, or {{{{{inner.strip()}}}}} to keep the braces."
+        )
+    if on_missing is not None and is_missing(value):
+        on_missing(expression.strip())
+        return ""
     if convert is not None:
         value = convert(value)
     try:
@@ -179,7 +209,14 @@ def _compile(expression: str) -> Any:
     try:
         tree = ast.parse(stripped, "<prompt>", "eval")
     except SyntaxError:
-        return None
+        # A generator is an expression inside an f-string's braces ({x for x in y}) too; it
+        # is code, filled in (and failing) by the same rule as {name}.
+        try:
+            tree = ast.parse(f"({stripped})", "<prompt>", "eval")
+        except SyntaxError:
+            return None
+        if not isinstance(tree.body, ast.GeneratorExp):
+            return None
     # Only an expression that names something is meant to be filled in: {"a": 1}, {1, 2}
     # and {} are JSON or prose.
     if not any(isinstance(node, ast.Name) for node in ast.walk(tree)):

@@ -120,7 +120,8 @@ class RowTemplate:
 
     The rules are the cells' (``nbchat.convert.interpolate``): JSON and code fences stay as
     written, ``{{``/``}}`` are literal braces. ``fallback`` (a notebook's namespace) answers for
-    names that are not columns.
+    names that are not columns. A missing value (None, NaN, pandas' NA/NaT) is filled in as
+    empty text, not as "nan"; ``missing()`` counts where that happens.
     """
 
     def __init__(
@@ -134,12 +135,29 @@ class RowTemplate:
         self.fallback = fallback
         self.enabled = enabled and ("{" in text or "}" in text)
 
-    def fill(self, namespace: Mapping[str, Any]) -> str:
+    def fill(
+        self, namespace: Mapping[str, Any], on_missing: Callable[[str], None] | None = None
+    ) -> str:
         if not self.enabled:
             return self.text
         if self.fallback is not None:
             namespace = ChainMap(dict(namespace), cast("dict[str, Any]", self.fallback))
-        return interpolate(self.text, namespace)
+        return interpolate(self.text, namespace, on_missing=on_missing or _ignore)
+
+    def missing(self, source: RowSource) -> dict[str, int]:
+        """How many rows fill each expression with a missing value (so, with empty text)."""
+        counts: dict[str, int] = {}
+        if not self.enabled:
+            return counts
+        for position in range(len(source)):
+            seen: set[str] = set()
+            try:
+                self.fill(source.namespace(position), seen.add)
+            except InterpolationError:
+                continue
+            for expression in seen:
+                counts[expression] = counts.get(expression, 0) + 1
+        return counts
 
     def check(self, source: RowSource) -> None:
         """Fill the template for one row of each shape; a name no row has is a one-line error."""
@@ -152,6 +170,10 @@ class RowTemplate:
                 raise RequestValidationError(
                     _explain(str(exc), keys, position, source), field="prompt"
                 ) from None
+
+
+def _ignore(expression: str) -> None:
+    pass
 
 
 def _explain(message: str, keys: frozenset[str], position: int, source: RowSource) -> str:

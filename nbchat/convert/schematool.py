@@ -42,6 +42,9 @@ class SchemaTool(Tool):
         self._call = fn
         self.confirm = bool(confirm)
         self._is_model = False
+        # Always a function tool: JSON arguments in (never a custom tool's free text).
+        self.custom = False
+        self.grammar = None
         self.name = _tool_name(fn, name)
         self.description = (description or "").strip()
         schema = copy.deepcopy(dict(parameters or {"type": "object", "properties": {}}))
@@ -72,13 +75,12 @@ class SchemaTool(Tool):
     def replace(self, **changes: Any) -> Tool:
         unknown = set(changes) - {"name", "description", "strict", "confirm"}
         if unknown:
-            raise TypeError(f"Tool.replace() got unexpected options: {', '.join(sorted(unknown))}")
-        options: dict[str, Any] = {
-            "name": self.name,
-            "description": self.description,
-            "strict": self._strict_requested,
-            "confirm": self.confirm,
-        }
+            raise TypeError(
+                f"{type(self).__name__}.replace() got unexpected options: "
+                f"{', '.join(sorted(unknown))} (a tool from a schema takes JSON arguments)"
+            )
+        options = {key: self._options()[key] for key in ("name", "description", "strict")}
+        options["confirm"] = self.confirm
         options.update(changes)
         return type(self)(self._call, parameters=self._schema, **options)
 

@@ -28,6 +28,7 @@ __all__ = [
     "UNKNOWN_IMAGE_TOKENS",
     "Budget",
     "Part",
+    "attachment_tokens",
     "cut_to_tokens",
     "estimate_budget",
     "message_tokens",
@@ -203,9 +204,11 @@ def message_tokens(message: Mapping[str, Any]) -> int:
     text, _, images = _content_tokens(message.get("content"))
     tokens = MESSAGE_TOKENS + text + images
     for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        tokens += text_tokens(str(function.get("name") or ""))
-        tokens += text_tokens(str(function.get("arguments") or "")) + MESSAGE_TOKENS
+        # A function's name and arguments, or a custom tool's name and input.
+        body = call.get("function") or call.get("custom") or {}
+        tokens += text_tokens(str(body.get("name") or ""))
+        tokens += text_tokens(str(body.get("arguments") or body.get("input") or ""))
+        tokens += MESSAGE_TOKENS
     if message.get("refusal"):
         tokens += text_tokens(str(message["refusal"]))
     if message.get("tool_call_id"):
@@ -254,10 +257,25 @@ def _content_tokens(content: Any) -> tuple[int, int, int]:
             url = part.get("image_url") or {}
             images += 1
             image_tokens += _image_tokens(str(url.get("url") or ""), url.get("detail") or "auto")
+        elif kind in ("input_audio", "file"):
+            text += attachment_tokens(part)
         else:
-            # Audio, files and parts nbchat does not know: their JSON, as an upper bound.
+            # Parts nbchat does not know: their JSON, as an upper bound.
             text += text_tokens(_json(part))
     return text, images, image_tokens
+
+
+def attachment_tokens(part: Mapping[str, Any]) -> int:
+    """Estimated prompt tokens of a recording (by its length) or a file (by its pages or
+    size): the base64 text they travel as says nothing of what they cost."""
+    if part.get("type") == "input_audio":
+        from .audio import estimate_audio_tokens
+
+        audio = part.get("input_audio") or {}
+        return estimate_audio_tokens(str(audio.get("data") or ""), str(audio.get("format")))
+    from .files import estimate_file_tokens
+
+    return estimate_file_tokens(part.get("file"))
 
 
 @lru_cache(maxsize=64)

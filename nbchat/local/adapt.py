@@ -26,12 +26,31 @@ plain chat, ``stream``         works; the model's template adds a default system
 ``tool_choice: "required"``    silently answers in text → with one tool, forced to that tool;
                                with several, error before sending
 ``tool_choice: "auto"``/unset  the template never shows tools, the model answers in text → note
+``tool_choice`` allowed_tools  a 500 → the tools cut to those allowed, and the choice sent as
+                               ``auto`` (mode auto) or as ``required`` would be (mode required)
+custom tools (``type: custom``) a 500 → error before sending (it takes function tools only)
 parallel tool calls            at most one call per reply; ``parallel_tool_calls`` is dropped
 tool without ``parameters``    a 500 → sent with an empty object schema
+``functions``/``function_call`` work, answered as ``tool_calls`` (the newer shape)
 assistant turn with no text    a 500 (content must be a string) → the calls are written as text
+assistant turn by ``audio.id`` a 500 → sent without the reference (its text only)
+``function`` role (deprecated) a 500 → error before sending (use tools)
 content as a list of parts     a 500 → text parts joined; image/audio/file parts are an error
 ``developer`` role             a 500 → sent as ``system``
 ``tool`` messages              shown to the model as a ``tool`` turn of its template
+``modalities``/``audio``       ignored, a text reply comes back → error before sending
+``web_search_options``         ignored, no search and no citations → error before sending
+``prediction``                 ignored (no speed-up) → dropped, with a note
+``reasoning_effort``,          ignored → dropped, with a note
+``verbosity``, ``service_tier``,
+``prompt_cache_key``,
+``prompt_cache_options``,
+``prompt_cache_retention``,
+``safety_identifier``,
+``moderation``
+``stream_options``             (``include_obfuscation`` too) dropped: see above
+stored completions             ``GET /chat/completions`` 405, ``…/{id}`` 404 ``{"detail": …}``:
+                               ``%chat stored`` says the server keeps none
 prompt longer than ``n_ctx``   400 ``context_length_exceeded`` (OpenAI's shape); streamed, the
                                server sends 200 and drops the connection: see
                                ``explain_broken_stream``
@@ -48,7 +67,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.exceptions import APIStatusError, RequestValidationError
-from ..transport.profiles import ServerProfile, configured_profile, copy_body
+from ..transport.profiles import (
+    ServerProfile,
+    UnsupportedFeatureError,
+    configured_profile,
+    copy_body,
+)
 
 if TYPE_CHECKING:
     from ..transport.client import Client
@@ -65,6 +89,13 @@ FEATURES: dict[str, bool | None] = {
     "vision": False,
     "n": False,
     "developer_role": False,
+    "audio_input": False,
+    "audio_output": False,
+    "files": False,
+    "custom_tools": False,
+    "predictions": False,
+    "web_search": False,
+    "stored_completions": False,
 }
 
 
@@ -86,9 +117,13 @@ def profile(model: str | None, context_window: int | None = None) -> ServerProfi
 _TEXT_ONLY = "the local model reads text only"
 
 
-def _unsupported(field: str, what: str, instead: str = "") -> RequestValidationError:
+def _unsupported(
+    field: str, what: str, instead: str = "", *, feature: str = ""
+) -> UnsupportedFeatureError:
     message = f"Invalid request: {field}: {what} is unsupported by the local server"
-    return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
+    return UnsupportedFeatureError(
+        message + (f" ({instead})" if instead else ""), field=field, feature=feature
+    )
 
 
 def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -105,16 +140,22 @@ def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if n is not None and n != 1:
         raise _unsupported("n", f"n={n}", "it returns one choice; send separate requests")
     if set(out.get("modalities") or ()) - {"text"} or out.get("audio"):
-        raise _unsupported("modalities", "audio output")
+        raise _unsupported("modalities", "audio output", _TEXT_ONLY, feature="audio_output")
     if out.get("web_search_options") is not None:
-        raise _unsupported("web_search_options", "web search")
+        raise _unsupported("web_search_options", "web search", feature="web_search")
+    if any(tool.get("type") == "custom" for tool in out.get("tools") or ()):
+        raise _unsupported(
+            "tools", "a custom tool", "it takes function tools only", feature="custom_tools"
+        )
 
     _adapt_max_tokens(out)
     if out.pop("stream_options", None) and out.get("stream"):
         notes.append("The local server reports no token usage in streams.")
     if out.get("logprobs") and out.get("top_logprobs") is None:
         out["top_logprobs"] = 0
-    for field in ("reasoning_effort", "verbosity"):
+    if out.pop("prediction", None) is not None:
+        notes.append("prediction is ignored by the local server; it was left out.")
+    for field in _IGNORED:
         if out.pop(field, None) is not None:
             notes.append(f"{field} is ignored by the local server.")
     out.pop("parallel_tool_calls", None)
@@ -124,6 +165,19 @@ def adapt_request(body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if "messages" in out:
         out["messages"] = [_adapt_message(i, m) for i, m in enumerate(out["messages"])]
     return out, notes
+
+
+# Fields the server ignores: dropped, with a note, so that nobody believes they had an effect.
+_IGNORED = (
+    "reasoning_effort",
+    "verbosity",
+    "service_tier",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "moderation",
+)
 
 
 def _adapt_max_tokens(out: dict[str, Any]) -> None:
@@ -176,6 +230,17 @@ def _adapt_tools(out: dict[str, Any]) -> list[str]:
         else:
             function["parameters"] = _grammar_friendly(function["parameters"])
     choice = out.get("tool_choice")
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        # The server takes no allowed_tools: the same as offering only those tools.
+        allowed = choice.get("allowed_tools") or {}
+        keep = {
+            (entry.get("function") or {}).get("name")
+            for entry in allowed.get("tools") or ()
+            if isinstance(entry, Mapping)
+        }
+        out["tools"] = [t for t in tools if (t.get("function") or {}).get("name") in keep]
+        names = [name for name in names if name in keep]
+        choice = out["tool_choice"] = "required" if allowed.get("mode") == "required" else "auto"
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name")
         if name not in names:
@@ -206,6 +271,12 @@ def _adapt_message(index: int, message: Mapping[str, Any]) -> dict[str, Any]:
     message = dict(message)
     if message.get("role") == "developer":
         message["role"] = "system"
+    if message.get("role") == "function":
+        raise _unsupported(
+            f"messages.{index}", "the function role (deprecated)", "answer tool calls instead"
+        )
+    # A spoken turn refers to audio the local server never made: only its text can go.
+    message.pop("audio", None)
     content = message.get("content")
     if isinstance(content, list):
         message["content"] = _join_text(index, content)
@@ -218,13 +289,20 @@ def _adapt_message(index: int, message: Mapping[str, Any]) -> dict[str, Any]:
     return message
 
 
+# The profile's feature each kind of content part needs.
+_PART_FEATURES = {"image_url": "vision", "input_audio": "audio_input", "file": "files"}
+
+
 def _join_text(index: int, parts: list[Any]) -> str:
     texts = []
     for part in parts:
         # A part without a type is text, as in nbchat's own request model.
         kind = part.get("type", "text") if isinstance(part, Mapping) else type(part).__name__
         if kind != "text":
-            raise _unsupported(f"messages.{index}.content", f"{kind} input", _TEXT_ONLY)
+            feature = _PART_FEATURES.get(kind, "")
+            raise _unsupported(
+                f"messages.{index}.content", f"{kind} input", _TEXT_ONLY, feature=feature
+            )
         texts.append(part.get("text", ""))
     return "\n".join(texts)
 

@@ -9,13 +9,20 @@ is a one-line UsageError raised here, before anything is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ..conversation.prompt import Prompt
 from ..protocol.exceptions import first_line
 from .settings import Chat as ChatSettings
+
+if TYPE_CHECKING:
+    from argparse import Namespace
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..transport.client import AsyncClient, Client
 
 __all__ = [
     "EACH_OPTIONS",
@@ -46,6 +53,10 @@ _NOT_FOR_MANY = {
     "no_parallel_tools": "--no-parallel-tools",
     "image": "--image",
     "data": "--data",
+    "audio": "--audio",
+    "file": "--file",
+    "speak": "--speak (the rows' replies are text)",
+    "allowed_tools": "--allowed-tools",
     "raw": "--raw",
     "logprobs": "--logprobs",
     "new": "--new (no conversation is used)",
@@ -68,7 +79,7 @@ class CellRequest:
     form: str
     prompt: Prompt
     text: str
-    args: Any
+    args: Namespace
     attachments: Any = None
     context: Any = None
     #: The system prompt of a map or a comparison (a prompt cell's is the conversation's).
@@ -83,17 +94,6 @@ class CellRequest:
     concurrency: int | None = None
     #: Whether ``{expressions}`` are filled in (each row's, for ``--each``).
     interpolate: bool = True
-
-    def arguments(self) -> dict[str, Any]:
-        """``Chat.send``'s keywords for this request (besides the content)."""
-        prompt = self.prompt
-        return {
-            "stream": prompt.stream,
-            "tools": prompt.tools,
-            "schema": prompt.schema,
-            "json": prompt.json,
-            **prompt.request_fields,
-        }
 
     @property
     def content(self) -> Any:
@@ -111,7 +111,9 @@ def lookup(namespace: dict[str, Any], name: str, what: str) -> Any:
     return namespace[name]
 
 
-def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any]) -> dict[str, Any]:
+def overrides_from(
+    args: Namespace, settings: ChatSettings, namespace: dict[str, Any]
+) -> dict[str, Any]:
     """Request fields from the settings, then the cell's options on top."""
     fields: dict[str, Any] = dict(settings.request)
     if settings.model:
@@ -146,13 +148,17 @@ def overrides_from(args: Any, settings: ChatSettings, namespace: dict[str, Any])
         fields["tool_choice"] = args.tool_choice
     if args.no_parallel_tools:
         fields["parallel_tool_calls"] = False
+    # The newer parts of the API (audio, predictions, web search, tiers…): mapped in apiopts.
+    from .apiopts import api_fields
+
+    fields.update(api_fields(args, namespace, stream=settings.stream and not args.no_stream))
     return fields
 
 
 def cell_request(
-    shell: Any,
+    shell: InteractiveShell,
     settings: ChatSettings,
-    args: Any,
+    args: Namespace,
     text: str,
     *,
     models: list[str] | None = None,
@@ -193,7 +199,10 @@ def cell_request(
     from .context import add_context
 
     text, context = add_context(text, args, namespace, settings)
-    if not text.strip() and not args.image and not args.data:
+    attached = (
+        args.image or args.data or getattr(args, "audio", None) or getattr(args, "file", None)
+    )
+    if not text.strip() and not attached:
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     content, attachments = _content(text, args, namespace, context.images)
     tools = [lookup(namespace, name, "Tool") for name in args.tools or ()]
@@ -220,9 +229,9 @@ def cell_request(
 
 
 def _each(
-    shell: Any,
+    shell: InteractiveShell,
     settings: ChatSettings,
-    args: Any,
+    args: Namespace,
     text: str,
     fields: dict[str, Any],
     options: dict[str, Any],
@@ -248,7 +257,7 @@ def _each(
     if options.pop("json"):
         fields["response_format"] = {"type": "json_object"}
     system = args.system if args.system is not None else (settings.system or None)
-    rows = lookup(shell.user_ns, args.each, "Rows")
+    rows = _rows(shell, args.each)
     return CellRequest(
         "each",
         Prompt.of(text, **options, **fields),
@@ -264,6 +273,20 @@ def _each(
     )
 
 
+def _rows(shell: InteractiveShell, text: str) -> Any:
+    """``--each``'s rows: a variable, or an expression over the notebook's (``df.iloc[2:]``)."""
+    if text.isidentifier():
+        return lookup(shell.user_ns, text, "Rows")
+    try:
+        code = compile(text, "<--each>", "eval")
+    except SyntaxError:
+        raise UsageError(f"--each takes a variable or an expression, not {text!r}") from None
+    try:
+        return eval(code, shell.user_global_ns, shell.user_ns)
+    except Exception as exc:
+        raise UsageError(f"--each {text}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
 def as_option(exc: Any) -> str:
     """A map's message about one of its arguments, naming the cell's option instead."""
     text, name = str(exc), getattr(exc, "field", None) or ""
@@ -272,7 +295,7 @@ def as_option(exc: Any) -> str:
     return text
 
 
-def _refuse_options(args: Any, form: str) -> None:
+def _refuse_options(args: Namespace, form: str) -> None:
     """A UsageError for an option that means nothing in this form of cell."""
     what = {"each": "--each", "compare": "compare", "prompt": "a single prompt"}[form]
     if form != "each":
@@ -305,21 +328,25 @@ def _interpolate(text: str, namespace: dict[str, Any]) -> str:
 
 
 def _content(
-    text: str, args: Any, namespace: dict[str, Any], extra_images: list[Any] | None = None
+    text: str, args: Namespace, namespace: dict[str, Any], extra_images: list[Any] | None = None
 ) -> tuple[Any, Any]:
     """The user message content and its attachments, from --image and --data variables."""
     from ..convert.content import build_content as build
+    from .apiopts import api_attachments
 
     images = [lookup(namespace, name, "Image") for name in args.image or ()]
     images += extra_images or []
     data = [lookup(namespace, name, "Data") for name in args.data or ()]
+    more = api_attachments(args, namespace)  # --audio, --file
     try:
-        return build(text, images=images, data=data, names=args.data or (), detail=args.detail)
+        return build(
+            text, images=images, data=data, names=args.data or (), detail=args.detail, **more
+        )
     except ValueError as exc:
         raise UsageError(first_line(exc)) from None
 
 
-def map_job(request: CellRequest, client: Any, namespace: dict[str, Any]) -> Any:
+def map_job(request: CellRequest, client: Client | AsyncClient, namespace: dict[str, Any]) -> Any:
     """The checked ``MapJob`` of an ``--each`` cell (a mistake is a one-line UsageError)."""
     from ..conversation.mapjob import MapJob
     from ..protocol.exceptions import RequestValidationError

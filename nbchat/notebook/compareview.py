@@ -5,10 +5,13 @@ columns side by side (``sidebyside.py``), live in Jupyter, as text in a terminal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..conversation.compare import compare as compare_columns
 from ..conversation.reply import Reply
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["compare"]
 
@@ -18,7 +21,7 @@ def compare(
     models: Sequence[Any],
     *,
     system: str | None = None,
-    client: Any = None,
+    client: Client | AsyncClient | None = None,
     stream: bool | None = None,
     display: bool | str = True,
     schema: Any = None,

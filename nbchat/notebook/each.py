@@ -5,7 +5,7 @@ side by side through ``nbchat.compare``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -14,10 +14,15 @@ from .failure import ChatCellError, fail_cell
 from .frontend import display_mode
 from .settings import Chat as ChatSettings
 
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..transport.client import AsyncClient, Client
+
 __all__ = ["run_many"]
 
 
-def run_many(shell: Any, settings: ChatSettings, request: CellRequest) -> Any:
+def run_many(shell: InteractiveShell, settings: ChatSettings, request: CellRequest) -> Any:
     """A cell of several requests: ``--each`` rows or a comparison of models."""
     client = _client(settings)
     if request.args.dry_run:
@@ -40,12 +45,17 @@ def _client(settings: ChatSettings) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def _progress_mode(shell: Any, settings: ChatSettings) -> str:
+def _progress_mode(shell: InteractiveShell, settings: ChatSettings) -> str:
     mode = display_mode(shell, settings)
     return {"live": "auto", "final": "final", "text": "text"}.get(mode, "auto")
 
 
-def _run_each(shell: Any, settings: ChatSettings, request: CellRequest, client: Any) -> Any:
+def _run_each(
+    shell: InteractiveShell,
+    settings: ChatSettings,
+    request: CellRequest,
+    client: Client | AsyncClient,
+) -> Any:
     """``%%chat --each ROWS``: the cell is the template, sent once per row."""
     from ..conversation.mapping import run_blocking
     from .mapview import watching
@@ -79,7 +89,12 @@ def _run_each(shell: Any, settings: ChatSettings, request: CellRequest, client: 
     return result
 
 
-def _run_compare(shell: Any, settings: ChatSettings, request: CellRequest, client: Any) -> Any:
+def _run_compare(
+    shell: InteractiveShell,
+    settings: ChatSettings,
+    request: CellRequest,
+    client: Client | AsyncClient,
+) -> Any:
     """The same prompt to each model at once, side by side."""
     from ..conversation.chat import Reply
     from ..protocol.exceptions import one_line

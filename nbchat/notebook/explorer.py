@@ -18,6 +18,7 @@ from ..render.logprobs import (
     logprobs_html,
     logprobs_summary,
     logprobs_table,
+    percent,
     token_logprobs,
 )
 from ..render.markdown import escape
@@ -112,7 +113,8 @@ class LogprobsExplorer(VBox):
             max=1.0,
             step=0.01,
             description="highlight below",
-            readout_format=".2f",
+            # Probabilities are percentages everywhere nbchat shows them.
+            readout_format=".0%",
             style={"description_width": "initial"},
             continuous_update=True,
         )
@@ -135,6 +137,11 @@ class LogprobsExplorer(VBox):
         self.text.layout.overflow = "visible"
         self.details = w.HTML()
         self.details.add_class("nbchat-explorer-details")
+        # A token's pop-up opens below it and may reach past the text: the pane under the text
+        # is at least as tall, so the pop-up of the last line stays inside the explorer (an
+        # output area would clip it, or scroll).
+        alternatives = max((len(t.top_logprobs) for t in self.tokens), default=0)
+        self.details.layout.min_height = f"{(max(alternatives, 1) + 1) * 1.45 + 1.2:.1f}em"
         self.table = w.Output()
         super().__init__(
             [
@@ -221,10 +228,10 @@ class LogprobsExplorer(VBox):
         stats = self.stats
         perplexity = "—" if stats.perplexity is None else _number(stats.perplexity)
         impossible = f" · {stats.impossible} at probability 0" if stats.impossible else ""
+        mean = "—" if stats.mean_probability is None else percent(stats.mean_probability)
         self.summary.value = (
-            f"<small>{count} tokens · mean probability "
-            f"{sum(self.probabilities) / count:.2f} · perplexity {perplexity}{impossible} · "
-            f"<b>{len(self.low)}</b> below {limit:.2f}</small>"
+            f"<small>{count} tokens · mean probability {mean} (geometric) · perplexity "
+            f"{perplexity}{impossible} · <b>{len(self.low)}</b> below {percent(limit)}</small>"
         )
         self.text.value = self.text_html()
         self.details.value = self.details_html()
@@ -241,20 +248,20 @@ class LogprobsExplorer(VBox):
                 "".join(
                     f"<tr><td>{escape(_label(alt.token))}</td>"
                     f"<td style='text-align:right;padding-left:8px'>"
-                    f"{_probability(alt.logprob):.3f}</td></tr>"
+                    f"{percent(_probability(alt.logprob))}</td></tr>"
                     for alt in token.top_logprobs
                 )
                 or "<tr><td colspan=2><i>no alternatives sent</i></td></tr>"
             )
-            title = f"p = {p:.3f}" + "".join(
-                f" | {_label(alt.token)} {_probability(alt.logprob):.3f}"
+            title = f"p = {percent(p)}" + "".join(
+                f" | {_label(alt.token)} {percent(_probability(alt.logprob))}"
                 for alt in token.top_logprobs
             )
             spans.append(
                 f'<span class="{classes}" tabindex="0" data-index="{i}" '
                 f'data-p="{p:.4f}" title="{escape(title)}" '
                 f'style="background:{token_colour(p, limit)}">{_shown(token.token)}'
-                f'<span class="nbx-pop"><b>#{i}</b> p = {p:.3f}<table>{alternatives}</table>'
+                f'<span class="nbx-pop"><b>#{i}</b> p = {percent(p)}<table>{alternatives}</table>'
                 f"</span></span>"
             )
         return f'{_STYLE.format(uid=uid)}<div class="{uid}">{"".join(spans)}</div>'
@@ -271,7 +278,7 @@ class LogprobsExplorer(VBox):
             chosen = " ✓" if alt.token == token.token else ""
             rows.append(
                 f"<tr><td><code>{escape(_label(alt.token))}</code>{chosen}</td>"
-                f"<td style='text-align:right'>{q:.3f}</td><td style='text-align:right'>"
+                f"<td style='text-align:right'>{percent(q)}</td><td style='text-align:right'>"
                 f"{_logprob_text(alt.logprob)}</td><td><div style='background:"
                 f"var(--jp-brand-color1,#1976d2);height:0.7em;"
                 f"width:{max(1, round(q * 200))}px'></div></td></tr>"
@@ -279,7 +286,7 @@ class LogprobsExplorer(VBox):
         body = "".join(rows) or "<tr><td colspan=4><i>no alternatives sent</i></td></tr>"
         return (
             f"<div><b>Token #{i}</b> <code>{escape(_label(token.token))}</code> — "
-            f"p = {p:.3f} (logprob {_logprob_text(token.logprob)})"
+            f"p = {percent(p)} (logprob {_logprob_text(token.logprob)})"
             f"<table><tr><th>alternative</th><th>p</th><th>logprob</th><th></th></tr>"
             f"{body}</table></div>"
         )

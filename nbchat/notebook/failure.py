@@ -9,12 +9,19 @@ says whether the reply was kept. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import re
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.display import display
 
 from ..protocol.exceptions import NbchatError, first_line, one_line
+
+if TYPE_CHECKING:
+    from argparse import Namespace
+
+    from ..conversation.chat import Chat
+    from ..render.live import LiveView
+    from .cell import CellRequest
 
 __all__ = ["ChatCellError", "fail_cell", "input_errors", "name_attachments"]
 
@@ -49,7 +56,11 @@ def input_errors() -> tuple[type[BaseException], ...]:
 
 
 def fail_cell(
-    exc: BaseException, request: Any = None, *, view: Any = None, conversation: Any = None
+    exc: BaseException,
+    request: CellRequest | None = None,
+    *,
+    view: LiveView | None = None,
+    conversation: Chat | None = None,
 ) -> NoReturn:
     """End the cell for ``exc``; raised ``from None`` so no chained traceback shows.
 
@@ -100,7 +111,7 @@ def _input_message(exc: BaseException, request: Any, conversation: Any) -> str:
 _PART = re.compile(r"messages\.(\d+)\.content(?:\.\d+)?: (\w+) input")
 
 
-def name_attachments(text: str, args: Any, *, own: int) -> str:
+def name_attachments(text: str, args: Namespace, *, own: int) -> str:
     """A server's refusal of ``messages.N.content: image_url input`` said as the cell wrote it:
     ``the image attached with --image fig``, or an image sent earlier in the conversation.
 

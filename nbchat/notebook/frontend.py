@@ -8,14 +8,25 @@ plain Python, no IPython at all; ``"other"``: another IPython shell.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["FRONTENDS", "clicks_reach_this_loop", "display_mode", "frontend", "shows_widgets"]
+if TYPE_CHECKING:
+    from .settings import Chat as ChatSettings
+
+__all__ = [
+    "FRONTENDS",
+    "choose_mode",
+    "clicks_reach_this_loop",
+    "display_mode",
+    "frontend",
+    "shows_widgets",
+]
 
 FRONTENDS = ("jupyter", "terminal", "other", "none")
 
 
-def frontend(shell: Any = None) -> str:
+def frontend(shell: object = None) -> str:
     """The frontend of ``shell`` (the running IPython's when None)."""
     if shell is None:
         try:
@@ -33,7 +44,7 @@ def frontend(shell: Any = None) -> str:
     return "other"
 
 
-def shows_widgets(shell: Any = None) -> bool:
+def shows_widgets(shell: object = None) -> bool:
     """True where an ipywidgets widget can show: a Jupyter kernel with ipywidgets installed."""
     if frontend(shell) != "jupyter":
         return False
@@ -42,7 +53,7 @@ def shows_widgets(shell: Any = None) -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
 
-def clicks_reach_this_loop(shell: Any = None) -> bool:
+def clicks_reach_this_loop(shell: object = None) -> bool:
     """True in a Jupyter kernel's own loop, where a widget click arrives while a cell awaits.
 
     ipykernel 7 dispatches widget messages while an awaiting cell runs; a blocking cell (or a
@@ -60,9 +71,23 @@ def clicks_reach_this_loop(shell: Any = None) -> bool:
     return major.isdigit() and int(major) >= 7
 
 
-def display_mode(shell: Any, settings: Any) -> str:
+def display_mode(shell: object, settings: ChatSettings) -> str:
     """How a reply is shown: ``%config Chat.display``, or for ``auto`` what the frontend can
     do (terminal IPython cannot update an output in place: text)."""
     if settings.display != "auto":
         return str(settings.display)
     return "text" if frontend(shell) == "terminal" else "live"
+
+
+def choose_mode(
+    mode: str | bool | None, modes: Sequence[str], *, what: str, auto: Callable[[], str]
+) -> str:
+    """A view's mode as a user gave it: True is ``auto``, False or None ``off``; ``auto``
+    becomes what ``auto()`` says this frontend can show. Anything else is a ValueError."""
+    if mode is True:
+        mode = "auto"
+    if mode is False or mode is None:
+        return "off"
+    if mode not in modes:
+        raise ValueError(f"{what} must be one of {', '.join(modes)}, not {mode!r}")
+    return auto() if mode == "auto" else mode

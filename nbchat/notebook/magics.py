@@ -6,15 +6,19 @@ card and fail the cell with a one-line error, so headless runs stop there.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import io
+import re
 import shlex
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from . import mcpcmd, storecmd
+from . import apiopts, mcpcmd, storecmd
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
@@ -60,9 +64,13 @@ class ChatMagics(Magics):
     )
     @argument(
         "--reasoning-effort",
-        choices=("minimal", "low", "medium", "high"),
+        choices=apiopts.REASONING_EFFORTS,
         help="How hard a reasoning model thinks.",
     )
+    @argument("--verbosity", choices=apiopts.VERBOSITIES, help="How long the reply is.")
+    @argument("--service-tier", choices=apiopts.SERVICE_TIERS, help="The tier to serve it.")
+    @argument("--prompt-cache-key", metavar="KEY", help="Groups requests for prompt caching.")
+    @argument("--safety-identifier", metavar="ID", help="A stable id of your end user.")
     @argument("-n", type=int, help="How many choices to generate.")
     @argument("--stop", action="append", metavar="S", help="Stop sequence (repeatable).")
     @argument("--presence-penalty", type=float, help="-2 to 2.")
@@ -77,6 +85,13 @@ class ChatMagics(Magics):
     @argument("--seed", type=int, help="Sampling seed.")
     @argument("--user", help="End-user id for abuse monitoring.")
     @argument("--store", action="store_true", default=None, help="Ask the server to store it.")
+    @argument(
+        "--metadata",
+        action="append",
+        type=apiopts.metadata_pair,
+        metavar="KEY=VALUE",
+        help="Label a stored completion (repeatable); filters %%chat stored list.",
+    )
     @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
     @argument("--session", default="default", metavar="NAME", help="Named conversation.")
     @argument("--new", action="store_true", help="Start this conversation afresh.")
@@ -87,6 +102,24 @@ class ChatMagics(Magics):
     @argument("--image", action="append", metavar="VAR", help="Attach an image (repeatable).")
     @argument("--detail", choices=("low", "high", "auto"), help="Image detail.")
     @argument("--data", action="append", metavar="VAR", help="Attach data as JSON (repeatable).")
+    @argument("--audio", action="append", metavar="VAR", help="Attach a recording (repeatable).")
+    @argument("--sample-rate", type=int, metavar="N", help="--audio: the array's sample rate.")
+    @argument("--file", action="append", metavar="PATH_OR_VAR", help="Attach a file (repeatable).")
+    @argument(
+        "--speak",
+        choices=apiopts.VOICES,
+        metavar="VOICE",
+        help=f"A spoken reply, in one of the voices {', '.join(apiopts.VOICES)}.",
+    )
+    @argument("--predict", metavar="VAR", help="Text the reply is expected to repeat mostly.")
+    @argument(
+        "--web-search",
+        nargs="?",
+        const="",
+        choices=("", "low", "medium", "high"),
+        metavar="low|medium|high",
+        help="Let the model search the web; cite its sources.",
+    )
     @argument("--json", action="store_true", help="Ask for a JSON object.")
     @argument("--schema", metavar="NAME", help="Pydantic model or JSON schema for the reply.")
     @argument(
@@ -99,6 +132,7 @@ class ChatMagics(Magics):
     )
     @argument("--tools", type=_tool_names, metavar="F,G", help="Functions the model may call.")
     @argument("--tool-choice", metavar="auto|required|none|NAME", help="Which tool to call.")
+    @argument("--allowed-tools", type=_tool_names, metavar="F,G", help="Only these of --tools.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
     @argument(
@@ -144,26 +178,35 @@ class ChatMagics(Magics):
     @argument("--no-cache", dest="cache", action="store_false", default=None, help="Always send.")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
-        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``.
+        """Chat with a model: ``%%chat [options]`` sends the cell; ``%chat [options] text``
+        (``%chat [options] -- text`` when the text itself ends in options).
 
         ``%chat history|reset|undo|sessions|config [--session NAME]`` manage conversations;
-        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost.
+        ``%chat log [N]`` shows the last exchanges kept in the store, ``%chat usage`` their cost;
+        ``%chat stored [list [N] | show ID | delete ID]`` the completions a server stored.
         ``%chat fix|explain [options]`` send the last error (``%%chat fix``: the cell adds to it).
         ``%chat compare -m A -m B prompt`` sends to several models side by side.
         ``%chat mcp [NAME | restart NAME]`` shows the MCP servers (one's tools) or restarts one.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         if cell is None:
             words = rest.split()
             if words[:1] == ["compare"] and (len(words) == 1 or words[1].startswith("-")):
-                return compare_line(self.shell, self.settings, self.chat.parser, tokens, rest)
+                head = " ".join(["%chat", *map(shlex.quote, tokens), "compare"])
+                refuse_options_after(rest.strip()[len("compare") :], self.chat.parser, head)
+                return compare_line(self._ip, self.settings, self.chat.parser, tokens, rest)
             if mcpcmd.wants(words):
-                return mcpcmd.run(self.shell, self.settings, words)
+                return mcpcmd.run(self._ip, self.settings, words)
             if storecmd.wants(words):
-                return storecmd.run(self.shell, self.settings, words, self._parse(tokens))
+                return storecmd.run(self._ip, self.settings, words, self._parse(tokens))
+            stored = storecmd.stored_words(rest, self.chat.parser, split_options)
+            if stored is not None:
+                taken, more = stored
+                args = self._parse(tokens + more)
+                return storecmd.run_stored(self._ip, self.settings, taken, args)
             if words and words[0] in SUBCOMMANDS:
                 # Options may follow the word too (``%chat history --json``); other text
                 # after it makes the line an ordinary prompt.
@@ -175,6 +218,7 @@ class ChatMagics(Magics):
             task = self._task(rest, tokens)
             if task is not None:
                 return self._run_task(*task, extra="")
+            refuse_options_after(line, self.chat.parser, "%chat")
             prompt = rest
         else:
             task = self._task(rest, tokens)
@@ -189,7 +233,7 @@ class ChatMagics(Magics):
         args = self._parse(tokens)
         from .run import run_cell
 
-        return run_cell(self.shell, self.settings, args, prompt)
+        return run_cell(self._ip, self.settings, args, prompt)
 
     def _task(self, rest: str, tokens: list[str]) -> tuple[str, list[str]] | None:
         """``(task, options)`` for ``fix``/``explain`` followed by options only; other text
@@ -207,11 +251,17 @@ class ChatMagics(Magics):
         from .run import run_cell
 
         if "-h" in tokens or "--help" in tokens:
-            print(self.chat.parser.format_help())
+            print(help_text(self.chat.parser))
             return None
         args = self._parse(tokens)
         prompt = task_prompt(self.shell, args, task, extra)
-        return None if prompt is None else run_cell(self.shell, self.settings, args, prompt)
+        return None if prompt is None else run_cell(self._ip, self.settings, args, prompt)
+
+    @property
+    def _ip(self) -> Any:
+        # Registered on a shell, a Magics always has one.
+        assert self.shell is not None
+        return self.shell
 
     def _parse(self, tokens: list[str]) -> Any:
         return self.chat.parser.parse_args(tokens)
@@ -219,7 +269,40 @@ class ChatMagics(Magics):
     def _subcommand(self, name: str, args: Any) -> Any:
         from .run import subcommand
 
-        return subcommand(self.shell, self.settings, name, args)
+        return subcommand(self._ip, self.settings, name, args)
+
+
+def help_text(parser: Any) -> str:
+    """``%chat -h``: the options as plain text to the terminal's width.
+
+    IPython's own formatting is reStructuredText for ``%chat?`` (a ``::`` block, ````code````,
+    ``<N>``), which a terminal or an output area shows as it is.
+    """
+    shown = copy.copy(parser)
+    shown.formatter_class = _PlainHelp
+    shown.description = (parser.description or "").replace("``", "")
+    return str(shown.format_help()).rstrip()
+
+
+class _PlainHelp(argparse.HelpFormatter):
+    """argparse's help, with each line of the description kept and wrapped on its own."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = textwrap.dedent(text).strip().splitlines()
+        return "\n".join(
+            textwrap.fill(
+                line.strip(),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent + "  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for line in lines
+        )
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "usage: %")
 
 
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:
@@ -227,6 +310,45 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
 
     Only the options are shell-split, so a prompt may hold quotes and apostrophes freely.
     """
+    tokens, text, _ = _split(line, parser)
+    return tokens, text
+
+
+def refuse_options_after(line: str, parser: Any, command: str) -> None:
+    """A UsageError when the one-line prompt in ``line`` ends in nbchat's own options.
+
+    ``%chat Hello there --max-tokens 5`` would otherwise send "--max-tokens 5" as text (and a
+    trailing ``--dry-run`` would send the request). The words count as options only when all of
+    them, to the end of the line, parse as this magic's options; ``--`` before the prompt keeps
+    them as text, and a prompt that merely mentions a flag (``what does --verbose do?``) is
+    sent as it is. The error shows the command with the options moved before the prompt.
+    """
+    tokens, text, explicit = _split(line, parser)
+    if not text or explicit:
+        return
+    names = {name for action in parser._actions for name in action.option_strings}
+    for word in re.finditer(r"\S+", text):
+        option = word.group().split("=", 1)[0]
+        if option not in names or word.start() == 0:
+            continue
+        trailing = text[word.start() :]
+        try:
+            more, left = _split(trailing, parser)[:2]
+            if left or "-h" in more or "--help" in more:
+                continue
+            parser.parse_args(tokens + more)
+        except UsageError:
+            continue
+        prompt = text[: word.start()].rstrip()
+        head = " ".join([command, *map(shlex.quote, tokens)])
+        raise UsageError(
+            f"Options go before the prompt: {head} {trailing} {prompt} "
+            f"(or {head} -- {text} to send {trailing!r} as part of the prompt)"
+        )
+
+
+def _split(line: str, parser: Any) -> tuple[list[str], str, bool]:
+    """``split_options``, and whether ``--`` marked where the text starts."""
     takes_value = set()
     for action in parser._actions:
         if action.nargs == 0:
@@ -250,13 +372,13 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
         except ValueError as exc:
             if tokens and tokens[-1] in takes_value:
                 raise UsageError(f"Bad quoting in the options: {exc}") from None
-            return tokens, line[start:].strip()
+            return tokens, line[start:].strip(), False
         if token is None or token == lexer.eof:
-            return tokens, ""
+            return tokens, "", False
         if not token.startswith("-") or token in ("-", "--") or _is_number(token):
             if token == "--":
-                return tokens, line[stream.tell() :].strip()
-            return tokens, line[start:].strip()
+                return tokens, line[stream.tell() :].strip(), True
+            return tokens, line[start:].strip(), False
         tokens.append(token)
         name = token.split("=", 1)[0]
         if name in takes_value and "=" not in token:
@@ -267,17 +389,17 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
                 raise UsageError(f"Bad quoting in the value of {token}: {exc}") from None
             if value is None or value == lexer.eof:
                 if name in optional_value:
-                    return tokens, ""
+                    return tokens, "", False
                 raise UsageError(f"Option {token} needs a value")
             if name in optional_value and not _optional_value(optional_value[name], value):
                 if value == "--":
-                    return tokens, line[stream.tell() :].strip()
+                    return tokens, line[stream.tell() :].strip(), True
                 if value.startswith("-") and value != "-":
                     # "--code -t 0 …": the next option, read on its own.
                     stream.seek(mark)
                     continue
                 # "--logprobs Tell me…": the option's value is optional; the rest is prompt.
-                return tokens, line[mark:].strip()
+                return tokens, line[mark:].strip(), False
             tokens.append(value)
 
 

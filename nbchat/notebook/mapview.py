@@ -6,11 +6,14 @@ kernel), the summary of a stopped or resumed run said where the user sees it.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..conversation.mapjob import MapJob
 from ..conversation.mapping import MapRun, MapWatcher, Watch, job_of, run_async, run_blocking
 from .frontend import clicks_reach_this_loop
+
+if TYPE_CHECKING:
+    from ..transport.client import AsyncClient, Client
 
 __all__ = ["amap", "map", "watching"]
 
@@ -23,7 +26,7 @@ def map(
     system: str | None = None,
     schema: Any = None,
     concurrency: int = 16,
-    client: Any = None,
+    client: Client | AsyncClient | None = None,
     progress: bool | str = True,
     via: str = "online",
     poll_interval: float | None = None,

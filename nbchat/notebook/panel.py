@@ -26,9 +26,10 @@ from ..render.bundles import (
     history_bundle,
     message_bundle,
     reply_bundle,
+    turn_heading,
 )
 from ..render.live import LiveView
-from ..render.markdown import escape, html_bundle, markdown_bundle, thumbnail
+from ..render.markdown import escape, html_bundle, markdown_bundle, output_html, thumbnail
 from .widgets import VBox, fallback_bundle, ipywidgets_module, output, widget_view_bundle
 
 __all__ = ["ChatPanel", "StopRequested", "panel"]
@@ -37,6 +38,11 @@ __all__ = ["ChatPanel", "StopRequested", "panel"]
 # character nobody types.
 SEND_MARK = "\ue000"
 LOGPROB_ALTERNATIVES = 5
+#: The conversation's height in JupyterLab's side area: what a 250 px wide panel's controls
+#: (about 540 px there) leave of the window, and never less than a few lines.
+SIDE_CONVERSATION_HEIGHT = "max(160px, calc(100vh - 560px))"
+#: One line of ipywidgets' controls.
+_LINE = "var(--jp-widgets-inline-height, 28px)"
 _SIDECAR_HINT = (
     "nbchat.panel(sidecar=True) needs the sidecar package (JupyterLab's side area): "
     "pip install sidecar, or pip install 'nbchat[notebooks]'"
@@ -110,18 +116,21 @@ def _sidecar_class() -> Any:
 
 
 class _Area:
-    """A display handle over one slot of an Output widget's ``outputs``; LiveView updates it."""
+    """A display handle over one HTML widget of the live turn; LiveView updates it.
 
-    def __init__(self, out: Any, index: int) -> None:
-        self._out = out
-        self._index = index
+    An HTML widget, not an Output widget's outputs: the front end replaces an HTML widget's
+    content at once, where an Output re-renders its outputs asynchronously, emptying the area
+    for a moment, and the scrolling conversation would lose the place the user scrolled to.
+    The HTML is nbchat's own bundle's, built by the one renderer (outside text escaped).
+    """
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
 
     def update(
         self, bundle: dict[str, str], raw: bool = True, metadata: dict[str, Any] | None = None
     ) -> None:
-        outputs = list(self._out.outputs)
-        outputs[self._index] = {**output(bundle), "metadata": dict(metadata or {})}
-        self._out.outputs = tuple(outputs)
+        self.widget.value = _live_html(bundle)
 
 
 class _PanelListener(LiveView):
@@ -138,9 +147,7 @@ class _PanelListener(LiveView):
         display_id: Any = None,
         metadata: dict[str, Any] | None = None,
     ) -> _Area:
-        out = self._owner.live
-        out.outputs = (*out.outputs, {**output(bundle), "metadata": dict(metadata or {})})
-        return _Area(out, len(out.outputs) - 1)
+        return self._owner._live_area(bundle)
 
     def on_request(self, body: dict[str, Any]) -> None:
         if self._owner._stop.is_set():
@@ -221,13 +228,16 @@ class ChatPanel(VBox):
             max_tokens = settings.max_tokens
 
         self.title = w.HTML(self._title_html())
+        # Each control may shrink to what a 250 px side area leaves and wraps to the next line
+        # (min_width 0: a flex item would otherwise keep its content's width and overflow).
         self.model = w.Combobox(
             value=model,
             placeholder="model (server default)",
             options=[],
             ensure_option=False,
             description="Model",
-            layout=w.Layout(width="260px"),
+            style={"description_width": "initial"},
+            layout=w.Layout(flex="1 1 300px", min_width="0", max_width="480px"),
         )
         self.temperature_on = w.Checkbox(
             value=temperature is not None, description="temperature", indent=False
@@ -240,15 +250,19 @@ class ChatPanel(VBox):
             step=0.05,
             readout_format=".2f",
             disabled=temperature is None,
-            layout=w.Layout(width="200px"),
+            layout=w.Layout(flex="1 1 150px", min_width="120px", max_width="260px"),
         )
+        # Off means the request sets none (the server's own limit), as for the temperature.
+        self.max_tokens_on = w.Checkbox(
+            value=bool(max_tokens), description="max tokens", indent=False
+        )
+        self.max_tokens_on.layout.width = "auto"
         self.max_tokens = w.BoundedIntText(
-            value=int(max_tokens or 0),
-            min=0,
+            value=int(max_tokens or 1024),
+            min=1,
             max=1_000_000,
-            description="max tokens",
-            tooltip="0: no limit set",
-            layout=w.Layout(width="170px"),
+            disabled=not max_tokens,
+            layout=w.Layout(width="90px"),
         )
         self.json_mode = w.ToggleButton(value=False, description="JSON", tooltip="JSON mode")
         self.logprobs = w.ToggleButton(
@@ -274,22 +288,33 @@ class ChatPanel(VBox):
 
         self.conversation = w.Output(layout=w.Layout(flex="0 0 auto"))
         self.conversation.add_class("nbchat-conversation")
+        # The turn being answered streams inside the scrolling conversation, under the others:
+        # the box keeps its height while a reply streams, so Send and Stop stay where they are.
+        self.live = w.VBox([], layout=w.Layout(flex="0 0 auto"))
+        self.live.add_class("nbchat-live")
         # A scroll box that is a reversed flex column starts scrolled to its end and stays there
-        # as turns are added (unless the user scrolls up): the newest turn is the one in view.
-        scroller = w.Box(
-            [self.conversation],
+        # as turns are added and a reply grows (unless the user scrolls up): the newest text is
+        # the text in view.
+        self.scroller = w.Box(
+            [w.VBox([self.conversation, self.live], layout=w.Layout(flex="0 0 auto"))],
             layout=w.Layout(
-                max_height="480px", overflow="auto", display="flex", flex_flow="column-reverse"
+                height="min(420px, 55vh)",
+                overflow="auto",
+                display="flex",
+                flex_flow="column-reverse",
             ),
         )
-        self.live = w.Output()
-        self.live.add_class("nbchat-live")
-        self.footer = w.HTML("")
+        self.scroller.add_class("nbchat-scroller")
+        # A line each, empty or not: a status coming and going must not move what is below.
+        self.footer = w.HTML("", layout=w.Layout(min_height=_LINE))
         self.footer.add_class("nbchat-panel-footer")
 
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Image")
         self.image_var = w.Dropdown(
-            options=[], description="or variable", layout={"width": "240px"}
+            options=[],
+            description="or variable",
+            style={"description_width": "initial"},
+            layout=w.Layout(flex="1 1 180px", min_width="0", max_width="280px"),
         )
         self.attach_button = w.Button(description="Attach", tooltip="Attach the chosen image")
         self.clear_attachments = w.Button(description="Clear images", tooltip="Remove attachments")
@@ -302,54 +327,72 @@ class ChatPanel(VBox):
             placeholder="Message — Enter sends, Shift+Enter adds a line",
             continuous_update=True,
             rows=3,
-            layout=w.Layout(flex="1 1 auto", width="auto"),
+            layout=w.Layout(flex="1 1 200px", min_width="0", width="auto"),
         )
         self.prompt.add_class("nbchat-prompt")
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
         self.send_button.add_class("nbchat-send")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
+        # A plain button: a disabled coloured one fades below a readable contrast.
+        self.stop_button = w.Button(description="Stop", icon="stop", tooltip="Stop the reply")
         self.stop_button.add_class("nbchat-stop")
         self.stop_button.disabled = True
-        self.status = w.HTML("")
+        for button in (self.send_button, self.stop_button):
+            # Never narrower than their labels.
+            button.layout = w.Layout(width="auto", min_width="5.5em", flex="0 0 auto")
+        self.status = w.HTML("", layout=w.Layout(min_height=_LINE))
         self.status.add_class("nbchat-status")
         self.explorer_area = w.VBox([])
         self.explorer_area.add_class("nbchat-explorer-area")
         self._keys = w.Output(layout=w.Layout(height="0px", overflow="hidden"))
         self._keys.outputs = (output({"application/javascript": _ENTER_TO_SEND_JS}),)
 
+        row = {"flex_flow": "row wrap", "align_items": "center", "min_width": "0"}
         controls = w.HBox(
             [
                 self.model,
-                self.temperature_on,
-                self.temperature,
-                self.max_tokens,
+                w.HBox(
+                    [self.temperature_on, self.temperature],
+                    layout=w.Layout(flex="1 1 auto", min_width="0", align_items="center"),
+                ),
+                w.HBox([self.max_tokens_on, self.max_tokens], layout=w.Layout(**row)),
                 self.json_mode,
                 self.logprobs,
                 self.explore_button,
             ],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+            layout=w.Layout(**row),
         )
         images = w.HBox(
             [self.upload, self.image_var, self.attach_button, self.clear_attachments],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+            layout=w.Layout(**row),
         )
-        buttons = w.VBox([self.send_button, self.stop_button])
+        # Beside the message box, or under it where the panel is too narrow for both.
+        buttons = w.Box(
+            [self.send_button, self.stop_button],
+            layout=w.Layout(display="flex", flex_flow="column", flex="0 0 auto"),
+        )
         super().__init__(
             [
                 self.title,
                 controls,
                 system_box,
-                scroller,
-                self.live,
+                self.scroller,
                 self.explorer_area,
                 images,
                 self.thumbnails,
-                w.HBox([self.prompt, buttons], layout=w.Layout(width="100%")),
+                w.HBox(
+                    [self.prompt, buttons],
+                    layout=w.Layout(width="100%", flex_flow="row wrap", align_items="flex-start"),
+                ),
                 self.status,
                 self.footer,
                 self._keys,
             ],
-            layout=w.Layout(border="1px solid var(--jp-border-color2, #8884)", padding="6px"),
+            layout=w.Layout(
+                border="1px solid var(--jp-border-color2, #8884)",
+                padding="6px",
+                min_width="0",
+                max_width="100%",
+            ),
             **kwargs,
         )
         self.add_class("nbchat-panel")
@@ -359,6 +402,8 @@ class ChatPanel(VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.system.observe(self._on_system, names="value")
         self.temperature_on.observe(self._on_temperature_on, names="value")
+        self.max_tokens_on.observe(self._on_max_tokens_on, names="value")
+        self.max_tokens.observe(self._on_max_tokens, names="value")
         self.upload.observe(self._on_upload, names="value")
         self.attach_button.on_click(lambda _: self.attach_variable())
         self.clear_attachments.on_click(lambda _: self.clear_images())
@@ -422,19 +467,30 @@ class ChatPanel(VBox):
     def open_in_sidecar(self, title: str | None = None) -> Any:
         """Show the panel in JupyterLab's side area (the ``sidecar`` package); returns it."""
         sidecar = _sidecar_class()(title=title or f"nbchat · {self.chat.name}")
+        # The side area is the window's height: the conversation takes what the controls,
+        # wrapped onto more lines there, leave, so the message box is in view.
+        self.scroller.layout.height = SIDE_CONVERSATION_HEIGHT
         sidecar.outputs = (output(self._repr_mimebundle_()),)
         self.sidecar = sidecar
         return sidecar
 
     def _title_html(self) -> str:
-        return f"<b>💬 nbchat</b> — conversation <code>{escape(self.chat.name)}</code>"
+        # FontAwesome's icon, which ipywidgets ships (an emoji shows as a box without a font).
+        return (
+            '<i class="fa fa-comments" aria-hidden="true"></i> <b>nbchat</b> — conversation '
+            f"<code>{escape(self.chat.name)}</code>"
+        )
 
     # -- models -------------------------------------------------------------------------------
 
     def load_models(self) -> list[str]:
         """Fill the model picker from the server's model list; on failure it stays free text."""
         try:
-            names = sorted(str(name) for name in self.chat.client.models())
+            from ..transport.client import Client
+
+            client = self.chat.client
+            listed = client.models() if isinstance(client, Client) else []
+            names = sorted(str(name) for name in listed)
         except Exception:
             return []
         self.model.options = names
@@ -456,7 +512,7 @@ class ChatPanel(VBox):
             fields["model"] = model
         if self.temperature_on.value:
             fields["temperature"] = round(self.temperature.value, 4)
-        if self.max_tokens.value:
+        if self.max_tokens_on.value and self.max_tokens.value:
             fields["max_tokens"] = int(self.max_tokens.value)
         if self.json_mode.value:
             fields["response_format"] = {"type": "json_object"}
@@ -479,7 +535,7 @@ class ChatPanel(VBox):
             text = self.prompt.value
         text = str(text).replace(SEND_MARK, "").strip()
         if self.busy:
-            self.status.value = "⏳ Still answering — Stop it first."
+            self.status.value = "Still answering — Stop it first."
             return None
         if not text and not self.attachments:
             self.status.value = "Write a message first."
@@ -493,10 +549,15 @@ class ChatPanel(VBox):
         self.attachments = []
         self.thumbnails.value = ""
         self._stop.clear()
+        if any(item["data"] == _EMPTY for item in self.conversation.outputs):
+            # The first turn streams in: "no messages yet" would stand above it.
+            self.conversation.outputs = ()
         self.send_button.disabled = True
         self.stop_button.disabled = False
-        self.status.value = "⏳ Answering…"
-        self.live.outputs = (output(_user_bundle(text, thumbs)),)
+        self.status.value = "Answering…"
+        self._clear_live()
+        self._live_area(_user_bundle(text, thumbs))
+        self._live_area(_ASSISTANT_HEAD)
         thread = threading.Thread(
             target=self._run, args=(content, text, thumbs), daemon=True, name="nbchat-panel"
         )
@@ -508,7 +569,7 @@ class ChatPanel(VBox):
         """End the reply being streamed; what arrived so far is kept, marked as interrupted."""
         if self.busy:
             self._stop.set()
-            self.status.value = "⏹ Stopping…"
+            self.status.value = "Stopping…"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the reply in progress; True when none is running any more."""
@@ -531,7 +592,7 @@ class ChatPanel(VBox):
                     self._errors.append((start, self.chat.messages[:start], [error_bundle(exc)]))
                     status = f"⚠ {escape(type(exc).__name__)}"
         finally:
-            self.live.outputs = ()
+            self._clear_live()
             self.send_button.disabled = False
             self.stop_button.disabled = True
         try:
@@ -558,8 +619,9 @@ class ChatPanel(VBox):
             partial = chat.last_reply
             # Stopped before anything came, the last reply is an older one: nothing to show.
             if partial is not None and partial.interrupted and len(chat) > start:
-                self._remember(start, [user, reply_bundle(partial)])
-            return "⏹ Stopped; the partial reply is kept in the conversation."
+                self._remember(start, [user, _assistant(reply_bundle(partial))])
+            # The reply's own card says it was interrupted and kept: the status says no more.
+            return "Stopped."
         except Exception as exc:
             # The same card as the magic shows; an incomplete stream also keeps its partial.
             kept: Reply | None = chat.last_reply
@@ -567,15 +629,33 @@ class ChatPanel(VBox):
                 kept = None
             bundles = [user]
             if kept is not None:
-                bundles.append(reply_bundle(kept))
+                bundles.append(_assistant(reply_bundle(kept)))
             bundles.append(error_bundle(exc))
             if kept is not None:
                 self._remember(start, bundles)
             else:
                 self._errors.append((start, chat.messages[:start], bundles))
             return f"⚠ {escape(type(exc).__name__)}"
-        self._remember(start, [user, reply_bundle(reply)])
+        self._remember(start, [user, _assistant(reply_bundle(reply))])
         return ""
+
+    def _live_area(self, bundle: dict[str, str]) -> _Area:
+        """A new area at the end of the live turn, showing ``bundle``'s HTML."""
+        w = ipywidgets_module()
+        area = w.HTML(_live_html(bundle))
+        # Styled as JupyterLab styles rendered HTML outputs: the finished turn looks the same.
+        area.add_class("jp-RenderedHTMLCommon")
+        self.live.children = (*self.live.children, area)
+        return _Area(area)
+
+    def live_html(self) -> list[str]:
+        """The HTML of the turn being answered, area by area (empty when none is)."""
+        return [child.value for child in self.live.children]
+
+    def _clear_live(self) -> None:
+        old, self.live.children = self.live.children, ()
+        for child in old:
+            child.close()
 
     def _remember(self, start: int, bundles: list[dict[str, str]]) -> None:
         self._exchanges.append((start, self.chat.messages[start:], bundles))
@@ -589,7 +669,8 @@ class ChatPanel(VBox):
         if not force and key == self._seen:
             return
         self._seen = key
-        self.conversation.outputs = tuple(output(b) for b in self._bundles(messages))
+        shown = self._bundles(messages) or [_EMPTY]
+        self.conversation.outputs = tuple(output(b) for b in shown)
         reply = self.chat.last_reply
         self.footer.value = ""
         if reply is not None and reply.completion.choices:
@@ -597,6 +678,7 @@ class ChatPanel(VBox):
                 reply.completion,
                 time_to_first_token=reply.time_to_first_token,
                 elapsed=reply.elapsed or None,
+                counted_tokens=reply.output_chunks,
             )
             self._tokens_used += 0 if reply is self._counted else _tokens(reply)
             self._counted = reply
@@ -687,6 +769,13 @@ class ChatPanel(VBox):
     def _on_temperature_on(self, change: dict[str, Any]) -> None:
         self.temperature.disabled = not change["new"]
 
+    def _on_max_tokens_on(self, change: dict[str, Any]) -> None:
+        self.max_tokens.disabled = not change["new"]
+
+    def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        # A limit typed or set is a limit meant.
+        self.max_tokens_on.value = True
+
     def _on_explore(self, change: dict[str, Any]) -> None:
         if change["new"]:
             self._show_explorer()
@@ -757,7 +846,7 @@ class ChatPanel(VBox):
             cells.append(
                 f'<span title="{escape(tip)}">{image}</span>'
                 if image
-                else f'<span title="{escape(tip)}">🖼 image</span> '
+                else f'<span title="{escape(tip)}">[image]</span> '
             )
         self.thumbnails.value = "".join(cells)
 
@@ -771,6 +860,13 @@ class ChatPanel(VBox):
         ]
         if list(self.image_var.options) != names:
             self.image_var.options = names
+
+
+def _live_html(bundle: dict[str, str]) -> str:
+    # An HTML widget sets the line height of a one-line control (28 px): text in it would be
+    # spaced apart until the finished turn, rendered as an output, closes up.
+    html = bundle.get("text/html", "")
+    return f'<div style="line-height:var(--jp-content-line-height, 1.6)">{html}</div>'
 
 
 def _tokens(reply: Any) -> int:
@@ -803,9 +899,24 @@ def _user_bundle(text: str, thumbs: list[str]) -> dict[str, str]:
     return markdown_bundle(
         text,
         plain=plain,
-        before="<strong>🧑 You:</strong>",
+        before=turn_heading("user"),
         after=f"<div>{images}</div>" if images else "",
     )
+
+
+_ASSISTANT_HEAD = html_bundle(turn_heading("assistant"), "[assistant]")
+_EMPTY = html_bundle(
+    '<div style="font-size:0.85em;opacity:0.75">No messages yet: write one below.</div>', ""
+)
+
+
+def _assistant(bundle: dict[str, str]) -> dict[str, str]:
+    """A reply's bundle under the heading the conversation's other replies have."""
+    return {
+        **bundle,
+        "text/html": output_html(turn_heading("assistant") + bundle["text/html"]),
+        "text/plain": f"[assistant] {bundle['text/plain']}",
+    }
 
 
 def _descendants(widget: Any) -> list[Any]:

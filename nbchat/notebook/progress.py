@@ -1,10 +1,15 @@
 """The progress of a long run (``nbchat.map``): rows, errors, tokens, rate and time left, as
 tqdm's notebook bar (with a Stop button where a click can reach the kernel) or text on stderr.
+
+A finished notebook bar is replaced by one static line, HTML and text ("nbchat.map: 5 of 5 rows,
+0 errors, 1,234 tokens, 2.3 s"): a saved or exported notebook keeps no widget state, and would
+otherwise show the bar's Python repr.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -16,19 +21,11 @@ MODES = ("auto", "widget", "text", "final", "off")
 
 def progress_mode(mode: str | bool = "auto") -> str:
     """The mode ``auto`` stands for here: the notebook bar in a Jupyter kernel, else text."""
-    if mode is True:
-        mode = "auto"
-    if mode is False or mode is None:
-        return "off"
-    if mode not in MODES:
-        raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode != "auto":
-        return mode
-    from .frontend import shows_widgets
+    from .frontend import choose_mode, shows_widgets
 
-    if shows_widgets():
-        return "widget"
-    return "text"
+    return choose_mode(
+        mode, MODES, what="progress", auto=lambda: "widget" if shows_widgets() else "text"
+    )
 
 
 def _postfix(errors: int, tokens: int, note: str | None) -> str:
@@ -61,6 +58,9 @@ class ProgressView:
         self.label = label
         self._on_stop = on_stop
         self._file = file
+        self._started = time.monotonic()
+        self._handle: Any = None
+        self._box: Any = None
         self._bar: Any = None
         self._button: Any = None
         self._hint: Any = None
@@ -82,9 +82,12 @@ class ProgressView:
             )
 
     def _open_widget(self, unit: str, display: Callable[..., Any] | None) -> None:
+        """The bar and its button, shown under a display id that ``close`` replaces."""
         import ipywidgets
         from IPython.display import display as ipython_display
         from tqdm.notebook import tqdm
+
+        from ..render.bundles import widget_view_bundle
 
         show = display or ipython_display
         self._bar = tqdm(total=self.total, desc=self.label, unit=unit, display=False, leave=True)
@@ -103,7 +106,15 @@ class ProgressView:
                 "<small>To stop, interrupt the kernel (■): the rows done are kept.</small>"
             )
             parts.append(self._hint)
-        show(ipywidgets.HBox(parts))
+        self._box = ipywidgets.HBox(parts)
+        rows = f"{self.total:,} rows" if self.total is not None else "rows"
+        stand_in = f"{self.label}: sending {rows} (a progress bar)"
+        self._handle = show(widget_view_bundle(self._box, stand_in), raw=True, display_id=True)
+
+    @property
+    def box(self) -> Any:
+        """The notebook bar's widgets while the run lasts (None in the other modes)."""
+        return self._box
 
     def _stop_clicked(self, _button: Any = None) -> None:
         if self.stop_requested:
@@ -128,9 +139,11 @@ class ProgressView:
     def close(
         self, done: int, errors: int = 0, tokens: int = 0, *, stopped: str | None = None
     ) -> str:
-        """Finish the bar; returns the one-line summary (also shown in ``final`` mode)."""
-        summary = f"{self.label}: {done:,} of {self.total:,} rows" if self.total is not None else ""
-        summary += f", {_postfix(errors, tokens, None)}"
+        """Finish the bar; returns the one-line summary (also shown in ``final`` mode, and what
+        the notebook bar leaves in the output)."""
+        rows = f"{done:,} of {self.total:,} rows" if self.total is not None else f"{done:,} rows"
+        took = time.monotonic() - self._started
+        summary = f"{self.label}: {rows}, {_postfix(errors, tokens, None)}, {took:.1f} s"
         if stopped:
             summary += f"; stopped ({stopped})"
         if self._closed:
@@ -150,8 +163,24 @@ class ProgressView:
             self._button.description = "Stopped" if stopped else "Done"
         if self._hint is not None:
             self._hint.value = ""
+        if self._handle is not None:
+            self._leave_line(summary)
         if self.mode == "final":
             out = self._file or sys.stdout
             out.write(summary + "\n")
             out.flush()
         return summary
+
+    def _leave_line(self, summary: str) -> None:
+        """Replace the bar with the summary: what a saved or exported notebook shows."""
+        from ..render.markdown import escape, html_bundle
+
+        line = html_bundle(f'<div class="nbchat-progress">{escape(summary)}</div>', summary)
+        try:
+            self._handle.update(line, raw=True)
+        finally:
+            self._handle = None
+            if self._box is not None:
+                for widget in (*self._box.children, self._box):
+                    widget.close()
+                self._box = None

@@ -6,7 +6,7 @@ Kept apart from the magic's declaration so the magic stays a thin parser.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.display import display
@@ -15,6 +15,11 @@ from .cell import EACH_OPTIONS, CellRequest, cell_request, overrides_from
 from .failure import ChatCellError, fail_cell
 from .frontend import display_mode
 from .settings import Chat as ChatSettings
+
+if TYPE_CHECKING:
+    from argparse import Namespace
+
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = [
     "EACH_OPTIONS",
@@ -33,7 +38,7 @@ def _show(bundle: dict[str, str]) -> None:
     display(bundle, raw=True)
 
 
-def conversation(args: Any, settings: ChatSettings) -> Any:
+def conversation(args: Namespace, settings: ChatSettings) -> Any:
     """The cell's conversation, with its system prompt and the client the settings name."""
     from ..conversation.sessions import client_for, session
     from ..protocol.exceptions import NbchatError
@@ -53,7 +58,12 @@ def conversation(args: Any, settings: ChatSettings) -> Any:
 
 
 def run_cell(
-    shell: Any, settings: ChatSettings, args: Any, prompt: str, *, models: list[str] | None = None
+    shell: InteractiveShell,
+    settings: ChatSettings,
+    args: Namespace,
+    prompt: str,
+    *,
+    models: list[str] | None = None,
 ) -> Any:
     """Run a cell of any form: its request is read once, then shown, sent, mapped or compared."""
     request = cell_request(shell, settings, args, prompt, models=models)
@@ -83,7 +93,7 @@ def run_cell(
     return None
 
 
-def _send(shell: Any, settings: ChatSettings, chat: Any, request: CellRequest) -> Any:
+def _send(shell: InteractiveShell, settings: ChatSettings, chat: Any, request: CellRequest) -> Any:
     """Send with a live view; a failure ends the cell through ``fail_cell``."""
     from ..render.live import LiveView
 
@@ -140,7 +150,7 @@ def _show_raw(reply: Any) -> None:
         _show(request_bundle(completion.to_dict(), title=title))
 
 
-def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
+def subcommand(shell: InteractiveShell, settings: ChatSettings, name: str, args: Namespace) -> Any:
     from ..conversation.sessions import names, session
     from ..render.bundles import history_bundle
 
@@ -168,50 +178,7 @@ def subcommand(shell: Any, settings: ChatSettings, name: str, args: Any) -> Any:
             rows.append(f"{session_name}: {len(chat)} messages")
         print("\n".join(rows) if rows else "No conversations yet.")
     elif name == "config":
+        from .configview import config_bundle
+
         _show(config_bundle(settings))
     return None
-
-
-def _server_line(settings: ChatSettings, endpoint: Any) -> str:
-    """The kind of server the settings talk to, and how nbchat knows it."""
-    from ..conversation.sessions import known_client
-
-    client = known_client(settings)
-    if client is not None:
-        profile = client.profile
-        how = "configured" if profile.configured else "detected"
-        return f"{profile.kind} ({'local, ' if profile.local else ''}{how})"
-    if endpoint.local:
-        return f"{endpoint.kind} (local)"
-    if endpoint.server:
-        return f"{endpoint.kind} (configured)"
-    return f"{endpoint.kind} (detected from the URL)"
-
-
-def config_bundle(settings: ChatSettings) -> dict[str, str]:
-    """The effective settings, with where the endpoint and key come from (key masked)."""
-    from ..conversation.endpoint import resolve
-
-    endpoint = resolve(
-        base_url=settings.base_url,
-        api_key_env=settings.api_key_env,
-        server=None if settings.server == "auto" else settings.server,
-    )
-    rows = [
-        ("endpoint", endpoint.describe()),
-        ("server", _server_line(settings, endpoint)),
-        ("api key", endpoint.describe_key()),
-    ]
-    for trait in sorted(settings.trait_names(config=True)):
-        if trait in ("base_url", "server"):
-            continue
-        rows.append((trait, repr(getattr(settings, trait))))
-    from ..render.markdown import escape, html_bundle
-
-    text = "\n".join(f"{k}: {v}" for k, v in rows)
-    table = "".join(
-        f'<tr><th style="text-align:left">Chat.{escape(k)}</th>'
-        f'<td style="text-align:left;white-space:pre-wrap">{escape(v)}</td></tr>'
-        for k, v in rows
-    )
-    return html_bundle(f"<table>{table}</table>", text)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..protocol.listener import ChatListener
-from ..render.bundles import footer_text
-from .frontend import frontend
+from ..render.bundles import MUTED, RULE, footer_text
+from .frontend import choose_mode, frontend
 
 __all__ = ["Column", "SideBySide", "view_mode"]
 
@@ -23,15 +23,9 @@ _MODES = ("auto", "live", "final", "text", "off")
 
 def view_mode(mode: str | bool = "auto") -> str:
     """``auto``: live in a Jupyter kernel, text elsewhere."""
-    if mode is True:
-        mode = "auto"
-    if mode is False or mode is None:
-        return "off"
-    if mode not in _MODES:
-        raise ValueError(f"display must be one of {', '.join(_MODES)}, not {mode!r}")
-    if mode != "auto":
-        return mode
-    return "live" if frontend() == "jupyter" else "text"
+    return choose_mode(
+        mode, _MODES, what="display", auto=lambda: "live" if frontend() == "jupyter" else "text"
+    )
 
 
 @dataclass
@@ -157,18 +151,22 @@ class SideBySide:
             cursor = " ▌" if column.status in ("sent", "streaming") else ""
             body = html.escape(column.text) + cursor
             below = html.escape(column.footer or _STATUS.get(column.status, ""))
+            # The theme's colours, as every nbchat output has them (fixed greys read at 3:1
+            # on the dark theme): the footer is the text colour, faded as reply footers are.
             error = (
-                f"<div style='color:#b00020'>{html.escape(column.error)}</div>"
+                f"<div style='border-left:3px solid {_ERROR};padding-left:0.4em'>"
+                f"{html.escape(column.error)}</div>"
                 if column.error
                 else ""
             )
             cells.append(
-                "<div style='flex:1 1 0;min-width:12em;border:1px solid #ddd;"
+                f"<div style='flex:1 1 0;min-width:12em;border:1px solid {RULE};"
                 "border-radius:4px;padding:0.5em'>"
                 f"<div style='font-weight:bold;margin-bottom:0.3em'>{html.escape(column.label)}"
                 "</div>"
                 f"<div style='white-space:pre-wrap;word-wrap:break-word'>{body}</div>{error}"
-                f"<div style='color:#666;font-size:0.85em;margin-top:0.4em'>{below}</div></div>"
+                f"<div class='nbchat-footer' style='{MUTED};margin-top:0.4em'>{below}</div>"
+                "</div>"
             )
             plain.append(_plain_block(column))
         return {
@@ -186,6 +184,8 @@ class SideBySide:
         out.write(_plain_block(column) + "\n\n")
         out.flush()
 
+
+_ERROR = "var(--jp-error-color1, #d32f2f)"
 
 _STATUS = {
     "waiting": "waiting…",

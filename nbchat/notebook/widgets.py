@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..render.bundles import WIDGET_VIEW, widget_view_bundle
+
 __all__ = [
     "WIDGET_VIEW",
     "VBox",
@@ -18,7 +20,6 @@ __all__ = [
     "widget_view_bundle",
 ]
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _HINT = "{what} needs ipywidgets: pip install 'nbchat[notebooks]' (or ipywidgets)"
 
 
@@ -42,14 +43,6 @@ except ImportError:  # the classes stay importable; making one says what to inst
 def output(bundle: dict[str, Any]) -> dict[str, Any]:
     """One display_data output, as an Output widget's ``outputs`` holds it."""
     return {"output_type": "display_data", "data": dict(bundle), "metadata": {}}
-
-
-def widget_view_bundle(widget: Any, text: str) -> dict[str, Any]:
-    """The widget's view with ``text`` as the plain-text stand-in."""
-    return {
-        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id},
-        "text/plain": text,
-    }
 
 
 def fallback_bundle(bundle: dict[str, str]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
     NbchatError                                    every error nbchat raises on purpose
     ├── RequestValidationError (also ValueError)   bad request fields; nothing was sent
+    │   ├── CassetteError                          a cassette file or entry nbchat cannot read
+    │   └── UnsupportedFeatureError                a part the server is known to lack; not sent
     ├── BudgetExceededError                        the request would pass Chat.budget; not sent
     ├── ReplayMissError                            replay mode, and the cassette lacks the request
     ├── APIError                                   something went wrong talking to the server
@@ -13,6 +15,7 @@
     │   ├── IncompleteStreamError                  a stream that stopped before its end
     │   ├── BatchUnsupportedError                  a server without the Batch API (/files, /batches)
     │   ├── BatchError                             a Batch API answer or batch nbchat cannot use
+    │   ├── StoredCompletionsUnsupportedError      a server that keeps no stored completions
     │   └── APIStatusError                         an error status, or an error inside a stream
     │       ├── BadRequestError                    400 (context_length_exceeded, …)
     │       ├── AuthenticationError                401
@@ -27,6 +30,8 @@
     │   └── StrictSchemaError                      a schema strict mode cannot express
     ├── InterpolationError (also ValueError)       a {expression} in a prompt failed
     ├── ImageError (also ValueError)               an object that cannot be sent as an image
+    ├── AudioError (also ValueError)               an object that cannot be sent as a recording
+    ├── FileInputError (also ValueError)           an object that cannot be sent as a file
     ├── DataError (also ValueError)                an object that cannot be sent as data
     ├── ToolDefinitionError (also TypeError)       a function that cannot become a tool
     ├── ToolArgumentsError (also ValueError)       a model's tool arguments that do not fit
@@ -56,7 +61,8 @@ Every error is defined beside the code that raises it (``protocol/schema.py``,
 drawn here (private signals, named with a leading underscore, are not); a test checks that
 the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API
-key: the client redacts it before raising. ``exc.request`` and ``exc.response`` are copies with
+key or any other credential the client holds: the client redacts ``client.secrets`` before
+raising. ``exc.request`` and ``exc.response`` are copies with
 credential headers masked (see ``safe_request``/``safe_response``), never the objects that went
 over the wire. ``first_line()`` is the one way to shorten an
 error to one line (a cell's failure, a status bar).
@@ -65,9 +71,11 @@ error to one line (a cell's failure, a status bar).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -331,6 +339,40 @@ CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
 )
 
+# Words that make a header or a query parameter a credential's, beyond the names above:
+# X-Goog-Api-Key, Ocp-Apim-Subscription-Key, Private-Token, X-Amz-Security-Token, ?key=, ?sig=.
+# Whole words only: x-ratelimit-remaining-tokens is a count, not a token.
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "cookie",
+        "credential",
+        "credentials",
+        "sig",
+        "signature",
+    }
+)
+_CREDENTIAL_ENDINGS = ("apikey", "token", "secret", "password")
+
+
+def credential_field(name: str) -> bool:
+    """Whether the header or query parameter ``name`` carries a credential (Authorization,
+    api-key, X-Goog-Api-Key, Private-Token, ``?key=``, ``?access_token=``, ``?sig=``…)."""
+    lowered = name.lower()
+    if lowered in CREDENTIAL_HEADERS:
+        return True
+    words = [word for word in re.split(r"[^a-z0-9]+", lowered) if word]
+    return any(w in _CREDENTIAL_WORDS or w.endswith(_CREDENTIAL_ENDINGS) for w in words)
+
+
 #: One secret, several (an API key, a password, a Basic token), or none.
 Secrets = str | Iterable[str] | None
 
@@ -345,9 +387,48 @@ def _secrets(secret: Secrets) -> list[str]:
 
 
 def _redact(text: str, secret: Secrets) -> str:
-    for one in _secrets(secret):
+    secrets = _secrets(secret)
+    if "\\" in text or "%" in text:
+        # A server may echo a secret as JSON escapes ("\u0073k-…") or percent-encoded: the
+        # text is shown decoded wherever that reveals one.
+        for decode in (_json_unescaped, _percent_decoded):
+            decoded = decode(text)
+            if decoded != text and any(one in decoded for one in secrets):
+                text = decoded
+    for one in secrets:
         if one in text:
             text = text.replace(one, _mask(one))
+    return text
+
+
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        escape = match.group()[1:]
+        if escape[0] == "u":
+            return chr(int(escape[1:], 16))
+        return _SIMPLE_ESCAPES.get(escape, escape)
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def _percent_decoded(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def redact_cut(text: str, secret: Secrets, *, shortest: int = 4) -> str:
+    """``redact`` for text cut off at its end (the first bytes of a body): a secret's beginning
+    left at the cut is masked too."""
+    text = _redact(text, secret)
+    for one in _secrets(secret):
+        for size in range(min(len(one) - 1, len(text)), shortest - 1, -1):
+            if text.endswith(one[:size]):
+                return text[:-size] + _mask(one)
     return text
 
 
@@ -381,24 +462,42 @@ def mask_headers(
     """The headers with every credential value masked (names as given, order kept)."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     return [
-        (name, mask_credential(value, mask) if name.lower() in CREDENTIAL_HEADERS else value)
+        (name, mask_credential(value, mask) if credential_field(name) else value)
         for name, value in items
     ]
 
 
+def mask_url(url: str | httpx.URL, mask: str = MASK) -> str:
+    """``url`` as it can be shown: no user info, and the values of credential query parameters
+    (``?api-key=…``, ``&sig=…``) masked; the rest as it was."""
+    parsed = httpx.URL(url) if isinstance(url, str) else url
+    if parsed.userinfo:
+        parsed = parsed.copy_with(username=None, password=None)
+    text = str(parsed)
+    if not parsed.query:
+        return text
+    head, _, rest = text.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    pieces = []
+    for piece in query.split("&"):
+        name, equals, _value = piece.partition("=")
+        pieces.append(
+            f"{name}={mask}" if equals and credential_field(unquote_plus(name)) else piece
+        )
+    return f"{head}?{'&'.join(pieces)}{hash_}{fragment}"
+
+
 def safe_request(request: httpx.Request) -> httpx.Request:
     """A copy of ``request`` that can be shown: credential headers masked, no user:password in
-    its URL. The body is kept (nbchat never puts a credential there)."""
+    its URL nor credential in its query. The body is kept (nbchat never puts a credential
+    there)."""
     try:
         content: bytes | None = request.content
     except httpx.RequestNotRead:
         content = None  # a streamed upload: nothing of it is kept
-    url = request.url
-    if url.userinfo:
-        url = url.copy_with(username=None, password=None)
     return httpx.Request(
         request.method,
-        url,
+        httpx.URL(mask_url(request.url, _ASCII_MASK)),
         headers=mask_headers(request.headers.multi_items(), _ASCII_MASK),
         content=content,
         extensions={k: v for k, v in request.extensions.items() if k == "timeout"},

@@ -10,6 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..convert.audio import spoken_reply
+from ..convert.citations import citations_of, cited_markdown, cited_text
 from ..convert.reasoning import reasoning_of, split_think
 from ..protocol.exceptions import (
     APIConnectionError,
@@ -20,11 +22,21 @@ from ..protocol.exceptions import (
 )
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
-from .markdown import code_block, escape, html_bundle, inline_code, render_markdown
+from .markdown import (
+    allowed_url,
+    code_block,
+    escape,
+    html_bundle,
+    inline_code,
+    render_markdown,
+)
 from .provenance import footer_parts
 from .thinking import reasoning_tokens, thinking_html, thinking_text
 
 __all__ = [
+    "MUTED",
+    "RULE",
+    "WIDGET_VIEW",
     "error_bundle",
     "footer_html",
     "footer_text",
@@ -36,7 +48,22 @@ __all__ = [
     "request_bundle",
     "tool_call_html",
     "tool_result_text",
+    "turn_heading",
+    "widget_view_bundle",
 ]
+
+#: The MIME type of an ipywidgets view in an output.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+#: What each role's turn is headed, here and in the panel (no emoji: fonts without them show
+#: boxes).
+ROLE_HEADINGS = {
+    "user": "You",
+    "assistant": "Assistant",
+    "system": "System prompt",
+    "tool": "Tool result",
+    "developer": "Developer prompt",
+}
 
 _FINISH_WARNINGS = {
     "length": "The reply was cut off: it reached max_tokens (finish_reason: length).",
@@ -46,8 +73,23 @@ _FINISH_WARNINGS = {
 
 # Our chrome's colours: JupyterLab's theme variables (light and dark), with fallbacks that are
 # readable on either background for nbconvert's export and other frontends.
-_MUTED = "font-size:0.85em;opacity:0.75"
-_RULE = "var(--jp-border-color2, rgba(127,127,127,0.35))"
+#: Our chrome's quiet text (footers, notes) and the rule between parts, in every theme.
+MUTED = "font-size:0.85em;opacity:0.75"
+RULE = "var(--jp-border-color2, rgba(127,127,127,0.35))"
+
+
+def turn_heading(role: str) -> str:
+    """A turn's heading, ours: "You", "Assistant"… (the role itself for one not known)."""
+    label = ROLE_HEADINGS.get(role, role)
+    return f'<div class="nbchat-turn-head"><strong>{escape(label)}</strong></div>'
+
+
+def widget_view_bundle(widget: Any, text: str) -> dict[str, Any]:
+    """The widget's view with ``text`` as the plain-text stand-in."""
+    return {
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id},
+        "text/plain": text,
+    }
 
 
 def _callout(kind: str, body: str) -> str:
@@ -86,12 +128,22 @@ def footer_text(
         details = usage.prompt_tokens_details
         if details is not None and details.cached_tokens:
             extra.append(f"{details.cached_tokens} cached")
+        if details is not None and details.audio_tokens:
+            extra.append(f"{details.audio_tokens} audio in")
         cdetails = usage.completion_tokens_details
         if cdetails is not None and cdetails.reasoning_tokens:
             extra.append(f"{cdetails.reasoning_tokens} reasoning")
+        if cdetails is not None and cdetails.audio_tokens:
+            extra.append(f"{cdetails.audio_tokens} audio out")
         if extra:
             tokens += f" ({', '.join(extra)})"
         parts.append(tokens)
+        if cdetails is not None and (
+            cdetails.accepted_prediction_tokens or cdetails.rejected_prediction_tokens
+        ):
+            accepted = cdetails.accepted_prediction_tokens or 0
+            rejected = cdetails.rejected_prediction_tokens or 0
+            parts.append(f"prediction: {accepted} accepted, {rejected} rejected")
     elif counted_tokens:
         # Servers that send no usage in streams still send about one token per chunk.
         parts.append(f"~{counted_tokens} completion tokens (counted; no usage from the server)")
@@ -106,6 +158,9 @@ def footer_text(
         parts.append(f"{elapsed:.2f} s")
         if generated:
             parts.append(f"{generated / elapsed:.1f} tokens/s overall")
+    if completion.service_tier:
+        # The tier that served the request (it may differ from the one asked for).
+        parts.append(f"tier {completion.service_tier}")
     parts.extend(more)
     return " · ".join(parts)
 
@@ -139,24 +194,29 @@ def _footer_div(completion: ChatCompletion, text: str) -> str:
     ]
     title = f' title="{escape(chr(10).join(details))}"' if details else ""
     return (
-        f'<div class="nbchat-footer" style="{_MUTED};margin-top:0.4em"{title}>{escape(text)}</div>'
+        f'<div class="nbchat-footer" style="{MUTED};margin-top:0.4em"{title}>{escape(text)}</div>'
     )
 
 
 def tool_call_html(name: Any, arguments: Any, call_id: Any = None, *, limit: int = 200) -> str:
     """One tool call as the model asked for it: name and arguments shown exactly, id muted."""
     shown = _short(_as_text(arguments or ""), limit)
-    ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
-    return f'<div class="nbchat-tool-call">🔧 {inline_code(f"{name}({shown})")}{ident}</div>'
+    ident = f' <span style="{MUTED}">{escape(call_id)}</span>' if call_id else ""
+    return (
+        f'<div class="nbchat-tool-call"><span style="{MUTED}">tool call</span> '
+        f"{inline_code(f'{name}({shown})')}{ident}</div>"
+    )
 
 
 def _choice_parts(
     choice: Any,
     content_html: str | None = None,
     reasoning: tuple[str, int, bool] | None = None,
+    audio_format: str | None = None,
 ) -> tuple[str, str]:
     """(html, plain text) of one choice's message; ``content_html``: its content, rendered;
-    ``reasoning``: (thinking, tokens, exact) shown above it, collapsed."""
+    ``reasoning``: (thinking, tokens, exact) shown above it, collapsed; ``audio_format``: the
+    format a spoken reply was asked in."""
     message = choice.message
     parts: list[str] = []
     text: list[str] = []
@@ -165,22 +225,79 @@ def _choice_parts(
         parts.append(thinking_html(thought, tokens, exact=exact))
         text.append(thinking_text(thought, tokens, exact=exact))
     if message.refusal:
-        refusal = f"🚫 <strong>Refused:</strong> {render_markdown(message.refusal)}"
+        refusal = f"<strong>Refused:</strong> {render_markdown(message.refusal)}"
         parts.append(_callout("error", refusal))
         text.append(f"[refused] {message.refusal}")
     # A leading <think> block is the model's thinking, not its answer.
     content = split_think(message.content)[1]
+    citations = citations_of(message)
     if content:
-        parts.append(render_markdown(content) if content_html is None else content_html)
-        text.append(content)
+        if citations:
+            # Numbered links after the passages cited: the content is rendered again with them.
+            parts.append(render_markdown(cited_markdown(content, citations)))
+            text.append(cited_text(content, citations))
+        else:
+            parts.append(render_markdown(content) if content_html is None else content_html)
+            text.append(content)
+    if citations:
+        sources_html, sources_text = _sources(citations)
+        parts.append(sources_html)
+        text.append(sources_text)
+    spoken_html, spoken_text = _spoken(message.audio, audio_format)
+    if spoken_html:
+        parts.append(spoken_html)
+        text.append(spoken_text)
     for call in message.tool_calls or ():
-        parts.append(tool_call_html(call.function.name, call.function.arguments, call.id))
-        text.append(f"[tool call] {call.function.name}({call.function.arguments})")
+        name = call.name or call.type
+        parts.append(tool_call_html(name, call.payload, call.id))
+        text.append(f"[tool call] {name}({call.payload})")
+    if message.function_call is not None:
+        function = message.function_call
+        parts.append(tool_call_html(function.name, function.arguments))
+        text.append(f"[function call] {function.name}({function.arguments})")
     warning = _FINISH_WARNINGS.get(choice.finish_reason or "")
     if warning:
-        parts.append(_callout("warn", f"⚠️ {escape(warning)}"))
+        parts.append(_callout("warn", f"⚠ {escape(warning)}"))
         text.append(f"[warning] {warning}")
     return "".join(parts), "\n".join(text)
+
+
+def _sources(citations: list[Any]) -> tuple[str, str]:
+    """The numbered list of the web sources a reply cites: each a link where the URL policy
+    allows one, else its title and URL as text."""
+    items: list[str] = []
+    lines = ["Sources:"]
+    seen: set[int] = set()
+    for citation in citations:
+        if citation.number in seen:
+            continue
+        seen.add(citation.number)
+        title = escape(citation.title)
+        if allowed_url(citation.url):
+            shown = f'<a href="{escape(citation.url)}" rel="noopener noreferrer">{title}</a>'
+        else:
+            shown = f"{title} <code>{escape(citation.url)}</code>"
+        items.append(f'<li value="{citation.number}">{shown}</li>')
+        lines.append(f"  [{citation.number}] {citation.title} — {citation.url}")
+    html = (
+        f'<div class="nbchat-sources" style="{MUTED}">Sources'
+        f'<ol style="margin:0.2em 0">{"".join(items)}</ol></div>'
+    )
+    return html, "\n".join(lines)
+
+
+def _spoken(audio: Any, audio_format: str | None) -> tuple[str, str]:
+    """A spoken reply: a player for its audio, and its transcript through the renderer."""
+    spoken = spoken_reply(audio, audio_format)
+    if spoken is None or not (spoken.data or spoken.transcript):
+        return "", ""
+    player = str(spoken.player()._repr_html_()) if spoken.data else ""
+    transcript = render_markdown(spoken.transcript) if spoken.transcript else ""
+    html = (
+        f'<div class="nbchat-audio"><span title="{escape(spoken.summary())}">🔊</span>'
+        f"{player}{transcript}</div>"
+    )
+    return html, f"[spoken] {spoken.transcript}"
 
 
 def completion_bundle(
@@ -196,6 +313,7 @@ def completion_bundle(
     content_html: str | None = None,
     reasoning: bool = True,
     reasoning_counted: int = 0,
+    audio_format: str | None = None,
 ) -> dict[str, str]:
     """Notes, each choice (its thinking collapsed above it), warnings and the footer.
 
@@ -206,7 +324,7 @@ def completion_bundle(
     parts: list[str] = [prefix[0]] if prefix[0] else []
     text: list[str] = [prefix[1]] if prefix[1] else []
     for note in notes or ():
-        parts.append(_callout("info", f"ℹ️ {escape(note)}"))
+        parts.append(_callout("info", f"<strong>Note:</strong> {escape(note)}"))
         text.append(f"[note] {note}")
     many = len(completion.choices) > 1
     for choice in completion.choices:
@@ -218,11 +336,13 @@ def completion_bundle(
             if not tokens and choice.index == 0:
                 tokens = reasoning_counted
             shown = (thought, tokens, exact)
-        choice_html, choice_text = _choice_parts(choice, None if many else content_html, shown)
+        choice_html, choice_text = _choice_parts(
+            choice, None if many else content_html, shown, audio_format
+        )
         if many:
             number = escape(choice.index + 1)
             parts.append(
-                f'<div class="nbchat-choice" style="border-top:1px solid {_RULE};'
+                f'<div class="nbchat-choice" style="border-top:1px solid {RULE};'
                 f'margin-top:0.5em"><strong>Choice {number}</strong>{choice_html}</div>'
             )
             text.append(f"--- choice {choice.index + 1} ---\n{choice_text}")
@@ -233,7 +353,7 @@ def completion_bundle(
         parts.append(
             _callout(
                 "warn",
-                "⏹ <strong>Interrupted</strong> — the partial reply above is kept in the "
+                "<strong>Interrupted</strong> — the partial reply above is kept in the "
                 "conversation.",
             )
         )
@@ -285,7 +405,13 @@ def reply_bundle(
         content_html=content_html,
         reasoning=reasoning,
         reasoning_counted=reasoning_counted,
+        audio_format=_asked_audio_format(reply),
     )
+
+
+def _asked_audio_format(reply: Any) -> str | None:
+    asked = (getattr(reply, "request", None) or {}).get("audio")
+    return asked.get("format") if isinstance(asked, dict) else None
 
 
 def tool_rounds_html(reply: Any) -> tuple[str, str]:
@@ -296,11 +422,11 @@ def tool_rounds_html(reply: Any) -> tuple[str, str]:
     parts: list[str] = []
     text: list[str] = []
     for result in results:
-        mark = "✅" if getattr(result, "ok", True) else "❌"
+        mark = "✓" if getattr(result, "ok", True) else "✗"
         args = _short(_as_text(getattr(result, "arguments", "")), 120)
         output = _as_text(result.message().get("content", ""))
         call_id = getattr(result, "tool_call_id", None)
-        ident = f' <span style="{_MUTED}">{escape(call_id)}</span>' if call_id else ""
+        ident = f' <span style="{MUTED}">{escape(call_id)}</span>' if call_id else ""
         parts.append(
             f'<details class="nbchat-tool-result"><summary>{mark} '
             f"{inline_code(f'{result.name}({args})')}{ident}</summary>"
@@ -338,17 +464,24 @@ def message_html(message: dict[str, Any], interrupted: bool = False) -> tuple[st
     role = str(message.get("role", "?"))
     shown = _message_text(message.get("content"))
     mark = " <em>(interrupted)</em>" if interrupted else ""
-    head = f"<strong>{escape(role)}</strong>{mark}"
+    label = ROLE_HEADINGS.get(role, role)
+    head = f"<strong>{escape(label)}</strong>{mark}"
     calls: list[str] = []
     extra_text = ""
     for call in message.get("tool_calls") or ():
-        fn = call.get("function", {}) if isinstance(call, dict) else {}
-        calls.append(tool_call_html(fn.get("name"), fn.get("arguments", ""), call.get("id")))
-        extra_text += (
-            f"\n  [tool call] {fn.get('name')}({_short(_as_text(fn.get('arguments', '')), 200)})"
-        )
+        # A function's name and arguments, or a custom tool's name and input.
+        kind = call.get("type", "function") if isinstance(call, dict) else "function"
+        fn = (call.get(kind) or {}) if isinstance(call, dict) else {}
+        given = fn.get("arguments", fn.get("input", ""))
+        calls.append(tool_call_html(fn.get("name"), given, call.get("id")))
+        extra_text += f"\n  [tool call] {fn.get('name')}({_short(_as_text(given), 200)})"
+    audio = message.get("audio")
+    if isinstance(audio, dict) and audio.get("id"):
+        # A spoken turn: the server keeps its audio, the conversation its id.
+        calls.append(f'<div style="{MUTED}">🔊 spoken reply {escape(audio["id"])}</div>')
+        extra_text += f"\n  [spoken reply {audio['id']}]"
     if role == "tool":
-        answer = f' <span style="{_MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
+        answer = f' <span style="{MUTED}">answer to {escape(message.get("tool_call_id"))}</span>'
         body = head + answer + code_block(_short(shown, 4000))
         extra_text = f" (answer to {message.get('tool_call_id')})"
     else:
@@ -379,7 +512,7 @@ def history_bundle(chat: Any) -> dict[str, str]:
         text.append("(empty conversation)")
     size = "empty" if not count else f"{count} message{'' if count == 1 else 's'}"
     title = f"Conversation '{chat.name}' — {size}"
-    rule = f'<hr style="border:none;border-top:1px solid {_RULE}">'
+    rule = f'<hr style="border:none;border-top:1px solid {RULE}">'
     return html_bundle(
         f"<h4>{escape(title)}</h4>" + rule.join(parts), title + "\n" + "\n".join(text)
     )
@@ -414,12 +547,17 @@ def request_bundle(
 _DATA_URL_SHOWN = 80
 
 
-def _elide_data_urls(value: Any) -> Any:
+def _elide_data_urls(value: Any, key: str = "") -> Any:
+    """Long data URLs (images, files) and base64 recordings (``input_audio.data``) shortened."""
     if isinstance(value, dict):
-        return {key: _elide_data_urls(item) for key, item in value.items()}
+        return {name: _elide_data_urls(item, name) for name, item in value.items()}
     if isinstance(value, list):
         return [_elide_data_urls(item) for item in value]
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 2 * _DATA_URL_SHOWN:
+    if (
+        isinstance(value, str)
+        and (value.startswith("data:") or key == "data")
+        and len(value) > 2 * _DATA_URL_SHOWN
+    ):
         head, tail = value[:_DATA_URL_SHOWN], value[-_DATA_URL_SHOWN:]
         hidden = len(value) - 2 * _DATA_URL_SHOWN
         return f"{head}…({hidden:,} characters not shown)…{tail}"

@@ -389,7 +389,7 @@ class _Writer:
     def _image(self, image: dict[str, Any], events: Iterator[Event]) -> bool:
         # Never an <img>: a remote image would be fetched as soon as the output is shown.
         alt = "".join(self._plain(event) for event in _until_end(events, "Image")) or "image"
-        label = f"🖼 {html.escape(alt)}"
+        label = f"[image: {html.escape(alt)}]"
         url = image["dest_url"]
         if self.allowed(url):
             label = (

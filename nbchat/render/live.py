@@ -26,6 +26,7 @@ from .markdown import (
     terminal_text,
 )
 from .thinking import LIVE_TAIL_CHARS, ThinkSplitter, last_lines, thinking_html, token_count
+from .wrap import Wrapper, parts, terminal_width
 
 __all__ = ["LiveView"]
 
@@ -86,12 +87,13 @@ class _FormingCall:
         shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
         size = f' <span style="font-size:0.85em;opacity:0.75">{self.chars:,} characters</span>'
         return (
-            f'<div class="nbchat-tool-forming">🔧 {inline_code(f"{self.name}({shown}")}{size}</div>'
+            f'<div class="nbchat-tool-forming"><span style="font-size:0.85em;opacity:0.75">tool '
+            f"call</span> {inline_code(f'{self.name}({shown}')}{size}</div>"
         )
 
     def text(self) -> str:
         shown = self.tail if self.chars <= TOOL_TAIL_CHARS else "…" + self.tail[-TOOL_TAIL_CHARS:]
-        return f"🔧 {self.name}({shown}"
+        return f"[tool call] {self.name}({shown}"
 
 
 class _Thinking:
@@ -131,9 +133,12 @@ class LiveView(ChatListener):
         display: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         out: TextIO | None = None,
+        width: int | None = None,
         steps: bool = False,
         interrupt: Callable[[], bool] | None = None,
     ) -> None:
+        """``width``: the columns text mode wraps to; None: the terminal's, when ``out`` (or
+        stdout) is one."""
         if mode not in ("live", "final", "text"):
             raise ValueError(f"display mode must be live, final or text, not {mode!r}")
         self.mode = mode
@@ -150,6 +155,7 @@ class LiveView(ChatListener):
         self._display = display
         self._clock = clock
         self._out = out
+        self._wrapper: Wrapper | None = None if width is None else Wrapper(width)
         self.updates = 0
         self._handles: list[Any] = []
         self._block: list[str] = []
@@ -230,6 +236,11 @@ class LiveView(ChatListener):
             elif delta.content:
                 inside, text = self._splitter.feed(delta.content)
                 thought += inside
+            elif delta.audio is not None and delta.audio.transcript:
+                # A spoken reply: its transcript shows as it comes; the finished reply has
+                # the player and the transcript.
+                text = delta.audio.transcript
+                self._exact = False
             if thought:
                 self._think(thought)
             if delta.tool_calls:
@@ -270,7 +281,7 @@ class LiveView(ChatListener):
     def on_tool_results(self, results: list[Any]) -> None:
         lines = []
         for result in results:
-            mark = "✅" if getattr(result, "ok", True) else "❌"
+            mark = "✓" if getattr(result, "ok", True) else "✗"
             lines.append(f"{mark} {result.name} ran")
         status = " · ".join(lines)
         self._status = (f'<div class="nbchat-tool-status">{escape(status)}</div>', status)
@@ -279,7 +290,8 @@ class LiveView(ChatListener):
         self._end_thinking()
         if self.mode == "text":
             # Each call with its result, once: the finished reply does not repeat them.
-            self._write("\n" + "\n".join(_tool_line(r) for r in results) + "\n")
+            self._end_line()
+            self._write("\n".join(_tool_line(r) for r in results) + "\n")
             self._results_shown += len(results)
             self._wrote_tools = True
             self._new_round()
@@ -329,11 +341,21 @@ class LiveView(ChatListener):
             plain = bundle["text/plain"]
             if self._wrote_text:
                 # The text is on the screen already: add what follows it (tool calls,
-                # warnings, notes, the footer).
-                self._write("\n")
-                if reply.content:
-                    plain = plain.replace(reply.content, "", 1).strip("\n")
-            self._write(plain + "\n")
+                # warnings, notes, the footer), on lines of their own.
+                self._end_line()
+                if reply.content and reply.content in plain:
+                    head, _, tail = plain.partition(reply.content)
+                    plain = "\n".join(p.strip("\n") for p in (head, tail) if p.strip("\n"))
+                spoken = getattr(reply, "audio", None)
+                if spoken is not None and spoken.transcript:
+                    # A spoken reply's transcript streamed: only its mark is left to write.
+                    plain = plain.replace(f"[spoken] {spoken.transcript}", "[spoken]", 1)
+            # The footer breaks between its parts, not inside "15 tokens".
+            lines = plain.split("\n")
+            if lines[-1].startswith("— "):
+                lines[-1] = parts(lines[-1])
+            self._write("\n".join(lines) + "\n")
+            self._flush()
             return
         first = self._round_start if self.steps else 0
         if len(self._handles) <= first:
@@ -376,7 +398,7 @@ class LiveView(ChatListener):
         thinking.chunks += 1
         if self.mode == "text":
             if thinking.chunks == 1:
-                self._write_dim("💭 Thinking… ")
+                self._write_dim("Thinking… ")
             return
         self._dirty = True
 
@@ -460,12 +482,14 @@ class LiveView(ChatListener):
             if delta.id and not call.id:
                 call.id = delta.id
                 self._forming_by_id[delta.id] = index
-            function = delta.function
-            if function is not None:
-                if function.name and function.name != call.name:
-                    call.name += function.name
-                if function.arguments:
-                    call.add(function.arguments)
+            # A function's arguments, or a custom tool's input.
+            body = delta.function if delta.function is not None else delta.custom
+            if body is not None:
+                if body.name and body.name != call.name:
+                    call.name += body.name
+                piece = body.input if delta.function is None else body.arguments
+                if piece:
+                    call.add(piece)
         self._forming_changed = True
 
     def _forming_status(self) -> tuple[str, str]:
@@ -504,7 +528,7 @@ class LiveView(ChatListener):
         self._dirty = False
         closed, self._closed_thinking = self._closed_thinking, None
         if closed is not None:
-            self._put(html_bundle(closed, f"💭 Thinking ({token_count(self._thinking.chunks)})"))
+            self._put(html_bundle(closed, f"Thinking ({token_count(self._thinking.chunks)})"))
             self._open_new_area = True
         for head, html in self._frozen:
             self._put(html_bundle(render_markdown(head) if html is None else html, head))
@@ -521,7 +545,7 @@ class LiveView(ChatListener):
         head_html = head_text = ""
         if thinking.chunks and not thinking.closed:
             head_html = thinking_html(thinking.tail, thinking.chunks, partial=True, ongoing=True)
-            head_text = f"💭 Thinking… ({token_count(thinking.chunks)})\n\n"
+            head_text = f"Thinking… ({token_count(thinking.chunks)})\n\n"
         # The cursor is our own chrome, after the rendered text.
         body = (
             head_html
@@ -551,10 +575,15 @@ class LiveView(ChatListener):
             return display(bundle, raw=True, display_id=True, metadata=metadata)
         return display(bundle, raw=True, display_id=True)
 
+    def _wrap(self, out: TextIO) -> Wrapper:
+        if self._wrapper is None:
+            self._wrapper = Wrapper(terminal_width(out))
+        return self._wrapper
+
     def _write(self, text: str) -> None:
         out = self._out or sys.stdout
         # A terminal obeys escape sequences: a reply must not retitle it or set its clipboard.
-        out.write(terminal_text(text))
+        out.write(self._wrap(out).feed(terminal_text(text)))
         out.flush()
         self._wrote_text = True
 
@@ -562,9 +591,26 @@ class LiveView(ChatListener):
         """Our own dimmed line (thinking) around the model's text, made inert."""
         out = self._out or sys.stdout
         tty = getattr(out, "isatty", lambda: False)()
-        shown = terminal_text(text)
-        out.write(f"\x1b[2m{shown}\x1b[0m" if tty else shown)
+        shown = self._wrap(out).feed(terminal_text(text))
+        out.write(f"\x1b[2m{shown}\x1b[0m" if tty and shown else shown)
         out.flush()
+
+    def _end_line(self) -> None:
+        """Text mode: start a new line unless the cursor is at the start of one."""
+        out = self._out or sys.stdout
+        wrapper = self._wrap(out)
+        held = wrapper.flush()
+        if held or not wrapper.at_line_start:
+            out.write(held + "\n")
+            wrapper.feed("\n")
+            out.flush()
+
+    def _flush(self) -> None:
+        out = self._out or sys.stdout
+        held = self._wrap(out).flush()
+        if held:
+            out.write(held)
+            out.flush()
 
 
 _EMPTY = {"text/plain": ""}
@@ -589,5 +635,5 @@ def _reasoning_piece(delta: Any) -> str:
 
 
 def _tool_line(result: Any) -> str:
-    mark = "✅" if getattr(result, "ok", True) else "❌"
+    mark = "✓" if getattr(result, "ok", True) else "✗"
     return f"{mark} {tool_result_text(result).removeprefix('[tool] ')}"

@@ -46,6 +46,7 @@ __all__ = [
     "logprobs_html",
     "logprobs_summary",
     "logprobs_table",
+    "percent",
     "token_logprobs",
 ]
 
@@ -65,6 +66,11 @@ _BANDS = (
 
 class LogprobsError(NbchatError, ValueError):
     """There are no logprobs to show, or the object holds none."""
+
+    def _render_traceback_(self) -> list[str]:
+        # A mistake in what was asked for, not a fault in nbchat: one line in a notebook or
+        # terminal IPython, not a traceback through nbchat's files.
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {first_line(self)}"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +150,11 @@ def _logprob(value: float) -> float:
 def _probability(value: float) -> float:
     clean = _logprob(value)
     return 0.0 if clean == -math.inf else math.exp(clean)
+
+
+def percent(probability: float) -> str:
+    """A probability as nbchat shows every probability: a percentage (see the module's notes)."""
+    return _pct(probability)
 
 
 def _pct(probability: float) -> str:
@@ -342,6 +353,12 @@ class LogprobsSummary:
     impossible: int
     least_certain: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def mean_probability(self) -> float | None:
+        """The geometric mean of the tokens' probabilities, e^mean logprob (1 / perplexity):
+        the one "mean probability" nbchat shows, in the summary and the explorer."""
+        return None if self.mean_logprob is None else math.exp(self.mean_logprob)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tokens": self.tokens,
@@ -357,7 +374,7 @@ class LogprobsSummary:
             return f"{self.tokens} tokens, no finite logprobs"
         text = (
             f"{self.tokens} tokens, mean logprob {self.mean_logprob:.4f} "
-            f"(mean probability {_pct(math.exp(self.mean_logprob))}), "
+            f"(mean probability {_pct(math.exp(self.mean_logprob))}, geometric), "
             f"perplexity {self.perplexity:.3f}"
         )
         if self.impossible:

@@ -138,7 +138,7 @@ def thinking_html(
     ``ongoing``: the model is still thinking."""
     count = token_count(tokens, exact)
     label = "Thinking…" if ongoing else "Thinking"
-    summary = f"💭 {label}" + (f' <span style="{_MUTED}">{escape(count)}</span>' if count else "")
+    summary = label + (f' <span style="{_MUTED}">{escape(count)}</span>' if count else "")
     if partial:
         shown = text if len(text) <= LIVE_TAIL_CHARS else "…" + text[-LIVE_TAIL_CHARS:]
         # A tail cut anywhere is not Markdown any more: shown as escaped text.

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..protocol.exceptions import BudgetExceededError
 from ..transport.prepared import PreparedRequest
+from ..transport.profiles import ServerProfile
 from . import config, prices
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "reserve",
     "reserved",
     "spent",
+    "unpriced_note",
 ]
 
 #: Completion tokens assumed for a request that sets neither max_tokens nor
@@ -41,6 +43,7 @@ _reserved = 0.0
 _open_reservations = 0
 _reserve_lock = threading.Lock()
 _warned_unpriced: set[str] = set()
+_noted_unpriced: set[str] = set()
 
 
 class Estimate:
@@ -64,7 +67,7 @@ class Estimate:
 
 
 def check_budget(
-    prepared: PreparedRequest, profile: Any, *, reserved: float = 0.0
+    prepared: PreparedRequest, profile: ServerProfile, *, reserved: float = 0.0
 ) -> Estimate | None:
     """Raise BudgetExceededError if sending ``prepared`` could pass the budget; nothing is sent.
 
@@ -132,7 +135,7 @@ class Reservation:
         record_spending(cost)
 
 
-def reserve(prepared: PreparedRequest, profile: Any) -> Reservation | None:
+def reserve(prepared: PreparedRequest, profile: ServerProfile) -> Reservation | None:
     """Check ``prepared`` against the budget as ``check_budget`` does, counting every request
     still in flight, and hold its estimate until the reservation is settled.
 
@@ -157,7 +160,7 @@ def reserved() -> float:
         return _reserved
 
 
-def estimate(prepared: PreparedRequest, profile: Any) -> Estimate:
+def estimate(prepared: PreparedRequest, profile: ServerProfile) -> Estimate:
     """The most ``prepared`` could cost on this server, for the model it asks for."""
     body = prepared.body
     model = str(body.get("model") or getattr(profile, "default_model", None) or "")
@@ -198,3 +201,31 @@ def record_spending(dollars: float | None) -> None:
     if dollars:
         with _spent_lock:
             _process_spent += dollars
+
+
+def unpriced_note(completion: Any, profile: Any, url: str | None) -> str | None:
+    """Once per server and process, with a budget set: why a reply it cannot price is not
+    counted, and how to name a server that bills (a gateway on this machine in front of a paid
+    API looks like a free server). None for nbchat's own local model, which is free."""
+    limit = config.budget()
+    if limit is None or getattr(profile, "local", False):
+        return None
+    if prices.is_priced(profile, url):
+        if completion.usage is not None:
+            # A model genai-prices does not list: check_budget warned before it was sent.
+            return None
+        why = "the server sent no token counts (usage) for it"
+    else:
+        kind = getattr(profile, "kind", "generic")
+        where = "on this machine or network" if kind == "generic" else f"of the kind {kind}"
+        why = f"nbchat takes a server {where} for a free one"
+    key = str(url or "").split("/chat/completions", 1)[0]
+    with _spent_lock:
+        if key in _noted_unpriced:
+            return None
+        _noted_unpriced.add(key)
+    return (
+        f"This reply has no price, so the {prices.dollars(limit)} budget does not count it: "
+        f"{why}. If this server bills per token (a gateway to a paid API), name its kind: "
+        '%config Chat.server = "openai" (Client(server="openai") in Python).'
+    )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..protocol.listener import ChatListener
-from ..protocol.types import ChatCompletion, ChatCompletionChunk
+from ..protocol.types import ChatCompletion, ChatCompletionChunk, OtherToolCall, ResponseAudio
 from ..transport.accumulate import ChatCompletionAccumulator
 
 __all__ = ["MAX_REPLAY_SECONDS", "PACE", "ReplayedStream", "chunks_of", "has_output", "play"]
@@ -101,12 +101,40 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
                 yield chunk(index, {"content": piece})
         for piece in _pieces(message.refusal or ""):
             yield chunk(index, {"refusal": piece})
+        audio = message.audio
+        if isinstance(audio, ResponseAudio):
+            head_audio = audio.to_dict()
+            data, transcript = head_audio.pop("data", ""), head_audio.pop("transcript", "")
+            yield chunk(index, {"audio": head_audio})
+            for piece in _pieces(data, words=False):
+                yield chunk(index, {"audio": {"data": piece}})
+            for piece in _pieces(transcript):
+                yield chunk(index, {"audio": {"transcript": piece}})
         for i, call in enumerate(message.tool_calls or ()):
-            head = {"index": i, "id": call.id, "type": call.type}
-            head["function"] = {"name": call.function.name, "arguments": ""}
+            if isinstance(call, OtherToolCall):
+                # A kind of call nbchat does not know: whole, as it came.
+                yield chunk(index, {"tool_calls": [{"index": i, **call.to_dict()}]})
+                continue
+            body, text = (
+                ("function", "arguments") if call.type == "function" else ("custom", "input")
+            )
+            head = {
+                "index": i,
+                "id": call.id,
+                "type": call.type,
+                body: {"name": call.name, text: ""},
+            }
             yield chunk(index, {"tool_calls": [head]})
-            for piece in _pieces(call.function.arguments, words=False):
-                yield chunk(index, {"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+            for piece in _pieces(call.payload, words=False):
+                yield chunk(index, {"tool_calls": [{"index": i, body: {text: piece}}]})
+        function_call = message.function_call
+        if function_call is not None:
+            yield chunk(index, {"function_call": {"name": function_call.name, "arguments": ""}})
+            for piece in _pieces(function_call.arguments, words=False):
+                yield chunk(index, {"function_call": {"arguments": piece}})
+        if message.annotations is not None:
+            notes = [note.to_dict() for note in message.annotations]
+            yield chunk(index, {"annotations": notes})
         last: dict[str, Any] = {"finish_reason": choice.finish_reason}
         if logprobs is not None:
             # Probabilities not sent with the text above (a refusal's, or tokens that do not
@@ -118,10 +146,13 @@ def chunks_of(completion: ChatCompletion) -> Iterator[ChatCompletionChunk]:
                 rest["refusal"] = [t.to_dict() for t in logprobs.refusal]
             last["logprobs"] = rest
         yield chunk(index, {}, **last)
-    if completion.usage is not None:
-        yield ChatCompletionChunk.model_validate(
-            {**base, "choices": [], "usage": completion.usage.to_dict()}
-        )
+    tail = {
+        key: value.to_dict() if hasattr(value, "to_dict") else value
+        for key, value in (("usage", completion.usage), ("moderation", completion.moderation))
+        if value is not None
+    }
+    if tail:
+        yield ChatCompletionChunk.model_validate({**base, "choices": [], **tail})
 
 
 def _pieces(text: str, *, words: bool = True) -> Iterator[str]:

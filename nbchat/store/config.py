@@ -68,17 +68,15 @@ def default_path() -> Path:
 
 def store_path() -> Path | None:
     """The store's file, or None when it is off."""
-    return _path_of(settings.store or os.environ.get("NBCHAT_STORE", ""))
+    chosen = (settings.store or os.environ.get("NBCHAT_STORE", "")).strip()
+    return _path_of(chosen) if chosen else default_path()
 
 
 @functools.lru_cache(maxsize=16)
 def _path_of(chosen: str) -> Path | None:
     # Read at every request (a map makes thousands): the same setting is the same path.
-    chosen = chosen.strip()
     if chosen.lower() in _OFF:
         return None
-    if not chosen:
-        return default_path()
     return Path(chosen).expanduser()
 
 

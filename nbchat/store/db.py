@@ -88,9 +88,12 @@ def _move_images_to_blobs(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE exchanges SET request = ? WHERE id = ?", (_dumps(request), row_id))
 
 
-# Version 3: the tool calls each reply asked for, with how each was approved or refused and
+# Version 3: the completion tokens nbchat counted when a server sent no usage.
+_V3 = "ALTER TABLE exchanges ADD COLUMN counted_tokens INTEGER"
+
+# Version 4: the tool calls each reply asked for, with how each was approved or refused and
 # what the model was told, linked to the exchange whose reply made them.
-_V3 = """
+_V4 = """
 CREATE TABLE tool_calls (
     id INTEGER PRIMARY KEY,
     exchange_id INTEGER REFERENCES exchanges (id),
@@ -114,6 +117,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V1,),
     (_V2, _move_images_to_blobs),
     (_V3,),
+    (_V4,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -127,11 +131,20 @@ _CALL_COLUMNS = tuple(f.name for f in fields(ToolCallRecord) if f.name != "id")
 BLOB_PREFIX = "nbchat-blob:sha256:"
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
 _BLOB_MIN_CHARS = 256
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 def _stash_blobs(conn: sqlite3.Connection, value: Any) -> Any:
-    """``value`` with each long base64 data URL replaced by a reference to its stored bytes."""
+    """``value`` with each long base64 data URL (images, files) and each recording
+    (``input_audio.data``) replaced by a reference to its stored bytes."""
     if isinstance(value, dict):
+        audio = value.get("input_audio")
+        if isinstance(audio, dict) and isinstance(audio.get("data"), str):
+            mime = _AUDIO_TYPES.get(str(audio.get("format")), "application/octet-stream")
+            data_url = f"data:{mime};base64,{audio['data']}"
+            stashed = _stash_blobs(conn, data_url)
+            if stashed != data_url:
+                value = {**value, "input_audio": {**audio, "data": stashed}}
         return {key: _stash_blobs(conn, item) for key, item in value.items()}
     if isinstance(value, list):
         return [_stash_blobs(conn, item) for item in value]
@@ -425,7 +438,8 @@ class Store:
         return [_tool_call(row) for row in rows]
 
     def blob(self, digest: str) -> bytes | None:
-        """The bytes of an image kept by hash (``nbchat-blob:sha256:…`` in a stored request)."""
+        """The bytes of an image, file or recording kept by hash (``nbchat-blob:sha256:…`` in a
+        stored request)."""
         rows = self.query(
             "SELECT data FROM blobs WHERE hash = ?", (digest.removeprefix(BLOB_PREFIX),)
         )

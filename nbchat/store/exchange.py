@@ -15,16 +15,17 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.exceptions import APIStatusError, IncompleteStreamError
 from ..protocol.listener import ChatListener
 from ..protocol.types import ChatCompletion, ChatCompletionChunk
 from ..transport.prepared import PreparedRequest
+from ..transport.seams import Endpoint, StreamSnapshot
 from . import budget, config, prices
 from .cache import has_output, play
 from .db import Store, StoreWarning, open_store
@@ -49,6 +50,16 @@ class Origin:
 
 
 _NO_STORE_FOR_CACHE = "The response cache needs the store, which is off; sending."
+
+
+class Marked(Protocol):
+    """What the door tells of a request it answered (a ``Reply``, a map row's mark): whether
+    the store or a cassette answered, the cost, and where a kept answer came from."""
+
+    completions: Sequence[Any]
+    cached: bool
+    cost: float | None
+    origin: Any
 
 
 class Door:
@@ -80,10 +91,10 @@ class Door:
         self,
         prepared: PreparedRequest,
         *,
-        client: Any,
+        client: Endpoint,
         session: str | None,
         cache: bool | None = None,
-        reply: Any = None,
+        reply: Marked | None = None,
         log: bool = True,
     ) -> None:
         self.prepared = prepared
@@ -145,14 +156,18 @@ class Door:
         watch = self.watch
         if watch is not None and watch.first is not None:
             row.time_to_first_token = watch.first - self.started
-        row.take_usage(completion)
+        row.take_usage(completion, counted=watch.chunks if watch is not None else 0)
         row.response = scrub(row.response, self._secrets)
         row.cost = prices.cost(completion, self.client.profile, self.prepared.url, row.time)
         self._keep()
         self._settle(row.cost)
         if self.tape is not None and self.mode in ("record", "auto"):
-            _record(self.tape, _interaction(row, self.prepared.endpoint))
+            _record(self.tape, _interaction(row, self.prepared.endpoint), self._secrets)
         _mark(reply, cached=False, cost=row.cost)
+        if row.cost is None and reply is not None and hasattr(reply, "notes"):
+            note = budget.unpriced_note(completion, self.client.profile, self.prepared.url)
+            if note is not None:
+                reply.notes.append(note)
         return completion
 
     # -- what the door does itself ------------------------------------------------------------
@@ -166,7 +181,7 @@ class Door:
         tape = self.tape
         if tape is not None and self.mode in ("record", "auto") and isinstance(exc, APIStatusError):
             error = {"status": exc.status_code, "body": scrub(exc.body, self._secrets)}
-            _record(tape, _interaction(row, self.prepared.endpoint, error=error))
+            _record(tape, _interaction(row, self.prepared.endpoint, error=error), self._secrets)
 
     def _settle(self, cost: float | None) -> None:
         reservation, self.reservation = self.reservation, None
@@ -211,7 +226,7 @@ class Door:
             # A cassette holds what the notebook needs, wherever the answer came from.
             original = _interaction(found, self.prepared.endpoint)
             original.request = row.request
-            _record(self.tape, original)
+            _record(self.tape, original, self._secrets)
         origin = Origin("cache", found.time, found.cost, str(store.path))
         _mark(self.reply, cached=True, cost=row.cost, origin=origin)
         return completion
@@ -279,7 +294,7 @@ def _recorded_error(recorded: Interaction, prepared: PreparedRequest) -> APIStat
 
     error = recorded.error or {}
     response = httpx.Response(
-        int(error.get("status", 500)),
+        recorded.error_status(),
         json=error.get("body"),
         request=httpx.Request(prepared.method, prepared.url),
     )
@@ -294,16 +309,20 @@ class _Watch(ChatListener):
 
     def __init__(self, inner: ChatListener) -> None:
         self.inner = inner
-        self.stream: Any = None
+        self.stream: StreamSnapshot | None = None
         self.first: float | None = None
+        #: Pieces of output streamed: the tokens counted when the server sends no usage.
+        self.chunks = 0
 
     def on_request(self, body: dict[str, Any]) -> None:
         self.inner.on_request(body)
 
-    def on_chunk(self, chunk: ChatCompletionChunk, stream: Any) -> None:
+    def on_chunk(self, chunk: ChatCompletionChunk, stream: StreamSnapshot) -> None:
         self.stream = stream
-        if self.first is None and has_output(chunk):
-            self.first = time.perf_counter()
+        if has_output(chunk):
+            self.chunks += 1
+            if self.first is None:
+                self.first = time.perf_counter()
         self.inner.on_chunk(chunk, stream)
 
     def on_completion(self, completion: ChatCompletion) -> None:
@@ -314,7 +333,7 @@ class _Watch(ChatListener):
 
 
 def _exchange_for(
-    prepared: PreparedRequest, client: Any, session: str | None, secrets: tuple[str, ...]
+    prepared: PreparedRequest, client: Endpoint, session: str | None, secrets: tuple[str, ...]
 ) -> Exchange:
     body = prepared.body
     return Exchange(
@@ -339,7 +358,7 @@ def _failed(
         partial = getattr(watch.stream, "completion", None)
     if partial is not None and partial.choices:
         row.status = "interrupted"
-        row.take_usage(partial)
+        row.take_usage(partial, counted=watch.chunks if watch is not None else 0)
         row.response = scrub(row.response, secrets)
     else:
         row.status = "interrupted" if _interruption(exc) else "error"
@@ -378,7 +397,9 @@ def _interaction(row: Exchange, endpoint: str, error: dict[str, Any] | None = No
     )
 
 
-def _mark(reply: Any, *, cached: bool, cost: float | None, origin: Origin | None = None) -> None:
+def _mark(
+    reply: Marked | None, *, cached: bool, cost: float | None, origin: Origin | None = None
+) -> None:
     """Fold one round into the reply: cached only if every round was, cost summed."""
     if reply is None:
         return
@@ -391,20 +412,17 @@ def _mark(reply: Any, *, cached: bool, cost: float | None, origin: Origin | None
         reply.origin = origin
 
 
-def _record(tape: Cassette, interaction: Interaction) -> None:
+def _record(tape: Cassette, interaction: Interaction, secrets: tuple[str, ...]) -> None:
     try:
-        tape.add(interaction)
+        tape.add(interaction, secrets=secrets)
     except Exception as exc:
         _warn_once("cassette", f"Could not write the cassette {tape.path}: {exc}")
 
 
-def _secrets(client: Any) -> tuple[str, ...]:
-    """Every credential the client holds: its key and the base URL's user info."""
-    held = getattr(client, "_secrets", None)
-    if isinstance(held, tuple):
-        return held
-    key = getattr(client, "api_key", None)
-    return (key,) if key else ()
+def _secrets(client: Endpoint) -> tuple[str, ...]:
+    """Every credential the client holds, in every form a server could echo it
+    (``Client.secrets``): masked in what the store and a cassette keep."""
+    return tuple(getattr(client, "secrets", ()))
 
 
 _warned: set[str] = set()

@@ -45,6 +45,7 @@ COLUMNS = (
     "total_tokens",
     "cached_tokens",
     "reasoning_tokens",
+    "counted_tokens",
     "cost",
     "latency",
     "time_to_first_token",
@@ -154,10 +155,14 @@ class UsageRow:
     #: Tokens servers reported (None: none reported any, as local servers' streams do not).
     prompt_tokens: int | None
     completion_tokens: int | None
+    #: Completion tokens nbchat counted for exchanges whose server sent no usage (None: none).
+    counted_tokens: int | None
     #: US dollars billed for the priced exchanges.
     cost: float
     #: Exchanges sent to a server whose price is unknown (local servers, unknown models).
     unpriced: int
+    #: Exchanges answered by a server that sent no usage (their tokens are not in the sums).
+    unreported: int = 0
 
 
 def usage_rows(
@@ -181,8 +186,10 @@ def usage_rows(
         "SUM(status = 'error'), "
         f"SUM(CASE WHEN {sent} THEN prompt_tokens END), "
         f"SUM(CASE WHEN {sent} THEN completion_tokens END), "
+        f"SUM(CASE WHEN {sent} AND completion_tokens IS NULL THEN counted_tokens END), "
         f"SUM(CASE WHEN {sent} THEN COALESCE(cost, 0) ELSE 0 END), "
-        f"SUM({sent} AND status != 'error' AND cost IS NULL) "
+        f"SUM({sent} AND status != 'error' AND cost IS NULL), "
+        f"SUM({sent} AND status != 'error' AND prompt_tokens IS NULL) "
         f"FROM exchanges {where} GROUP BY day, session, m ORDER BY day, session, m",
         params,
     )
@@ -190,10 +197,11 @@ def usage_rows(
 
 
 def _usage_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    day, session, model, count, cached, errors, prompt, completion, cost, unpriced = row
+    day, session, model, count, cached, errors, prompt, completion, counted, cost, *rest = row
     counts = (int(value or 0) for value in (count, cached, errors))
-    tokens = (None if value is None else int(value) for value in (prompt, completion))
-    return (day, session, model, *counts, *tokens, float(cost or 0.0), int(unpriced or 0))
+    tokens = (None if value is None else int(value) for value in (prompt, completion, counted))
+    unpriced, unreported = (int(value or 0) for value in rest)
+    return (day, session, model, *counts, *tokens, float(cost or 0.0), unpriced, unreported)
 
 
 def usage(
@@ -227,8 +235,12 @@ def reply_text(response: dict[str, Any] | None) -> str:
         return _text(message["content"])
     if message.get("refusal"):
         return f"[refused] {message['refusal']}"
+    audio = message.get("audio") or {}
+    if audio.get("transcript"):
+        return f"[spoken] {audio['transcript']}"
     calls = message.get("tool_calls") or []
-    return " ".join(f"{(c.get('function') or {}).get('name')}(…)" for c in calls)
+    # A function call or a custom tool call: its body is under its type.
+    return " ".join(f"{(c.get(c.get('type', 'function')) or {}).get('name')}(…)" for c in calls)
 
 
 def since_utc(since: datetime | date | timedelta | str) -> datetime:

@@ -1,7 +1,9 @@
 """One exchange as the store keeps it, and the scrubbing that keeps credentials out of it.
 
 Headers are never kept (they carry the key); URLs lose their user info and the values of
-query parameters that look like credentials; the API key is masked wherever it appears.
+query parameters that look like credentials; every credential the client holds
+(``Client.secrets``: the key, a base URL's password and Basic token, credential headers, in
+each form a server could echo them) is masked wherever it appears.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Exchange:
     total_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: Completion tokens nbchat counted (one a streamed piece) when the server sent no usage.
+    counted_tokens: int | None = None
     finish_reason: str | None = None
     latency: float | None = None
     time_to_first_token: float | None = None
@@ -56,14 +60,16 @@ class Exchange:
     #: The row's id once stored.
     id: int | None = None
 
-    def take_usage(self, completion: ChatCompletion) -> None:
-        """Copy the model, usage and finish reason out of a completion."""
+    def take_usage(self, completion: ChatCompletion, *, counted: int = 0) -> None:
+        """Copy the model, usage and finish reason out of a completion; ``counted``: the
+        streamed pieces of output, kept as ``counted_tokens`` when the server sent no usage."""
         self.response = completion.to_dict()
         self.model = completion.model or None
         reasons = [c.finish_reason for c in completion.choices if c.finish_reason]
         self.finish_reason = ",".join(dict.fromkeys(reasons)) or None
         usage = completion.usage
         if usage is None:
+            self.counted_tokens = counted or None
             return
         self.prompt_tokens = usage.prompt_tokens
         self.completion_tokens = usage.completion_tokens
@@ -129,8 +135,12 @@ def _secret(name: str) -> bool:
 
 
 def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (str or JSON-like) with every secret replaced by a mask."""
-    secrets = tuple(s for s in secrets if s and len(s) >= 4)
+    """``value`` (str or JSON-like) with every secret replaced by a mask.
+
+    ``secrets`` is what the client says it holds, ``client.secrets``; a secret inside another
+    is masked whole (longest first), and values under 4 characters are left alone.
+    """
+    secrets = tuple(sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True))
     if not secrets:
         return value
     return _scrub(value, secrets)

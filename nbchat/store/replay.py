@@ -3,15 +3,19 @@
 ``NBCHAT_REPLAY=record`` writes every exchange, ``replay`` answers only from the file (a request
 it lacks is a ReplayMissError, and nothing is sent), ``auto`` replays what it has and records
 the rest. A cassette holds request bodies and responses, never a header or a credential.
+A file that is not one, or an entry of the wrong shape (cassettes are edited by hand), is a
+CassetteError naming the file and the entry, before anything is sent.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -23,12 +27,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..protocol.exceptions import ReplayMissError, RequestValidationError
+import pydantic
+
+from ..protocol.exceptions import NbchatError, ReplayMissError, RequestValidationError
 from ..protocol.types import ChatCompletion
+from .record import scrub
 
 __all__ = [
     "FORMAT",
     "Cassette",
+    "CassetteError",
     "Interaction",
     "Recorded",
     "cassette",
@@ -42,6 +50,32 @@ FORMAT = 1
 _DATA_SHOWN = 64
 #: Seconds between two writes of a cassette while recordings keep coming.
 WRITE_EVERY = 0.5
+
+
+class CassetteError(RequestValidationError):
+    """A cassette nbchat cannot read: not JSON, not a cassette, or an entry with a field of the
+    wrong type or missing. Raised before anything is sent; the message is one line.
+
+    ``cassette`` is the file's path (None for an entry read on its own); ``entry`` (its index in
+    ``interactions``) and ``key`` name the entry at fault, None when the file as a whole is.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cassette: str | None,
+        entry: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, field="NBCHAT_CASSETTE")
+        self.cassette = cassette
+        self.entry = entry
+        self.key = key
+
+
+class _Wrong(NbchatError):
+    """What is wrong with an entry, before the cassette and the entry are named."""
 
 
 @dataclass
@@ -82,23 +116,83 @@ class Interaction:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Interaction:
-        return cls(
-            key=str(data["key"]),
-            request=data.get("request") or {},
-            response=data.get("response"),
-            error=data.get("error"),
-            recorded=datetime.fromisoformat(data["recorded"]),
-            server=data.get("server"),
-            url=data.get("url"),
-            model=data.get("model"),
-            latency=data.get("latency"),
-            cost=data.get("cost"),
-            endpoint=data.get("endpoint"),
+    def from_dict(cls, data: Any) -> Interaction:
+        """An entry as a cassette keeps it, checked field by field: a hand-edited entry of the
+        wrong shape is a CassetteError (the Cassette names its file and index)."""
+        try:
+            return cls._checked(data)
+        except _Wrong as exc:
+            key = data.get("key") if isinstance(data, dict) else None
+            raise CassetteError(
+                f"A cassette entry{_key_text(key)} cannot be read: {exc}",
+                cassette=None,
+                key=key if isinstance(key, str) else None,
+            ) from None
+
+    @classmethod
+    def _checked(cls, data: Any, *, reply: bool = True) -> Interaction:
+        if not isinstance(data, dict):
+            raise _Wrong(f"it is {_kind(data)}, not an object")
+        key = _field(data, "key", str)
+        if not key:
+            raise _Wrong("key is empty")
+        recorded = _field(data, "recorded", str)
+        try:
+            when = datetime.fromisoformat(recorded)
+        except ValueError:
+            raise _Wrong(f"recorded is {_shown(recorded)}, not an ISO date and time") from None
+        response = _field(data, "response", dict, optional=True)
+        error = _field(data, "error", dict, optional=True)
+        if (response is None) == (error is None):
+            has = "both" if response is not None else "neither"
+            raise _Wrong(f"it has {has} of response and error (it needs one)")
+        interaction = cls(
+            key=key,
+            request=_field(data, "request", dict, optional=True) or {},
+            response=response,
+            error=error,
+            recorded=when,
+            server=_field(data, "server", str, optional=True),
+            url=_field(data, "url", str, optional=True),
+            model=_field(data, "model", str, optional=True),
+            latency=_number(data, "latency"),
+            cost=_number(data, "cost"),
+            endpoint=_field(data, "endpoint", str, optional=True),
         )
+        if error is not None:
+            _status(error)
+        elif reply:
+            _completion(response)
+        return interaction
+
+    def _check_reply(self) -> None:
+        if self.error is not None:
+            _status(self.error)
+        elif self.response is not None:
+            _completion(self.response)
 
     def completion(self) -> ChatCompletion | None:
-        return None if self.response is None else ChatCompletion.model_validate(self.response)
+        """The recorded reply, or None for a recorded error."""
+        if self.response is None:
+            return None
+        try:
+            return _completion(self.response)
+        except _Wrong as exc:
+            raise self._error(exc) from None
+
+    def error_status(self) -> int:
+        """The HTTP status of a recorded error, 400 to 599 (what replaying it raises)."""
+        try:
+            return _status(self.error)
+        except _Wrong as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: _Wrong) -> CassetteError:
+        return CassetteError(
+            f"A cassette entry{_key_text(self.key)} cannot be read: {exc}",
+            cassette=None,
+            key=self.key,
+        )
 
 
 class Cassette:
@@ -125,19 +219,38 @@ class Cassette:
     def take(self, key: str) -> Interaction | None:
         """The recording for the next use of ``key`` (the last one again once all are used)."""
         with self._lock:
-            matches = [i for i in self._load() if i.key == key]
+            entries = self._load()
+            matches = [index for index, entry in enumerate(entries) if entry.key == key]
             if not matches:
                 return None
             used = self._played[key]
+            index = matches[min(used, len(matches) - 1)]
+            # Replies are read when played: validating every one as the file loads would cost
+            # each recording (the file is read again before each write) a pass over them all.
+            try:
+                entries[index]._check_reply()
+            except _Wrong as exc:
+                raise self._unreadable(
+                    f"entry {index}{_key_text(key)}: {exc}", entry=index, key=key
+                ) from None
             self._played[key] = used + 1
-            return matches[min(used, len(matches) - 1)]
+            return entries[index]
 
-    def add(self, interaction: Interaction) -> None:
+    def add(self, interaction: Interaction, *, secrets: tuple[str, ...] = ()) -> None:
         """Record ``interaction`` (an older run's same request is replaced).
 
+        ``secrets`` (``client.secrets``) are masked in the entry first: a cassette is committed.
         The file is rewritten whole: inside ``deferred()`` (a map's rows) recordings are
         written together, at most every ``WRITE_EVERY`` seconds, and at the block's end.
         """
+        if secrets:
+            interaction = dataclasses.replace(
+                interaction,
+                request=scrub(interaction.request, secrets),
+                response=scrub(interaction.response, secrets),
+                error=scrub(interaction.error, secrets),
+                url=scrub(interaction.url, secrets),
+            )
         with self._lock:
             entries = self._load()
             first = interaction.key not in self._recorded
@@ -184,17 +297,43 @@ class Cassette:
             return self._loaded
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or "interactions" not in data:
-                raise ValueError("no 'interactions' list")
-            if int(data.get("nbchat_cassette", FORMAT)) > FORMAT:
-                raise ValueError(f"made by a newer nbchat (format {data['nbchat_cassette']})")
-            self._loaded = [Interaction.from_dict(item) for item in data["interactions"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RequestValidationError(
-                f"NBCHAT_CASSETTE={self.path} is not a cassette nbchat can read: {exc}",
-                field="NBCHAT_CASSETTE",
-            ) from None
+        except OSError as exc:
+            raise self._unreadable(str(exc)) from None
+        except UnicodeDecodeError as exc:
+            raise self._unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except ValueError as exc:
+            raise self._unreadable(f"not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise self._unreadable(f"the file holds {_kind(data)}, not a cassette's object")
+        if "interactions" not in data:
+            raise self._unreadable("no 'interactions' list")
+        version = data.get("nbchat_cassette", FORMAT)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise self._unreadable(f"nbchat_cassette is {_shown(version)}, not a format number")
+        if version > FORMAT:
+            raise self._unreadable(f"made by a newer nbchat (format {version})")
+        entries = data["interactions"]
+        if not isinstance(entries, list):
+            raise self._unreadable(f"interactions is {_kind(entries)}, not a list")
+        loaded = []
+        for index, item in enumerate(entries):
+            try:
+                loaded.append(Interaction._checked(item, reply=False))
+            except _Wrong as exc:
+                key = item.get("key") if isinstance(item, dict) else None
+                raise self._unreadable(
+                    f"entry {index}{_key_text(key)}: {exc}", entry=index, key=key
+                ) from None
+        self._loaded = loaded
         return self._loaded
+
+    def _unreadable(self, why: str, *, entry: int | None = None, key: Any = None) -> CassetteError:
+        return CassetteError(
+            f"NBCHAT_CASSETTE={self.path} is not a cassette nbchat can read: {why}",
+            cassette=str(self.path),
+            entry=entry,
+            key=key if isinstance(key, str) else None,
+        )
 
     def _write(self, entries: list[Interaction]) -> None:
         data = {
@@ -298,6 +437,86 @@ def _shorten(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("data:") and len(value) > 4 * _DATA_SHOWN:
         return f"{value[:_DATA_SHOWN]}…({len(value):,} characters)"
     return value
+
+
+# -- checking entries -----------------------------------------------------------------------------
+
+
+def _field(
+    data: dict[str, Any], name: str, kind: type, *, optional: bool = False, where: str = ""
+) -> Any:
+    if name not in data or (optional and data[name] is None):
+        if optional:
+            return None
+        raise _Wrong(f"{where}{name} is missing")
+    value = data[name]
+    if not isinstance(value, kind):
+        raise _Wrong(f"{where}{name} is {_kind(value)}, not {_KINDS[kind]}")
+    return value
+
+
+def _number(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _Wrong(f"{name} is {_shown(value)}, not a number of 0 or more")
+    return float(value)
+
+
+def _status(error: dict[str, Any] | None) -> int:
+    status = _field(error or {}, "status", int, where="error.")
+    if isinstance(status, bool) or not 400 <= status <= 599:
+        raise _Wrong(f"error.status is {_shown(status)}, not an HTTP error status (400–599)")
+    return int(status)
+
+
+def _completion(response: dict[str, Any]) -> ChatCompletion:
+    choices = _field(response, "choices", list, where="response.")
+    if not choices:
+        raise _Wrong("response.choices is empty: a reply has at least one")
+    try:
+        return ChatCompletion.model_validate(response)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(["response", *(str(part) for part in first["loc"])])
+        more = exc.error_count() - 1
+        also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        # "Input should be a valid dictionary or instance of Usage": our class names say nothing.
+        why = re.sub(r" or instance of \w+", "", first["msg"])
+        got = _shown(first.get("input"))
+        raise _Wrong(f"{where} is {got}: {why[0].lower()}{why[1:]}{also}") from None
+
+
+_KINDS = {str: "a string", dict: "an object", list: "a list", int: "a whole number"}
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in a few words: ``a list``, ``null``, ``the string 'x'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"{'a string' if isinstance(value, str) else 'the number'} {_shown(value)}"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as it was written, cut to 40 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _key_text(key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        return ""
+    return f" (key {key if len(key) <= 16 else key[:12] + '…'})"
 
 
 # Cassettes with recordings waiting for their timer; written at exit whatever happens.

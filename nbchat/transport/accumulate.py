@@ -1,20 +1,26 @@
 """Stream accumulation: chunks in, the ChatCompletion a non-streamed call would have returned out.
 
 ``handle_chunk()`` is on the hot path of every stream, so it only appends; ``snapshot()`` joins.
+Every streamed field is joined the way the API streams it: text, refusals, transcripts, tool
+arguments, custom tool inputs and the deprecated ``function_call`` in pieces (a name once),
+base64 audio in pieces, annotations added as they come. ``obfuscation`` (padding that evens
+out the chunks' sizes) belongs to the transport and stays out of the completion.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from ..protocol.types import (
+    AudioDelta,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
     Choice,
     ChoiceLogprobs,
-    FunctionCall,
-    ToolCall,
+    FunctionCallDelta,
     ToolCallDelta,
 )
 
@@ -28,9 +34,69 @@ class _ToolCallState:
         self.id = ""
         self.type = "function"
         self.name = ""
+        # A function's arguments, or a custom tool's input.
         self.arguments: list[str] = []
         # Fields a server adds to a call (Gemini's extra_content…): the last value wins.
         self.extra: dict[str, Any] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        call: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.type in ("function", "custom") or self.name or self.arguments:
+            body, text = ("custom", "input") if self.type == "custom" else ("function", "arguments")
+            call[body] = {"name": self.name, text: "".join(self.arguments)}
+        # A kind of call nbchat does not know keeps its own body (among the extra fields).
+        return {**call, **self.extra}
+
+
+class _AudioState:
+    """A spoken reply as it streams: id and expiry once, base64 audio and transcript in pieces."""
+
+    __slots__ = ("data", "expires_at", "extra", "id", "sent", "transcript")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.expires_at: int | None = None
+        self.data: list[str] = []
+        self.transcript: list[str] = []
+        self.sent: set[str] = set()
+        self.extra: dict[str, Any] = {}
+
+    def add(self, delta: AudioDelta) -> None:
+        self.sent.update(delta.__pydantic_fields_set__)
+        if delta.id:
+            self.id = delta.id
+        if delta.expires_at is not None:
+            self.expires_at = delta.expires_at
+        if delta.data:
+            self.data.append(delta.data)
+        if delta.transcript:
+            self.transcript.append(delta.transcript)
+        if delta.__pydantic_extra__:
+            self.extra.update(delta.__pydantic_extra__)
+
+    def to_dict(self) -> dict[str, Any]:
+        audio: dict[str, Any] = {}
+        if self.id or "id" in self.sent:
+            audio["id"] = self.id
+        if self.expires_at is not None or "expires_at" in self.sent:
+            audio["expires_at"] = self.expires_at
+        if self.data or "data" in self.sent:
+            audio["data"] = join_base64(self.data)
+        if self.transcript or "transcript" in self.sent:
+            audio["transcript"] = "".join(self.transcript)
+        return {**audio, **self.extra}
+
+
+def join_base64(pieces: list[str]) -> str:
+    """Base64 text sent in pieces, as one: joined as text when the pieces are cuts of one text,
+    decoded one by one and encoded again when each piece was encoded on its own (padded)."""
+    if not any("=" in piece for piece in pieces[:-1]):
+        return "".join(pieces)
+    try:
+        raw = b"".join(base64.b64decode(piece, validate=True) for piece in pieces)
+    except (binascii.Error, ValueError):
+        return "".join(pieces)
+    return base64.b64encode(raw).decode("ascii")
 
 
 # Fields of a chunk's choice that may come as null: sent that way, the snapshot keeps them.
@@ -39,9 +105,12 @@ _CHOICE_FIELDS = ("index", "logprobs", "finish_reason")
 
 class _ChoiceState:
     __slots__ = (
+        "annotations",
+        "audio",
         "content",
         "extra",
         "finish_reason",
+        "function_call",
         "logprobs",
         "logprobs_sent",
         "message_extra",
@@ -60,6 +129,10 @@ class _ChoiceState:
         self.content: list[str] = []
         self.refusal: list[str] = []
         self.tool_calls: dict[int, _ToolCallState] = {}
+        # The deprecated function_call: a name, then its arguments in pieces.
+        self.function_call: _ToolCallState | None = None
+        self.audio: _AudioState | None = None
+        self.annotations: list[Any] | None = None
         self.tool_index_by_id: dict[str, int] = {}
         # Server index → our index, for servers that reuse one index for several calls.
         self.renumbered: dict[int, int] = {}
@@ -93,6 +166,7 @@ class ChatCompletionAccumulator:
         self._system_fingerprint: str | None = None
         self._service_tier: str | None = None
         self._usage: Any = None
+        self._moderation: Any = None
         self._sent: set[str] = set()
         self._given = -1
         self._extra: dict[str, Any] = {}
@@ -130,6 +204,8 @@ class ChatCompletionAccumulator:
             self._service_tier = chunk.service_tier
         if chunk.usage is not None:
             self._usage = chunk.usage
+        if chunk.moderation is not None:
+            self._moderation = chunk.moderation
         if chunk.__pydantic_extra__:
             self._merge_last(self._extra, chunk.__pydantic_extra__)
         if not chunk.choices:
@@ -182,6 +258,21 @@ class ChatCompletionAccumulator:
                 self._merge_tool_call(state, call)
         elif "tool_calls" in given:
             sent.add("tool_calls")
+        if delta.function_call is not None:
+            self._merge_function_call(state, delta.function_call)
+        elif "function_call" in given:
+            sent.add("function_call")
+        if delta.audio is not None:
+            if state.audio is None:
+                state.audio = _AudioState()
+            state.audio.add(delta.audio)
+        elif "audio" in given:
+            sent.add("audio")
+        if delta.annotations is not None:
+            # A citation comes whole; those of a later chunk are added to the earlier ones.
+            state.annotations = (state.annotations or []) + list(delta.annotations)
+        elif "annotations" in given:
+            sent.add("annotations")
         if delta.__pydantic_extra__:
             self._merge_extra(state.message_extra, delta.__pydantic_extra__)
 
@@ -200,6 +291,17 @@ class ChatCompletionAccumulator:
         for key, value in fields.items():
             if value is not None or key not in extra:
                 extra[key] = value
+
+    @staticmethod
+    def _merge_function_call(state: _ChoiceState, delta: FunctionCallDelta) -> None:
+        call = state.function_call
+        if call is None:
+            call = state.function_call = _ToolCallState()
+        # Some servers repeat the whole name in every chunk: keep it once.
+        if delta.name and delta.name != call.name:
+            call.name += delta.name
+        if delta.arguments:
+            call.arguments.append(delta.arguments)
 
     @staticmethod
     def _merge_tool_call(state: _ChoiceState, delta: ToolCallDelta) -> None:
@@ -231,14 +333,17 @@ class ChatCompletionAccumulator:
             state.tool_index_by_id[delta.id] = index
         if delta.type:
             call.type = delta.type
-        function = delta.function
-        if function is not None:
-            name = function.name
+        body = delta.function if delta.function is not None else delta.custom
+        if delta.custom is not None and not delta.type:
+            call.type = "custom"
+        if body is not None:
+            name = body.name
             # Some servers repeat the whole name in every chunk: keep it once.
             if name and name != call.name:
                 call.name += name
-            if function.arguments:
-                call.arguments.append(function.arguments)
+            piece = body.arguments if isinstance(body, FunctionCallDelta) else body.input
+            if piece:
+                call.arguments.append(piece)
         if delta.__pydantic_extra__:
             ChatCompletionAccumulator._merge_last(call.extra, delta.__pydantic_extra__)
 
@@ -256,6 +361,7 @@ class ChatCompletionAccumulator:
                 ("system_fingerprint", self._system_fingerprint),
                 ("service_tier", self._service_tier),
                 ("usage", self._usage),
+                ("moderation", self._moderation),
             )
             if key in sent or (value and key != "object")
         }
@@ -275,19 +381,24 @@ class ChatCompletionAccumulator:
         elif "refusal" in sent:
             message["refusal"] = None
         if state.tool_calls:
-            message["tool_calls"] = [
-                ToolCall(
-                    id=call.id,
-                    type=call.type,
-                    function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
-                    **call.extra,
-                )
-                for _, call in sorted(state.tool_calls.items())
-            ]
+            message["tool_calls"] = [call.to_dict() for _, call in sorted(state.tool_calls.items())]
         elif "tool_calls" in sent:
             message["tool_calls"] = None
+        if state.function_call is not None:
+            call = state.function_call
+            message["function_call"] = {"name": call.name, "arguments": "".join(call.arguments)}
+        elif "function_call" in sent:
+            message["function_call"] = None
+        if state.audio is not None:
+            message["audio"] = state.audio.to_dict()
+        elif "audio" in sent:
+            message["audio"] = None
+        if state.annotations is not None:
+            message["annotations"] = [note.to_dict() for note in state.annotations]
+        elif "annotations" in sent:
+            message["annotations"] = None
         message.update(state.message_extra)
-        choice: dict[str, Any] = {"message": ChatCompletionMessage(**message)}
+        choice: dict[str, Any] = {"message": ChatCompletionMessage.model_validate(message)}
         if "index" in sent:
             choice["index"] = index
         if state.logprobs_sent:

@@ -13,6 +13,7 @@ import httpx
 from ..protocol.exceptions import APIError, APIStatusError
 from .body import aiter_lines
 from .client import AsyncClient
+from .urls import without_credentials
 
 __all__ = [
     "FINAL_STATUSES",
@@ -127,8 +128,9 @@ async def _call(
         response, content = await client._send(method, path, body, options)
     except APIStatusError as exc:
         if exc.status_code in _MISSING and path in ("/files", "/batches"):
+            where = without_credentials(client.base_url)
             raise BatchUnsupportedError(
-                f"The server at {client.base_url} has no Batch API ({method} {path} answered "
+                f"The server at {where} has no Batch API ({method} {path} answered "
                 f"{exc.status_code}); leave out via='batch' to run the rows online "
                 "(nbchat.map's default).",
                 request=exc.request,

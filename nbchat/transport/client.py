@@ -13,14 +13,15 @@ import json
 import os
 import random
 import time
+import types
+import typing
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, Discriminator, SecretStr, Tag, ValidationError
 
 from ..protocol.exceptions import (
-    CREDENTIAL_HEADERS,
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -30,6 +31,7 @@ from ..protocol.exceptions import (
     RequestValidationError,
     ResponseDecodingError,
     ResponseTooLargeError,
+    credential_field,
     mask_credential,
     redact,
     safe_cause,
@@ -45,12 +47,16 @@ from .body import (
     aread_body,
     read_body,
 )
+from .credentials import echo_forms, header_credentials, query_credentials
 from .prepared import MASK, PreparedRequest
 from .profiles import ServerProfile, azure_deployment, configured_profile, detect_profile
 from .retry import retry_delay, should_retry
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .streaming import AsyncChatStream, ChatStream
-from .urls import split_credentials
+from .urls import split_credentials, without_credentials
+
+if TYPE_CHECKING:
+    from .stored import AsyncStoredCompletions, StoredCompletions
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -91,21 +97,31 @@ def _describe(exc: ValidationError) -> tuple[str, str | None]:
     deepest = [e for e in errors if len(e["loc"]) == depth]
     # Among equals, a branch the input was not meant for only says "should be a valid list";
     # the branch it was meant for says what is wrong with it.
-    meant = [e for e in deepest if not e["type"].endswith("_type")]
+    meant = [
+        e
+        for e in deepest
+        if not e["type"].endswith("_type")
+        # A choice of words ("auto", "none"…) was not meant for an object given instead.
+        and not (e["type"] == "literal_error" and not isinstance(e.get("input"), str))
+    ]
     error = (meant or deepest)[0]
     if error["type"] == "field_rule":
         # A rule across fields (top_logprobs needs logprobs…): its message names the field.
         field = error["ctx"]["field"]
         return f"Invalid request: {error['msg']}", field
-    field = ".".join(_field_path(error["loc"])) or None
+    field = ".".join(_field_path(error["loc"], ChatCompletionRequest)) or None
     message = error["msg"].removeprefix("Value error, ")
     ctx = error.get("ctx") or {}
-    if error["type"] == "union_tag_invalid":
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        # The field at fault is the discriminator itself (role, type): name it. A union told
+        # apart by a function (tool calls, which may leave their type out) is by type too.
         tag = ctx["discriminator"].strip("'")
-        message = f"{tag} {ctx['tag']!r} is not one of {ctx['expected_tags']}"
+        tag = "type" if tag.endswith("()") else tag
+        field = f"{field}.{tag}" if field else tag
+        if error["type"] == "union_tag_not_found":
+            return f"Invalid request: {field}: Field required", field
+        message = f"{ctx['tag']!r} is not one of {ctx['expected_tags']}"
         return f"Invalid request: {field}: {message}", field
-    if error["type"] == "union_tag_not_found":
-        return f"Invalid request: {field}: needs a {ctx['discriminator']} field", field
     if not meant and len(deepest) > 1:
         # The input fits no branch of a union: name them all.
         message = " or ".join(
@@ -118,40 +134,107 @@ def _describe(exc: ValidationError) -> tuple[str, str | None]:
     return text, field
 
 
-# pydantic puts the names of union branches in an error's location; a user thinks in fields.
-_TAGS = frozenset(
-    {
-        "system",
-        "developer",
-        "user",
-        "assistant",
-        "tool",
-        "text",
-        "image_url",
-        "json_object",
-        "json_schema",
-        "str",
-        "int",
-        "float",
-        "bool",
-    }
-)
-_UNION_FIELDS = frozenset({"response_format", "tool_choice", "content", "stop"})
-
-
-def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+# pydantic names the branch of a union it tried in an error's location: a tag's value (``user``,
+# ``input_audio``) or a label (``str``, ``list[...]``, ``tagged-union[...]``). A user thinks in
+# fields, so the location is read along the request's type: what a union puts there is left out.
+def _field_path(loc: tuple[int | str, ...], kind: Any) -> list[str]:
     path: list[str] = []
-    previous: int | str | None = None
     for part in loc:
-        branch = isinstance(part, str) and (
-            "[" in part
-            or part[:1].isupper()
-            or (part in _TAGS and (isinstance(previous, int) or previous in _UNION_FIELDS))
-        )
-        if not branch:
+        kind = _unwrap(kind)
+        options = _union(kind)
+        if options:
+            kind = _branch(options, part)
+            continue
+        if isinstance(part, int):
             path.append(str(part))
-        previous = part
+            args = typing.get_args(kind)
+            kind = args[0] if typing.get_origin(kind) is list and args else Any
+            continue
+        path.append(part)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            fields = {info.alias or name: info for name, info in kind.model_fields.items()}
+            info = fields.get(part)
+            kind = Annotated[info.annotation, *info.metadata, info] if info else Any
+        elif typing.get_origin(kind) is dict:
+            kind = typing.get_args(kind)[1]
+        else:
+            kind = Any
     return path
+
+
+def _unwrap(kind: Any) -> Any:
+    """``kind`` without ``None`` as an alternative (pydantic puts no label for it); an
+    ``Annotated`` that tells a union apart is kept, so that its tags can be read."""
+    while True:
+        origin = typing.get_origin(kind)
+        if origin is Annotated:
+            inner, *meta = typing.get_args(kind)
+            if _union(inner) and any(_tells_apart(m) for m in meta):
+                return kind
+            kind = inner
+        elif origin in (typing.Union, types.UnionType):
+            options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            if len(options) != 1:
+                return kind
+            kind = options[0]
+        else:
+            return kind
+
+
+def _tells_apart(meta: Any) -> bool:
+    return isinstance(meta, Discriminator) or getattr(meta, "discriminator", None) is not None
+
+
+def _union(kind: Any) -> list[Any]:
+    origin = typing.get_origin(kind)
+    if origin is Annotated:
+        return _union(typing.get_args(kind)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return []
+
+
+def _branch(options: list[Any], part: int | str) -> Any:
+    """The alternative of a union that ``part`` (a tag or a label) names, or Any."""
+    head = _label_head(part)
+    for option in options:
+        names = _names(option)
+        if part in names or head in names:
+            return option
+    return Any
+
+
+def _names(option: Any) -> set[Any]:
+    """What pydantic may call an alternative in a location: its tag, or its label's head."""
+    names: set[Any] = set()
+    origin = typing.get_origin(option)
+    if origin is Annotated:
+        inner, *meta = typing.get_args(option)
+        names |= {m.tag for m in meta if isinstance(m, Tag)}
+        if _union(inner):
+            names.add("tagged-union" if any(_tells_apart(m) for m in meta) else "union")
+        return names | _names(inner)
+    if isinstance(option, type) and issubclass(option, BaseModel):
+        names.add(option.__name__)
+        for key in _DISCRIMINATORS:
+            info = option.model_fields.get(key)
+            values = typing.get_args(info.annotation) if info is not None else ()
+            if typing.get_origin(info.annotation if info else None) is Literal:
+                names |= set(values)
+        return names
+    if origin is Literal:
+        return {"literal"}
+    if origin is not None:
+        return {getattr(origin, "__name__", str(origin))}
+    return {getattr(option, "__name__", str(option))}
+
+
+def _label_head(part: int | str) -> int | str:
+    return part.split("[", 1)[0] if isinstance(part, str) else part
+
+
+# The fields the protocol's tagged unions are told apart by.
+_DISCRIMINATORS = ("type", "role")
 
 
 def _limit(name: str, value: int | None) -> int | None:
@@ -229,10 +312,25 @@ class _BaseClient:
         return self._api_key.get_secret_value() if self._api_key is not None else None
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this client holds, in every form a server could echo it back: the
+        API key; a base URL's password (or the token given as its user) and the Basic token
+        made of them; credential headers given in ``headers=`` (Authorization, api-key,
+        x-api-key…: the value, the part after ``Bearer``, the password inside ``Basic``);
+        credential query values of the base URL; each also percent-encoded and JSON-escaped.
+
+        Longest first; values shorter than 4 characters are left out. What error messages,
+        the store and cassettes mask: read-only, derived anew from what the client holds.
+        """
+        values = [self.api_key or ""]
+        values += [secret.get_secret_value() for secret in self._url_secrets]
+        values += header_credentials(self.headers)
+        values += query_credentials(self.base_url)
+        return echo_forms(values)
+
+    @property
     def _secrets(self) -> tuple[str, ...]:
-        """Everything to mask in what the client shows: the key and the URL's credentials."""
-        values = [self.api_key or ""] + [s.get_secret_value() for s in self._url_secrets]
-        return tuple(value for value in values if value)
+        return self.secrets
 
     @property
     def profile(self) -> ServerProfile:
@@ -277,7 +375,8 @@ class _BaseClient:
         headers = {"Content-Type": "application/json", **self._headers(options, masked=True)}
         return PreparedRequest(
             method="POST",
-            url=self._url("/chat/completions"),
+            # Shown, logged and stored: a credential in the base URL's query is masked.
+            url=without_credentials(self._url("/chat/completions")),
             headers=headers,
             body=body,
             options=options,
@@ -286,7 +385,8 @@ class _BaseClient:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+        url = without_credentials(self.base_url)
+        return f"{type(self).__name__}(base_url={url!r}, api_key={key})"
 
     def _headers(self, options: dict[str, Any], *, masked: bool = False) -> dict[str, str]:
         headers = {"Accept": "application/json", **self.headers}
@@ -298,7 +398,7 @@ class _BaseClient:
         if masked:
             # Every credential, wherever it came from (the key, the URL, headers=…).
             headers = {
-                name: mask_credential(value, MASK) if name.lower() in CREDENTIAL_HEADERS else value
+                name: mask_credential(value, MASK) if credential_field(name) else value
                 for name, value in headers.items()
             }
         return headers
@@ -338,6 +438,8 @@ class _BaseClient:
             method,
             self._parsed_url(path)[0],
             json=params,
+            # Query parameters (the stored completions' filters and pages).
+            params=options.get("params"),
             # A multipart upload (the Batch API's /files) instead of a JSON body.
             files=options.get("files"),
             data=options.get("data"),
@@ -424,8 +526,10 @@ class _BaseClient:
         text = redact(body.decode("utf-8", errors="replace"), self._secrets)
         why = f" ({problem})" if problem else ""
         snippet = " ".join(text[:200].split()) + ("…" if len(text) > 200 else "")
+        # What is wrong names the server's keys: redacted with the rest.
+        message = redact(f"{why}: {snippet or '(empty body)'}", self._secrets)
         return APIResponseValidationError(
-            f"The server's response is not {wanted}{why}: {snippet or '(empty body)'}",
+            f"The server's response is not {wanted}{message}",
             request=response.request,
             body=text,
         )
@@ -539,6 +643,14 @@ class Client(_BaseClient):
         """The model ids the server lists at ``GET /models``."""
         response, body = self._send("GET", "/models", None, {})
         return self._model_ids(response, body)
+
+    @property
+    def stored_completions(self) -> StoredCompletions:
+        """The completions the server stored (requests sent with ``store=True``): ``list``,
+        ``retrieve``, ``update``, ``delete``, ``messages``."""
+        from .stored import StoredCompletions
+
+        return StoredCompletions(self)
 
     def _send(
         self,
@@ -656,6 +768,13 @@ class AsyncClient(_BaseClient):
     async def models(self) -> list[str]:
         response, body = await self._send("GET", "/models", None, {})
         return self._model_ids(response, body)
+
+    @property
+    def stored_completions(self) -> AsyncStoredCompletions:
+        """The completions the server stored, with coroutine methods."""
+        from .stored import AsyncStoredCompletions
+
+        return AsyncStoredCompletions(self)
 
     async def _send(
         self,

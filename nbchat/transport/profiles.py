@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..protocol.exceptions import RequestValidationError
     from .client import Client
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "KINDS",
     "Adapter",
     "ServerProfile",
+    "UnsupportedFeatureError",
     "configured_profile",
     "copy_body",
     "detect_profile",
@@ -72,7 +72,38 @@ FEATURES = (
     "vision",  # image_url content parts
     "n",  # several choices per request
     "developer_role",  # messages with role "developer"
+    "audio_input",  # input_audio content parts
+    "audio_output",  # spoken replies: modalities ["audio"] with audio
+    "files",  # file content parts
+    "custom_tools",  # tools of type custom (free text or a grammar)
+    "predictions",  # prediction (predicted outputs)
+    "web_search",  # web_search_options (and url citations)
+    "stored_completions",  # GET/POST/DELETE /chat/completions[/{id}[/messages]]
 )
+
+#: What each feature is called in a refusal, and the request field it is about.
+_FEATURE_WORDS = {
+    "audio_input": ("messages", "audio input", "send text, or use a model that hears"),
+    "files": ("messages", "file input", "send the text of the file instead"),
+    "audio_output": ("modalities", "spoken replies (audio output)", "leave out --speak"),
+    "custom_tools": ("tools", "custom tools", "make it a function tool"),
+    "web_search": ("web_search_options", "web search", "leave out --web-search"),
+}
+
+from ..protocol.exceptions import RequestValidationError  # noqa: E402
+
+
+class UnsupportedFeatureError(RequestValidationError):
+    """The server is known not to take a part of the request (audio, files, custom tools…);
+    nothing was sent. ``feature`` names the part (one of FEATURES, when it is one) and
+    ``body`` is the request as it was built, before the server's adaptations: a dry run shows
+    it."""
+
+    def __init__(self, message: str, *, field: str | None = None, feature: str = "") -> None:
+        super().__init__(message, field=field)
+        self.feature = feature
+        self.body: dict[str, Any] | None = None
+
 
 #: ``(body) -> (new body, notes)``; raises RequestValidationError for what cannot be served.
 Adapter = Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]]
@@ -166,6 +197,13 @@ class ServerProfile:
         (RequestValidationError) where the reply could not be what was asked for. A profile
         with an ``adapter`` leaves all of that to it, after dropping ``drops``.
         """
+        try:
+            return self._adapt(body)
+        except UnsupportedFeatureError as exc:
+            exc.body = copy_body(body)  # what a dry run shows: the request as built
+            raise
+
+    def _adapt(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         out = copy_body(body)
         notes: list[str] = []
         for name in self.drops:
@@ -177,6 +215,13 @@ class ServerProfile:
             out, more = self.adapter(out)
             return out, notes + [note for note in more if note not in notes]
         self._check_refusals(out)
+        if out.get("prediction") is not None and self.supports("predictions") is False:
+            # A prediction only makes a reply faster: without it the reply is the same.
+            del out["prediction"]
+            notes.append(
+                f"{self.kind} takes no predicted outputs{self._learned_from('predictions')}; "
+                "prediction was left out (the reply is the same, without its speed-up)."
+            )
         if out.get("stream_options") and self.supports("stream_usage") is False:
             del out["stream_options"]
             notes.append(f"{self.kind} reports no token usage in streams; they are counted.")
@@ -200,6 +245,15 @@ class ServerProfile:
             raise _unsupported(self.kind, "tools", "tool calling")
         if self.supports("vision") is False and _has_images(out.get("messages") or ()):
             raise _unsupported(self.kind, "messages", "image input", "use a model that can see")
+        for feature in uses(out):
+            if feature in _FEATURE_WORDS and self.supports(feature) is False:
+                field, what, instead = _FEATURE_WORDS[feature]
+                why = self._learned_from(feature)
+                raise _unsupported(self.kind, field, what + why, instead, feature=feature)
+
+    def _learned_from(self, feature: str) -> str:
+        """`` (learned from an earlier refusal)`` when a request taught it, not the profile."""
+        return " (learned from an earlier refusal)" if feature in self.learned else ""
 
     def _adapt_response_format(self, out: dict[str, Any]) -> list[str]:
         fmt = out.get("response_format")
@@ -255,6 +309,16 @@ class ServerProfile:
         if body.get("logprobs") and about("logprobs", "top_logprobs"):
             self.learn("logprobs", False)
             return "The server refused logprobs; the reply comes without them."
+        used = uses(body)
+        if "predictions" in used and about("prediction"):
+            self.learn("predictions", False)
+            return "The server refused prediction; sent again without it (the reply is the same)."
+        for feature, words in _REFUSAL_WORDS.items():
+            if feature in used and self.supports(feature) is not True and about(*words):
+                # Nothing stands in for it: the error stands, and the next request is refused
+                # before it is sent, saying why.
+                self.learn(feature, False)
+                return None
         if body.get("tools") and about("tools", "tool_choice", "function"):
             self.learn("tools", False)
         elif _has_images(body.get("messages") or ()) and about("image", "vision", "multimodal"):
@@ -297,12 +361,45 @@ class ServerProfile:
             self.refine("lmstudio")
 
 
-def _unsupported(kind: str, field: str, what: str, instead: str = "") -> RequestValidationError:
-    # Imported here: the settings read KINDS at extension load, before httpx is needed.
-    from ..protocol.exceptions import RequestValidationError
+# What a server's refusal says when it is about a feature (its param or its message).
+_REFUSAL_WORDS = {
+    "audio_input": ("input_audio", "audio input"),
+    "files": ("file_data", "file_id", "'file'", "file input", "content.file"),
+    "audio_output": ("modalities", "audio output", "audio.voice", "'audio'"),
+    "custom_tools": ("custom",),
+    "web_search": ("web_search",),
+}
 
+
+def uses(body: Mapping[str, Any]) -> set[str]:
+    """The features of FEATURES a request body uses, of those a server may lack."""
+    used: set[str] = set()
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind == "input_audio":
+                used.add("audio_input")
+            elif kind == "file":
+                used.add("files")
+    if "audio" in (body.get("modalities") or ()) or body.get("audio") is not None:
+        used.add("audio_output")
+    if any(isinstance(t, Mapping) and t.get("type") == "custom" for t in body.get("tools") or ()):
+        used.add("custom_tools")
+    if body.get("prediction") is not None:
+        used.add("predictions")
+    if body.get("web_search_options") is not None:
+        used.add("web_search")
+    return used
+
+
+def _unsupported(
+    kind: str, field: str, what: str, instead: str = "", *, feature: str = ""
+) -> UnsupportedFeatureError:
     message = f"Invalid request: {field}: {what} is unsupported by this {kind} server"
-    return RequestValidationError(message + (f" ({instead})" if instead else ""), field=field)
+    return UnsupportedFeatureError(
+        message + (f" ({instead})" if instead else ""), field=field, feature=feature
+    )
 
 
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
@@ -348,34 +445,68 @@ def _has_images(messages: Iterable[Any]) -> bool:
 
 
 _ALL = dict.fromkeys(FEATURES, True)
+# The newer parts of the API, which servers other than OpenAI's mostly lack.
+_NEWER = ("audio_input", "audio_output", "files", "custom_tools", "predictions", "web_search")
+_NONE_OF_THE_NEWER = {**dict.fromkeys(_NEWER, False), "stored_completions": False}
 
 _KNOWN: dict[str, dict[str, Any]] = {
     "openai": {"features": dict(_ALL), "source": "platform.openai.com/docs/api-reference/chat"},
     "azure": {
-        "features": dict(_ALL),
+        # Azure's Chat Completions has audio models, predicted outputs and stored completions;
+        # what a deployment lacks beyond those is learned from its first refusal.
+        "features": {**_ALL, "files": None, "custom_tools": None, "web_search": None},
         "auth": "api-key",
         "query": {"api-version": "2024-10-21"},
         "source": "learn.microsoft.com/azure/ai-foundry/openai/reference",
     },
     "openrouter": {
-        "features": {**_ALL, "developer_role": None},
+        # It routes to many providers: what a model lacks is learned; it stores nothing.
+        "features": {
+            **_ALL,
+            "developer_role": None,
+            **dict.fromkeys(_NEWER, None),
+            "stored_completions": False,
+        },
         "source": "openrouter.ai/docs/api-reference",
     },
     "vllm": {
-        "features": {**_ALL, "developer_role": None, "vision": None, "tools": None},
+        # Audio in with an audio model; no spoken replies, search, predictions or store.
+        "features": {
+            **_ALL,
+            "developer_role": None,
+            "vision": None,
+            "tools": None,
+            **_NONE_OF_THE_NEWER,
+            "audio_input": None,
+            "files": None,
+            "custom_tools": None,
+        },
         "source": "docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
     },
     "ollama": {
-        "features": {"stream_usage": True, "json_schema": True, "json_object": True, "n": False},
+        "features": {
+            "stream_usage": True,
+            "json_schema": True,
+            "json_object": True,
+            "n": False,
+            **_NONE_OF_THE_NEWER,
+        },
         "drops": ("logit_bias", "user"),
         "source": "docs.ollama.com/api/openai-compatibility",
     },
     "lmstudio": {
-        "features": {"json_schema": True, "json_object": False, "n": False},
+        "features": {"json_schema": True, "json_object": False, "n": False, **_NONE_OF_THE_NEWER},
         "source": "lmstudio.ai/docs/api/structured-output; lmstudio-bug-tracker issue 189",
     },
     "llama-server": {
-        "features": {"json_schema": True, "json_object": True, "n": False},
+        # Audio in with a model that hears (its multimodal projector); none of the rest.
+        "features": {
+            "json_schema": True,
+            "json_object": True,
+            "n": False,
+            **_NONE_OF_THE_NEWER,
+            "audio_input": None,
+        },
         "source": "github.com/ggml-org/llama.cpp tools/server/README.md",
     },
     "llama-cpp-python": {
@@ -386,6 +517,7 @@ _KNOWN: dict[str, dict[str, Any]] = {
             "n": False,
             "vision": False,
             "developer_role": False,
+            **_NONE_OF_THE_NEWER,
         },
         "source": "requests sent to llama-cpp-python 0.3.36 (nbchat/local)",
     },

@@ -21,6 +21,7 @@ from ..protocol.exceptions import (
     ResponseTooLargeError,
     Secrets,
     redact,
+    redact_cut,
     safe_cause,
     status_error_from_event,
 )
@@ -167,7 +168,9 @@ class _StreamState:
     def _not_a_stream(self) -> APIError:
         """Bytes came, but not one event: say what came instead of "cut short"."""
         kind = self.response.headers.get("content-type", "").split(";", 1)[0].strip()
-        text = " ".join(redact(self._head.decode("utf-8", "replace"), self._secret).split())
+        # The head is cut at a byte count: a secret's first characters may end it.
+        head = redact_cut(self._head.decode("utf-8", "replace"), self._secret)
+        text = " ".join(head.split())
         return APIResponseValidationError(
             f"The server answered with {kind or 'a body'}, not an event stream: {text[:200]}"
             + ("…" if len(text) > 200 else ""),
@@ -226,13 +229,16 @@ class _StreamState:
         return self._snapshot
 
     def _not_a_chunk(self, event: ServerSentEvent, exc: ValidationError) -> Exception:
-        first = exc.errors(include_url=False)[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "the event"
         text = redact(event.text, self._secret)
         snippet = text if len(text) <= 200 else text[:200] + "…"
+        # The location may hold the server's own keys, and a message its values: all of it is
+        # redacted, not only the snippet.
+        message = f"({where}: {first['msg']}): {snippet}"
         return APIResponseValidationError(
-            f"The stream sent an event that is not a chat completion chunk "
-            f"({where}: {first['msg']}): {snippet}",
+            "The stream sent an event that is not a chat completion chunk "
+            + redact(message, self._secret),
             request=self.response.request,
             body=text,
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import httpx
 
+from ..protocol.exceptions import mask_url
+
 __all__ = ["split_credentials", "without_credentials"]
 
 
@@ -19,9 +21,10 @@ def split_credentials(url: str) -> tuple[str, str, str]:
 
 
 def without_credentials(url: str) -> str:
-    """The URL as it may be shown: without any ``user:password@``. A URL httpx cannot parse
-    is shown as ``(an invalid URL)``, since where its credentials end is unknown."""
+    """The URL as it may be shown: without any ``user:password@``, credential query values
+    (``?api-key=…``) masked. A URL httpx cannot parse is shown as ``(an invalid URL)``, since
+    where its credentials end is unknown."""
     try:
-        return split_credentials(url)[0]
+        return mask_url(url)
     except httpx.InvalidURL:
         return "(an invalid URL)"

@@ -12,19 +12,9 @@ skipped (the request the cassette must lack, the budget refusals). From the repo
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
-from pathlib import Path
 
 import httpx
-import nbformat
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.fakeserver import sse_events  # noqa: E402
+from recorder import record, stream_or_whole
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 
@@ -112,43 +102,11 @@ def answer(request: httpx.Request) -> httpx.Response:
             "total_tokens": prompt + completion,
         },
     }
-    if body.get("stream"):
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = list(sse_events(reply, usage=usage))
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events)
-    return httpx.Response(200, json=reply)
+    return stream_or_whole(body, reply)
 
 
 def main() -> None:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from nbchat import Client
-    from nbchat.conversation import sessions
-
-    cassette = HERE / "replay_and_costs.json"
-    cassette.unlink(missing_ok=True)
-    os.environ["NBCHAT_STORE"] = str(Path(tempfile.mkdtemp()) / "nbchat.db")
-    client = Client(
-        api_key=None, base_url="https://api.openai.com/v1", transport=httpx.MockTransport(answer)
-    )
-    sessions.client_for = lambda settings: client
-    os.chdir(HERE.parent)
-    shell = InteractiveShell.instance()
-    notebook = nbformat.read(HERE.parent / "replay_and_costs.ipynb", as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
-            continue
-        shell.run_cell(cell.source)
-        if os.environ.get("NBCHAT_REPLAY") == "replay":
-            os.environ["NBCHAT_REPLAY"] = "record"  # the setup cell asks for replay
-    from nbchat.store.replay import _cassettes
-
-    _cassettes.clear()
-    data = json.loads(cassette.read_text())
-    for interaction in data["interactions"]:
-        interaction["latency"] = None  # a scripted server's speed says nothing
-    cassette.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-    print(f"{cassette}: {len(data['interactions'])} interactions")
+    record("replay_and_costs", answer)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,10 @@ class LLMServer:
                     error = {"message": ERROR_MESSAGE, "type": "invalid_request_error"}
                     self._json(400, {"error": error})
                     return
-                owner._stream(self, body)
+                if body.get("stream"):
+                    owner._stream(self, body)
+                else:
+                    self._json(200, owner._completion(body))
 
             def _json(self, status: int, data: Any) -> None:
                 raw = json.dumps(data).encode()
@@ -97,6 +100,25 @@ class LLMServer:
     def __exit__(self, *exc: Any) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An unstreamed reply (``nbchat.map`` sends its rows so): the prompt, answered."""
+        time.sleep(self.delay)
+        text = f"{SHORT} ({_prompt(body)})"
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 1,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16},
+        }
 
     def _stream(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         prompt = _prompt(body).lower()
@@ -130,9 +152,14 @@ class LLMServer:
                 choice: dict[str, Any] = {"index": 0, "delta": {"content": piece}}
                 if body.get("logprobs"):
                     p = 0.95 if i % 3 else 0.2
-                    top = [
-                        {"token": piece, "logprob": math.log(p)},
-                        {"token": piece.upper(), "logprob": math.log((1 - p) / 2)},
+                    # As many alternatives as asked for (five from the panel and --logprobs).
+                    others = max(int(body.get("top_logprobs") or 2), 2) - 1
+                    top = [{"token": piece, "logprob": math.log(p)}] + [
+                        {
+                            "token": f"{piece.upper()}{n or ''}",
+                            "logprob": math.log((1 - p) / 2 / (n + 1)),
+                        }
+                        for n in range(others)
                     ]
                     choice["logprobs"] = {
                         "content": [{"token": piece, "logprob": math.log(p), "top_logprobs": top}]
