@@ -23,7 +23,7 @@ def test_proposed_code_is_shown_exactly_and_escaped():
 def test_other_tools_show_their_call_and_decisions_their_kind():
     assert "lookup(q=" in proposal_bundle("lookup", {"q": "<b>"})["text/plain"]
     assert "&lt;b&gt;" in proposal_bundle("lookup", {"q": "<b>"})["text/html"]
-    assert decision_bundle("refused", "refused: nobody")["text/plain"] == "🚫 refused: nobody"
+    assert decision_bundle("refused", "refused: nobody")["text/plain"] == "✗ refused: nobody"
     assert "<script>" not in decision_bundle("declined", "<script>")["text/html"]
 
 

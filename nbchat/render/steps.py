@@ -23,7 +23,8 @@ _WHAT = {
     "run_python": "wants to run this code in your kernel:",
     "insert_cell": "wants to add this cell below (not run):",
 }
-_MARKS = {"approved": "✅", "declined": "⏭", "stopped": "⏹", "refused": "🚫"}
+# Marks every font has (emoji show as boxes where no emoji font is installed).
+_MARKS = {"approved": "✓", "declined": "–", "stopped": "■", "refused": "✗"}
 _SHOWN = 6000
 
 
@@ -40,11 +41,11 @@ def proposal_bundle(name: str, arguments: Mapping[str, Any]) -> dict[str, str]:
     """An action shown before it happens: the code exactly, or the call with its arguments."""
     code = arguments.get("code") if name in _WHAT else None
     if isinstance(code, str):
-        body = f"🔧 <strong>{escape(name)}</strong> — the model {escape(_WHAT[name])}" + (
+        body = f"<strong>{escape(name)}</strong> — the model {escape(_WHAT[name])}" + (
             code_block(code, "python")
         )
     else:
-        body = "🔧 the model wants to call " + inline_code(f"{name}({_arguments(arguments)})")
+        body = "The model wants to call " + inline_code(f"{name}({_arguments(arguments)})")
     return html_bundle(
         f'<div class="nbchat-proposal" style="{_BOX}">{body}</div>',
         proposal_text(name, arguments),
@@ -66,7 +67,7 @@ def results_bundle(results: list[Any], *, open_names: tuple[str, ...] = ()) -> d
     parts: list[str] = []
     text: list[str] = []
     for result in results:
-        mark = "✅" if result.ok else ("⏭" if result.declined else "❌")
+        mark = "✓" if result.ok else ("–" if result.declined else "✗")
         content = result.message().get("content", "")
         shown = content if len(content) <= _SHOWN else content[: _SHOWN - 1] + "…"
         args = _arguments(result.arguments) if isinstance(result.arguments, Mapping) else ""
