@@ -26,6 +26,7 @@ _EXPORTS = {
     "Reply": "conversation.chat",
     "session": "conversation.sessions",
     "log": "store.log",
+    "tool_log": "store.log",
     "tool": "convert.tools",
     "as_tool": "convert.tools",
     "Tool": "convert.tools",
@@ -36,6 +37,13 @@ _EXPORTS = {
     "ToolResult": "conversation.toolrun",
     "ToolRunInterrupted": "conversation.toolrun",
     "run_tool_calls": "conversation.toolrun",
+    "Decision": "conversation.toolrun",
+    "ToolOutput": "convert.tooloutput",
+    "mcp": "mcpclient.registry",
+    "MCPConfigError": "mcpclient.errors",
+    "MCPServerError": "mcpclient.errors",
+    "MCPTimeoutError": "mcpclient.errors",
+    "MCPToolError": "mcpclient.errors",
     "arun_tool_calls": "conversation.toolrun",
     "DataBlock": "convert.data",
     "DataError": "convert.data",
@@ -116,6 +124,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | {"last"})
 
 
+def _agent_kit(**options: Any) -> Any:
+    """``Chat.send(agent=True)``'s tools and approval, from the notebook layer (see agenthook)."""
+    from .notebook.agent import kit
+
+    return kit(**options)
+
+
+def _install_agent_kit() -> None:
+    from .conversation import agenthook
+
+    agenthook.install(_agent_kit)
+
+
+_install_agent_kit()
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbchat``: register the magics and the ``Chat`` settings."""
     from .notebook.extension import load
@@ -135,6 +159,7 @@ if TYPE_CHECKING:
     from .conversation.prompt import Prompt
     from .conversation.sessions import session
     from .conversation.toolrun import (
+        Decision,
         ToolPolicy,
         ToolResult,
         ToolRunInterrupted,
@@ -149,7 +174,10 @@ if TYPE_CHECKING:
     from .convert.images import ImageError, ImagePart, estimate_image_tokens, image_part
     from .convert.parsing import StructuredOutputError, parse_reply
     from .convert.toolerrors import ToolArgumentsError, ToolDefinitionError
+    from .convert.tooloutput import ToolOutput
     from .convert.tools import Tool, as_tool, tool
+    from .mcpclient.errors import MCPConfigError, MCPServerError, MCPTimeoutError, MCPToolError
+    from .mcpclient.registry import mcp
     from .notebook.compareview import compare
     from .notebook.explorer import explore
     from .notebook.mapview import amap, map
@@ -180,7 +208,7 @@ if TYPE_CHECKING:
     from .protocol.listener import ChatListener
     from .protocol.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
     from .render.logprobs import LogprobsError, logprobs_frame, logprobs_html, logprobs_summary
-    from .store.log import log
+    from .store.log import log, tool_log
     from .store.replay import CassetteError
     from .transport.client import DEFAULT_BASE_URL, AsyncClient, Client
     from .transport.profiles import UnsupportedFeatureError

@@ -271,3 +271,43 @@ def test_failures_are_sorted_into_kinds():
 def test_one_store_per_file_and_process(fresh_store):
     assert db.open_store(fresh_store) is db.open_store(str(fresh_store))
     assert db.open_store(fresh_store) is not db.open_store(fresh_store.with_name("other.db"))
+
+
+def test_tool_calls_are_written_after_their_exchange_and_linked_to_it(tmp_path):
+    from nbchat.store.record import ToolCallRecord
+
+    store = Store(tmp_path / "calls.db")
+    store.add(Exchange(request={"messages": []}, key="k", session="s", cost=0.5))
+    store.add(
+        ToolCallRecord(
+            key="k",
+            session="s",
+            name="run_python",
+            status="ok",
+            approval="approved by user",
+            arguments={"code": "1"},
+        )
+    )
+    store.add(ToolCallRecord(key="unknown", session="s", name="x"))
+    assert all(isinstance(e, Exchange) for e in store.pending())  # tool calls are not exchanges
+    assert store.spent() == 0.5
+    assert store.flush(5)
+    calls = store.tool_calls()
+    exchange = store.select()[0]
+    assert [(c.name, c.exchange_id) for c in calls] == [("run_python", exchange.id), ("x", None)]
+    assert calls[0].arguments == {"code": "1"} and calls[0].approval == "approved by user"
+    assert store.tool_calls(exchange.id) == calls[:1]
+    store.close()
+
+
+def test_a_version_3_database_gains_the_tool_calls_table(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=3)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+    store = Store(path)
+    assert store.tool_calls() == []
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 4
+    store.close()

@@ -20,6 +20,7 @@ EXPECTED = {
     "last",
     # the store: every exchange, its cost, the budget, replay
     "log",
+    "tool_log",
     "BudgetExceededError",
     "ReplayMissError",
     "CassetteError",
@@ -62,6 +63,14 @@ EXPECTED = {
     "ToolRunInterrupted",
     "run_tool_calls",
     "arun_tool_calls",
+    "Decision",
+    "ToolOutput",
+    # MCP servers as tools
+    "mcp",
+    "MCPConfigError",
+    "MCPServerError",
+    "MCPTimeoutError",
+    "MCPToolError",
     "Prompt",
     # notebook objects in, structured results out
     "image_part",

@@ -117,6 +117,31 @@ def test_with_the_store_off_the_log_is_empty(fresh_store, monkeypatch):
     assert len(nbchat.log()) == 0
 
 
+def test_tool_log_lists_each_call_with_its_approval_and_exchange(tmp_path, monkeypatch):
+    from nbchat import tool_log
+    from nbchat.store.db import open_store
+    from nbchat.store.record import Exchange, ToolCallRecord
+
+    monkeypatch.setenv("NBCHAT_STORE", str(tmp_path / "tools.db"))
+    store = open_store(tmp_path / "tools.db")
+    store.add(Exchange(request={"messages": []}, key="k1", session="s"))
+    store.add(
+        ToolCallRecord(
+            key="k1",
+            session="s",
+            name="run_python",
+            status="declined",
+            approval="refused: nobody can answer",
+            arguments={"code": "1"},
+        )
+    )
+    frame = tool_log("s")
+    assert list(frame["name"]) == ["run_python"]
+    assert frame.loc[0, "approval"] == "refused: nobody can answer"
+    assert frame.loc[0, "exchange_id"] == store.select()[0].id
+    assert tool_log("other").empty
+
+
 def test_reply_text_of_custom_calls_and_spoken_replies():
     custom = {"type": "custom", "custom": {"name": "sql", "input": "x"}}
     response = {"choices": [{"message": {"content": None, "tool_calls": [custom]}}]}

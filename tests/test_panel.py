@@ -827,6 +827,40 @@ def test_the_panel_shows_the_thinking_and_the_notes_of_a_reply():
     assert p.chat.messages[-1] == {"role": "assistant", "content": "Four."}
 
 
+def test_tools_given_to_the_panel_run_and_those_needing_approval_are_refused():
+    import nbchat
+
+    ran = []
+
+    @nbchat.tool
+    def lookup(word: str) -> str:
+        """Look a word up."""
+        ran.append(word)
+        return f"{word}: a word"
+
+    @nbchat.tool(confirm=True)
+    def delete(path: str) -> str:
+        """Delete a file."""
+        ran.append(path)
+        return "deleted"
+
+    p, server = make_panel(tools=[lookup, delete])
+    server.reply(
+        None,
+        tool_calls=[
+            {"id": "c1", "name": "lookup", "arguments": {"word": "tea"}},
+            {"id": "c2", "name": "delete", "arguments": {"path": "/x"}},
+        ],
+    )
+    server.reply("Done.")
+    p.prompt.value = "Go"
+    assert p.send() is not None and p.wait(5)
+    assert ran == ["tea"]
+    assert [t["function"]["name"] for t in server.requests[0]["tools"]] == ["lookup", "delete"]
+    told = [m["content"] for m in server.last["messages"] if m["role"] == "tool"]
+    assert told[0] == "tea: a word" and "chat panel cannot ask" in told[1]
+
+
 # -- layout, headings, icons ----------------------------------------------------------------------
 
 # What the panel's chrome once showed as icons: boxes where no emoji font is installed.

@@ -24,6 +24,7 @@ from ..transport.client import AsyncClient, Client
 from ..transport.prepared import PreparedRequest
 from ..transport.profiles import ServerProfile
 from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
+from .agenthook import with_agent
 from .flow import Flow, adrive, drive
 from .lock import ConversationLock
 from .prompt import OPTIONS, Prompt, merged_fields
@@ -159,7 +160,9 @@ class Chat:
     def undo(self) -> list[dict[str, Any]]:
         """Drop the last exchange (the last user message and all that followed); return it."""
         for i in range(len(self._entries) - 1, -1, -1):
-            if self._entries[i].message.get("role") == "user":
+            entry = self._entries[i]
+            # The images tools returned ride in a user message of their own: not an exchange.
+            if entry.message.get("role") == "user" and not (entry.meta or {}).get("tool_images"):
                 dropped = [entry.message for entry in self._entries[i:]]
                 del self._entries[i:]
                 return dropped
@@ -286,7 +289,9 @@ class Chat:
         holding the validated instance or object — a reply that is not valid raises
         StructuredOutputError (with ``.reply``), never passing as valid; ``cache=True``
         answering a request seen before from the store (``reply.cached``); ``log=False``
-        keeping the exchange out of the store. Other keywords are request fields
+        keeping the exchange out of the store; ``agent=True`` adding the notebook's tools
+        (``%%chat --agent``: the model reads cells and variables, and runs code or adds a cell
+        once you approve each action). Other keywords are request fields
         (``temperature=0``, ``max_tokens=100``); ``recordings`` (WAV/MP3 bytes or paths, arrays
         of samples with ``sample_rate``, IPython Audio) and ``files`` (paths, bytes, uploaded
         file ids) are attached like images; ``allowed_tools=[names]`` limits the model to some
@@ -295,7 +300,7 @@ class Chat:
 
         Sends to one conversation take turns: a panel, a cell and ``asend`` never interleave.
         """
-        prompt = Prompt.of(content, **_given(options))
+        prompt = Prompt.of(content, **_given(with_agent(options)))
         with self._lock:
             reply = drive(self._flow(prompt, listener, self._sync_client()))
         if listener is None:
@@ -312,7 +317,7 @@ class Chat:
         as Ctrl-C does. A Client's requests go through an AsyncClient twin of it (one per
         event loop); an AsyncClient given as the client is used as it is.
         """
-        prompt = Prompt.of(content, **_given(options))
+        prompt = Prompt.of(content, **_given(with_agent(options)))
         client = self._async_client()
         async with self._lock:
             reply = await adrive(self._flow(prompt, listener, client))
@@ -378,6 +383,13 @@ class Chat:
                 self._entries.append(_Entry(message or {"role": "assistant", "content": None}))
                 results = yield from self._answer_tool_calls(calls, plan, reply)
                 listener.on_tool_results(results)
+                if any(getattr(result, "stopped", False) for result in results):
+                    reply.stopped = True
+                    reply.notes.append(
+                        "Stopped: you chose Stop, so the calls left were not run and nothing "
+                        "more was sent; the conversation keeps every step."
+                    )
+                    break
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             self._keep_partial(checkpoint, reply, turn.inflight)
             _carry(exc, reply)
@@ -436,6 +448,12 @@ class Chat:
         for result in results:
             self._entries.append(_Entry(result.message()))
         reply.tool_results.extend(results)
+        from .toolround import TOOL_IMAGES, images_message, record_calls
+
+        record_calls(reply.prepared, self.name, results, self.client)
+        images = images_message(results, self.client.profile)
+        if images is not None and interrupted is None:
+            self._entries.append(_Entry(images, meta={TOOL_IMAGES: True}))
         if interrupted is not None:
             raise interrupted
         return list(results)

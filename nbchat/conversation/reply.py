@@ -39,6 +39,8 @@ class Reply:
     notes: list[str] = field(default_factory=list)
     #: The kind of server that answered (``client.profile.kind``).
     server: str | None = None
+    #: The user chose Stop at a tool's confirmation: the loop ended there, nothing more sent.
+    stopped: bool = False
 
     @property
     def metadata(self) -> dict[str, Any]:

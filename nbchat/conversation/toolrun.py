@@ -12,9 +12,12 @@ Decisions, so a user knows what to expect:
   ``{"error": "..."}`` naming the problem; the tool is not run in the first three cases.
 - Confirmation: before running a tool with ``confirm=True``, or any tool when
   ``ToolPolicy.confirm_all`` is on, ``confirm(tool, kwargs)`` is asked. It returns ``"yes"``,
-  ``"no"``, ``"always"`` (or True / False; anything else counts as no). ``"always"`` adds the tool
-  to ``ToolPolicy.approved``, so keep one ToolPolicy per session. Without a callback the user is
-  asked with ``input()`` (``input_confirm``); no input to read means no.
+  ``"no"``, ``"always"``, ``"stop"`` (or True / False, or a ``Decision`` that also says who
+  decided and what the model is told; anything else counts as no). ``"always"`` adds the tool
+  to ``ToolPolicy.approved``, so keep one ToolPolicy per session. ``"stop"`` declines this call
+  and answers the calls after it as not run, and the result says ``stopped``: the conversation
+  sends nothing more. Without a callback the user is asked with ``input()``
+  (``input_confirm``); no input to read means no. Every result records its ``approval``.
 - Results: a ``str`` is sent as it is (not JSON-quoted), so a tool can answer in prose; a
   pydantic model as ``model_dump_json()``; a DataFrame as JSON records (a non-default index
   becomes columns), at most ``MAX_RESULT_ROWS`` rows with a note saying how many there were;
@@ -46,6 +49,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from ..convert.awaitables import run_awaitable
 from ..convert.redact import hide_secrets
+from ..convert.tooloutput import ToolOutput
 from ..convert.tools import Tool, ToolArgumentsError, tools_by_name
 from ..protocol.types import AnyToolCall, CustomToolCall, OtherToolCall, ToolCall
 
@@ -56,6 +60,7 @@ __all__ = [
     "MAX_RESULT_CHARS",
     "MAX_RESULT_ROWS",
     "ConfirmCallback",
+    "Decision",
     "ToolPolicy",
     "ToolResult",
     "ToolRunInterrupted",
@@ -75,6 +80,17 @@ ConfirmCallback = Callable[[Tool, dict[str, Any]], Any]
 
 _YES = {"yes", "y", "true", "ok", "run"}
 _ALWAYS = {"always", "a"}
+_STOP = {"stop", "s", "x"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A confirmation's answer: ``answer`` (yes, no, always, stop), who gave it (``by``: "user",
+    "--yes", "nobody"…), and for a call not run, what the model is told (``message``)."""
+
+    answer: str
+    by: str = "user"
+    message: str | None = None
 
 
 @dataclass
@@ -106,6 +122,11 @@ class ToolResult:
     declined: bool = False
     #: Seconds spent in the tool itself; 0 when it did not run.
     duration: float = 0.0
+    #: How the call was allowed or not: "not asked", "approved by user", "always (before)",
+    #: "declined by user", "refused: nobody can answer", "stopped by user", "not run: stopped".
+    approval: str = "not asked"
+    #: The user chose to stop: no further request is sent after this round.
+    stopped: bool = False
 
     @property
     def status(self) -> str:
@@ -131,6 +152,7 @@ class ToolResult:
             "error": self.error,
             "duration": self.duration,
             "content": self.content,
+            "approval": self.approval,
         }
 
 
@@ -175,11 +197,15 @@ def run_tool_calls(
     results: list[ToolResult] = []
     try:
         for call in calls:
+            if results and results[-1].stopped:
+                results.append(_not_run(call, max_chars))
+                continue
             step = _prepare(call, table, max_chars)
             if isinstance(step, ToolResult):
                 results.append(step)
                 continue
             tool, kwargs = step
+            approval = _already(tool, policy)
             if policy.needs_confirmation(tool):
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
@@ -187,7 +213,7 @@ def run_tool_calls(
                         decision = run_awaitable(decision)
                     except Exception as exc:
                         decision = exc
-                refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
+                refusal, approval = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
                 if refusal is not None:
                     results.append(refusal)
                     continue
@@ -197,9 +223,11 @@ def run_tool_calls(
             except (Exception, SystemExit) as exc:
                 # A tool that calls exit() is a failed call, not the end of the session.
                 results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
+                results[-1].approval = approval
                 continue
             duration = time.perf_counter() - started
             results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
+            results[-1].approval = approval
     except KeyboardInterrupt as exc:
         raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
     return results
@@ -224,11 +252,15 @@ async def arun_tool_calls(
     results: list[ToolResult] = []
     try:
         for call in calls:
+            if results and results[-1].stopped:
+                results.append(_not_run(call, max_chars))
+                continue
             step = _prepare(call, table, max_chars)
             if isinstance(step, ToolResult):
                 results.append(step)
                 continue
             tool, kwargs = step
+            approval = _already(tool, policy)
             if policy.needs_confirmation(tool):
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
@@ -236,7 +268,7 @@ async def arun_tool_calls(
                         decision = await decision
                     except Exception as exc:
                         decision = exc
-                refusal = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
+                refusal, approval = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
                 if refusal is not None:
                     results.append(refusal)
                     continue
@@ -246,9 +278,11 @@ async def arun_tool_calls(
             except (Exception, SystemExit) as exc:
                 # A tool that calls exit() is a failed call, not the end of the session.
                 results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
+                results[-1].approval = approval
                 continue
             duration = time.perf_counter() - started
             results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
+            results[-1].approval = approval
     except KeyboardInterrupt as exc:
         raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
     return results
@@ -337,27 +371,50 @@ def _apply_decision(
     kwargs: dict[str, Any],
     policy: ToolPolicy,
     max_chars: int | None,
-) -> ToolResult | None:
-    """None to go ahead, or the ToolResult of a declined call."""
+) -> tuple[ToolResult | None, str]:
+    """(None, approval) to go ahead, or (the ToolResult of a call not run, approval)."""
+    declined = f"the user declined to run {tool.name}"
     if isinstance(decision, Exception):
-        result = _failure(
-            call,
-            kwargs,
-            f"the user declined to run {tool.name}",
-            max_chars,
-            exception=decision,
-        )
+        result = _failure(call, kwargs, declined, max_chars, exception=decision)
         result.declined = True
         result.error = f"confirmation failed: {type(decision).__name__}: {decision}"
-        return result
+        result.approval = "declined: the confirmation failed"
+        return result, result.approval
+    by, message = "user", None
+    if isinstance(decision, Decision):
+        by, message, decision = decision.by, decision.message, decision.answer
     answer = decision.strip().lower() if isinstance(decision, str) else None
     if answer in _ALWAYS:
         policy.approved.add(tool.name)
-        return None
+        return None, f"always, by {by}"
     if decision is True or answer in _YES:
-        return None
-    result = _failure(call, kwargs, f"the user declined to run {tool.name}", max_chars)
+        # A Decision by nobody in particular: the callback let it through without asking.
+        return None, f"approved by {by}" if by else "not asked"
+    if answer in _STOP:
+        text = message or f"the user stopped the run; {tool.name} was not run"
+        result = _failure(call, kwargs, text, max_chars)
+        result.declined = result.stopped = True
+        result.approval = f"stopped by {by}"
+        return result, result.approval
+    result = _failure(call, kwargs, message or declined, max_chars)
     result.declined = True
+    result.approval = "refused: nobody can answer" if by == "nobody" else f"declined by {by}"
+    return result, result.approval
+
+
+def _already(tool: Tool, policy: ToolPolicy) -> str:
+    """The approval of a call that is not asked about."""
+    if tool.name in policy.approved and (tool.confirm or policy.confirm_all):
+        return "always (approved before)"
+    return "not asked"
+
+
+def _not_run(call: Call, max_chars: int | None) -> ToolResult:
+    """A call after the user chose to stop: answered, not run."""
+    message = f"not run: the user stopped the run before {call.name}"
+    result = _failure(call, _shown_input(call), message, max_chars)
+    result.declined = result.stopped = True
+    result.approval = "not run: stopped"
     return result
 
 
@@ -458,6 +515,9 @@ def encode_result(
     value: Any, *, max_chars: int | None = MAX_RESULT_CHARS, max_rows: int = MAX_RESULT_ROWS
 ) -> str:
     """The tool message content for a tool's return value (see the module docstring)."""
+    if isinstance(value, ToolOutput):
+        # Bounded by the tool that made it (MCP results at 100,000 characters).
+        return value.text
     if isinstance(value, str):
         text = value
     elif isinstance(value, BaseModel):

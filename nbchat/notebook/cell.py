@@ -47,6 +47,9 @@ _NOT_FOR_MANY = {
     "tools": "--tools (each request is one reply; no tool loop runs)",
     "tool_choice": "--tool-choice",
     "confirm": "--confirm",
+    "mcp": "--mcp (each request is one reply; no tool loop runs)",
+    "agent": "--agent (each request is one reply; no tool loop runs)",
+    "yes": "--yes",
     "no_parallel_tools": "--no-parallel-tools",
     "image": "--image",
     "data": "--data",
@@ -203,6 +206,14 @@ def cell_request(
         raise UsageError("The prompt is empty: write it in the cell (%%chat) or after %chat.")
     content, attachments = _content(text, args, namespace, context.images)
     tools = [lookup(namespace, name, "Tool") for name in args.tools or ()]
+    if getattr(args, "mcp", None):
+        from .mcpcmd import cell_tools
+
+        tools += cell_tools(settings, args.mcp)
+    if getattr(args, "agent", False):
+        from .agent import agent_tools
+
+        tools += agent_tools()
     confirm = True if args.confirm or settings.confirm_tools else None
     prompt = Prompt.of(
         content,

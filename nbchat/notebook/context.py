@@ -21,10 +21,13 @@ __all__ = [
     "FailedCell",
     "add_context",
     "budget_text",
+    "cells_text",
+    "error_text",
     "last_error",
     "place_code",
     "record_cell",
     "task_prompt",
+    "variable_text",
 ]
 
 #: The subcommands that send the last error.
@@ -203,6 +206,31 @@ def place_code(shell: Any, mode: str, reply: Any) -> None:
     where = "the next input" if terminal else "a new cell below"
     warning = "" if block.closed else " The reply was cut off inside it: check it before running."
     print(f"The code is in {where}, not run.{warning}")
+
+
+def cells_text(shell: Any, count: int) -> str:
+    """The ``count`` cells run before the running one, with outputs and errors (``--cells``)."""
+    return _cells_section(shell, count, dict(BUDGETS)) or "No cells have run before this one."
+
+
+def error_text(shell: Any) -> str:
+    """The last error a cell raised, its cell and trimmed traceback (what ``%chat fix`` sends),
+    or a line saying there is none."""
+    failed = last_error(shell)
+    if failed is None:
+        return "No cell has raised an exception in this kernel."
+    return _error_section(failed, shell.user_ns if shell is not None else {}, dict(BUDGETS))
+
+
+def variable_text(namespace: dict[str, Any], name: str) -> str:
+    """A variable described for a model (``--var``): a credential's name is never described.
+    Raises UsageError for a name that is not there."""
+    if _secret_name(name):
+        return f"`{name}`: not shown (its name looks like a credential's)."
+    from ..convert.describe import describe
+
+    value = _value(namespace, name)
+    return describe(value, name, max_tokens=BUDGETS["var"], attach_images=False).text
 
 
 def budget_text(chat: Any, request: Any, prepared: Any) -> str:

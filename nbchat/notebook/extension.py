@@ -1,5 +1,6 @@
-"""Loading and unloading the IPython extension: the magics, the ``Chat`` settings object, and
-an input transformer that keeps a ``%chat`` prompt ending in "?" from becoming a help request.
+"""Loading and unloading the IPython extension: the magics, the ``Chat`` settings object, an
+input transformer that keeps a ``%chat`` prompt ending in "?" from becoming a help request, and
+one that runs ``%%chat --agent`` cells as async cells where approval buttons need clicks.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["keep_question_marks", "load", "unload"]
+__all__ = ["agent_cells", "keep_question_marks", "load", "unload"]
 
 _LINE_MAGIC = re.compile(r"^([ \t]*)%chat(?:[ \t]+(.*?))?[ \t]*$")
 
@@ -49,6 +50,8 @@ def load(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks not in cleanup:
         cleanup.append(keep_question_marks)
+    if cleanup is not None and agent_cells not in cleanup:
+        cleanup.append(agent_cells)
 
 
 def record_cell(result: Any) -> None:
@@ -56,6 +59,16 @@ def record_cell(result: Any) -> None:
     from .context import record_cell as record
 
     record(result)
+
+
+def agent_cells(lines: list[str]) -> list[str]:
+    """``%%chat --agent`` cells run as async cells where approval buttons can be clicked; the
+    agent module loads with the first such cell, not at load."""
+    if not lines or not lines[0].lstrip().startswith("%%chat") or "--agent" not in lines[0]:
+        return lines
+    from .agentcell import rewrite
+
+    return rewrite(lines)
 
 
 def note_notebook(info: Any = None) -> None:
@@ -89,3 +102,5 @@ def unload(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks in cleanup:
         cleanup.remove(keep_question_marks)
+    if cleanup is not None and agent_cells in cleanup:
+        cleanup.remove(agent_cells)

@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from . import apiopts, storecmd
+from . import apiopts, mcpcmd, storecmd
 from .settings import Chat as ChatSettings
 
 __all__ = ["ChatMagics"]
@@ -135,6 +135,18 @@ class ChatMagics(Magics):
     @argument("--allowed-tools", type=_tool_names, metavar="F,G", help="Only these of --tools.")
     @argument("--no-parallel-tools", action="store_true", help="One tool call at a time.")
     @argument("--confirm", action="store_true", help="Ask before each tool call runs.")
+    @argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="Offer this MCP server's tools (repeatable; all: every enabled server).",
+    )
+    @argument(
+        "--agent",
+        action="store_true",
+        help="Let the model read the notebook and, with your approval, run code and add cells.",
+    )
+    @argument("--yes", action="store_true", help="Approve every action of this cell.")
     @argument("--each", metavar="DF", help="Send the cell once per row of DF (nbchat.map).")
     @argument("--concurrency", type=int, metavar="N", help="--each: at most N at once (16).")
     @argument("--via", metavar="online|batch", help="--each: batch sends one Batch API job.")
@@ -174,6 +186,7 @@ class ChatMagics(Magics):
         ``%chat stored [list [N] | show ID | delete ID]`` the completions a server stored.
         ``%chat fix|explain [options]`` send the last error (``%%chat fix``: the cell adds to it).
         ``%chat compare -m A -m B prompt`` sends to several models side by side.
+        ``%chat mcp [NAME | restart NAME]`` shows the MCP servers (one's tools) or restarts one.
         """
         tokens, rest = split_options(line, self.chat.parser)
         if "-h" in tokens or "--help" in tokens:
@@ -185,6 +198,8 @@ class ChatMagics(Magics):
                 head = " ".join(["%chat", *map(shlex.quote, tokens), "compare"])
                 refuse_options_after(rest.strip()[len("compare") :], self.chat.parser, head)
                 return compare_line(self._ip, self.settings, self.chat.parser, tokens, rest)
+            if mcpcmd.wants(words):
+                return mcpcmd.run(self._ip, self.settings, words)
             if storecmd.wants(words):
                 return storecmd.run(self._ip, self.settings, words, self._parse(tokens))
             stored = storecmd.stored_words(rest, self.chat.parser, split_options)

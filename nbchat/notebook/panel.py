@@ -73,10 +73,16 @@ class StopRequested(KeyboardInterrupt):
 
 
 def panel(
-    session: str | None = None, *, client: Any = None, sidecar: bool | str = False
+    session: str | None = None,
+    *,
+    client: Any = None,
+    sidecar: bool | str = False,
+    tools: Any = None,
 ) -> ChatPanel:
     """A chat panel on the conversation ``session`` (the magic's ``--session``; default
     "default"). ``client`` is the server to talk to; otherwise the magic's settings choose it.
+    ``tools`` (functions, Tools, ``nbchat.mcp("time")``) are offered with every message; a tool
+    that asks for approval is not run from the panel, which cannot ask (the model is told).
 
     The panel is an ipywidgets widget: display it, or put it in a layout
     (``HBox([nbchat.panel(), plot])``). ``sidecar=True`` (or a tab title) opens it in
@@ -84,10 +90,21 @@ def panel(
     """
     if sidecar:
         _sidecar_class()  # say what is missing before anything is made
-    made = ChatPanel(session or "default", client=client)
+    made = ChatPanel(session or "default", client=client, tools=tools)
     if sidecar:
         made.open_in_sidecar(None if sidecar is True else str(sidecar))
     return made
+
+
+def _no_one_to_ask(tool: Any, arguments: dict[str, Any]) -> Any:
+    """The panel's answer for tools: run those that need no approval, refuse the others (the
+    panel sends from a thread, where nobody can be asked)."""
+    from ..conversation.toolrun import Decision
+
+    if not tool.confirm:
+        return Decision("yes", "")
+    message = f"{tool.name} needs the user's approval, which the chat panel cannot ask for; not run"
+    return Decision("no", "nobody", message)
 
 
 def _sidecar_class() -> Any:
@@ -159,6 +176,7 @@ class ChatPanel(VBox):
         shell: Any = None,
         list_models: bool = True,
         updates_per_second: float = 10.0,
+        tools: Any = None,
         **kwargs: Any,
     ) -> None:
         w = ipywidgets_module()
@@ -181,6 +199,10 @@ class ChatPanel(VBox):
         ):
             self.chat.system = settings.system
         self._rate = updates_per_second
+        from ..convert.tools import tools_by_name
+
+        # Checked now: a tool that cannot be one fails here, not at the first message.
+        self.tools = list(tools_by_name(tools).values()) if tools else []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.attachments: list[Any] = []
@@ -589,7 +611,10 @@ class ChatPanel(VBox):
         listener = _PanelListener(self, rate=self._rate)
         user = _user_bundle(text, thumbs)
         try:
-            reply = chat.send(content, listener=listener, **self.request_fields())
+            extra: dict[str, Any] = {}
+            if self.tools:
+                extra = {"tools": self.tools, "confirm": _no_one_to_ask}
+            reply = chat.send(content, listener=listener, **extra, **self.request_fields())
         except StopRequested:
             partial = chat.last_reply
             # Stopped before anything came, the last reply is an older one: nothing to show.

@@ -97,9 +97,25 @@ def _send(shell: InteractiveShell, settings: ChatSettings, chat: Any, request: C
     """Send with a live view; a failure ends the cell through ``fail_cell``."""
     from ..render.live import LiveView
 
-    view = LiveView(mode=display_mode(shell, settings), rate=settings.updates_per_second)
+    prompt = request.prompt
+    agent = bool(getattr(request.args, "agent", False))
+    mode = display_mode(shell, settings)
+    interrupt = None
+    if agent or getattr(request.args, "yes", False):
+        from .agent import approval_for
+        from .agentcell import stop_requested
+
+        # Actions are shown before they run and asked about (--yes: all approved for this
+        # cell; nobody to ask: refused); --confirm still asks about every tool.
+        approver = approval_for(
+            shell, request.args, text=mode == "text", ask_all=prompt.confirm is True
+        )
+        prompt = prompt.with_(confirm=approver)
+        interrupt = stop_requested if agent else None
+    # An agent's steps show where they happen, in order with its proposals and decisions.
+    view = LiveView(mode=mode, rate=settings.updates_per_second, steps=agent, interrupt=interrupt)
     try:
-        reply = chat.send(request.prompt, listener=view)
+        reply = chat.send(prompt, listener=view)
     except BaseException as exc:
         if request.args.out and getattr(exc, "reply", None) is not None:
             shell.user_ns[request.args.out] = None

@@ -92,6 +92,24 @@ class Chat(Configurable):
         "refused before sending. None: $NBCHAT_BUDGET, else no limit.",
     ).tag(config=True)
 
+    mcp_config = Unicode(
+        "",
+        help="The MCP configuration file (an mcpServers JSON object); empty for "
+        "$NBCHAT_MCP_CONFIG, else mcp.json in the user config directory.",
+    ).tag(config=True)
+    mcp_timeout = Float(
+        60.0, help="Seconds an MCP tool call may take unless its server's entry sets timeout."
+    ).tag(config=True)
+
+    @validate("mcp_timeout")
+    def _timeout_in_seconds(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if not 0 < value < float("inf"):
+            raise TraitError(
+                f"Chat.mcp_timeout must be a positive number of seconds, not {value!r}"
+            )
+        return value
+
     @validate("budget")
     def _budget_in_dollars(self, proposal: Any) -> Any:
         value = proposal["value"]

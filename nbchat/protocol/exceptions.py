@@ -37,6 +37,10 @@
     ├── ToolArgumentsError (also ValueError)       a model's tool arguments that do not fit
     ├── StructuredOutputError (also ValueError)    a reply that is not the output asked for
     ├── LogprobsError (also ValueError)            no logprobs to show
+    ├── MCPConfigError (also ValueError)           an MCP configuration nbchat cannot use
+    ├── MCPServerError                             an MCP server that failed to start or broke off
+    │   └── MCPTimeoutError                        an MCP server that did not answer in time
+    ├── MCPToolError                               an MCP tool that answered with isError
     ├── LocalServerError                           the local model server failed or stopped
     │   └── LocalServerUnavailable                 its extra (nbchat[local]) is not installed
     ├── LimiterClosed                              a stopped map run (internal: never reaches you)
@@ -48,10 +52,12 @@
 
     UserWarning (not errors: what plain Python shows where a notebook shows a note)
     ├── NbchatNote                                 how a request was fitted to its server
-    └── StoreWarning                               the store could not be written; replies go on
+    ├── StoreWarning                               the store could not be written; replies go on
+    └── MCPToolNote                                an MCP tool left out: its schema cannot be sent
 
 Every error is defined beside the code that raises it (``protocol/schema.py``,
-``convert/*``, ``render/logprobs.py``, ``local/supervisor.py``, ``notebook/run.py``…) and is
+``convert/*``, ``mcpclient/errors.py``, ``render/logprobs.py``, ``local/supervisor.py``,
+``notebook/run.py``…) and is
 drawn here (private signals, named with a leading underscore, are not); a test checks that
 the two agree. Every APIStatusError carries status_code,
 message, type, code, param, request_id and body. Messages and bodies never contain the API

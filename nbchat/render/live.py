@@ -134,12 +134,23 @@ class LiveView(ChatListener):
         clock: Callable[[], float] = time.monotonic,
         out: TextIO | None = None,
         width: int | None = None,
+        steps: bool = False,
+        interrupt: Callable[[], bool] | None = None,
     ) -> None:
         """``width``: the columns text mode wraps to; None: the terminal's, when ``out`` (or
         stdout) is one."""
         if mode not in ("live", "final", "text"):
             raise ValueError(f"display mode must be live, final or text, not {mode!r}")
         self.mode = mode
+        #: Show each tool round where it happens (an agent's steps, in order with the
+        #: proposals and decisions shown between them) instead of gathering them in the reply.
+        self.steps = steps
+        # Asked at every chunk and request: True ends the reply as Ctrl-C would (an agent
+        # cell's Ctrl-C reaches the thread that streams only this way).
+        self._interrupt = interrupt
+        # Where the current round's first display area is, and the results shown (steps mode).
+        self._round_start = 0
+        self._results_shown = 0
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._display = display
         self._clock = clock
@@ -180,7 +191,13 @@ class LiveView(ChatListener):
 
     # -- listener hooks -----------------------------------------------------------------------
 
+    def on_request(self, body: dict[str, Any]) -> None:
+        if self._interrupt is not None and self._interrupt():
+            raise KeyboardInterrupt
+
     def on_chunk(self, chunk: Any, stream: Any) -> None:
+        if self._interrupt is not None and self._interrupt():
+            raise KeyboardInterrupt
         choices: Sequence[Any] = chunk.choices or ()
         if (
             len(choices) == 1
@@ -248,6 +265,16 @@ class LiveView(ChatListener):
 
     def on_completion(self, completion: Any) -> None:
         self._flush_splitter()
+        if self.steps and self.mode == "live" and len(self._handles) > self._round_start:
+            # The round is over: its text stays, without the cursor or the forming calls (what
+            # the calls do is shown next, as it happens).
+            self._end_thinking()
+            text = "".join(self._block)
+            self._block = [text] if text else []
+            self._status, self._forming, self._forming_changed = ("", ""), {}, False
+            self._put(html_bundle(self._preview.html(text), text) if text else _EMPTY)
+            self._dirty = False
+            return
         if self.mode == "live" and self._dirty:
             self._update()
 
@@ -265,8 +292,12 @@ class LiveView(ChatListener):
             # Each call with its result, once: the finished reply does not repeat them.
             self._end_line()
             self._write("\n".join(_tool_line(r) for r in results) + "\n")
+            self._results_shown += len(results)
             self._wrote_tools = True
             self._new_round()
+            return
+        if self.steps:
+            self._show_step(results)
             return
         # A new round starts a fresh block for its text.
         self._new_round()
@@ -274,10 +305,30 @@ class LiveView(ChatListener):
         if self.mode == "live":
             self._update()
 
+    def _show_step(self, results: list[Any]) -> None:
+        """Steps mode: the round's text stays where it streamed, its calls' results follow."""
+        from .steps import results_bundle
+
+        self._status = ("", "")
+        if self.mode == "live" and len(self._handles) > self._round_start:
+            text = "".join(self._block)
+            self._block = [text] if text else []
+            self._put(html_bundle(self._preview.html(text), text) if text else _EMPTY)
+        self._wrote_tools = True
+        self._results_shown += len(results)
+        bundle = results_bundle(results, open_names=("run_python", "insert_cell"))
+        self._handles.append(self._show(bundle))
+        self._new_round()
+        self._open_new_area = True
+        self._round_start = len(self._handles)
+
     def finish(self, reply: Any) -> None:
         """Replace the live area with the finished reply, its metadata saying how it came."""
         self._flush_splitter()
         self._end_thinking()
+        if self.steps and _ended_in_a_tool_round(reply):
+            self._finish_steps(reply)
+            return
         bundle = reply_bundle(
             reply,
             content_html=self._streamed_html(reply),
@@ -306,12 +357,28 @@ class LiveView(ChatListener):
             self._write("\n".join(lines) + "\n")
             self._flush()
             return
-        if not self._handles:
+        first = self._round_start if self.steps else 0
+        if len(self._handles) <= first:
             self._show(bundle, metadata)
             return
-        self._handles[0].update(bundle, raw=True, metadata=metadata)
-        for handle in self._handles[1:]:
+        self._handles[first].update(bundle, raw=True, metadata=metadata)
+        for handle in self._handles[first + 1 :]:
             handle.update({"text/plain": ""}, raw=True)
+        self.updates += 1
+
+    def _finish_steps(self, reply: Any) -> None:
+        """A turn that ended in a tool round: its last calls' results (if Ctrl-C cut them
+        short), then the notes and footer, after everything shown so far."""
+        from .steps import ended_bundle, results_bundle
+
+        unseen = list(getattr(reply, "tool_results", ()) or ())[self._results_shown :]
+        if self.mode == "text":
+            lines = [_tool_line(result) for result in unseen]
+            self._write("\n" + "\n".join([*lines, ended_bundle(reply)["text/plain"]]) + "\n")
+            return
+        if unseen:
+            self._show(results_bundle(unseen, open_names=("run_python", "insert_cell")))
+        self._show(ended_bundle(reply), reply_metadata(reply))
         self.updates += 1
 
     # -- internals ----------------------------------------------------------------------------
@@ -544,6 +611,15 @@ class LiveView(ChatListener):
         if held:
             out.write(held)
             out.flush()
+
+
+_EMPTY = {"text/plain": ""}
+
+
+def _ended_in_a_tool_round(reply: Any) -> bool:
+    """The last completion asked for tools: the turn was stopped, interrupted or hit the limit."""
+    choices = list(getattr(reply.completion, "choices", None) or [])
+    return bool(choices) and bool(choices[0].message.tool_calls)
 
 
 def _reasoning_piece(delta: Any) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.exceptions import NbchatError
-from .record import Exchange
+from .record import Exchange, ToolCallRecord
 
 __all__ = ["BLOB_PREFIX", "SCHEMA_VERSION", "Store", "StoreWarning", "open_store"]
 
@@ -91,16 +91,39 @@ def _move_images_to_blobs(conn: sqlite3.Connection) -> None:
 # Version 3: the completion tokens nbchat counted when a server sent no usage.
 _V3 = "ALTER TABLE exchanges ADD COLUMN counted_tokens INTEGER"
 
+# Version 4: the tool calls each reply asked for, with how each was approved or refused and
+# what the model was told, linked to the exchange whose reply made them.
+_V4 = """
+CREATE TABLE tool_calls (
+    id INTEGER PRIMARY KEY,
+    exchange_id INTEGER REFERENCES exchanges (id),
+    key TEXT NOT NULL,
+    time TEXT NOT NULL,
+    session TEXT,
+    call_id TEXT,
+    name TEXT NOT NULL,
+    arguments TEXT,
+    status TEXT NOT NULL,
+    approval TEXT,
+    error TEXT,
+    content TEXT,
+    duration REAL
+);
+CREATE INDEX tool_calls_by_exchange ON tool_calls (exchange_id)
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V1,),
     (_V2, _move_images_to_blobs),
     (_V3,),
+    (_V4,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = tuple(f.name for f in fields(Exchange) if f.name != "id")
 _JSON_COLUMNS = ("request", "response", "error")
+_CALL_COLUMNS = tuple(f.name for f in fields(ToolCallRecord) if f.name != "id")
 
 # -- images by hash -------------------------------------------------------------------------------
 
@@ -212,7 +235,7 @@ class Store:
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._pending: deque[Exchange] = deque()
+        self._pending: deque[Exchange | ToolCallRecord] = deque()
         # What spent() adds up, kept as exchanges come and go (a map queues thousands): the
         # billed cost of the queue, and the stored sum as last read (plus what we wrote since).
         self._queued_cost = 0.0
@@ -234,8 +257,8 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def add(self, exchange: Exchange) -> None:
-        """Queue ``exchange`` to be written; returns at once."""
+    def add(self, exchange: Exchange | ToolCallRecord) -> None:
+        """Queue ``exchange`` (or a tool call of one) to be written; returns at once."""
         if self.broken:
             return
         with self._cond:
@@ -312,14 +335,21 @@ class Store:
         if conn is not None:
             conn.close()
 
-    def _insert(self, conn: sqlite3.Connection, batch: list[Exchange]) -> None:
+    def _insert(self, conn: sqlite3.Connection, batch: list[Exchange | ToolCallRecord]) -> None:
         """Write ``batch`` in one transaction, then take it off the queue."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
         sql = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        calls = ", ".join("?" for _ in _CALL_COLUMNS)
+        call_sql = f"INSERT INTO tool_calls ({', '.join(_CALL_COLUMNS)}) VALUES ({calls})"
         conn.execute("BEGIN IMMEDIATE")
         try:
             ids = []
             for exchange in batch:
+                if isinstance(exchange, ToolCallRecord):
+                    # The queue is in order: the exchange that asked for the call is written.
+                    cursor = conn.execute(call_sql, _call_values(conn, exchange))
+                    ids.append(cursor.lastrowid)
+                    continue
                 request = _stash_blobs(conn, exchange.request)
                 cursor = conn.execute(sql, _values(exchange, request))
                 ids.append(cursor.lastrowid)
@@ -347,7 +377,7 @@ class Store:
         """The latest answered exchange with this request key (the cache), or None."""
         with self._cond:
             for exchange in reversed(self._pending):
-                if exchange.key == key and _answers(exchange):
+                if isinstance(exchange, Exchange) and exchange.key == key and _answers(exchange):
                     return exchange
         rows = self.select(
             "WHERE key = ? AND status = 'ok' AND source != 'cache' AND response IS NOT NULL "
@@ -397,6 +427,16 @@ class Store:
                     self.broken = kind
                 return []
 
+    def tool_calls(self, exchange_id: int | None = None) -> list[ToolCallRecord]:
+        """Stored tool calls, oldest first: all, or those of one exchange."""
+        where, params = (
+            ("", ()) if exchange_id is None else ("WHERE exchange_id = ?", (exchange_id,))
+        )
+        rows = self.query(
+            f"SELECT id, {', '.join(_CALL_COLUMNS)} FROM tool_calls {where} ORDER BY id", params
+        )
+        return [_tool_call(row) for row in rows]
+
     def blob(self, digest: str) -> bytes | None:
         """The bytes of an image, file or recording kept by hash (``nbchat-blob:sha256:…`` in a
         stored request)."""
@@ -413,8 +453,9 @@ class Store:
             self.query("SELECT 1")
 
     def pending(self) -> list[Exchange]:
+        """The exchanges queued and not yet written."""
         with self._cond:
-            return list(self._pending)
+            return [e for e in self._pending if isinstance(e, Exchange)]
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -465,7 +506,9 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return old
 
 
-def _billed(exchange: Exchange) -> float:
+def _billed(exchange: Exchange | ToolCallRecord) -> float:
+    if isinstance(exchange, ToolCallRecord):
+        return 0.0
     return (exchange.cost or 0.0) if exchange.source == "server" else 0.0
 
 
@@ -490,6 +533,32 @@ def _values(exchange: Exchange, request: dict[str, Any]) -> list[Any]:
             value = int(bool(value))
         values.append(value)
     return values
+
+
+def _call_values(conn: sqlite3.Connection, call: ToolCallRecord) -> list[Any]:
+    if call.exchange_id is None:
+        found = conn.execute(
+            "SELECT id FROM exchanges WHERE key = ? AND session IS ? ORDER BY id DESC LIMIT 1",
+            (call.key, call.session),
+        ).fetchone()
+        call.exchange_id = found[0] if found else None
+    values = []
+    for name in _CALL_COLUMNS:
+        value = getattr(call, name)
+        if name == "arguments":
+            value = None if value is None else _dumps(value)
+        elif name == "time":
+            value = call.time.astimezone(UTC).isoformat(timespec="microseconds")
+        values.append(value)
+    return values
+
+
+def _tool_call(row: tuple[Any, ...]) -> ToolCallRecord:
+    data = dict(zip(("id", *_CALL_COLUMNS), row, strict=True))
+    if data["arguments"] is not None:
+        data["arguments"] = json.loads(data["arguments"])
+    data["time"] = datetime.fromisoformat(data["time"])
+    return ToolCallRecord(**data)
 
 
 def _exchange(row: tuple[Any, ...]) -> Exchange:

@@ -22,6 +22,7 @@ __all__ = [
     "prompt_text",
     "reply_text",
     "since_utc",
+    "tool_log",
     "usage",
     "usage_rows",
 ]
@@ -82,6 +83,42 @@ def log(
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     frame["cost"] = frame["cost"].astype("float64")
+    return frame
+
+
+#: The columns of ``tool_log()``, in order.
+TOOL_COLUMNS = (
+    "id",
+    "exchange_id",
+    "time",
+    "session",
+    "name",
+    "call_id",
+    "status",
+    "approval",
+    "arguments",
+    "content",
+    "error",
+    "duration",
+)
+
+
+def tool_log(session: str | None = None) -> Any:
+    """Every tool call kept in the store as a pandas DataFrame, oldest first: which exchange's
+    reply asked for it (``exchange_id``, the ``id`` of ``log()``), what it did (``status``:
+    ok, error, declined), how it was allowed or not (``approval``: not asked, approved by user,
+    approved by --yes, declined by user, refused: nobody can answer, stopped by user…) and what
+    the model was told (``content``)."""
+    import pandas as pd
+
+    store = _store()
+    calls = []
+    if store is not None:
+        store.flush(timeout=5.0)
+        calls = [c for c in store.tool_calls() if session is None or c.session == session]
+    rows = [{name: getattr(call, name) for name in TOOL_COLUMNS} for call in calls]
+    frame = pd.DataFrame(rows, columns=list(TOOL_COLUMNS))
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
     return frame
 
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from ..protocol.types import ChatCompletion
 from ..transport.prepared import MASK
 
-__all__ = ["Exchange", "clean_url", "scrub"]
+__all__ = ["Exchange", "ToolCallRecord", "clean_url", "scrub"]
 
 # Query parameters whose values are credentials (Azure's api-key, signed URLs, tokens).
 _SECRET_WORDS = ("key", "token", "secret", "sig", "pass", "auth", "cred")
@@ -83,6 +83,34 @@ class Exchange:
         if self.response is None:
             return None
         return ChatCompletion.model_validate(self.response)
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call a reply asked for and what became of it: run, declined, refused, stopped.
+
+    ``key`` is the request key of the exchange whose reply made the call; the store links the
+    row to that exchange (``exchange_id``: the latest exchange with that key and session when
+    it is written, unless given). ``content`` is what the model was told.
+    """
+
+    key: str
+    name: str
+    call_id: str | None = None
+    session: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    arguments: Any = None
+    #: "ok", "error" or "declined" (ToolResult.status).
+    status: str = "ok"
+    #: How it was allowed or not: "not asked", "approved by user", "approved by --yes",
+    #: "declined by user", "refused: nobody can answer", "stopped by user"…
+    approval: str | None = None
+    error: str | None = None
+    content: str | None = None
+    duration: float | None = None
+    exchange_id: int | None = None
+    #: The row's id once stored.
+    id: int | None = None
 
 
 @functools.lru_cache(maxsize=256)
