@@ -49,8 +49,8 @@ def record_calls(prepared: Any, session: str | None, results: list[Any], client:
     store = current_store()
     if store is None:
         return
-    key = getattr(client, "api_key", None)
-    secrets = (key,) if key else ()
+    # Every credential the client holds, in every form a tool's output could echo it.
+    secrets = tuple(getattr(client, "secrets", ()))
     for result in results:
         content = result.content
         if len(content) > _STORED_CHARS:
