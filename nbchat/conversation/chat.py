@@ -430,8 +430,7 @@ class Chat:
 
     def _answer_tool_calls(self, calls: list[Any], plan: _Plan, reply: Reply) -> Flow[list[Any]]:
         """Run one round of tool calls and append one tool message per call."""
-        from .flow import RunTools
-        from .toolrun import ToolPolicy, ToolRunInterrupted
+        from .toolrun import RunTools, ToolPolicy, ToolRunInterrupted
 
         policy = self.tool_policy
         confirm = plan.confirm

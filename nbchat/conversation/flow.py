@@ -26,7 +26,6 @@ __all__ = [
     "ListModels",
     "Op",
     "Open",
-    "RunTools",
     "adrive",
     "drive",
 ]
@@ -181,24 +180,3 @@ class Explain:
 
     def arun(self) -> Awaitable[Any]:
         return asyncio.to_thread(self.explain, self.client, self.body)
-
-
-class RunTools:
-    """Run one round of tool calls (``run_tool_calls``/``arun_tool_calls``)."""
-
-    __slots__ = ("calls", "options", "toolbox")
-
-    def __init__(self, calls: Any, toolbox: Any, **options: Any) -> None:
-        self.calls = calls
-        self.toolbox = toolbox
-        self.options = options
-
-    def run(self) -> Any:
-        from .toolrun import run_tool_calls
-
-        return run_tool_calls(self.calls, self.toolbox, **self.options)
-
-    def arun(self) -> Awaitable[Any]:
-        from .toolrun import arun_tool_calls
-
-        return arun_tool_calls(self.calls, self.toolbox, **self.options)

@@ -40,9 +40,9 @@ import inspect
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter
@@ -61,6 +61,7 @@ __all__ = [
     "MAX_RESULT_ROWS",
     "ConfirmCallback",
     "Decision",
+    "RunTools",
     "ToolPolicy",
     "ToolResult",
     "ToolRunInterrupted",
@@ -77,6 +78,25 @@ MAX_RESULT_CHARS = 20_000
 MAX_RESULT_ROWS = 100
 
 ConfirmCallback = Callable[[Tool, dict[str, Any]], Any]
+
+#: The tools a round may run: names to tools (a Tool, function or model class), or a list.
+Tools = Mapping[str, Any] | Iterable[Any] | None
+
+
+class RoundOptions(TypedDict, total=False):
+    """How a round of tool calls runs (``run_tool_calls``/``arun_tool_calls``' keywords).
+
+    ``confirm``: the callback asked before a tool runs where ``policy`` says so (default
+    ``input_confirm``), or True to ask before every tool. ``policy``: the session's
+    ``ToolPolicy`` ("always" lasts as long as it does). ``max_chars`` (``MAX_RESULT_CHARS``)
+    and ``max_rows`` (``MAX_RESULT_ROWS``): how much of a result is sent.
+    """
+
+    confirm: ConfirmCallback | bool | None
+    policy: ToolPolicy | None
+    max_chars: int | None
+    max_rows: int
+
 
 _YES = {"yes", "y", "true", "ok", "run"}
 _ALWAYS = {"always", "a"}
@@ -175,13 +195,7 @@ def known_calls(calls: Iterable[Call] | None) -> list[Call]:
 
 
 def run_tool_calls(
-    tool_calls: Iterable[Call | Mapping[str, Any]],
-    tools: Mapping[str, Any] | Iterable[Any] | None,
-    *,
-    confirm: ConfirmCallback | bool | None = None,
-    policy: ToolPolicy | None = None,
-    max_chars: int | None = MAX_RESULT_CHARS,
-    max_rows: int = MAX_RESULT_ROWS,
+    tool_calls: Iterable[Call | Mapping[str, Any]], tools: Tools, **options: Unpack[RoundOptions]
 ) -> list[ToolResult]:
     """Run the calls of one assistant reply; one ToolResult per call, in the same order.
 
@@ -191,61 +205,35 @@ def run_tool_calls(
     ``ToolPolicy(confirm_all=True)``. Pass the session's ``policy`` so that "always" lasts;
     without one, it lasts for this reply only.
     """
-    calls = [_as_tool_call(call) for call in tool_calls]
-    table = tools_by_name(tools)
-    policy, ask = _confirmation(confirm, policy)
-    results: list[ToolResult] = []
-    try:
-        for call in calls:
-            if results and results[-1].stopped:
-                results.append(_not_run(call, max_chars))
-                continue
-            step = _prepare(call, table, max_chars)
-            if isinstance(step, ToolResult):
-                results.append(step)
-                continue
-            tool, kwargs = step
-            approval = _already(tool, policy)
-            if policy.needs_confirmation(tool):
-                decision = _ask(ask, tool, kwargs)
-                if inspect.isawaitable(decision):
-                    try:
-                        decision = run_awaitable(decision)
-                    except Exception as exc:
-                        decision = exc
-                refusal, approval = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
-                if refusal is not None:
-                    results.append(refusal)
-                    continue
-            started = time.perf_counter()
-            try:
-                value = tool.invoke(kwargs)
-            except (Exception, SystemExit) as exc:
-                # A tool that calls exit() is a failed call, not the end of the session.
-                results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
-                results[-1].approval = approval
-                continue
-            duration = time.perf_counter() - started
-            results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
-            results[-1].approval = approval
-    except KeyboardInterrupt as exc:
-        raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
-    return results
+    from .flow import drive
+
+    return drive(_round(tool_calls, tools, **options))
 
 
 async def arun_tool_calls(
-    tool_calls: Iterable[Call | Mapping[str, Any]],
-    tools: Mapping[str, Any] | Iterable[Any] | None,
-    *,
-    confirm: ConfirmCallback | bool | None = None,
-    policy: ToolPolicy | None = None,
-    max_chars: int | None = MAX_RESULT_CHARS,
-    max_rows: int = MAX_RESULT_ROWS,
+    tool_calls: Iterable[Call | Mapping[str, Any]], tools: Tools, **options: Unpack[RoundOptions]
 ) -> list[ToolResult]:
     """Like run_tool_calls(), awaiting async tools and an async ``confirm`` on this loop.
 
     Sync tools still run in this thread, one after another, like in run_tool_calls().
     """
+    from .flow import adrive
+
+    return await adrive(_round(tool_calls, tools, **options))
+
+
+def _round(
+    tool_calls: Iterable[Call | Mapping[str, Any]],
+    tools: Tools,
+    *,
+    confirm: ConfirmCallback | bool | None = None,
+    policy: ToolPolicy | None = None,
+    max_chars: int | None = MAX_RESULT_CHARS,
+    max_rows: int = MAX_RESULT_ROWS,
+) -> Generator[Any, Any, list[ToolResult]]:
+    """One round of calls, written once for both sides: it yields what needs I/O — an answer
+    to await, a tool to invoke — and ``run_tool_calls`` runs it here while
+    ``arun_tool_calls`` awaits it (see ``flow.py``)."""
     calls = [_as_tool_call(call) for call in tool_calls]
     table = tools_by_name(tools)
     policy, ask = _confirmation(confirm, policy)
@@ -265,7 +253,7 @@ async def arun_tool_calls(
                 decision = _ask(ask, tool, kwargs)
                 if inspect.isawaitable(decision):
                     try:
-                        decision = await decision
+                        decision = yield _Settle(decision)
                     except Exception as exc:
                         decision = exc
                 refusal, approval = _apply_decision(decision, call, tool, kwargs, policy, max_chars)
@@ -274,18 +262,65 @@ async def arun_tool_calls(
                     continue
             started = time.perf_counter()
             try:
-                value = await tool.ainvoke(kwargs)
+                value = yield _Invoke(tool, kwargs)
             except (Exception, SystemExit) as exc:
                 # A tool that calls exit() is a failed call, not the end of the session.
                 results.append(_raised(call, kwargs, exc, time.perf_counter() - started, max_chars))
-                results[-1].approval = approval
-                continue
-            duration = time.perf_counter() - started
-            results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
+            else:
+                duration = time.perf_counter() - started
+                results.append(_success(call, kwargs, value, duration, max_chars, max_rows))
             results[-1].approval = approval
     except KeyboardInterrupt as exc:
         raise ToolRunInterrupted(_interrupted(calls, results, max_chars)) from exc
     return results
+
+
+class RunTools:
+    """Run one round of tool calls (``run_tool_calls``/``arun_tool_calls``)."""
+
+    __slots__ = ("calls", "options", "toolbox")
+
+    def __init__(self, calls: Any, toolbox: Any, **options: Any) -> None:
+        self.calls = calls
+        self.toolbox = toolbox
+        self.options = options
+
+    def run(self) -> Any:
+        return run_tool_calls(self.calls, self.toolbox, **self.options)
+
+    def arun(self) -> Any:
+        return arun_tool_calls(self.calls, self.toolbox, **self.options)
+
+
+class _Settle:
+    """An awaitable answer (an async ``confirm``): run to its end here, or awaited."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Any) -> None:
+        self.awaitable = awaitable
+
+    def run(self) -> Any:
+        return run_awaitable(self.awaitable)
+
+    async def arun(self) -> Any:
+        return await self.awaitable
+
+
+class _Invoke:
+    """A tool called with its checked arguments: ``invoke`` here, ``ainvoke`` awaited."""
+
+    __slots__ = ("kwargs", "tool")
+
+    def __init__(self, tool: Tool, kwargs: dict[str, Any]) -> None:
+        self.tool = tool
+        self.kwargs = kwargs
+
+    def run(self) -> Any:
+        return self.tool.invoke(self.kwargs)
+
+    def arun(self) -> Any:
+        return self.tool.ainvoke(self.kwargs)
 
 
 def _confirmation(
