@@ -14,8 +14,8 @@ class Bar:
     def update(self, done, errors, tokens, note):
         self.updates.append((done, errors, tokens, note))
 
-    def close(self, done, errors, tokens, *, stopped=None):
-        self.closed = (done, errors, tokens, stopped)
+    def close(self, done, errors, tokens, *, stopped=None, note=None):
+        self.closed = (done, errors, tokens, stopped, note)
 
 
 def test_the_bar_shows_once_the_run_sends_and_says_how_many_rows_came_from_the_store(monkeypatch):
@@ -35,7 +35,7 @@ def test_the_bar_shows_once_the_run_sends_and_says_how_many_rows_came_from_the_s
     watcher.close(run)
     (bar,) = made
     assert bar.updates[-1] == (2, 0, 0, "1 from the store")
-    assert bar.closed == (2, 0, 0, None)
+    assert bar.closed == (2, 0, 0, None, "1 from the store")
     assert bar.options["label"] == "nbchat.map"
 
 

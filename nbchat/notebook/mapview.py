@@ -121,13 +121,19 @@ class _View:
 
             self._view = ProgressView(self._total, **self._options)
         if self._view is not None:
-            note = run.note
-            if run.kept and not note:
-                note = f"{run.kept:,} from the store"
-            self._view.update(run.done, run.errors, run.tokens, note)
+            self._view.update(run.done, run.errors, run.tokens, _note(run))
 
     def close(self, run: MapRun) -> None:
         if self._view is None and run.done:
             self.update(run)
         if self._view is not None:
-            self._view.close(run.done, run.errors, run.tokens, stopped=run.stop_reason)
+            self._view.close(
+                run.done, run.errors, run.tokens, stopped=run.stop_reason, note=_note(run)
+            )
+
+
+def _note(run: MapRun) -> str | None:
+    """What the bar says after the counts: a batch job's status, or the rows the store gave."""
+    if run.note:
+        return run.note
+    return f"{run.kept:,} from the store" if run.kept else None

@@ -137,13 +137,19 @@ class ProgressView:
             bar.refresh()
 
     def close(
-        self, done: int, errors: int = 0, tokens: int = 0, *, stopped: str | None = None
+        self,
+        done: int,
+        errors: int = 0,
+        tokens: int = 0,
+        *,
+        stopped: str | None = None,
+        note: str | None = None,
     ) -> str:
         """Finish the bar; returns the one-line summary (also shown in ``final`` mode, and what
-        the notebook bar leaves in the output)."""
+        the notebook bar leaves in the output). ``note`` joins the counts (rows kept)."""
         rows = f"{done:,} of {self.total:,} rows" if self.total is not None else f"{done:,} rows"
         took = time.monotonic() - self._started
-        summary = f"{self.label}: {rows}, {_postfix(errors, tokens, None)}, {took:.1f} s"
+        summary = f"{self.label}: {rows}, {_postfix(errors, tokens, note)}, {took:.1f} s"
         if stopped:
             summary += f"; stopped ({stopped})"
         if self._closed:
@@ -152,7 +158,7 @@ class ProgressView:
         bar = self._bar
         if bar is not None:
             bar.set_postfix_str(
-                _postfix(errors, tokens, f"stopped ({stopped})" if stopped else None),
+                _postfix(errors, tokens, f"stopped ({stopped})" if stopped else note),
                 refresh=False,
             )
             if done != bar.n:
