@@ -192,6 +192,8 @@ class Store:
 
     #: Most exchanges kept in memory while the database cannot be written.
     MAX_PENDING = 10_000
+    #: Seconds the writer waits, once woken, for more exchanges to write in the same transaction.
+    LINGER = 0.05
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
@@ -203,6 +205,7 @@ class Store:
         self._stored_cost: float | None = None
         self._stored_read = 0.0
         self._cond = threading.Condition()
+        self._hurry = False
         self._writing = 0
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -233,11 +236,15 @@ class Store:
                     target=self._write_loop, name=f"nbchat-store {self.path.name}", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            if len(self._pending) == 1:
+                # The writer sleeps only on an empty queue: waking it for every exchange of a
+                # map (thousands a second) cost the loop a thread switch each time.
+                self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued exchange is written; False if that took longer than timeout."""
         with self._cond:
+            self._hurry = True
             self._cond.notify_all()
             return self._cond.wait_for(
                 lambda: self.broken is not None or not (self._pending or self._writing), timeout
@@ -263,6 +270,10 @@ class Store:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
+                # A moment for more to come (a map's rows arrive by the hundred): one
+                # transaction for them all, and the loop's thread left alone meanwhile.
+                self._cond.wait_for(lambda: self._hurry or self._closing, self.LINGER)
+                self._hurry = False
                 if not self._pending:
                     break
                 batch = list(self._pending)

@@ -434,20 +434,44 @@ class _BaseClient:
             )
         # None means no time limit, as in httpx; leaving timeout out means the client's.
         extensions = {"timeout": self._timeout_of(options.get("timeout", self.timeout))}
-        headers = {**_HTTP_HEADERS, **self._headers(options)}
         url = self._parsed_url(path)[0]
         files, data = options.get("files"), options.get("data")
         if files is not None or data is not None:
             # A multipart upload (the Batch API's /files) instead of a JSON body.
+            headers = {**_HTTP_HEADERS, **self._headers(options)}
             return httpx.Request(
                 method, url, headers=headers, files=files, data=data, extensions=extensions
             )
-        content = None
-        if params is not None:
-            headers["Content-Type"] = "application/json"
-            content = _json_bytes(params)
+        content = None if params is None else _json_bytes(params)
         # Built here rather than by httpx's client (a third of the CPU a request cost it).
-        return httpx.Request(method, url, headers=headers, content=content, extensions=extensions)
+        return httpx.Request(
+            method,
+            url,
+            headers=self._wire_headers(options, json=params is not None),
+            content=content,
+            extensions=extensions,
+        )
+
+    def _wire_headers(self, options: dict[str, Any], *, json: bool) -> httpx.Headers:
+        """The headers of a request, as httpx.Headers: made once for requests without
+        ``extra_headers`` (httpx checks and encodes each header of each request it is given)."""
+        if options.get("extra_headers"):
+            return httpx.Headers(self._base_headers(options, json))
+        # What they are made of may change (headers is a public dict; the key a property).
+        key = (json, tuple(self.headers.items()), self.api_key, self._url_auth, self._profile.kind)
+        made: dict[Any, httpx.Headers] = self.__dict__.setdefault("_headers_made", {})
+        headers = made.get(key)
+        if headers is None:
+            if len(made) > 8:
+                made.clear()
+            headers = made[key] = httpx.Headers(self._base_headers(options, json))
+        return headers
+
+    def _base_headers(self, options: dict[str, Any], json: bool) -> dict[str, str]:
+        headers = {**_HTTP_HEADERS, **self._headers(options)}
+        if json:
+            headers["Content-Type"] = "application/json"
+        return headers
 
     def _timeout_of(self, timeout: Any) -> dict[str, float | None]:
         key = timeout if not isinstance(timeout, httpx.Timeout) else id(timeout)
