@@ -249,3 +249,16 @@ def test_failures_are_sorted_into_kinds():
 def test_one_store_per_file_and_process(fresh_store):
     assert db.open_store(fresh_store) is db.open_store(str(fresh_store))
     assert db.open_store(fresh_store) is not db.open_store(fresh_store.with_name("other.db"))
+
+
+def test_a_batch_job_is_kept_by_its_input_files_key_and_can_be_forgotten(tmp_path):
+    store = Store(tmp_path / "s.db")
+    assert store.batch_job("k1") is None
+    store.keep_batch_job("k1", "batch_7", endpoint="http://x/v1", rows=3)
+    store.keep_batch_job("k2", "batch_8")
+    assert (store.batch_job("k1"), store.batch_job("k2")) == ("batch_7", "batch_8")
+    store.keep_batch_job("k1", None)
+    assert store.batch_job("k1") is None
+    # Another process (a restarted kernel) reads the same file.
+    assert Store(tmp_path / "s.db").batch_job("k2") == "batch_8"
+    store.close()

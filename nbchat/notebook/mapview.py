@@ -29,6 +29,8 @@ def map(
     poll_interval: float | None = None,
     cache: bool | None = None,
     resume: bool = False,
+    batch_max_rows: int | None = None,
+    batch_max_bytes: int | None = None,
     **request_fields: Any,
 ) -> Any:
     """Send ``prompt`` once per row and collect the replies, in the order of the rows.
@@ -44,8 +46,13 @@ def map(
     row waiting to be retried (a 429, a 5xx) is not in flight meanwhile, and a row that fails
     after its retries keeps its error while the others go on. Ctrl-C (or the stop button)
     stops at once: no request starts after it, and the rows done are returned with a warning.
-    ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
-    seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
+    ``via="batch"`` sends the rows as Batch API jobs — as many as the API's limits need
+    (``batch_max_rows``, 50,000 requests, and ``batch_max_bytes``, 200 MB, per input file), run
+    at once under one progress bar, their results merged in row order; a job that fails marks
+    only its own rows — and polls them every ``poll_interval`` seconds. Each job is kept in the
+    store: the same call after a kernel restart picks the running jobs up instead of starting
+    (and paying for) others. Other keywords are request fields (``temperature``,
+    ``max_tokens``…).
 
     Every row goes through the store like a cell's request: it is logged (session ``map``,
     with its model and cost), recorded or replayed under ``NBCHAT_REPLAY``, and counted against
@@ -84,6 +91,8 @@ async def amap(prompt: Any, rows: Any, **options: Any) -> Any:
 
 def _result(job: MapJob, run: MapRun) -> Any:
     result = job.assemble(run.outcomes, run.unfinished)
+    for message in run.warnings:
+        warnings.warn(message, stacklevel=3)
     if run.stop_reason is not None:
         warnings.warn(run.summary(), stacklevel=3)
     if job.resume:

@@ -88,8 +88,25 @@ def _move_images_to_blobs(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE exchanges SET request = ? WHERE id = ?", (_dumps(request), row_id))
 
 
+# Version 3: the Batch API jobs nbchat.map started, by the key of their input file, so that the
+# same map after a kernel restart picks its job up instead of starting (and paying for) another.
+_V3 = """
+CREATE TABLE batch_jobs (
+    key TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    endpoint TEXT,
+    rows INTEGER,
+    time TEXT NOT NULL
+)
+"""
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (_V2, _move_images_to_blobs))
+MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
+    (_V1,),
+    (_V2, _move_images_to_blobs),
+    (_V3,),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = tuple(f.name for f in fields(Exchange) if f.name != "id")
@@ -405,6 +422,36 @@ class Store:
         if not self._checked:
             self._checked = True
             self.query("SELECT 1")
+
+    # -- Batch API jobs ---------------------------------------------------------------------------
+
+    def batch_job(self, key: str) -> str | None:
+        """The id of the batch job started for the input file ``key``, or None."""
+        rows = self.query("SELECT batch_id FROM batch_jobs WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def keep_batch_job(
+        self, key: str, batch_id: str | None, *, endpoint: str = "", rows: int = 0
+    ) -> None:
+        """Remember (or, with None, forget) the batch job of the input file ``key``; written
+        at once, not queued: a job that is not kept may be started and paid for twice."""
+        if self.broken:
+            return
+        try:
+            conn = self._connect()
+            try:
+                if batch_id is None:
+                    conn.execute("DELETE FROM batch_jobs WHERE key = ?", (key,))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO batch_jobs (key, batch_id, endpoint, rows, time) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (key, batch_id, endpoint, rows, datetime.now(UTC).isoformat()),
+                    )
+            finally:
+                conn.close()
+        except Exception as exc:
+            _warn(_kind(exc), self.path, str(exc))
 
     def pending(self) -> list[Exchange]:
         with self._cond:
