@@ -48,6 +48,8 @@ class LoopServer:
         self.route = route
         self.record = record
         self.prompts: list[str] = []
+        #: The Authorization header of every completion request, in order.
+        self.authorizations: list[str | None] = []
         self.requests = 0
         self.throttled = 0
         self.in_flight = 0
@@ -128,6 +130,8 @@ class LoopServer:
                     received[name.strip().lower()] = value.strip()
                 length = int(received.get("content-length", 0))
                 body = await reader.readexactly(length) if length else b""
+                if path.endswith("/chat/completions") and self.record:
+                    self.authorizations.append(received.get("authorization"))
                 if self.route is not None and not path.endswith(("/chat/completions", "/models")):
                     status, headers, payload = self.route(method, path, received, body)
                 else:

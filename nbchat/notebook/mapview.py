@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from ..conversation.daskmap import is_dask_frame, map_partitions
 from ..conversation.mapjob import MapJob
 from ..conversation.mapping import MapRun, MapWatcher, Watch, job_of, run_async, run_blocking
 from .frontend import clicks_reach_this_loop
@@ -60,6 +61,11 @@ def map(
     the store; ``resume=True`` does so after a crash, a restart or Ctrl-C — only the rows that
     never arrived are sent — and says how many came from the store.
 
+    ``rows`` may be a Dask DataFrame: the result is then a lazy Dask DataFrame of the same
+    columns, each partition mapped on a worker of the cluster (its client made there from
+    ``client.settings()``, its key read from the worker's environment, never put in the task
+    graph), ``concurrency`` shared by the partitions that run at once.
+
     ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
     map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
     them, at most 8 each (httpx spends more CPU per request in a pool of many connections).
@@ -69,6 +75,8 @@ def map(
     httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
     8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
     """
+    if is_dask_frame(rows):
+        return _lazy(prompt, rows, locals())
     job, how = job_of(prompt, rows, locals())
     run = run_blocking(job, watch=watching(progress, how["via"]), **how)
     return _result(job, run)
@@ -83,10 +91,19 @@ async def amap(prompt: Any, rows: Any, **options: Any) -> Any:
     button, since a click reaches a cell that awaits.
     """
     progress = options.pop("progress", True)
+    if is_dask_frame(rows):
+        return _lazy(prompt, rows, options)
     job, how = job_of(prompt, rows, options)
     watch = watching(progress, how["via"], stop_button=clicks_reach_this_loop())
     run = await run_async(job, watch=watch, **how)
     return _result(job, run)
+
+
+def _lazy(prompt: Any, frame: Any, given: dict[str, Any]) -> Any:
+    """A Dask DataFrame's map: lazy, each partition mapped on a worker (no progress bar here:
+    Dask's dashboard shows the tasks)."""
+    options = {k: v for k, v in given.items() if k not in ("prompt", "rows", "progress")}
+    return map_partitions(prompt, frame, options)
 
 
 def _result(job: MapJob, run: MapRun) -> Any:

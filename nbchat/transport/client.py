@@ -286,6 +286,28 @@ class _BaseClient:
         copy._random, copy._now = client._random, client._now
         return copy
 
+    def settings(self) -> dict[str, Any]:
+        """Constructor arguments for a client of this endpoint elsewhere (a Dask worker) that
+        carry no credential: no key, no ``user:password@`` of the base URL, no credential
+        header — the other client reads its key from its own environment (OPENAI_API_KEY).
+        Plain data: it can be pickled, logged or put in a task graph."""
+        profile = self._profile
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "headers": {
+                name: value
+                for name, value in self.headers.items()
+                if name.lower() not in CREDENTIAL_HEADERS
+            },
+            "server": profile.kind if profile.configured else None,
+            "max_response_bytes": self.max_response_bytes,
+            "max_stream_bytes": self.max_stream_bytes,
+            "max_event_bytes": self.max_event_bytes,
+            "max_file_bytes": self.max_file_bytes,
+        }
+
     @property
     def transport(self) -> Any:
         """The transport the client was given (None: it made its own)."""
