@@ -187,6 +187,7 @@ def batch_map(api: FakeBatchAPI, rows, **options):
 
 
 ROWS = [{"t": word} for word in ("a", "b", "fail c", "d", "e")]
+REPLIES = ["re: Say a", "re: Say b", None, "re: Say d", "re: Say e"]
 
 
 def test_rows_past_batch_max_rows_are_split_into_jobs_run_at_once_and_merged_in_order():
@@ -269,13 +270,7 @@ def test_the_same_map_after_a_restart_picks_its_running_jobs_up_instead_of_start
     result = batch_map(api, ROWS, batch_max_rows=2)
     assert sorted(api.batches) == ["batch_1", "batch_2", "batch_3"]  # no job started again
     assert len(api.uploads) == 3
-    assert [row["reply"] for row in result] == [
-        "re: Say a",
-        "re: Say b",
-        None,
-        "re: Say d",
-        "re: Say e",
-    ]
+    assert [row["reply"] for row in result] == REPLIES
     # Done and collected, the jobs are still kept: running the map again pays for nothing.
     again = batch_map(api, ROWS, batch_max_rows=2)
     assert len(api.batches) == 3 and len(api.uploads) == 3
@@ -332,13 +327,7 @@ def test_no_request_counts_the_server_sends_can_end_a_run_without_its_rows(count
 
     api = Odd(steps=3)
     result = batch_map(api, ROWS)
-    assert [row["reply"] for row in result] == [
-        "re: Say a",
-        "re: Say b",
-        None,
-        "re: Say d",
-        "re: Say e",
-    ]
+    assert [row["reply"] for row in result] == REPLIES
 
 
 # -- offline ----------------------------------------------------------------------------------
