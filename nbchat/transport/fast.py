@@ -235,7 +235,8 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
     elif isinstance(exc, TimeoutError):  # sock_read, and aiohttp's other time-outs
         kind = httpx.ReadTimeout
     elif isinstance(exc, aiohttp.ClientConnectorError):
-        kind = httpx.ConnectError
+        # What the system said ("[Errno 111] Connect call failed …"), as httpx says it.
+        kind, message = httpx.ConnectError, str(exc.os_error) or message
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         kind, message = httpx.RemoteProtocolError, "Server disconnected without sending a response."
     elif isinstance(exc, aiohttp.ClientPayloadError):
