@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -269,3 +270,35 @@ def test_an_async_client_uses_aiohttp_when_it_is_installed(monkeypatch):
     assert isinstance(fast.default_async_transport(None), AiohttpTransport)
     monkeypatch.setattr(fast, "available", lambda: False)
     assert isinstance(fast.default_async_transport(None), HttpxTransport)
+
+
+def test_an_async_client_dropped_on_a_running_loop_leaves_no_complaint(tmp_path):
+    import subprocess
+    import sys
+
+    server = RawServer(ok("left open"))
+    script = tmp_path / "open.py"
+    script.write_text(
+        "import asyncio, gc, nbchat\n"
+        "async def cell():\n"
+        f"    client = nbchat.AsyncClient(api_key='k', base_url={server.base_url!r})\n"
+        "    print((await client.create(model='m', messages=[{'role': 'user', 'content': 'x'}]))"
+        ".content)\n"
+        "async def kernel():\n"  # a notebook: the loop runs on after the cell's client is gone
+        "    await cell()\n"
+        "    gc.collect()\n"
+        "    await asyncio.sleep(0.2)\n"
+        "asyncio.run(kernel())\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NBCHAT_STORE": "off", "PYTHONPATH": os.getcwd()},
+        )
+    finally:
+        server.close()
+    assert done.stdout.strip() == "left open"
+    assert "Unclosed" not in done.stderr, done.stderr

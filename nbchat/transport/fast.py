@@ -9,6 +9,7 @@ behaves alike on either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
@@ -175,6 +176,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if session is not None and not session.closed:
             await session.close()
 
+    def __del__(self) -> None:
+        # A client dropped without being closed (common in a notebook, whose loop runs on):
+        # its session is closed on that loop, so that aiohttp has nothing to complain of. In a
+        # script whose loop ends with it, close the client (``async with``) instead.
+        session, loop = self._session, self._loop
+        if session is None or session.closed or loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(_close_soon, session)
+
 
 def environment_proxy(scheme: str, host: str) -> str | None:
     """The proxy HTTP(S)_PROXY / ALL_PROXY name for ``host``, unless NO_PROXY exempts it."""
@@ -184,6 +195,15 @@ def environment_proxy(scheme: str, host: str) -> str | None:
         return None
     return proxy
 
+
+def _close_soon(session: Any) -> None:
+    task = asyncio.ensure_future(session.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+# Sessions being closed after their transport was dropped (a task needs a reference).
+_CLOSING: set[asyncio.Task[Any]] = set()
 
 # Headers aiohttp writes itself from the request (a second copy would be a malformed request).
 _SKIPPED = frozenset({b"host", b"content-length", b"transfer-encoding"})
