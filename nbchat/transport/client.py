@@ -784,7 +784,9 @@ class AsyncClient(_BaseClient):
 
     Without a ``transport`` it sends through aiohttp when it is installed (the ``fast`` extra:
     a pool that costs a fraction of httpx's CPU per request at many requests in flight), else
-    through httpx; both behave alike (retries, time-outs, size limits, errors).
+    through httpx; both behave alike (retries, time-outs, size limits, errors). Close it
+    (``async with``, or ``await client.aclose()``) when its loop ends with the work, as in a
+    script run by ``asyncio.run``; one dropped on a loop that runs on is closed there.
     """
 
     _default_wait = staticmethod(asyncio.sleep)
