@@ -1,20 +1,26 @@
-"""``nbchat.map`` throughput against a loopback server, next to the ideal and a bare asyncio loop.
+"""``nbchat.map`` throughput against a loopback server, next to the ideal, bare loops and
+openai-python.
 
 The server (``tests/loopserver.py``, its own process on 127.0.0.1) answers each request after
 ``--latency`` seconds and serves at most ``--capacity`` at once; the ``429`` variant answers 429
-(``retry-after-ms: 20``) to ``--throttle`` of the requests. For each concurrency c the table gives
-rows/s of ``nbchat.map``, of a bare asyncio + httpx loop sending the same bodies through the same
-pools (``map`` spreads c connections over ceil(c/8) httpx pools, each
-``httpx.Limits(max_connections=n, max_keepalive_connections=n)``), of the same bare loop through
-one pool of c connections (what one writes by hand), and the ideal ``min(c, capacity) / latency``.
-``--memory`` adds the memory a map of 100,000 rows takes. Run ``python benchmarks/map.py``.
+(``retry-after-ms: 20``) to ``--throttle`` of the requests. For each concurrency c the contenders
+send the same rows, one after the other, again and again (``--repeat``: each figure is the median
+of its runs, after one warm-up run of each):
 
-How the bare loop is measured, and why: its pools are map's (one pool of 128 connections costs
-httpx several times the CPU per request, see ``nbchat.transport.twin``; the one-pool column
-shows it), and its transports share one TLS context made once per process, as map's twins do
-(httpx makes one per transport otherwise, 20 ms of CPU each: 16 pools cost the bare loop 0.3 s
-per run that map does not pay, although no request uses TLS). Both loops run alternately, each
-figure the median of ``--repeat`` runs at every concurrency, after one warm-up run of each.
+- ``nbchat.map`` with a ``Client`` (its AsyncClient twins send through aiohttp when the ``fast``
+  extra is installed, else through httpx pools of at most 8 connections);
+- a bare aiohttp loop: c workers, one ``aiohttp.ClientSession`` whose connector holds c
+  connections, ``json=`` bodies, ``await response.json()``, retry on 429 after its
+  ``retry-after-ms`` — what one writes by hand for speed;
+- a bare httpx loop, the same through httpx pools of at most 8 connections (one pool of many
+  costs httpx several times the CPU per request) sharing one TLS context;
+- openai-python's ``AsyncOpenAI`` (``chat.completions.create`` from c workers), on httpx and on
+  aiohttp (``DefaultAioHttpClient``), when ``openai`` is installed.
+
+Each is given rows/s, CPU µs per row (of its own process: the loop and its HTTP client) and the
+cores the client and the server kept busy (CPU seconds over wall seconds; the machine has
+``os.cpu_count()`` of them, shared with whatever else runs). ``--memory`` adds the memory a map of
+100,000 rows takes. Run ``python benchmarks/map.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import nbchat  # noqa: E402
+from nbchat.transport.fast import available as aiohttp_available  # noqa: E402
 from nbchat.transport.twin import POOL_SIZE  # noqa: E402
 
 MODEL = "loop-model"
@@ -60,29 +68,45 @@ def rows_of(count: int) -> list[dict[str, int]]:
     return [{"i": i} for i in range(count)]
 
 
-def timed(run, *args, **options) -> tuple[float, float, int]:
-    """rows/s, CPU µs per row (this process: the loop and its HTTP client), errors."""
-    cpu = time.process_time()
-    rate, errors = run(*args, **options)
-    rows = args[1]
-    return rate, (time.process_time() - cpu) / len(rows) * 1e6, errors
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_nbchat(base_url: str, rows: list[dict[str, int]], concurrency: int) -> tuple[float, int]:
-    client = nbchat.Client(
-        api_key="sk-bench",
-        base_url=base_url,
-        transport=httpx.HTTPTransport(),
-        max_retries=RETRIES,
-    )
+class Figure:
+    """One run of one contender: rows/s, CPU µs per row, the cores client and server used."""
+
+    def __init__(
+        self, rate: float, cpu_us: float, client_cores: float, server_cores: float, errors: int
+    ) -> None:
+        self.rate, self.cpu_us, self.errors = rate, cpu_us, errors
+        self.client_cores, self.server_cores = client_cores, server_cores
+
+
+def timed(run: Callable, server_pid: int, base_url: str, rows: list, concurrency: int) -> Figure:
+    cpu, server = time.process_time(), cpu_seconds(server_pid)
     started = time.perf_counter()
+    errors = run(base_url, rows, concurrency)
+    wall = time.perf_counter() - started
+    used = time.process_time() - cpu
+    return Figure(
+        len(rows) / wall,
+        used / len(rows) * 1e6,
+        used / wall,
+        (cpu_seconds(server_pid) - server) / wall,
+        errors,
+    )
+
+
+def run_nbchat(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    client = nbchat.Client(api_key="sk-bench", base_url=base_url, max_retries=RETRIES)
     result = nbchat.map(
         PROMPT, rows, model=MODEL, concurrency=concurrency, client=client, progress=False
     )
-    elapsed = time.perf_counter() - started
     client.close()
-    errors = sum(1 for row in result if row["error"] is not None)
-    return len(rows) / elapsed, errors
+    return sum(1 for row in result if row["error"] is not None)
 
 
 _TLS: list[ssl.SSLContext] = []
@@ -141,12 +165,98 @@ async def bare_loop(
     return sum(1 for reply in replies if reply is None)
 
 
-def run_bare(
-    base_url: str, rows: list[dict[str, int]], concurrency: int, *, split: bool = True
-) -> tuple[float, int]:
-    started = time.perf_counter()
-    errors = asyncio.run(bare_loop(base_url, rows, concurrency, split=split))
-    return len(rows) / (time.perf_counter() - started), errors
+def run_bare(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    return asyncio.run(bare_loop(base_url, rows, concurrency, split=True))
+
+
+async def aiohttp_loop(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    """The same by hand with aiohttp: one session, a connector of c connections."""
+    import aiohttp
+
+    replies: list[str | None] = [None] * len(rows)
+    positions = iter(range(len(rows)))
+    headers = {"Authorization": "Bearer sk-bench"}
+    url = base_url + "/chat/completions"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for position in positions:
+                body = {
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": PROMPT.format(**rows[position])}],
+                }
+                for _ in range(RETRIES + 1):
+                    async with session.post(url, json=body, headers=headers) as response:
+                        if response.status == 429:
+                            wait = float(response.headers.get("retry-after-ms", 500)) / 1000
+                        else:
+                            if response.status == 200:
+                                data = await response.json()
+                                replies[position] = data["choices"][0]["message"]["content"]
+                            break
+                    await asyncio.sleep(wait)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sum(1 for reply in replies if reply is None)
+
+
+def run_aiohttp(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    return asyncio.run(aiohttp_loop(base_url, rows, concurrency))
+
+
+async def openai_loop(
+    base_url: str, rows: list[dict[str, int]], concurrency: int, *, aiohttp: bool
+) -> int:
+    """openai-python's AsyncOpenAI from c workers, on httpx or on aiohttp."""
+    import openai
+
+    options = {"http_client": openai.DefaultAioHttpClient()} if aiohttp else {}
+    client = openai.AsyncOpenAI(
+        api_key="sk-bench", base_url=base_url, max_retries=RETRIES, **options
+    )
+    replies: list[str | None] = [None] * len(rows)
+    positions = iter(range(len(rows)))
+    async with client:
+
+        async def worker() -> None:
+            for position in positions:
+                content = PROMPT.format(**rows[position])
+                try:
+                    completion = await client.chat.completions.create(
+                        model=MODEL, messages=[{"role": "user", "content": content}]
+                    )
+                except openai.APIError:
+                    continue
+                replies[position] = completion.choices[0].message.content
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sum(1 for reply in replies if reply is None)
+
+
+def run_openai(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    return asyncio.run(openai_loop(base_url, rows, concurrency, aiohttp=False))
+
+
+def run_openai_aiohttp(base_url: str, rows: list[dict[str, int]], concurrency: int) -> int:
+    return asyncio.run(openai_loop(base_url, rows, concurrency, aiohttp=True))
+
+
+def contenders() -> dict[str, Callable]:
+    """The loops to compare, by name (openai-python's only when it is installed)."""
+    found: dict[str, Callable] = {"nbchat.map": run_nbchat}
+    if aiohttp_available():
+        found["bare aiohttp"] = run_aiohttp
+    found["bare httpx"] = run_bare
+    try:
+        import openai
+    except ImportError:
+        print("(openai-python is not installed: its columns are left out)", file=sys.stderr)
+    else:
+        found["openai (httpx)"] = run_openai
+        if aiohttp_available() and hasattr(openai, "DefaultAioHttpClient"):
+            found["openai (aiohttp)"] = run_openai_aiohttp
+    return found
 
 
 def measure_memory(base_url: str, count: int) -> dict[str, float]:
@@ -161,7 +271,7 @@ def rss():
         return int(f.read().split()[1]) * 4096 / 2**20
 
 frame = pd.DataFrame({{"i": range({count})}})
-client = nbchat.Client(api_key="k", base_url={base_url!r}, transport=httpx.HTTPTransport(),
+client = nbchat.Client(api_key="k", base_url={base_url!r},
                        max_retries={RETRIES})
 nbchat.map("warm {{i}}", frame.head(50), model="m", client=client, progress=False)
 before = rss()
@@ -179,43 +289,56 @@ print(json.dumps({{"before_mb": before, "peak_mb": peak, "after_mb": rss(),
     return json.loads(output.strip().splitlines()[-1])
 
 
-def table(title: str, args: argparse.Namespace, results: list[tuple]) -> str:
-    """One variant's figures; "cores" is CPU time over wall time of the loop's own process (one
-    event loop cannot use more than one: near 1.0 it is the limit, not the server)."""
-    lines = [
-        f"### {title}",
-        "",
-        "| concurrency | pools | nbchat.map rows/s | bare loop, same pools "
-        "| bare loop, one pool (one run) | ideal | map ÷ bare | map ÷ ideal | bare ÷ ideal "
-        "| CPU µs/row map / bare "
-        "| cores map / bare | errors (map/bare) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for concurrency, mapped, bare, single, cpus, map_errors, bare_errors in results:
+def table(title: str, args: argparse.Namespace, results: list[tuple[int, dict]]) -> str:
+    """One variant's figures: rows/s (and how much the runs of each moved: max-min over the
+    median), CPU µs per row, and the cores client and server kept busy."""
+    names = list(results[0][1])
+    reference = "bare aiohttp" if "bare aiohttp" in names else "bare httpx"
+    openais = [name for name in names if name.startswith("openai")]
+    header = ["concurrency", "ideal rows/s", *(f"{name} rows/s" for name in names)]
+    header += [f"map ÷ {reference}"] + (["map ÷ best openai"] if openais else [])
+    header += ["CPU µs/row: " + " / ".join(names), "cores client+server: map / " + reference]
+    header += ["errors"]
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---:|" * len(header))
+    for concurrency, runs in results:
         ideal = min(concurrency, args.capacity) / args.latency
-        sizes = pool_sizes(concurrency, split=True)
-        pools = f"{len(sizes)} × {sizes[0]}"
-        one = f"{single:,.0f}" if single is not None else "(same)"
-        cores = (cpus[0] * mapped / 1e6, cpus[1] * bare / 1e6)
-        lines.append(
-            f"| {concurrency} | {pools} | {mapped:,.0f} | {bare:,.0f} | {one} | {ideal:,.0f} | "
-            f"{mapped / bare:.2f} | {mapped / ideal:.2f} | {bare / ideal:.2f} | "
-            f"{cpus[0]:,.0f} / {cpus[1]:,.0f} | {cores[0]:.2f} / {cores[1]:.2f} | "
-            f"{map_errors}/{bare_errors} |"
-        )
+        rate = {name: statistics.median(f.rate for f in figures) for name, figures in runs.items()}
+        spread = {
+            name: (max(f.rate for f in figures) - min(f.rate for f in figures)) / rate[name]
+            for name, figures in runs.items()
+        }
+        cpu = {name: statistics.median(f.cpu_us for f in figures) for name, figures in runs.items()}
+
+        def cores(name: str, runs: dict[str, list[Figure]] = runs) -> str:
+            figures = runs[name]
+            client = statistics.median(f.client_cores for f in figures)
+            server = statistics.median(f.server_cores for f in figures)
+            return f"{client:.2f}+{server:.2f}"
+
+        row = [str(concurrency), f"{ideal:,.0f}"]
+        row += [f"{rate[name]:,.0f} (±{spread[name] / 2:.0%})" for name in names]
+        row.append(f"{rate['nbchat.map'] / rate[reference]:.2f}")
+        if openais:
+            row.append(f"{rate['nbchat.map'] / max(rate[name] for name in openais):.2f}")
+        row.append(" / ".join(f"{cpu[name]:,.0f}" for name in names))
+        row.append(f"{cores('nbchat.map')} / {cores(reference)}")
+        row.append("/".join(str(sum(f.errors for f in runs[name])) for name in names))
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=3_000)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--capacity", type=int, default=64, help="requests served at once")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--throttle", type=float, default=0.05, help="share answered 429")
     parser.add_argument("--variants", nargs="+", default=["plain", "429"])
     parser.add_argument("--memory", type=int, default=100_000, help="rows for memory (0: skip)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median)")
+    parser.add_argument("--only", nargs="+", help="contenders to run (default: all)")
     parser.add_argument(
         "--store",
         default="",
@@ -228,13 +351,15 @@ def main() -> None:
 
         args.store = str(Path(tempfile.mkdtemp(prefix="nbchat-bench-")) / "nbchat.db")
     os.environ["NBCHAT_STORE"] = args.store
+    runners = contenders()
+    if args.only:
+        runners = {name: run for name, run in runners.items() if name in args.only}
     print(
-        f"Python {platform.python_version()}, httpx {httpx.__version__}, {os.cpu_count()} CPUs; "
+        f"Python {platform.python_version()}, httpx {httpx.__version__}, "
+        f"aiohttp {'yes' if aiohttp_available() else 'no'}, {os.cpu_count()} CPUs; "
         f"{args.rows:,} rows; server: {args.latency * 1000:.0f} ms per request, at most "
-        f"{args.capacity} at once; median of {args.repeat} alternating runs; pools of at most "
-        f"{POOL_SIZE} connections "
-        "(httpx.Limits(max_connections=n, max_keepalive_connections=n)); map's rows stored in "
-        f"{args.store}\n",
+        f"{args.capacity} at once; median of {args.repeat} alternating runs (± half the "
+        f"spread of the runs, over the median); map's rows stored in {args.store}\n",
         flush=True,
     )
     rows = rows_of(args.rows)
@@ -242,32 +367,23 @@ def main() -> None:
         throttle = args.throttle if variant == "429" else 0.0
         process, base_url = start_server(args.latency, args.capacity, throttle)
         try:
-            run_nbchat(base_url, rows[:200], 8)  # warm up both sides
-            run_bare(base_url, rows[:200], 8)
+            for run in runners.values():
+                run(base_url, rows[:200], 8)  # warm up every contender
             results = []
             for concurrency in args.concurrency:
                 # Alternating runs, the median of each: the machine is shared, and a neighbour's
                 # burst of work would otherwise decide the comparison.
-                repeat = args.repeat
-                maps, bares, map_cpu, bare_cpu, map_errors, bare_errors = [], [], [], [], 0, 0
-                for _ in range(repeat):
-                    rate, cpu, errors = timed(run_nbchat, base_url, rows, concurrency)
-                    maps.append(rate)
-                    map_cpu.append(cpu)
-                    map_errors += errors
-                    rate, cpu, errors = timed(run_bare, base_url, rows, concurrency)
-                    bares.append(rate)
-                    bare_cpu.append(cpu)
-                    bare_errors += errors
-                mapped, bare = statistics.median(maps), statistics.median(bares)
-                cpus = (statistics.median(map_cpu), statistics.median(bare_cpu))
-                single = None
-                if len(pool_sizes(concurrency, split=True)) > 1:
-                    single, _ = run_bare(base_url, rows, concurrency, split=False)
-                results.append((concurrency, mapped, bare, single, cpus, map_errors, bare_errors))
+                runs: dict[str, list[Figure]] = {name: [] for name in runners}
+                for _ in range(args.repeat):
+                    for name, run in runners.items():
+                        runs[name].append(timed(run, process.pid, base_url, rows, concurrency))
+                results.append((concurrency, runs))
                 print(
-                    f"  {variant} c={concurrency}: map {mapped:,.0f} rows/s, bare {bare:,.0f}, "
-                    f"one pool {single}",
+                    f"  {variant} c={concurrency}: "
+                    + ", ".join(
+                        f"{name} {statistics.median(f.rate for f in figures):,.0f}"
+                        for name, figures in runs.items()
+                    ),
                     file=sys.stderr,
                     flush=True,
                 )

@@ -38,6 +38,7 @@ class FakeBatchAPI:
         steps: int = 2,
         supported: bool = True,
         fail_batch: bool = False,
+        fail_only: frozenset[str] = frozenset(),
         output: Rewrite | None = None,
     ) -> None:
         self.steps = steps
@@ -45,6 +46,8 @@ class FakeBatchAPI:
         self.encodings: dict[str, str] = {}
         self.supported = supported
         self.fail_batch = fail_batch
+        #: The ids of the batches that fail (all of them with fail_batch).
+        self.fail_only = fail_only
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
@@ -98,6 +101,8 @@ class FakeBatchAPI:
         if request.method == "POST" and path == "/batches":
             return self._create(json.loads(request.content))
         if request.method == "GET" and path.startswith("/batches/"):
+            if path.split("/")[2] not in self.batches:
+                return httpx.Response(404, json={"error": {"message": "No such batch"}})
             return httpx.Response(200, json=self._advance(path.split("/")[2]))
         if request.method == "POST" and path.endswith("/cancel"):
             batch_id = path.split("/")[2]
@@ -156,7 +161,7 @@ class FakeBatchAPI:
         if batch["status"] == "cancelling":
             batch["status"] = "cancelled"
         elif batch["status"] not in ("completed", "failed", "cancelled"):
-            if self.fail_batch:
+            if self.fail_batch or batch_id in self.fail_only:
                 batch["status"] = "failed"
                 batch["errors"] = {
                     "object": "list",

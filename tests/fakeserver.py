@@ -124,7 +124,7 @@ class FakeServer:
             transport=httpx.MockTransport(self.handle),
             **options,
         )
-        client._sleep = lambda seconds: None
+        client.retry_wait = lambda seconds: None
         return client
 
     def handle(self, request: httpx.Request) -> httpx.Response:

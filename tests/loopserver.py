@@ -49,6 +49,8 @@ class LoopServer:
         self.route = route
         self.record = record
         self.prompts: list[str] = []
+        #: The Authorization header of every completion request, in order.
+        self.authorizations: list[str | None] = []
         self.requests = 0
         self.throttled = 0
         self.in_flight = 0
@@ -130,6 +132,8 @@ class LoopServer:
                 length = int(received.get("content-length", 0))
                 body = await reader.readexactly(length) if length else b""
                 completions = method == "POST" and path.endswith("/chat/completions")
+                if completions and self.record:
+                    self.authorizations.append(received.get("authorization"))
                 if self.route is not None and not completions and not path.endswith("/models"):
                     status, headers, payload = self.route(method, path, received, body)
                 else:

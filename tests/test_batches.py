@@ -93,7 +93,7 @@ def test_failed_uploads_are_retried_like_any_request():
         async def no_wait(seconds):
             return None
 
-        client._sleep = no_wait
+        client.retry_wait = no_wait
         async with client:
             return await batches.upload_batch_file(client, b"{}\n")
 

@@ -94,3 +94,23 @@ def test_read_lines_reads_a_file_lazily(tmp_path):
     lines = batchfile.read_lines(path)
     assert next(lines) == '{"a": 1}\n'
     assert list(lines) == ['{"b": 2}\n']
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "position"),
+    [
+        ("row-0", 0),
+        ("row-17", 17),
+        ("row-01", None),
+        ("row-²", None),
+        ("row-١", None),
+        ("row-+1", None),
+        ("row- 1", None),
+        ("row-1 ", None),
+        ("row-", None),
+        ("Row-1", None),
+        (1, None),
+    ],
+)
+def test_only_a_custom_id_exactly_as_nbchat_writes_it_names_a_row(custom_id, position):
+    assert batchfile.position_of(custom_id) == position

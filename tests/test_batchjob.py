@@ -14,9 +14,18 @@ import nbchat
 from nbchat.conversation import mapping
 from nbchat.conversation.mapjob import MapJob
 from nbchat.transport.batches import BatchError, BatchUnsupportedError
+from tests import storeutil
 from tests.fakebatch import FakeBatchAPI
 from tests.fakeserver import SECRET
 from tests.loopserver import completion
+
+fresh_store = storeutil.fresh_store
+
+
+@pytest.fixture(autouse=True)
+def _own_store(fresh_store):
+    # Batch jobs are kept in the store: each test starts with none.
+    return fresh_store
 
 
 def test_via_batch_uploads_one_line_per_row_and_collects_the_same_result_as_online():
@@ -170,6 +179,155 @@ def test_stopping_while_polling_cancels_the_batch_and_marks_the_rows():
     assert api.cancelled == ["batch_1"]
     assert all("stopped (Ctrl-C)" in r["error"] for r in result)
     assert all("batch_1 was cancelled" in r["error"] for r in result)
+
+
+def batch_map(api: FakeBatchAPI, rows, **options):
+    options.setdefault("poll_interval", 0.01)
+    return nbchat.map("Say {t}", rows, model="m", client=api.client(), via="batch", **options)
+
+
+ROWS = [{"t": word} for word in ("a", "b", "fail c", "d", "e")]
+REPLIES = ["re: Say a", "re: Say b", None, "re: Say d", "re: Say e"]
+
+
+def test_rows_past_batch_max_rows_are_split_into_jobs_run_at_once_and_merged_in_order():
+    whole = batch_map(FakeBatchAPI(steps=2), ROWS)
+    api = FakeBatchAPI(steps=2)
+    split = batch_map(api, ROWS, batch_max_rows=2)
+    assert len(api.uploads) == 3 and sorted(api.batches) == ["batch_1", "batch_2", "batch_3"]
+    sizes = [len(api.files[b["input_file_id"]].splitlines()) for b in api.batches.values()]
+    assert sizes == [2, 2, 1]
+    assert [row["reply"] for row in split] == [row["reply"] for row in whole]
+    assert [row["error"] for row in split] == [row["error"] for row in whole]
+    assert split[1]["reply"] == "re: Say b" and split[4]["reply"] == "re: Say e"
+    # Run at once: every job was looked at before any finished.
+    first_done = min(i for i, call in enumerate(api.calls) if call.startswith("GET /files/"))
+    assert {f"GET /batches/batch_{n}" for n in (1, 2, 3)} <= set(api.calls[:first_done])
+
+
+def test_rows_past_batch_max_bytes_are_split_too():
+    api = FakeBatchAPI(steps=1)
+    line = len(
+        '{"custom_id":"row-0","method":"POST","url":"/v1/chat/completions","body":'
+        '{"model":"m","messages":[{"role":"user","content":"Say a"}]}}\n'
+    )
+    result = batch_map(api, ROWS[:2] + ROWS[3:], batch_max_bytes=2 * line + 5)
+    assert len(api.batches) == 2
+    inputs = [api.files[batch["input_file_id"]] for batch in api.batches.values()]
+    assert [len(data.splitlines()) for data in inputs] == [2, 2]
+    assert all(len(data) <= 2 * line + 5 for data in inputs)
+    assert [row["reply"] for row in result] == ["re: Say a", "re: Say b", "re: Say d", "re: Say e"]
+
+
+def test_a_failed_job_marks_its_own_rows_and_leaves_the_others():
+    api = FakeBatchAPI(steps=2, fail_only=frozenset({"batch_2"}))
+    result = batch_map(api, ROWS, batch_max_rows=2)
+    assert [row["reply"] for row in result[:2]] == ["re: Say a", "re: Say b"]
+    for row in result[2:4]:
+        assert row["reply"] is None
+        assert row["error"] == "The batch batch_2 failed: no such model (line 1)"
+    assert result[4]["reply"] == "re: Say e"
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"batch_max_rows": 0}, "batch_max_rows"),
+        ({"batch_max_bytes": -5}, "batch_max_bytes"),
+        ({"batch_max_rows": 2.5}, "batch_max_rows"),
+        ({"batch_max_rows": True}, "batch_max_rows"),
+    ],
+)
+def test_a_split_limit_below_1_is_one_line_before_anything_is_sent(options, named):
+    api = FakeBatchAPI()
+    with pytest.raises(nbchat.RequestValidationError, match=named) as info:
+        batch_map(api, ROWS, **options)
+    assert "\n" not in str(info.value)
+    assert api.calls == []
+
+
+def test_split_limits_are_for_batch_runs_only():
+    with pytest.raises(nbchat.RequestValidationError, match="via='batch'"):
+        nbchat.map("{t}", ROWS, model="m", client=FakeBatchAPI().client(), batch_max_rows=2)
+
+
+def test_the_same_map_after_a_restart_picks_its_running_jobs_up_instead_of_starting_others():
+    from nbchat.conversation import batchjob
+
+    api = FakeBatchAPI(steps=3)
+
+    async def started_then_lost():
+        # A map that started its jobs, then the kernel died: nothing but the store remains.
+        job = MapJob("Say {t}", ROWS, model="m", client=api.client())
+        job.bind(job.client, "m")
+        run = mapping.MapRun(len(job))
+        parts = list(batchjob._parts(job, run, 2, batchjob.DEFAULT_MAX_BYTES))
+        for positions, data in parts:
+            await batchjob._Job(positions, data).start(job.client, batchjob._store())
+
+    asyncio.run(started_then_lost())
+    assert sorted(api.batches) == ["batch_1", "batch_2", "batch_3"]
+    result = batch_map(api, ROWS, batch_max_rows=2)
+    assert sorted(api.batches) == ["batch_1", "batch_2", "batch_3"]  # no job started again
+    assert len(api.uploads) == 3
+    assert [row["reply"] for row in result] == REPLIES
+    # Done and collected, the jobs are still kept: running the map again pays for nothing.
+    again = batch_map(api, ROWS, batch_max_rows=2)
+    assert len(api.batches) == 3 and len(api.uploads) == 3
+    assert [row["reply"] for row in again] == [row["reply"] for row in result]
+
+
+def test_a_kept_job_the_server_no_longer_has_is_started_again():
+    first = FakeBatchAPI(steps=1)
+    batch_map(first, ROWS[:1])
+    other = FakeBatchAPI(steps=1)  # the same endpoint, but it knows no batch_1
+    other.batches = {}
+    result = batch_map(other, ROWS[:1])
+    assert result[0]["reply"] == "re: Say a"
+    assert other.calls[:2] == ["GET /batches/batch_1", "POST /files"]
+
+
+def test_output_lines_are_matched_to_rows_by_their_exact_custom_id():
+    def hostile(stored: bytes) -> tuple[bytes, str | None]:
+        lines = [json.loads(line) for line in stored.splitlines()]
+        real = {line["custom_id"]: line for line in lines}
+        forged = []
+        for custom_id in ("row-01", "row-²", "row-+2", "row-99", "x-1"):
+            fake = json.loads(json.dumps(real["row-0"]))
+            fake["custom_id"] = custom_id
+            fake["response"]["body"]["choices"][0]["message"]["content"] = "forged"
+            forged.append(fake)
+        # The forged lines first: they must not take any row's place.
+        text = "".join(json.dumps(line) + "\n" for line in forged + lines)
+        return text.encode(), None
+
+    api = FakeBatchAPI(steps=1, output=hostile)
+    with pytest.warns(UserWarning, match="5 lines of batch batch_1's output name no row"):
+        result = batch_map(api, [{"t": "a"}, {"t": "b"}, {"t": "c"}])
+    assert [row["reply"] for row in result] == ["re: Say a", "re: Say b", "re: Say c"]
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"completed": "many", "failed": None},
+        {"completed": -3, "failed": 10**9},
+        "all of them",
+        None,
+        {"completed": 1.5, "failed": True},
+    ],
+)
+def test_no_request_counts_the_server_sends_can_end_a_run_without_its_rows(counts):
+    class Odd(FakeBatchAPI):
+        def _public(self, batch):
+            public = super()._public(batch)
+            public["request_counts"] = counts
+            public["errors"] = {"data": 7}
+            return public
+
+    api = Odd(steps=3)
+    result = batch_map(api, ROWS)
+    assert [row["reply"] for row in result] == REPLIES
 
 
 # -- offline ----------------------------------------------------------------------------------

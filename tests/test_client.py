@@ -95,7 +95,7 @@ class Server:
 def client_for(server: Server, **options: Any) -> tuple[Client, list[float]]:
     client = Client(api_key=SECRET, transport=httpx.MockTransport(server.reply), **options)
     delays: list[float] = []
-    client._sleep = delays.append
+    client.retry_wait = delays.append
     client._random = lambda: 0.0
     client._now = lambda: NOW
     return client, delays
@@ -108,7 +108,7 @@ def async_client_for(server: Server, **options: Any) -> tuple[AsyncClient, list[
     async def sleep(seconds: float) -> None:
         delays.append(seconds)
 
-    client._sleep = sleep
+    client.retry_wait = sleep
     client._random = lambda: 0.0
     client._now = lambda: NOW
     return client, delays
@@ -620,7 +620,7 @@ def test_an_error_before_a_stream_starts_raises_the_typed_error() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Retries (with the fake clock: client._sleep records, client._random and client._now are fixed)
+# Retries (with the fake clock: client.retry_wait records, client._random and client._now are fixed)
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])

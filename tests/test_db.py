@@ -309,5 +309,17 @@ def test_a_version_3_database_gains_the_tool_calls_table(tmp_path):
     store = Store(path)
     assert store.tool_calls() == []
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
+
+
+def test_a_batch_job_is_kept_by_its_input_files_key_and_can_be_forgotten(tmp_path):
+    store = Store(tmp_path / "s.db")
+    assert store.batch_job("k1") is None
+    store.keep_batch_job("k1", "batch_7", endpoint="http://x/v1", rows=3)
+    store.keep_batch_job("k2", "batch_8")
+    assert (store.batch_job("k1"), store.batch_job("k2")) == ("batch_7", "batch_8")
+    store.keep_batch_job("k1", None)
+    assert store.batch_job("k1") is None
+    # Another process (a restarted kernel) reads the same file.
+    assert Store(tmp_path / "s.db").batch_job("k2") == "batch_8"
     store.close()

@@ -32,7 +32,7 @@ def openai_client(server: FakeServer, **options) -> Client:
         max_retries=0,
         **options,
     )
-    client._sleep = lambda seconds: None
+    client.retry_wait = lambda seconds: None
     return client
 
 

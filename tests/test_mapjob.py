@@ -38,6 +38,49 @@ def test_each_row_is_prepared_by_chat_prepare_with_the_fields():
     }
 
 
+def test_rows_built_from_row_0s_request_are_what_chat_prepare_builds(monkeypatch):
+    rows = [{"c": "Oslo"}, {"c": "Bergen"}, {"c": "Tromsø \u2603"}]
+    job = MapJob("Where is {c}?", rows, model="m", system="S", fields={"seed": 1}, schema=City)
+    job.bind(client(), "m")
+    fast = [job.prepare(position) for position in range(3)]
+    from nbchat.conversation.chat import Chat
+
+    calls = []
+    original = Chat.prepare
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Chat, "prepare", counted)
+    job.bind(client(), "m")
+    slow = [job.prepare(0)]
+    job._text_request = None  # every row the long way
+    for position in (1, 2):
+        slow.append(job.prepare(position))
+        job._text_request = None
+    assert [(p.body, p.key, p.headers, p.url, p.notes) for p in fast] == [
+        (p.body, p.key, p.headers, p.url, p.notes) for p in slow
+    ]
+    assert len(calls) == 3
+    job.prepare(0)
+    calls.clear()
+    job.prepare(1)
+    job.prepare(2)
+    assert calls == []  # row 0's request served them
+
+
+def test_rows_are_fitted_again_once_the_server_turns_out_to_be_another():
+    job = MapJob("Where is {c}?", [{"c": "Oslo"}, {"c": "Bergen"}], model="m")
+    served = client()
+    job.bind(served, "m")
+    job.prepare(0)
+    kept = job._text_request
+    served.profile.learn("stream_usage", False)
+    job.prepare(1)
+    assert job._text_request is not kept
+
+
 def test_a_schema_becomes_a_strict_response_format_and_columns():
     job = MapJob("{c}", [{"c": 1}], model="m", schema=City)
     assert job.fields["response_format"]["type"] == "json_schema"

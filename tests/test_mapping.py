@@ -286,7 +286,7 @@ def test_a_row_that_fails_after_its_retries_records_its_error_and_the_others_go_
     async def no_wait(seconds):
         return None
 
-    client._sleep = no_wait
+    client.retry_wait = no_wait
     result = nbchat.map("{row}", ["ok1", "bad", "ok2"], model="m", client=client)
     assert [r["reply"] for r in result] == ["re: ok1", None, "re: ok2"]
     assert result[1]["error"] == "InternalServerError (500): boom (after 2 retries)"

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from nbchat import AsyncClient, Client, NbchatError
+from nbchat.transport import twin as twin_module
 from nbchat.transport.twin import around_retry_waits, async_twin, async_twins, watch_responses
 from tests.fakeserver import SECRET
 from tests.loopserver import completion
@@ -61,17 +62,31 @@ def test_the_twin_keeps_the_clients_size_limits():
 def test_a_real_transport_gets_a_pool_as_large_as_the_work():
     client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
     twin = async_twin(client, connections=64)
-    pool = twin._http._transport._pool
-    assert pool._max_connections == 64
-    assert pool._max_keepalive_connections == 64
+    assert twin.transport is None  # its own, made for the async side
+    assert twin.limits == httpx.Limits(max_connections=64, max_keepalive_connections=64)
 
 
-def test_twins_share_the_connections_in_pools_of_at_most_eight():
+def test_with_aiohttp_one_twin_holds_every_connection(monkeypatch):
+    monkeypatch.setattr(twin_module, "available", lambda: True)
+    client = Client(api_key="k", base_url="http://127.0.0.1:9/v1")
+    (twin,) = async_twins(client, connections=128)
+    assert twin.limits.max_connections == 128
+
+
+def test_without_aiohttp_twins_share_the_connections_in_pools_of_at_most_eight(monkeypatch):
+    monkeypatch.setattr(twin_module, "available", lambda: False)
     client = Client(api_key="k", base_url="http://127.0.0.1:9/v1", transport=httpx.HTTPTransport())
     for connections, expected in ((1, [1]), (8, [8]), (20, [7, 7, 7]), (128, [8] * 16)):
         twins = async_twins(client, connections=connections)
-        assert [t._http._transport._pool._max_connections for t in twins] == expected
+        assert [t.limits.max_connections for t in twins] == expected
         assert all(t.profile is client.profile for t in twins)
+
+
+def test_a_transport_serving_both_kinds_is_shared_by_one_twin():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    client = Client(api_key="k", base_url="http://x/v1", transport=transport)
+    (twin,) = async_twins(client, connections=32)
+    assert twin.transport is transport
 
 
 def test_a_transport_that_cannot_serve_async_requests_is_a_clear_error():
@@ -128,7 +143,7 @@ def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_th
     async def fake_sleep(seconds):
         slept.append(seconds)
 
-    client._sleep = fake_sleep
+    client.retry_wait = fake_sleep
 
     async def around(wait, seconds):
         routed.append(seconds)
@@ -143,4 +158,4 @@ def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_th
     asyncio.run(main())
     assert routed == [0.007]  # once, though entered twice; not after the block
     assert slept == [0.007, 0.009]
-    assert client._sleep is fake_sleep
+    assert client.retry_wait is fake_sleep

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from ..convert.batchfile import (
     read_lines,
     request_line,
 )
-from ..protocol.exceptions import APIError, RequestValidationError
+from ..protocol.exceptions import APIError, APIStatusError, RequestValidationError, first_line
 from ..transport.batches import (
     FINAL_STATUSES,
     BatchError,
@@ -34,34 +36,43 @@ from ..transport.batches import (
 from ..transport.client import AsyncClient, Client
 from .mapjob import MapJob, Outcome, one_line_error
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "batch_file", "read_batch_output", "run_batch"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ROWS",
+    "DEFAULT_POLL_INTERVAL",
+    "batch_file",
+    "check_split",
+    "read_batch_output",
+    "run_batch",
+]
 
 #: Seconds between two looks at a batch job (they take minutes to hours).
 DEFAULT_POLL_INTERVAL = 10.0
+#: The most requests in one Batch API input file (the API's limit).
+DEFAULT_MAX_ROWS = 50_000
+#: The most bytes in one Batch API input file (the API's limit is 200 MB).
+DEFAULT_MAX_BYTES = 200 * 1000 * 1000
 
 
 async def run_batch(
-    job: MapJob, run: Any, client: AsyncClient, *, poll_interval: float | None = None
+    job: MapJob,
+    run: Any,
+    client: AsyncClient,
+    *,
+    poll_interval: float | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> None:
-    """Send every row as one batch job, wait for it, and record each row's outcome in ``run``."""
+    """Send every row as Batch API jobs (as many as ``max_rows``/``max_bytes`` per input file
+    need, run at once), wait for them, and record each row's outcome in ``run``.
+
+    A job is kept in the store by its input file: the same map run again (after a kernel
+    restart) picks a job up instead of starting another. A job that fails marks its own rows.
+    """
     interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
-    lines: list[str] = []
-    for position, prepared in job.requests():
-        if isinstance(prepared, Exception):
-            run.record(position, Outcome(error=one_line_error(prepared)))
-        else:
-            lines.append(request_line(position, prepared.body))
-    data = ("\n".join(lines) + "\n").encode()
-    del lines
-    file_id = await upload_batch_file(client, data)
-    del data
-    batch = await create_batch(
-        client, file_id, endpoint=ENDPOINT, metadata={"created_by": "nbchat.map"}
-    )
-    batch_id = batch["id"]
-    # The job exists: from now on there is progress to show.
-    run.sending = True
+    jobs = [_Job(positions, data) for positions, data in _parts(job, run, max_rows, max_bytes)]
     failed_early = run.done  # rows whose request could not be built
+    store = _store()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -70,66 +81,246 @@ async def run_batch(
 
     run.on_stop(wake)
     try:
-        while batch.get("status") not in FINAL_STATUSES:
-            _show(run, batch, failed_early)
+        for each in jobs:
+            await each.start(client, store)
+        # Every job exists: from now on there is progress to show.
+        run.sending = True
+        await asyncio.gather(
+            *(each.wait(client, stopping, interval, jobs, run, failed_early) for each in jobs)
+        )
+    finally:
+        run.on_stop(None)
+        for each in jobs:
+            each.data = b""
+    if stopping.is_set():
+        await asyncio.gather(*(each.cancel(client, store) for each in jobs))
+        run.unfinished_note = "; ".join(each.cancelled_note for each in jobs if each.cancelled_note)
+        run.recount()
+        return
+    failures = [each for each in jobs if each.status == "failed"]
+    if failures and len(failures) == len(jobs):
+        raise BatchError(f"The batch {failures[0].batch_id} failed: {failures[0].reason}")
+    run.note = "downloading"
+    run.recount()
+    for each in jobs:
+        await each.collect(job, run, client)
+
+
+def check_split(max_rows: Any, max_bytes: Any) -> None:
+    """``batch_max_rows`` and ``batch_max_bytes`` as map takes them: whole numbers, 1 or more."""
+    for name, value in (("batch_max_rows", max_rows), ("batch_max_bytes", max_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RequestValidationError(
+                f"{name} must be a whole number of 1 or more, not {value!r}", field=name
+            )
+
+
+def _parts(
+    job: MapJob, run: Any, max_rows: int, max_bytes: int
+) -> Iterator[tuple[list[int], bytes]]:
+    """The rows' request lines, cut into input files of at most ``max_rows`` lines and
+    ``max_bytes`` bytes; a row whose request cannot be built is recorded in ``run`` instead."""
+    positions: list[int] = []
+    lines: list[bytes] = []
+    size = 0
+    for position, prepared in job.requests():
+        if isinstance(prepared, Exception):
+            run.record(position, Outcome(error=one_line_error(prepared)))
+            continue
+        line = (request_line(position, prepared.body) + "\n").encode()
+        if len(line) > max_bytes:
+            run.record(position, Outcome(error=_too_big(len(line), max_bytes)))
+            continue
+        if lines and (len(lines) >= max_rows or size + len(line) > max_bytes):
+            yield positions, b"".join(lines)
+            positions, lines, size = [], [], 0
+        positions.append(position)
+        lines.append(line)
+        size += len(line)
+    if lines:
+        yield positions, b"".join(lines)
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"not sent: its request is {size:,} bytes, more than a batch input file may hold "
+        f"(batch_max_bytes={limit:,})"
+    )
+
+
+def _store() -> Any:
+    from ..store.exchange import current_store
+
+    return current_store()
+
+
+class _Job:
+    """One Batch API job of a map: its rows, input file, id, status and counts."""
+
+    def __init__(self, positions: list[int], data: bytes) -> None:
+        self.positions = positions
+        self.expected = frozenset(positions)
+        self.data = data
+        self.key = hashlib.sha256(data).hexdigest()
+        self.batch_id = ""
+        self.batch: dict[str, Any] = {}
+        self.resumed = False
+        self.reason = ""
+        self.cancelled_note = ""
+        self.store_key = ""
+
+    @property
+    def status(self) -> str:
+        status = self.batch.get("status")
+        return status if isinstance(status, str) else "unknown"
+
+    @property
+    def finished(self) -> int:
+        """Requests the server says are done (completed or failed), as far as it says."""
+        counts = self.batch.get("request_counts")
+        if not isinstance(counts, dict):
+            return 0
+        done = sum(_count(counts.get(name)) for name in ("completed", "failed"))
+        return min(done, len(self.positions))
+
+    @property
+    def failed_rows(self) -> int:
+        counts = self.batch.get("request_counts")
+        failed = _count(counts.get("failed")) if isinstance(counts, dict) else 0
+        return min(failed, len(self.positions))
+
+    async def start(self, client: AsyncClient, store: Any) -> None:
+        """Pick up the job kept for this input file, or upload it and start one (kept)."""
+        key = f"{client.endpoint} {self.key}"
+        known = store.batch_job(key) if store is not None else None
+        self.store_key = key
+        if known is not None:
+            try:
+                batch = await retrieve_batch(client, known)
+            except APIStatusError as exc:
+                if exc.status_code != 404:
+                    raise
+            else:
+                if batch.get("status") != "failed":  # a failed job ran nothing: start anew
+                    self.batch_id, self.batch, self.resumed = known, batch, True
+                    return
+        file_id = await upload_batch_file(client, self.data)
+        self.batch = await create_batch(
+            client, file_id, endpoint=ENDPOINT, metadata={"created_by": "nbchat.map"}
+        )
+        self.batch_id = str(self.batch["id"])
+        if store is not None:
+            store.keep_batch_job(
+                key, self.batch_id, endpoint=client.endpoint, rows=len(self.positions)
+            )
+        self.store_key = key
+
+    async def wait(
+        self,
+        client: AsyncClient,
+        stopping: asyncio.Event,
+        interval: float,
+        jobs: list[_Job],
+        run: Any,
+        failed_early: int,
+    ) -> None:
+        """Poll until the job ends (or the run is stopped), showing every job's progress."""
+        self.data = b""  # uploaded: the server has it
+        while self.status not in FINAL_STATUSES:
+            _show(run, jobs, failed_early)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), interval)
             if stopping.is_set():
-                await _cancel(client, batch_id, run)
                 return
-            batch = await retrieve_batch(client, batch_id)
-    finally:
-        run.on_stop(None)
-    status = batch.get("status")
-    if status == "failed":
-        raise BatchError(f"The batch {batch_id} failed: {_batch_errors(batch)}")
-    run.note = f"{status}, downloading"
-    run.recount()
-    unread = None
-    for key in ("output_file_id", "error_file_id"):
-        file = batch.get(key)
-        if isinstance(file, str) and file:
-            try:
-                await _collect(job, run, file_lines(client, file))
-            except APIError as exc:
-                # Past a size limit, or cut off: the rows read so far keep their outcomes.
-                unread = unread or f"{file} was not read to its end: {one_line_error(exc)}"
-    missing = f"not in the output of batch {batch_id} (it ended {status})"
-    if unread is not None:
-        missing = f"not in what was read of batch {batch_id}'s output; {unread}"
-    for position, outcome in enumerate(run.outcomes):
-        if outcome is None:
-            run.record(position, Outcome(error=missing))
+            self.batch = await retrieve_batch(client, self.batch_id)
+        _show(run, jobs, failed_early)
+        if self.status == "failed":
+            self.reason = _batch_errors(self.batch)
 
-
-def _show(run: Any, batch: dict[str, Any], failed_early: int) -> None:
-    counts = batch.get("request_counts") or {}
-    finished = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
-    run.done = failed_early + finished
-    run.errors = int(counts.get("failed") or 0)
-    run.note = f"{batch.get('id')} {batch.get('status')}"
-
-
-async def _cancel(client: AsyncClient, batch_id: str, run: Any) -> None:
-    try:
-        await cancel_batch(client, batch_id)
-    except Exception as exc:
-        run.unfinished_note = f"batch {batch_id} could not be cancelled ({one_line_error(exc)})"
-    else:
-        run.unfinished_note = (
-            f"batch {batch_id} was cancelled on the server; rows it had finished are in its "
+    async def cancel(self, client: AsyncClient, store: Any) -> None:
+        if self.status in FINAL_STATUSES:
+            return
+        try:
+            await cancel_batch(client, self.batch_id)
+        except Exception as exc:
+            self.cancelled_note = (
+                f"batch {self.batch_id} could not be cancelled ({one_line_error(exc)})"
+            )
+            return
+        self.cancelled_note = (
+            f"batch {self.batch_id} was cancelled on the server; rows it had finished are in its "
             "output file (read it with nbchat.read_batch_output)"
         )
-    # The counts shown while polling were the server's, not rows collected here.
-    run.recount()
+        if store is not None and self.store_key:
+            # Stopped on purpose: the same map run again starts anew.
+            store.keep_batch_job(self.store_key, None)
+
+    async def collect(self, job: MapJob, run: Any, client: AsyncClient) -> None:
+        """Every row of this job gets its outcome: its output or error line, the job's error,
+        or why it has none."""
+        if self.status == "failed":
+            error = f"The batch {self.batch_id} failed: {self.reason}"
+            for position in self.positions:
+                run.record(position, Outcome(error=first_line(error, limit=300)))
+            return
+        unread = None
+        unknown = 0
+        for key in ("output_file_id", "error_file_id"):
+            file = self.batch.get(key)
+            if isinstance(file, str) and file:
+                try:
+                    unknown += await _collect(job, run, file_lines(client, file), self.expected)
+                except APIError as exc:
+                    # Past a size limit, or cut off: the rows read so far keep their outcomes.
+                    unread = unread or f"{file} was not read to its end: {one_line_error(exc)}"
+        if unknown:
+            run.warnings.append(
+                f"nbchat.map: {unknown:,} lines of batch {self.batch_id}'s output name no row "
+                "of it (a custom_id nbchat did not write); they were skipped."
+            )
+        missing = f"not in the output of batch {self.batch_id} (it ended {self.status})"
+        if unread is not None:
+            missing = f"not in what was read of batch {self.batch_id}'s output; {unread}"
+        for position in self.positions:
+            if run.outcomes[position] is None:
+                run.record(position, Outcome(error=missing))
 
 
-async def _collect(job: MapJob, run: Any, lines: Any) -> None:
+def _count(value: Any) -> int:
+    """A count the server gave, or 0 when it is not a whole number of 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def _show(run: Any, jobs: list[_Job], failed_early: int) -> None:
+    run.done = failed_early + sum(each.finished for each in jobs)
+    run.errors = failed_early + sum(each.failed_rows for each in jobs)
+    if len(jobs) == 1:
+        run.note = f"{jobs[0].batch_id} {jobs[0].status}"
+        return
+    statuses: dict[str, int] = {}
+    for each in jobs:
+        statuses[each.status] = statuses.get(each.status, 0) + 1
+    run.note = f"{len(jobs)} jobs: " + ", ".join(f"{n} {status}" for status, n in statuses.items())
+
+
+async def _collect(job: MapJob, run: Any, lines: Any, expected: frozenset[int]) -> int:
+    """File the lines of one output file; returns how many named no row of the job."""
+    unknown = 0
     async for text in lines:
-        _record_line(job, run.outcomes, text, run.record)
+        if _record_line(job, run.outcomes, text, run.record, expected) != "ok":
+            unknown += 1
+    return unknown
 
 
-def _record_line(job: MapJob, outcomes: list[Outcome | None], text: str, record: Any) -> str:
+def _record_line(
+    job: MapJob,
+    outcomes: list[Outcome | None],
+    text: str,
+    record: Any,
+    expected: Container[int] | None = None,
+) -> str:
     """File one output line under its row: ``"ok"``, ``"unknown"`` or ``"bad"``."""
     try:
         line = parse_output_line(text)
@@ -139,6 +330,8 @@ def _record_line(job: MapJob, outcomes: list[Outcome | None], text: str, record:
         return "ok"
     position = position_of(line.custom_id)
     if position is None or position >= len(outcomes):
+        return "unknown"
+    if expected is not None and position not in expected:
         return "unknown"
     if outcomes[position] is not None:
         return "ok"  # the output file came first and wins
@@ -155,14 +348,19 @@ def _outcome(job: MapJob, line: OutputLine) -> Outcome:
 def _batch_errors(batch: dict[str, Any]) -> str:
     errors = batch.get("errors") or {}
     data = errors.get("data") if isinstance(errors, dict) else errors
+    if not isinstance(data, list):
+        data = [data] if data else []
     messages = []
-    for item in data or ():
+    for item in data:
         if isinstance(item, dict):
-            where = f" (line {item['line']})" if item.get("line") is not None else ""
+            line = item.get("line")
+            where = (
+                f" (line {line})" if isinstance(line, int) and not isinstance(line, bool) else ""
+            )
             messages.append(f"{item.get('message') or item.get('code')}{where}")
         else:
             messages.append(str(item))
-    return "; ".join(messages[:3]) or "the server gave no reason"
+    return first_line("; ".join(messages[:3]), limit=300) or "the server gave no reason"
 
 
 # -- offline ----------------------------------------------------------------------------------

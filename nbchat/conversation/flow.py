@@ -3,15 +3,19 @@
 A conversation's send (its rounds, the tool loop, server fallbacks, partial replies) is one
 generator, written once. It yields an *operation* — send this request, open this stream, run
 these tool calls — and is resumed with the result, or has the exception thrown into it.
-``drive()`` runs operations in this thread; ``adrive()`` awaits them on the running loop. Each
-operation is a line or two of I/O for each side, nothing more (httpx's ``auth_flow`` is the model).
+``drive()`` runs operations in this thread; ``adrive()`` awaits them on the running loop (both
+are ``transport/drive.py``'s). Each operation is a line or two of I/O for each side, nothing more
+(httpx's ``auth_flow`` is the model).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+# The machinery is the transport's (its client runs flows too); conversations use it from here.
+from ..transport.drive import Flow, Op, adrive, drive
 
 if TYPE_CHECKING:
     from ..protocol.types import ChatCompletionChunk
@@ -29,67 +33,6 @@ __all__ = [
     "adrive",
     "drive",
 ]
-
-T = TypeVar("T")
-
-
-class Op(Protocol):
-    """One thing a flow asks to be done: ``run()`` here and now, or ``await arun()``."""
-
-    def run(self) -> Any: ...
-
-    def arun(self) -> Awaitable[Any]: ...
-
-
-Flow = Generator[Op, Any, T]
-
-
-class _Resume:
-    """A flow between two operations: the next one, and what came of the last."""
-
-    __slots__ = ("failure", "flow", "result", "value")
-
-    def __init__(self, flow: Flow[Any]) -> None:
-        self.flow = flow
-        self.result: Any = None
-        self.failure: BaseException | None = None
-        self.value: Any = None
-
-    def next(self) -> Op | None:
-        failure, self.failure = self.failure, None
-        try:
-            if failure is not None:
-                return self.flow.throw(failure)
-            return self.flow.send(self.result)
-        except StopIteration as stop:
-            self.value = stop.value
-            return None
-
-    def take(self, run: Callable[[], Any]) -> None:
-        try:
-            self.result = run()
-        except BaseException as exc:
-            self.failure = exc
-
-
-def drive(flow: Flow[T]) -> T:
-    """Run ``flow`` to its end in this thread; its return value, or what it raises."""
-    step = _Resume(flow)
-    while (op := step.next()) is not None:
-        step.take(op.run)
-    return step.value
-
-
-async def adrive(flow: Flow[T]) -> T:
-    """Run ``flow`` to its end on the running event loop; cancelling it is thrown into it."""
-    step = _Resume(flow)
-    while (op := step.next()) is not None:
-        try:
-            step.result = await op.arun()
-        except BaseException as exc:
-            step.failure = exc
-    return step.value
-
 
 # -- the operations -----------------------------------------------------------------------------
 

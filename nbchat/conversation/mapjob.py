@@ -133,6 +133,7 @@ class MapJob:
             made.check(self.source)
         self.prompt: RowTemplate | Callable[[Any], Any] = made
         self._chat: Chat | None = None
+        self._text_request: tuple[PreparedRequest, Any] | None = None
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class MapJob:
         With no model, ``Chat`` finds one through the (synchronous) client, as cells do.
         """
         self._chat = Chat(model=model, system=self.system, client=client)
+        self._text_request = None
 
     def content(self, position: int) -> Any:
         """The row's user content (text or parts), or a list of messages from a prompt function."""
@@ -166,6 +168,10 @@ class MapJob:
         if chat is None:
             raise RuntimeError("bind() a client first")
         content = self.content(position)
+        if isinstance(content, str) and self._text_request is not None:
+            if self._text_request[1] == _fitted(chat.client):
+                return self._with_text(content)
+            self._text_request = None  # the server was found to be another: fit again
         if (
             isinstance(content, list)
             and content
@@ -178,7 +184,30 @@ class MapJob:
             for message in content:
                 row_chat.add(dict(message))
             return row_chat.prepare(None, stream=False, **self.fields)
-        return chat.prepare(content, stream=False, **self.fields)
+        prepared = chat.prepare(content, stream=False, **self.fields)
+        if isinstance(content, str) and self._text_request is None:
+            self._learn(prepared, content)
+        return prepared
+
+    def _learn(self, prepared: PreparedRequest, text: str) -> None:
+        """Keep a row's request to build later rows of text from: such rows differ only in the
+        text of their last message (a template of text, the same fields, no history to trim),
+        so validating and fitting each again would only repeat row 0's work (a fifth of a
+        row's CPU) — as long as what the client knows of the server stays the same."""
+        messages = prepared.body.get("messages")
+        if isinstance(messages, list) and messages[-1] == {"role": "user", "content": text}:
+            self._text_request = (
+                prepared,
+                _fitted(self._chat.client if self._chat is not None else None),
+            )
+
+    def _with_text(self, text: str) -> PreparedRequest:
+        """The kept request with ``text`` as its last message: what ``Chat.prepare`` builds."""
+        assert self._text_request is not None
+        known = self._text_request[0]
+        body = dict(known.body)
+        body["messages"] = [*body["messages"][:-1], {"role": "user", "content": text}]
+        return dataclasses.replace(known, body=body)
 
     def requests(self) -> Iterator[tuple[int, PreparedRequest | Exception]]:
         """Every row's request in order: row 0's mistakes raise, a later row's is yielded."""
@@ -292,6 +321,14 @@ class MapJob:
         data["tokens"] = pd.array(columns["tokens"], dtype="Int64")
         data["latency"] = pd.array(columns["latency"], dtype="Float64")
         return pd.DataFrame(data, index=self.source.index, columns=names)
+
+
+def _fitted(client: Any) -> Any:
+    """What a request's fitting to the server depends on: what the client knows of it."""
+    profile = getattr(client, "profile", None)
+    if profile is None:
+        return None
+    return (profile.kind, profile.default_model, tuple(sorted(profile.learned.items())))
 
 
 def _response_format(schema: Any) -> dict[str, Any]:

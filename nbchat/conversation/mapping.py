@@ -64,6 +64,8 @@ class MapRun:
         self.stop_reason: str | None = None
         #: Said of every unfinished row after the stop (a batch job names itself here).
         self.unfinished_note = ""
+        #: What the user should hear once the run is over (lines of output no row claims).
+        self.warnings: list[str] = []
         self.limiter: AdaptiveLimiter | None = None
         self.started = time.perf_counter()
         self._stopped = threading.Event()
@@ -153,6 +155,7 @@ def run_blocking(
     *,
     via: str = "online",
     poll_interval: float | None = None,
+    split: dict[str, int] | None = None,
     watch: Watch | None = None,
 ) -> MapRun:
     """Run ``job`` to its end (or Ctrl-C) from synchronous code, even inside Jupyter's loop.
@@ -173,7 +176,7 @@ def run_blocking(
 
     def work() -> None:
         try:
-            asyncio.run(execute(job, run, via=via, poll_interval=poll_interval))
+            asyncio.run(execute(job, run, via=via, poll_interval=poll_interval, split=split))
         except BaseException as exc:
             failure.append(exc)
         finally:
@@ -204,6 +207,7 @@ async def run_async(
     *,
     via: str = "online",
     poll_interval: float | None = None,
+    split: dict[str, int] | None = None,
     watch: Watch | None = None,
 ) -> MapRun:
     """Run ``job`` on the running event loop; cancelling the task that awaits it stops it like
@@ -214,7 +218,7 @@ async def run_async(
     watcher = watch(run) if watch is not None else None
     ticker = asyncio.ensure_future(_tick(watcher, run)) if watcher is not None else None
     try:
-        await execute(job, run, via=via, poll_interval=poll_interval)
+        await execute(job, run, via=via, poll_interval=poll_interval, split=split)
     except asyncio.CancelledError:
         run.stop("cancelled")
     finally:
@@ -232,7 +236,12 @@ async def _tick(watcher: MapWatcher, run: MapRun) -> None:
 
 
 async def execute(
-    job: MapJob, run: MapRun, *, via: str = "online", poll_interval: float | None = None
+    job: MapJob,
+    run: MapRun,
+    *,
+    via: str = "online",
+    poll_interval: float | None = None,
+    split: dict[str, int] | None = None,
 ) -> None:
     """Open the client, settle the model, and run every row (online or as a batch job)."""
     from ..store.replay import deferred
@@ -244,7 +253,7 @@ async def execute(
             if via == "batch":
                 from .batchjob import run_batch
 
-                await run_batch(job, run, clients[0], poll_interval=poll_interval)
+                await run_batch(job, run, clients[0], poll_interval=poll_interval, **(split or {}))
             else:
                 await run_online(job, run, clients)
     finally:
@@ -509,11 +518,29 @@ def job_of(prompt: Any, rows: Any, given: dict[str, Any]) -> tuple[MapJob, dict[
     fields = dict(given.pop("request_fields", None) or {})
     via = given.pop("via", "online")
     poll_interval = given.pop("poll_interval", None)
+    split = {
+        name: value
+        for name, value in (
+            ("max_rows", given.pop("batch_max_rows", None)),
+            ("max_bytes", given.pop("batch_max_bytes", None)),
+        )
+        if value is not None
+    }
     options = {name: given.pop(name) for name in _MAP_OPTIONS if name in given}
     fields.update(given)  # amap's request fields come as keywords
     check_via(via, poll_interval)
+    if split:
+        from .batchjob import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, check_split
+
+        if via != "batch":
+            raise RequestValidationError(
+                "batch_max_rows and batch_max_bytes are for via='batch'", field="via"
+            )
+        check_split(
+            split.get("max_rows", DEFAULT_MAX_ROWS), split.get("max_bytes", DEFAULT_MAX_BYTES)
+        )
     job = MapJob(prompt, rows, fields=fields, **options)
-    return job, {"via": via, "poll_interval": poll_interval}
+    return job, {"via": via, "poll_interval": poll_interval, "split": split}
 
 
 def check_via(via: str, poll_interval: float | None) -> None:

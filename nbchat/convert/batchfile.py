@@ -33,11 +33,15 @@ def custom_id(position: int) -> str:
 
 
 def position_of(identifier: Any) -> int | None:
-    """The row position a ``custom_id`` stands for, or None when it is not one of ours."""
+    """The row position a ``custom_id`` stands for, or None when it is not one of ours: only an
+    id exactly as ``custom_id`` writes it counts (``row-01``, ``row-²`` or ``row-+1`` do not)."""
     if not isinstance(identifier, str) or not identifier.startswith(_PREFIX):
         return None
     digits = identifier[len(_PREFIX) :]
-    return int(digits) if digits.isdigit() else None
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    position = int(digits)
+    return position if custom_id(position) == identifier else None
 
 
 def request_line(position: int, body: Mapping[str, Any]) -> str:

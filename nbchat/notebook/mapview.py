@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ..conversation.daskmap import is_dask_frame, map_partitions
 from ..conversation.mapjob import MapJob
 from ..conversation.mapping import MapRun, MapWatcher, Watch, job_of, run_async, run_blocking
 from .frontend import clicks_reach_this_loop
@@ -32,6 +33,8 @@ def map(
     poll_interval: float | None = None,
     cache: bool | None = None,
     resume: bool = False,
+    batch_max_rows: int | None = None,
+    batch_max_bytes: int | None = None,
     **request_fields: Any,
 ) -> Any:
     """Send ``prompt`` once per row and collect the replies, in the order of the rows.
@@ -47,14 +50,24 @@ def map(
     row waiting to be retried (a 429, a 5xx) is not in flight meanwhile, and a row that fails
     after its retries keeps its error while the others go on. Ctrl-C (or the stop button)
     stops at once: no request starts after it, and the rows done are returned with a warning.
-    ``via="batch"`` sends the rows as one Batch API job and polls it every ``poll_interval``
-    seconds. Other keywords are request fields (``temperature``, ``max_tokens``…).
+    ``via="batch"`` sends the rows as Batch API jobs — as many as the API's limits need
+    (``batch_max_rows``, 50,000 requests, and ``batch_max_bytes``, 200 MB, per input file), run
+    at once under one progress bar, their results merged in row order; a job that fails marks
+    only its own rows — and polls them every ``poll_interval`` seconds. Each job is kept in the
+    store: the same call after a kernel restart picks the running jobs up instead of starting
+    (and paying for) others. Other keywords are request fields (``temperature``,
+    ``max_tokens``…).
 
     Every row goes through the store like a cell's request: it is logged (session ``map``,
     with its model and cost), recorded or replayed under ``NBCHAT_REPLAY``, and counted against
     ``%config Chat.budget`` while in flight. ``cache=True`` answers the rows sent before from
     the store; ``resume=True`` does so after a crash, a restart or Ctrl-C — only the rows that
     never arrived are sent — and says how many came from the store.
+
+    ``rows`` may be a Dask DataFrame: the result is then a lazy Dask DataFrame of the same
+    columns, each partition mapped on a worker of the cluster (its client made there from
+    ``client.settings()``, its key read from the worker's environment, never put in the task
+    graph), ``concurrency`` shared by the partitions that run at once.
 
     ``client`` is a Client or AsyncClient (the local model server when None). For a Client,
     map makes AsyncClient twins of it whose pools hold ``concurrency`` connections between
@@ -65,6 +78,8 @@ def map(
     httpx's 20 (many idle connections in one pool cost CPU on every request). One pool serves
     8 in flight as fast as the twins do, but from about 16 on a Client is the faster choice.
     """
+    if is_dask_frame(rows):
+        return _lazy(prompt, rows, locals())
     job, how = job_of(prompt, rows, locals())
     run = run_blocking(job, watch=watching(progress, how["via"]), **how)
     return _result(job, run)
@@ -79,14 +94,25 @@ async def amap(prompt: Any, rows: Any, **options: Any) -> Any:
     button, since a click reaches a cell that awaits.
     """
     progress = options.pop("progress", True)
+    if is_dask_frame(rows):
+        return _lazy(prompt, rows, options)
     job, how = job_of(prompt, rows, options)
     watch = watching(progress, how["via"], stop_button=clicks_reach_this_loop())
     run = await run_async(job, watch=watch, **how)
     return _result(job, run)
 
 
+def _lazy(prompt: Any, frame: Any, given: dict[str, Any]) -> Any:
+    """A Dask DataFrame's map: lazy, each partition mapped on a worker (no progress bar here:
+    Dask's dashboard shows the tasks)."""
+    options = {k: v for k, v in given.items() if k not in ("prompt", "rows", "progress")}
+    return map_partitions(prompt, frame, options)
+
+
 def _result(job: MapJob, run: MapRun) -> Any:
     result = job.assemble(run.outcomes, run.unfinished)
+    for message in run.warnings:
+        warnings.warn(message, stacklevel=3)
     if run.stop_reason is not None:
         warnings.warn(run.summary(), stacklevel=3)
     if job.resume:

@@ -112,12 +112,25 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_by_exchange ON tool_calls (exchange_id)
 """
 
+# Version 5: the Batch API jobs nbchat.map started, by the key of their input file, so that the
+# same map after a kernel restart picks its job up instead of starting (and paying for) another.
+_V5 = """
+CREATE TABLE batch_jobs (
+    key TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    endpoint TEXT,
+    rows INTEGER,
+    time TEXT NOT NULL
+)
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V1,),
     (_V2, _move_images_to_blobs),
     (_V3,),
     (_V4,),
+    (_V5,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -231,6 +244,8 @@ class Store:
 
     #: Most exchanges kept in memory while the database cannot be written.
     MAX_PENDING = 10_000
+    #: Seconds the writer waits, once woken, for more exchanges to write in the same transaction.
+    LINGER = 0.05
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
@@ -242,6 +257,7 @@ class Store:
         self._stored_cost: float | None = None
         self._stored_read = 0.0
         self._cond = threading.Condition()
+        self._hurry = False
         self._writing = 0
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -272,11 +288,15 @@ class Store:
                     target=self._write_loop, name=f"nbchat-store {self.path.name}", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            if len(self._pending) == 1:
+                # The writer sleeps only on an empty queue: waking it for every exchange of a
+                # map (thousands a second) cost the loop a thread switch each time.
+                self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued exchange is written; False if that took longer than timeout."""
         with self._cond:
+            self._hurry = True
             self._cond.notify_all()
             return self._cond.wait_for(
                 lambda: self.broken is not None or not (self._pending or self._writing), timeout
@@ -302,6 +322,10 @@ class Store:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
+                # A moment for more to come (a map's rows arrive by the hundred): one
+                # transaction for them all, and the loop's thread left alone meanwhile.
+                self._cond.wait_for(lambda: self._hurry or self._closing, self.LINGER)
+                self._hurry = False
                 if not self._pending:
                     break
                 batch = list(self._pending)
@@ -451,6 +475,36 @@ class Store:
         if not self._checked:
             self._checked = True
             self.query("SELECT 1")
+
+    # -- Batch API jobs ---------------------------------------------------------------------------
+
+    def batch_job(self, key: str) -> str | None:
+        """The id of the batch job started for the input file ``key``, or None."""
+        rows = self.query("SELECT batch_id FROM batch_jobs WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def keep_batch_job(
+        self, key: str, batch_id: str | None, *, endpoint: str = "", rows: int = 0
+    ) -> None:
+        """Remember (or, with None, forget) the batch job of the input file ``key``; written
+        at once, not queued: a job that is not kept may be started and paid for twice."""
+        if self.broken:
+            return
+        try:
+            conn = self._connect()
+            try:
+                if batch_id is None:
+                    conn.execute("DELETE FROM batch_jobs WHERE key = ?", (key,))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO batch_jobs (key, batch_id, endpoint, rows, time) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (key, batch_id, endpoint, rows, datetime.now(UTC).isoformat()),
+                    )
+            finally:
+                conn.close()
+        except Exception as exc:
+            _warn(_kind(exc), self.path, str(exc))
 
     def pending(self) -> list[Exchange]:
         """The exchanges queued and not yet written."""

@@ -90,7 +90,7 @@ async def file_lines(client: AsyncClient, file_id: str) -> AsyncIterator[str]:
     ``max_file_bytes``, decoded a slice at a time (past one: ResponseTooLargeError); a
     connection lost while reading is an APIConnectionError.
     """
-    response, _ = await client._send("GET", f"/files/{file_id}/content", None, {}, stream=True)
+    response, _ = await client.send_request("GET", f"/files/{file_id}/content", stream=True)
     lines = aiter_lines(
         response,
         what=f"batch file {file_id}",
@@ -110,9 +110,7 @@ async def file_lines(client: AsyncClient, file_id: str) -> AsyncIterator[str]:
                 broken = exc
             if broken is not None:
                 # Outside the except block: httpx's error holds the request as sent, key and all.
-                raise client._transport_error(broken, response.request) from client._safe_cause(
-                    broken
-                )
+                raise client.connection_error(broken, response.request)
             text = line.decode("utf-8", errors="replace")
             if text.strip():
                 yield text
@@ -125,7 +123,7 @@ async def _call(
     client: AsyncClient, method: str, path: str, body: dict[str, Any] | None, options: dict
 ) -> dict[str, Any]:
     try:
-        response, content = await client._send(method, path, body, options)
+        response, content = await client.send_request(method, path, body, **options)
     except APIStatusError as exc:
         if exc.status_code in _MISSING and path in ("/files", "/batches"):
             where = without_credentials(client.base_url)

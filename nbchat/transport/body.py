@@ -9,11 +9,13 @@ error of ours instead of httpx's.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 
 from ..protocol.exceptions import ResponseDecodingError, ResponseTooLargeError
+from .drive import Emit, Flow, adrive, aiterate, drive, iterate
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -21,13 +23,17 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_STREAM_BYTES",
     "BodyReader",
+    "Close",
     "Decoder",
+    "RawPieces",
     "aiter_decoded",
     "aiter_lines",
     "aread_body",
+    "decoded_flow",
     "decoder_for",
     "iter_decoded",
     "read_body",
+    "read_flow",
     "size_text",
     "too_large",
 ]
@@ -286,62 +292,102 @@ class BodyReader:
         self._pieces.append(piece)
 
 
-def read_body(
+class RawPieces:
+    """The operation that reads the next raw piece of a response's body (``b""`` at its end)."""
+
+    __slots__ = ("_pieces", "response")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._pieces: Any = None
+
+    def run(self) -> bytes:
+        if self._pieces is None:
+            self._pieces = self.response.iter_raw()
+        return next(self._pieces, b"")
+
+    async def arun(self) -> bytes:
+        if self._pieces is None:
+            self._pieces = self.response.aiter_raw()
+        return await anext(self._pieces, b"")
+
+
+class Close:
+    """The operation that closes a response (giving its connection back)."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    def run(self) -> None:
+        self.response.close()
+
+    async def arun(self) -> None:
+        await self.response.aclose()
+
+
+def read_flow(
     response: httpx.Response, limit: int | None, option: str = "max_response_bytes"
-) -> bytes:
+) -> Flow[bytes]:
     """The whole decoded body, read a slice at a time; the response is closed afterwards."""
     try:
         reader = BodyReader(response, limit, option)
         if response.is_stream_consumed:
             # Built from bytes (httpx.MockTransport): httpx read and decoded it already.
             return reader.add_decoded(response.content)
-        for raw in response.iter_raw():
+        pieces = RawPieces(response)
+        while raw := (yield pieces):
             reader.feed(raw)
         return reader.finish()
     finally:
-        response.close()
+        yield Close(response)
 
 
-async def aread_body(
+def read_body(
     response: httpx.Response, limit: int | None, option: str = "max_response_bytes"
 ) -> bytes:
-    """The asyncio twin of ``read_body``."""
-    try:
-        reader = BodyReader(response, limit, option)
-        if response.is_stream_consumed:
-            return reader.add_decoded(response.content)
-        async for raw in response.aiter_raw():
-            reader.feed(raw)
-        return reader.finish()
-    finally:
-        await response.aclose()
+    """``read_flow`` in this thread."""
+    return drive(read_flow(response, limit, option))
+
+
+def aread_body(
+    response: httpx.Response, limit: int | None, option: str = "max_response_bytes"
+) -> Awaitable[bytes]:
+    """``read_flow`` on the running loop."""
+    return adrive(read_flow(response, limit, option))
+
+
+def decoded_flow(
+    response: httpx.Response,
+    each: Callable[[bytes], Iterable[Any]] = lambda piece: (piece,),
+    *,
+    until: Callable[[], bool] = lambda: False,
+) -> Flow[None]:
+    """Emits ``each(piece)`` for every decoded piece of the body (at most 64 KiB, more only if
+    the transport read it whole) as it is read; stops early once ``until()`` is true."""
+    if response.is_stream_consumed:
+        yield Emit(each(response.content))
+        return
+    decoder = decoder_for(response)
+    pieces = RawPieces(response)
+    while raw := (yield pieces):
+        for piece in decoder.decode(raw):
+            yield Emit(each(piece))
+            if until():
+                return
+    for piece in decoder.flush():
+        yield Emit(each(piece))
 
 
 def iter_decoded(response: httpx.Response) -> Iterator[bytes]:
-    """The decoded body in pieces of at most 64 KiB (more only if the transport read it whole)."""
-    if response.is_stream_consumed:
-        yield response.content
-        return
-    decoder = decoder_for(response)
-    if type(decoder) is Decoder:
-        yield from response.iter_raw()
-        return
-    for raw in response.iter_raw():
-        yield from decoder.decode(raw)
-    yield from decoder.flush()
+    """The decoded body in pieces (``decoded_flow`` in this thread)."""
+    return iterate(decoded_flow(response))
 
 
-async def aiter_decoded(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The asyncio twin of ``iter_decoded``."""
-    if response.is_stream_consumed:
-        yield response.content
-        return
-    decoder = decoder_for(response)
-    async for raw in response.aiter_raw():
-        for piece in decoder.decode(raw):
-            yield piece
-    for piece in decoder.flush():
-        yield piece
+def aiter_decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The decoded body in pieces (``decoded_flow`` on the running loop)."""
+    return aiterate(decoded_flow(response))
 
 
 _LONG_LINE = "has a line longer than"

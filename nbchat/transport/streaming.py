@@ -30,12 +30,11 @@ from .accumulate import ChatCompletionAccumulator
 from .body import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_STREAM_BYTES,
-    aiter_decoded,
-    aread_body,
-    iter_decoded,
-    read_body,
+    decoded_flow,
+    read_flow,
     too_large,
 )
+from .drive import Emit, Flow, aiterate, iterate
 from .sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 
 __all__ = ["AsyncChatStream", "ChatStream"]
@@ -165,6 +164,23 @@ class _StreamState:
                 raise self._not_a_stream()
             raise self.cut_short("the connection closed")
 
+    def flow(self) -> Flow[None]:
+        """The stream's chunks, emitted as they are decoded (a ``drive.iterate`` flow): the
+        sync and async streams differ only in how they run it."""
+        broken: httpx.TransportError | None = None
+        try:
+            if self.is_json:
+                body = yield from read_flow(self.response, self.limits.max_response_bytes)
+            else:
+                yield from decoded_flow(self.response, self.feed, until=lambda: self.done)
+        except httpx.TransportError as exc:
+            broken = exc
+        if broken is not None:
+            # Raised here, not in the except block: httpx's error holds the request as it was
+            # sent, key and all, and must not ride along as the context.
+            raise self.cut_short(self.broken_by(broken)) from self.safe_cause(broken)
+        yield Emit(self.whole(body) if self.is_json else self.finish())
+
     def _not_a_stream(self) -> APIError:
         """Bytes came, but not one event: say what came instead of "cut short"."""
         kind = self.response.headers.get("content-type", "").split(";", 1)[0].strip()
@@ -273,12 +289,8 @@ def _as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
     return {**completion, "object": "chat.completion.chunk", "choices": choices}
 
 
-class ChatStream:
-    """A streamed chat completion: a context manager and an iterator of ChatCompletionChunk.
-
-    ``completion`` is the ChatCompletion accumulated so far, in the shape ``create()`` returns.
-    A stream that ends early raises IncompleteStreamError and keeps what arrived.
-    """
+class _Stream:
+    """What both streams are made of: the response, its limits and the state of its chunks."""
 
     def __init__(
         self,
@@ -301,6 +313,17 @@ class ChatStream:
     def completion(self) -> ChatCompletion:
         return self._state.completion
 
+    def _iterate(self) -> Any:
+        raise NotImplementedError
+
+
+class ChatStream(_Stream):
+    """A streamed chat completion: a context manager and an iterator of ChatCompletionChunk.
+
+    ``completion`` is the ChatCompletion accumulated so far, in the shape ``create()`` returns.
+    A stream that ends early raises IncompleteStreamError and keeps what arrived.
+    """
+
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._iterator
 
@@ -308,26 +331,10 @@ class ChatStream:
         return next(self._iterator)
 
     def _iterate(self) -> Generator[ChatCompletionChunk, None, None]:
-        state = self._state
         try:
-            broken: httpx.TransportError | None = None
-            try:
-                if state.is_json:
-                    body = read_body(state.response, state.limits.max_response_bytes)
-                else:
-                    for raw in iter_decoded(state.response):
-                        yield from state.feed(raw)
-                        if state.done:
-                            return
-            except httpx.TransportError as exc:
-                broken = exc
-            if broken is not None:
-                # Raised here, not in the except block: httpx's error holds the request as it
-                # was sent, key and all, and must not ride along as the context.
-                raise state.cut_short(state.broken_by(broken)) from state.safe_cause(broken)
-            yield from state.whole(body) if state.is_json else state.finish()
+            yield from iterate(self._state.flow())
         finally:
-            state.response.close()
+            self._state.response.close()
 
     def until_done(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole completion."""
@@ -346,29 +353,8 @@ class ChatStream:
         self.close()
 
 
-class AsyncChatStream:
+class AsyncChatStream(_Stream):
     """The asyncio twin of ChatStream: ``async for chunk in stream``."""
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        *,
-        secret: Secrets = None,
-        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
-        max_stream_bytes: int | None = DEFAULT_MAX_STREAM_BYTES,
-        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
-    ) -> None:
-        limits = _Limits(max_event_bytes, max_stream_bytes, max_response_bytes)
-        self._state = _StreamState(response, secret, limits)
-        self._iterator = self._iterate()
-
-    @property
-    def response(self) -> httpx.Response:
-        return self._state.response
-
-    @property
-    def completion(self) -> ChatCompletion:
-        return self._state.completion
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iterator
@@ -377,26 +363,11 @@ class AsyncChatStream:
         return await self._iterator.__anext__()
 
     async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        state = self._state
         try:
-            broken: httpx.TransportError | None = None
-            try:
-                if state.is_json:
-                    body = await aread_body(state.response, state.limits.max_response_bytes)
-                else:
-                    async for raw in aiter_decoded(state.response):
-                        for chunk in state.feed(raw):
-                            yield chunk
-                        if state.done:
-                            return
-            except httpx.TransportError as exc:
-                broken = exc
-            if broken is not None:
-                raise state.cut_short(state.broken_by(broken)) from state.safe_cause(broken)
-            for chunk in state.whole(body) if state.is_json else state.finish():
+            async for chunk in aiterate(self._state.flow()):
                 yield chunk
         finally:
-            await state.response.aclose()
+            await self._state.response.aclose()
 
     async def until_done(self) -> ChatCompletion:
         async for _ in self._iterator:
