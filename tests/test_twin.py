@@ -159,3 +159,24 @@ def test_around_retry_waits_routes_the_waits_before_retries_and_then_restores_th
     assert routed == [0.007]  # once, though entered twice; not after the block
     assert slept == [0.007, 0.009]
     assert client.retry_wait is fake_sleep
+
+
+def test_the_twin_carries_a_base_urls_credentials(monkeypatch):
+    # A Client("http://user:pass@host") sends them as a Basic header; its twins must too, or a
+    # map through it goes out unauthenticated.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json=completion("m", "hi"))
+
+    client = Client(base_url="http://bob:pw@fake.test/v1", transport=httpx.MockTransport(handler))
+    twin = async_twin(client, connections=2)
+
+    async def main():
+        async with twin:
+            return await twin.create(model="m", messages=[{"role": "user", "content": "x"}])
+
+    asyncio.run(main())
+    assert seen == ["Basic Ym9iOnB3"] and "pw" not in repr(twin)
