@@ -12,7 +12,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from ..protocol.exceptions import RequestValidationError
 from ..transport.client import AsyncClient, Client
@@ -23,6 +23,7 @@ __all__ = [
     "VIAS",
     "MapRun",
     "MapWatcher",
+    "RunOptions",
     "Watch",
     "check_via",
     "execute",
@@ -150,14 +151,18 @@ class MapWatcher(Protocol):
 Watch = Callable[[MapRun], MapWatcher]
 
 
-def run_blocking(
-    job: MapJob,
-    *,
-    via: str = "online",
-    poll_interval: float | None = None,
-    split: dict[str, int] | None = None,
-    watch: Watch | None = None,
-) -> MapRun:
+class RunOptions(TypedDict, total=False):
+    """How a run sends its rows (``run_blocking``/``run_async``): ``via`` "online" (the
+    default) or "batch"; ``poll_interval``, a batch's seconds between looks; ``split``, a
+    batch's ``batch_max_rows``/``batch_max_bytes``; ``watch``, who is told how it goes."""
+
+    via: str
+    poll_interval: float | None
+    split: dict[str, int] | None
+    watch: Watch | None
+
+
+def run_blocking(job: MapJob, **options: Unpack[RunOptions]) -> MapRun:
     """Run ``job`` to its end (or Ctrl-C) from synchronous code, even inside Jupyter's loop.
 
     The requests run on an event loop of their own in a worker thread, so a running loop (a
@@ -170,13 +175,13 @@ def run_blocking(
         from .endpoint import default_client
 
         job.client = default_client()
-    watcher = watch(run) if watch is not None else None
+    watcher = _watcher(run, options)
     failure: list[BaseException] = []
     finished = threading.Event()
 
     def work() -> None:
         try:
-            asyncio.run(execute(job, run, via=via, poll_interval=poll_interval, split=split))
+            asyncio.run(execute(job, run, **_how(options)))
         except BaseException as exc:
             failure.append(exc)
         finally:
@@ -202,23 +207,16 @@ def run_blocking(
     return run
 
 
-async def run_async(
-    job: MapJob,
-    *,
-    via: str = "online",
-    poll_interval: float | None = None,
-    split: dict[str, int] | None = None,
-    watch: Watch | None = None,
-) -> MapRun:
+async def run_async(job: MapJob, **options: Unpack[RunOptions]) -> MapRun:
     """Run ``job`` on the running event loop; cancelling the task that awaits it stops it like
     Ctrl-C (the rows done are kept)."""
     run = MapRun(len(job))
     if not len(job):
         return run
-    watcher = watch(run) if watch is not None else None
+    watcher = _watcher(run, options)
     ticker = asyncio.ensure_future(_tick(watcher, run)) if watcher is not None else None
     try:
-        await execute(job, run, via=via, poll_interval=poll_interval, split=split)
+        await execute(job, run, **_how(options))
     except asyncio.CancelledError:
         run.stop("cancelled")
     finally:
@@ -227,6 +225,20 @@ async def run_async(
         if watcher is not None:
             watcher.close(run)
     return run
+
+
+def _watcher(run: MapRun, options: RunOptions) -> MapWatcher | None:
+    watch = options.get("watch")
+    return watch(run) if watch is not None else None
+
+
+def _how(options: RunOptions) -> dict[str, Any]:
+    """``execute``'s keywords: how the rows are sent."""
+    return {
+        "via": options.get("via", "online"),
+        "poll_interval": options.get("poll_interval"),
+        "split": options.get("split"),
+    }
 
 
 async def _tick(watcher: MapWatcher, run: MapRun) -> None:

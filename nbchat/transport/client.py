@@ -765,6 +765,13 @@ class _BaseClient:
         self._profile.observe_models(parsed)
         return [entry["id"] for entry in data if isinstance(entry, dict) and "id" in entry]
 
+    def unreadable(
+        self, response: httpx.Response, body: bytes, wanted: str, problem: str | None
+    ) -> APIResponseValidationError:
+        """The error for a 2xx ``response`` whose ``body`` is not ``wanted`` (``problem``: what
+        is wrong), with the client's credentials masked: for callers of ``send_request``."""
+        return self._unreadable(response, body, wanted, problem)
+
     def _unreadable(
         self, response: httpx.Response, body: bytes, wanted: str, problem: str | None
     ) -> APIResponseValidationError:

@@ -10,7 +10,7 @@ StoredCompletionsUnsupportedError in one line, and its profile remembers it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -24,6 +24,7 @@ from ..protocol.types import (
     StoredMessageList,
     check_metadata,
 )
+from .drive import Flow, adrive, drive
 
 if TYPE_CHECKING:
     import httpx
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncPage",
     "AsyncStoredCompletions",
+    "ListFilters",
     "Page",
+    "PageFilters",
     "StoredCompletions",
     "StoredCompletionsUnsupportedError",
 ]
@@ -174,7 +177,7 @@ def _parse(client: Any, model: type[BaseModel], response: httpx.Response, body: 
         error = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or "body"
         what = "a " + model.__name__
-        raise client._unreadable(response, body, what, f"{where}: {error['msg']}") from None
+        raise client.unreadable(response, body, what, f"{where}: {error['msg']}") from None
 
 
 def _refuse_if_known(client: Any) -> None:
@@ -206,76 +209,84 @@ def _unsupported(client: Any, error: APIStatusError, method: str, path: str) -> 
     )
 
 
-class StoredCompletions:
-    """``client.stored_completions``: the completions a server stored (``store=True``)."""
+class ListFilters(TypedDict, total=False):
+    """Which stored completions ``list`` returns: of ``model``, carrying every pair of
+    ``metadata``, ``limit`` a page (the server's default is 20), ``order`` "asc" (oldest first,
+    the default) or "desc", ``after`` an id (the page after it)."""
 
-    def __init__(self, client: Client) -> None:
+    model: str | None
+    metadata: dict[str, str] | None
+    limit: int | None
+    order: str | None
+    after: str | None
+
+
+class PageFilters(TypedDict, total=False):
+    """Which of a stored completion's messages ``messages`` returns: ``limit``, ``order``,
+    ``after``, as for ``list``."""
+
+    limit: int | None
+    order: str | None
+    after: str | None
+
+
+Filters = TypeVar("Filters", ListFilters, PageFilters)
+
+
+def _next(filters: Filters, last: str) -> Filters:
+    """The same filters for the page after the item ``last``."""
+    following = filters.copy()
+    following["after"] = last
+    return following
+
+
+class _Stored:
+    """What both sides do, written once as flows (``drive.py``): each method checks its
+    arguments, asks for one request and reads the answer; ``StoredCompletions`` runs them in
+    this thread, ``AsyncStoredCompletions`` awaits them."""
+
+    def __init__(self, client: Client | AsyncClient) -> None:
         self._client = client
 
-    def list(
-        self,
-        *,
-        model: str | None = None,
-        metadata: dict[str, str] | None = None,
-        limit: int | None = None,
-        order: str | None = None,
-        after: str | None = None,
-    ) -> Page[ChatCompletion]:
-        """Stored completions, oldest first (``order="desc"``: newest first), of ``model`` and
-        carrying every pair of ``metadata``; ``limit`` a page (the server's default is 20)."""
-        params = _paging(limit, order, after, model=model, metadata=metadata)
-
-        def fetch(last: str) -> Page[ChatCompletion]:
-            return self.list(model=model, metadata=metadata, limit=limit, order=order, after=last)
-
-        listing = self._call("GET", _PATH, None, params, ChatCompletionList)
-        return Page(listing.data, listing, fetch)
-
-    def retrieve(self, completion_id: str) -> ChatCompletion:
-        """One stored completion."""
-        result: ChatCompletion = self._call(
-            "GET", f"{_PATH}/{_id(completion_id)}", None, None, ChatCompletion
+    def _list(self, filters: ListFilters) -> Flow[Any]:
+        params = _paging(
+            filters.get("limit"),
+            filters.get("order"),
+            filters.get("after"),
+            model=filters.get("model"),
+            metadata=filters.get("metadata"),
         )
+        listing = yield from self._call("GET", _PATH, None, params, ChatCompletionList)
+        return listing
+
+    def _retrieve(self, completion_id: str) -> Flow[ChatCompletion]:
+        path = f"{_PATH}/{_id(completion_id)}"
+        result: ChatCompletion = yield from self._call("GET", path, None, None, ChatCompletion)
         return result
 
-    def update(self, completion_id: str, *, metadata: dict[str, str]) -> ChatCompletion:
-        """Re-label a stored completion: its ``metadata`` becomes ``metadata``."""
+    def _update(self, completion_id: str, metadata: dict[str, str]) -> Flow[ChatCompletion]:
         path = f"{_PATH}/{_id(completion_id)}"
         labels = _metadata(metadata)
         if labels is None:
             raise RequestValidationError(
                 "Invalid request: metadata: the new labels are required", field="metadata"
             )
-        result: ChatCompletion = self._call(
-            "POST", path, {"metadata": labels}, None, ChatCompletion
-        )
+        body = {"metadata": labels}
+        result: ChatCompletion = yield from self._call("POST", path, body, None, ChatCompletion)
         return result
 
-    def delete(self, completion_id: str) -> ChatCompletionDeleted:
-        """Delete a stored completion on the server."""
+    def _delete(self, completion_id: str) -> Flow[ChatCompletionDeleted]:
         path = f"{_PATH}/{_id(completion_id)}"
-        result: ChatCompletionDeleted = self._call(
+        result: ChatCompletionDeleted = yield from self._call(
             "DELETE", path, None, None, ChatCompletionDeleted
         )
         return result
 
-    def messages(
-        self,
-        completion_id: str,
-        *,
-        limit: int | None = None,
-        order: str | None = None,
-        after: str | None = None,
-    ) -> Page[StoredMessage]:
-        """The messages of a stored completion's request, a page at a time."""
+    def _messages(self, completion_id: str, filters: PageFilters) -> Flow[Any]:
         path = f"{_PATH}/{_id(completion_id)}/messages"
-        params = _paging(limit, order, after)
-
-        def fetch(last: str) -> Page[StoredMessage]:
-            return self.messages(completion_id, limit=limit, order=order, after=last)
-
-        listing = self._call("GET", path, None, params, StoredMessageList)
-        return Page(listing.data, listing, fetch)
+        params = _paging(filters.get("limit"), filters.get("order"), filters.get("after"))
+        listing = yield from self._call("GET", path, None, params, StoredMessageList)
+        return listing
 
     def _call(
         self,
@@ -284,95 +295,96 @@ class StoredCompletions:
         body: dict[str, Any] | None,
         params: dict[str, Any] | None,
         model: type[BaseModel],
-    ) -> Any:
+    ) -> Flow[Any]:
         client = self._client
         _refuse_if_known(client)
         try:
-            response, content = client._send(method, path, body, {"params": params})
+            response, content = yield _Send(client, method, path, body, params)
         except APIStatusError as exc:
             raise _unsupported(client, exc, method, path) from None
         return _parse(client, model, response, content)
 
 
-class AsyncStoredCompletions:
-    """The asyncio twin of StoredCompletions: the same methods, as coroutines."""
+class _Send:
+    """One request through the client's own path: sent here, or awaited."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    __slots__ = ("body", "client", "method", "params", "path")
 
-    async def list(
+    def __init__(
         self,
-        *,
-        model: str | None = None,
-        metadata: dict[str, str] | None = None,
-        limit: int | None = None,
-        order: str | None = None,
-        after: str | None = None,
-    ) -> AsyncPage[ChatCompletion]:
-        params = _paging(limit, order, after, model=model, metadata=metadata)
-
-        async def fetch(last: str) -> AsyncPage[ChatCompletion]:
-            return await self.list(
-                model=model, metadata=metadata, limit=limit, order=order, after=last
-            )
-
-        listing = await self._call("GET", _PATH, None, params, ChatCompletionList)
-        return AsyncPage(listing.data, listing, fetch)
-
-    async def retrieve(self, completion_id: str) -> ChatCompletion:
-        result: ChatCompletion = await self._call(
-            "GET", f"{_PATH}/{_id(completion_id)}", None, None, ChatCompletion
-        )
-        return result
-
-    async def update(self, completion_id: str, *, metadata: dict[str, str]) -> ChatCompletion:
-        path = f"{_PATH}/{_id(completion_id)}"
-        labels = _metadata(metadata)
-        if labels is None:
-            raise RequestValidationError(
-                "Invalid request: metadata: the new labels are required", field="metadata"
-            )
-        result: ChatCompletion = await self._call(
-            "POST", path, {"metadata": labels}, None, ChatCompletion
-        )
-        return result
-
-    async def delete(self, completion_id: str) -> ChatCompletionDeleted:
-        path = f"{_PATH}/{_id(completion_id)}"
-        result: ChatCompletionDeleted = await self._call(
-            "DELETE", path, None, None, ChatCompletionDeleted
-        )
-        return result
-
-    async def messages(
-        self,
-        completion_id: str,
-        *,
-        limit: int | None = None,
-        order: str | None = None,
-        after: str | None = None,
-    ) -> AsyncPage[StoredMessage]:
-        path = f"{_PATH}/{_id(completion_id)}/messages"
-        params = _paging(limit, order, after)
-
-        async def fetch(last: str) -> AsyncPage[StoredMessage]:
-            return await self.messages(completion_id, limit=limit, order=order, after=last)
-
-        listing = await self._call("GET", path, None, params, StoredMessageList)
-        return AsyncPage(listing.data, listing, fetch)
-
-    async def _call(
-        self,
+        client: Client | AsyncClient,
         method: str,
         path: str,
         body: dict[str, Any] | None,
         params: dict[str, Any] | None,
-        model: type[BaseModel],
-    ) -> Any:
-        client = self._client
-        _refuse_if_known(client)
-        try:
-            response, content = await client._send(method, path, body, {"params": params})
-        except APIStatusError as exc:
-            raise _unsupported(client, exc, method, path) from None
-        return _parse(client, model, response, content)
+    ) -> None:
+        self.client, self.method, self.path, self.body, self.params = (
+            client,
+            method,
+            path,
+            body,
+            params,
+        )
+
+    def run(self) -> Any:
+        return self.client.send_request(self.method, self.path, self.body, params=self.params)
+
+    async def arun(self) -> Any:
+        return await self.client.send_request(self.method, self.path, self.body, params=self.params)
+
+
+class StoredCompletions(_Stored):
+    """``client.stored_completions``: the completions a server stored (``store=True``)."""
+
+    def list(self, **filters: Unpack[ListFilters]) -> Page[ChatCompletion]:
+        """Stored completions (see ``ListFilters``), a page at a time."""
+        listing = drive(self._list(filters))
+        return Page(listing.data, listing, lambda last: self.list(**_next(filters, last)))
+
+    def retrieve(self, completion_id: str) -> ChatCompletion:
+        """One stored completion."""
+        return drive(self._retrieve(completion_id))
+
+    def update(self, completion_id: str, *, metadata: dict[str, str]) -> ChatCompletion:
+        """Re-label a stored completion: its ``metadata`` becomes ``metadata``."""
+        return drive(self._update(completion_id, metadata))
+
+    def delete(self, completion_id: str) -> ChatCompletionDeleted:
+        """Delete a stored completion on the server."""
+        return drive(self._delete(completion_id))
+
+    def messages(self, completion_id: str, **filters: Unpack[PageFilters]) -> Page[StoredMessage]:
+        """The messages of a stored completion's request, a page at a time."""
+        listing = drive(self._messages(completion_id, filters))
+        return Page(
+            listing.data,
+            listing,
+            lambda last: self.messages(completion_id, **_next(filters, last)),
+        )
+
+
+class AsyncStoredCompletions(_Stored):
+    """The asyncio twin of StoredCompletions: the same methods, as coroutines."""
+
+    async def list(self, **filters: Unpack[ListFilters]) -> AsyncPage[ChatCompletion]:
+        listing = await adrive(self._list(filters))
+        return AsyncPage(listing.data, listing, lambda last: self.list(**_next(filters, last)))
+
+    async def retrieve(self, completion_id: str) -> ChatCompletion:
+        return await adrive(self._retrieve(completion_id))
+
+    async def update(self, completion_id: str, *, metadata: dict[str, str]) -> ChatCompletion:
+        return await adrive(self._update(completion_id, metadata))
+
+    async def delete(self, completion_id: str) -> ChatCompletionDeleted:
+        return await adrive(self._delete(completion_id))
+
+    async def messages(
+        self, completion_id: str, **filters: Unpack[PageFilters]
+    ) -> AsyncPage[StoredMessage]:
+        listing = await adrive(self._messages(completion_id, filters))
+        return AsyncPage(
+            listing.data,
+            listing,
+            lambda last: self.messages(completion_id, **_next(filters, last)),
+        )
