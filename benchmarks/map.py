@@ -281,7 +281,7 @@ elapsed = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"before_mb": before, "peak_mb": peak, "after_mb": rss(),
                   "result_mb": result.memory_usage(deep=True).sum() / 2**20,
-                  "errors": int(result["error"].notna().sum()), "seconds": elapsed}}))
+                  "errors": int((result["error"] != "").sum()), "seconds": elapsed}}))
 """
     output = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

@@ -51,3 +51,16 @@ def test_an_exchange_takes_model_usage_and_finish_reasons_from_a_completion():
     assert (row.prompt_tokens, row.completion_tokens, row.total_tokens) == (5, 6, 11)
     assert (row.cached_tokens, row.reasoning_tokens) == (2, 3)
     assert row.completion() == completion
+
+
+def test_scrub_masks_a_secret_anywhere_and_returns_a_value_without_one_unchanged():
+    from nbchat.store.record import scrub
+    from nbchat.transport.prepared import MASK
+
+    value = {"messages": [{"role": "user", "content": "no key here"}], "n": 1}
+    assert scrub(value, ("sk-plain-secret",)) is value  # nothing to mask: not copied
+    nested = {"a": [{"b": "x sk-plain-secret y"}], "sk-plain-secret": 1}
+    assert scrub(nested, ("sk-plain-secret",)) == {"a": [{"b": f"x {MASK} y"}], MASK: 1}
+    # A secret JSON would escape (a quote, a non-ASCII letter) is still found, string by string.
+    odd = 'pa"ss wörd'
+    assert scrub({"x": [f"<{odd}>"]}, (odd,)) == {"x": [f"<{MASK}>"]}

@@ -374,8 +374,7 @@ class Store:
                     cursor = conn.execute(call_sql, _call_values(conn, exchange))
                     ids.append(cursor.lastrowid)
                     continue
-                request = _stash_blobs(conn, exchange.request)
-                cursor = conn.execute(sql, _values(exchange, request))
+                cursor = conn.execute(sql, _values(exchange, _request_json(conn, exchange)))
                 ids.append(cursor.lastrowid)
             # Committing and leaving the queue are one step for spent(): an exchange is
             # counted either queued or stored, never both, never neither.
@@ -574,10 +573,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _values(exchange: Exchange, request: dict[str, Any]) -> list[Any]:
+def _request_json(conn: sqlite3.Connection, exchange: Exchange) -> str:
+    """The request as stored: JSON, its images, files and recordings kept apart by hash."""
+    text = _dumps(exchange.request)
+    if "data:" not in text and '"input_audio"' not in text:
+        return text  # nothing to keep apart (every map row): written once, not walked
+    return _dumps(_stash_blobs(conn, exchange.request))
+
+
+def _values(exchange: Exchange, request: str) -> list[Any]:
     values = []
     for name in _COLUMNS:
-        value = request if name == "request" else getattr(exchange, name)
+        if name == "request":
+            values.append(request)
+            continue
+        value = getattr(exchange, name)
         if name in _JSON_COLUMNS:
             value = None if value is None else _dumps(value)
         elif name == "time":

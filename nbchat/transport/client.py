@@ -442,13 +442,20 @@ class _BaseClient:
         credential query values of the base URL; each also percent-encoded and JSON-escaped.
 
         Longest first; values shorter than 4 characters are left out. What error messages,
-        the store and cassettes mask: read-only, derived anew from what the client holds.
+        the store and cassettes mask: read-only, derived anew whenever what the client holds
+        changes (worked out once per key, URL and headers: every request reads it).
         """
+        held = (self.api_key, self._url_secrets, tuple(self.headers.items()), self.base_url)
+        known = self.__dict__.get("_secrets_of")
+        if known is not None and known[0] == held:
+            return known[1]
         values = [self.api_key or ""]
         values += [secret.get_secret_value() for secret in self._url_secrets]
         values += header_credentials(self.headers)
         values += query_credentials(self.base_url)
-        return echo_forms(values)
+        forms = echo_forms(values)
+        self.__dict__["_secrets_of"] = (held, forms)
+        return forms
 
     @property
     def _secrets(self) -> tuple[str, ...]:
@@ -640,6 +647,13 @@ class _BaseClient:
                 assert response is not None  # sent, or broken
                 if response.is_success:
                     return response, content
+                quick = self._quick_retry(response, content, attempt)
+                if quick is not None:
+                    # A status that is retried for sure: no error object is made for it (its
+                    # masked copies cost more than the request, at a 429 in twenty).
+                    yield Call(self.retry_wait, quick)
+                    attempt += 1
+                    continue
                 error = self._status_error(response, content, unreadable)
             try:
                 delay = self._decide(error, response, attempt)
@@ -721,6 +735,17 @@ class _BaseClient:
     def _safe_cause(self, cause: BaseException) -> BaseException | None:
         # httpx's error keeps the request as it was sent, key and all: chain a safe copy.
         return safe_cause(cause, self._secrets)
+
+    def _quick_retry(self, response: httpx.Response, body: bytes, attempt: int) -> float | None:
+        """Seconds to wait before the retry of a status that ``should_retry`` retries for
+        sure (408, 409, 429, 5xx, no ``x-should-retry``, not an exhausted quota), or None when
+        only the whole error can tell (``_decide``)."""
+        status = response.status_code
+        if attempt >= self.max_retries or not (status in (408, 409, 429) or status >= 500):
+            return None
+        if "x-should-retry" in response.headers or b"insufficient_quota" in body:
+            return None
+        return retry_delay(attempt, response.headers, random=self._random, now=self._now)
 
     def _decide(self, error: APIError, response: httpx.Response | None, attempt: int) -> float:
         """Seconds to wait before trying again, or raise ``error`` when we should not."""
