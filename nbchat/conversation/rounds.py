@@ -11,16 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.exceptions import BadRequestError, IncompleteStreamError
 from ..protocol.listener import ChatListener
-from ..protocol.types import ChatCompletion, ChatCompletionChunk
-from ..store.cache import has_output
+from ..protocol.types import ChatCompletion
 from ..transport.prepared import PreparedRequest
-from ..transport.seams import AsyncSender, StreamSnapshot, SyncSender
+from ..transport.seams import AsyncSender, SyncSender
 from .flow import Complete, Drain, Explain, Op, Open, adrive, drive
 from .reply import Reply
+
+if TYPE_CHECKING:
+    from ..store.exchange import Watch
 
 __all__ = ["Ask", "Turn", "wire"]
 
@@ -46,15 +48,13 @@ class Turn:
     #: Fallback notes applied during this send (each is tried once).
     tried: set[str] = field(default_factory=set)
 
-    def on_chunk(
-        self, chunk: ChatCompletionChunk, stream: StreamSnapshot, watch: ChatListener
-    ) -> None:
+    def counted(self, watch: Watch) -> None:
+        """The reply's pieces of output and its first token, from what the door's watch saw
+        of a stream (the watch is the request's own)."""
         reply = self.reply
-        if has_output(chunk):
-            reply.output_chunks += 1
-            if reply.time_to_first_token is None:
-                reply.time_to_first_token = time.perf_counter() - self.started
-        watch.on_chunk(chunk, stream)
+        reply.output_chunks += watch.chunks
+        if reply.time_to_first_token is None and watch.first is not None:
+            reply.time_to_first_token = watch.first - self.started
 
     def refit(self, refused: BadRequestError, body: dict[str, Any]) -> PreparedRequest:
         """The request again without what the server refused (learned for the endpoint), or
@@ -89,7 +89,7 @@ class Ask:
 
         return aanswer(self.prepared, send=lambda watch: adrive(self._wire(watch)), **self._door())
 
-    def _wire(self, watch: ChatListener) -> Generator[Op, Any, ChatCompletion]:
+    def _wire(self, watch: Watch) -> Generator[Op, Any, ChatCompletion]:
         return wire(self.turn, self.prepared, watch)
 
     def _door(self) -> dict[str, Any]:
@@ -97,9 +97,7 @@ class Ask:
         return {"listener": turn.listener, "client": turn.client, "reply": turn.reply, **turn.door}
 
 
-def wire(
-    turn: Turn, prepared: PreparedRequest, watch: ChatListener
-) -> Generator[Op, Any, ChatCompletion]:
+def wire(turn: Turn, prepared: PreparedRequest, watch: Watch) -> Generator[Op, Any, ChatCompletion]:
     """Send ``prepared`` and return its completion, streamed into ``watch`` chunk by chunk."""
     client = turn.client
     while True:
@@ -115,7 +113,7 @@ def wire(
             prepared = turn.refit(exc, prepared.body)
     turn.inflight = stream
     try:
-        yield Drain(stream, lambda chunk, at: turn.on_chunk(chunk, at, watch))
+        yield Drain(stream, watch.on_chunk)
     except IncompleteStreamError as exc:
         explain = client.profile.explain_broken_stream
         if explain is None or turn.sync_client is None or stream.completion.choices:
@@ -126,6 +124,8 @@ def wire(
             raise
         turn.inflight = None
         raise real from exc
+    finally:
+        turn.counted(watch)  # what arrived counts, an interrupted stream's too
     turn.inflight = None
     completion = stream.completion
     if completion.usage is not None and "stream_options" in prepared.body:

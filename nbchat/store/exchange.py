@@ -32,7 +32,7 @@ from .db import Store, StoreWarning, open_store
 from .record import Exchange, clean_url, scrub
 from .replay import Cassette, Interaction, cassette, miss_error
 
-__all__ = ["Door", "Origin", "aanswer", "answer", "current_store", "notebook_path"]
+__all__ = ["Door", "Origin", "Watch", "aanswer", "answer", "current_store", "notebook_path"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Door:
         if not log:
             self.row.key = ""  # answered from the cache still, but never kept
         self.reservation: budget.Reservation | None = None
-        self.watch: _Watch | None = None
+        self.watch: Watch | None = None
         self.started = 0.0
 
     def open(self, listener: ChatListener) -> ChatCompletion | None:
@@ -135,9 +135,9 @@ class Door:
         return None
 
     @contextmanager
-    def sending(self, listener: ChatListener) -> Iterator[_Watch]:
+    def sending(self, listener: ChatListener) -> Iterator[Watch]:
         """Around the send: a failure is recorded (and the budget's reservation let go)."""
-        self.watch = watch = _Watch(listener)
+        self.watch = watch = Watch(listener)
         self.started = time.perf_counter()
         try:
             yield watch
@@ -235,7 +235,7 @@ class Door:
 def answer(
     prepared: PreparedRequest,
     *,
-    send: Callable[[ChatListener], ChatCompletion],
+    send: Callable[[Watch], ChatCompletion],
     listener: ChatListener | None = None,
     **door: Any,
 ) -> ChatCompletion:
@@ -254,7 +254,7 @@ def answer(
 async def aanswer(
     prepared: PreparedRequest,
     *,
-    send: Callable[[ChatListener], Awaitable[ChatCompletion]],
+    send: Callable[[Watch], Awaitable[ChatCompletion]],
     listener: ChatListener | None = None,
     **door: Any,
 ) -> ChatCompletion:
@@ -304,8 +304,9 @@ def _recorded_error(recorded: Interaction, prepared: PreparedRequest) -> APIStat
 # -- what is kept ---------------------------------------------------------------------------------
 
 
-class _Watch(ChatListener):
-    """Passes every hook on, noting the stream and when its first output came."""
+class Watch(ChatListener):
+    """Passes every hook on, noting the stream, its pieces of output and when the first came
+    (what ``send`` is handed: the sender reads them too, not again chunk by chunk)."""
 
     def __init__(self, inner: ChatListener) -> None:
         self.inner = inner
@@ -349,7 +350,7 @@ def _exchange_for(
 
 
 def _failed(
-    row: Exchange, exc: BaseException, watch: _Watch | None, secrets: tuple[str, ...]
+    row: Exchange, exc: BaseException, watch: Watch | None, secrets: tuple[str, ...]
 ) -> None:
     partial = None
     if isinstance(exc, IncompleteStreamError):

@@ -240,8 +240,13 @@ class ChatCompletionAccumulator:
                 self._merge_last(state.extra, choice.__pydantic_extra__)
 
     def _merge_delta(self, state: _ChoiceState, delta: Any) -> None:
-        sent = state.sent
         given = delta.__pydantic_fields_set__
+        if len(given) == 1 and delta.tool_calls:
+            # The common chunk of a forming call: a piece of its arguments, only that.
+            for call in delta.tool_calls:
+                self._merge_tool_call(state, call)
+            return
+        sent = state.sent
         # "" counts: a reply whose text was sent as "" has content "", not null.
         if delta.content is not None:
             state.content.append(delta.content)

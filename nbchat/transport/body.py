@@ -371,6 +371,14 @@ def decoded_flow(
         return
     decoder = decoder_for(response)
     pieces = RawPieces(response)
+    if type(decoder) is Decoder:
+        # No content encoding (nearly every stream): each read is a piece as it came, one
+        # generator step fewer per read.
+        while raw := (yield pieces):
+            yield Emit(each(raw))
+            if until():
+                return
+        return
     while raw := (yield pieces):
         for piece in decoder.decode(raw):
             yield Emit(each(piece))

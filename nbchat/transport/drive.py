@@ -87,9 +87,10 @@ async def adrive(flow: Flow[T]) -> T:
     return step.value
 
 
-def iterate(flow: Flow[Any]) -> Iterator[Any]:
-    """The values ``flow`` emits, its operations run in this thread."""
-    return _steps(_Resume(flow))
+def iterate(flow: Flow[Any], *, then: Callable[[], object] | None = None) -> Iterator[Any]:
+    """The values ``flow`` emits, its operations run in this thread; ``then()`` is called when
+    the iteration ends, however it ends (a stream's response closed)."""
+    return _steps(_Resume(flow), then)
 
 
 def aiterate(flow: Flow[Any]) -> AsyncIterator[Any]:
@@ -97,30 +98,64 @@ def aiterate(flow: Flow[Any]) -> AsyncIterator[Any]:
     return _asteps(_Resume(flow))
 
 
-def _steps(step: _Resume) -> Iterator[Any]:
+def _steps(step: _Resume, then: Callable[[], object] | None = None) -> Iterator[Any]:
+    # _Resume.next and .take written out: a stream takes this loop once per read.
+    flow = step.flow
+    result: Any = None
+    failure: BaseException | None = None
     try:
-        while (op := step.next()) is not None:
+        while True:
+            try:
+                if failure is not None:
+                    op = flow.throw(failure)
+                    failure = None
+                else:
+                    op = flow.send(result)
+            except StopIteration as stop:
+                step.value = stop.value
+                return
             if isinstance(op, Emit):
                 yield from op.values
-            else:
-                step.take(op.run)
+                result = None
+                continue
+            try:
+                result = op.run()
+            except BaseException as exc:
+                failure = exc
     finally:
-        step.flow.close()  # left early (the caller stopped reading): the flow ends too
+        try:
+            flow.close()  # left early (the caller stopped reading): the flow ends too
+        finally:
+            if then is not None:
+                then()
 
 
 async def _asteps(step: _Resume) -> AsyncIterator[Any]:
+    flow = step.flow
+    result: Any = None
+    failure: BaseException | None = None
     try:
-        while (op := step.next()) is not None:
+        while True:
+            try:
+                if failure is not None:
+                    op = flow.throw(failure)
+                    failure = None
+                else:
+                    op = flow.send(result)
+            except StopIteration as stop:
+                step.value = stop.value
+                return
             if isinstance(op, Emit):
                 for value in op.values:
                     yield value
+                result = None
                 continue
             try:
-                step.result = await op.arun()
+                result = await op.arun()
             except BaseException as exc:
-                step.failure = exc
+                failure = exc
     finally:
-        step.flow.close()
+        flow.close()
 
 
 class Call:

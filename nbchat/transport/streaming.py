@@ -331,15 +331,9 @@ class ChatStream(_Stream):
         return next(self._iterator)
 
     def _iterate(self) -> Iterator[ChatCompletionChunk]:
-        # The response is closed by the flow itself, so a chunk passes through one generator
-        # fewer on its way out (a tenth of the stream's time, measured on 10,000 chunks).
-        return iterate(self._closing(self._state.flow()))
-
-    def _closing(self, flow: Flow[None]) -> Flow[None]:
-        try:
-            yield from flow
-        finally:
-            self._state.response.close()
+        # The driver closes the response when the iteration ends: a chunk passes through no
+        # generator of ours but the flow's on its way out.
+        return iterate(self._state.flow(), then=self._state.response.close)
 
     def until_done(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole completion."""
