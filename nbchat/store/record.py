@@ -141,10 +141,10 @@ def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
     ``secrets`` is what the client says it holds, ``client.secrets``; a secret inside another
     is masked whole (longest first), and values under 4 characters are left alone.
     """
-    secrets = tuple(sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True))
+    secrets, plain = _ordered(tuple(secrets))
     if not secrets:
         return value
-    if isinstance(value, dict | list) and all(_plain(secret) for secret in secrets):
+    if plain and isinstance(value, dict | list):
         # Most values hold no secret (every map row's request, say): one look at the JSON
         # text, in C, instead of a walk over every string. Exact for secrets that JSON writes
         # as they are; the others are looked for string by string.
@@ -155,6 +155,14 @@ def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
         if text is not None and not any(secret in text for secret in secrets):
             return value
     return _scrub(value, secrets)
+
+
+@functools.lru_cache(maxsize=64)
+def _ordered(secrets: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """The secrets worth masking, longest first, and whether JSON writes each as it is (a
+    client's secrets are the same tuple for every request: worked out once)."""
+    kept = tuple(sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True))
+    return kept, all(_plain(secret) for secret in kept)
 
 
 def _plain(secret: str) -> bool:
