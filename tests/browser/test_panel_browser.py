@@ -163,7 +163,22 @@ _ACTIVE_JS = """
 _OUTPUTS = ".jp-OutputArea-output, .nbchat-conversation, .nbchat-live, .nbchat-explorer"
 
 
-def _shoot(page, name: str) -> None:
+def _shoot(page, name: str, showing=None) -> None:
+    """A screenshot for people to look at; with ``showing`` (a locator), once that is painted
+    inside the window (JupyterLab draws a notebook's cells only near the view, so a screenshot
+    taken right after a scroll or a theme change can catch an empty notebook)."""
+    if showing is not None:
+        page.wait_for_function(
+            """(el) => {
+              const box = el.getBoundingClientRect();
+              return box.height > 0 && box.top >= 0 && box.top < window.innerHeight;
+            }""",
+            arg=showing.first.element_handle(),
+            timeout=10_000,
+        )
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
@@ -419,10 +434,12 @@ def test_panel_and_chat_reply_in_jupyterlab_light_and_dark(lab, tmp_path, capsys
             for theme, light in (("JupyterLab Light", True), ("JupyterLab Dark", False)):
                 name = "light" if light else "dark"
                 _set_theme(page, theme, light)
-                cell_reply.locator("h3").scroll_into_view_if_needed()
-                _shoot(page, f"3-{name}-chat-reply")
-                conversation.get_by_text("BadRequestError").scroll_into_view_if_needed()
-                _shoot(page, f"4-{name}-panel-error")
+                heading = cell_reply.locator("h3")
+                heading.scroll_into_view_if_needed()
+                _shoot(page, f"3-{name}-chat-reply", showing=heading)
+                error = conversation.get_by_text("BadRequestError")
+                error.scroll_into_view_if_needed()
+                _shoot(page, f"4-{name}-panel-error", showing=error)
                 tokens.nth(1).click()
                 tokens.nth(1).scroll_into_view_if_needed()
                 _shoot(page, f"5-{name}-explorer")
