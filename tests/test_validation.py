@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nbchat.protocol.exceptions import NbchatError
 from nbchat.protocol.validation import MAX_ERRORS, SchemaError, Validator, json_path
+
+_ROOT = Path(__file__).resolve().parent.parent
 
 CASES = [
     ({"type": "integer"}, 3, True),
@@ -248,3 +251,21 @@ def test_a_schema_nested_too_deeply_for_the_library_is_a_schema_error() -> None:
         deep = {"properties": {"a": deep}}
     with pytest.raises(SchemaError, match="not a usable JSON schema: "):
         Validator(deep)
+
+
+def test_jsonschema_is_imported_only_when_a_schema_is_checked():
+    # Importing jsonschema loads every optional format checker installed (Jupyter's
+    # rfc3987-syntax builds a Lark grammar: a second and more): a request without a schema must
+    # not pay for it, the first cell of every kernel included.
+    import subprocess
+
+    script = (
+        "import sys, nbchat\n"
+        "chat = nbchat.Chat('m', client=nbchat.Client(api_key='sk-x', base_url='http://x.test/v1'))\n"
+        "chat.prepare('hello')\n"
+        "assert 'jsonschema' not in sys.modules, 'a plain request imported jsonschema'\n"
+        "from nbchat.protocol.validation import Validator\n"
+        "assert Validator({'type': 'integer'}).errors('a')\n"
+        "assert 'jsonschema' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(_ROOT), timeout=120)

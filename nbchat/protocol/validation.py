@@ -20,14 +20,12 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-
 from .exceptions import NbchatError
+
+# jsonschema and referencing are imported where a schema is first checked, not with this module:
+# importing jsonschema loads the format checkers of every optional package installed, and with
+# Jupyter's rfc3987-syntax (a Lark grammar built at import) that took 1.1 s of the first request
+# of every kernel, schemas or none.
 
 __all__ = ["MAX_ERRORS", "SchemaError", "Validator", "json_path"]
 
@@ -78,6 +76,9 @@ class Validator:
             raise SchemaError(f"not a usable JSON schema: {_describe(exc)}") from None
 
     def _build(self, schema: Any) -> None:
+        import jsonschema.validators
+        import referencing.jsonschema
+
         dialect = schema.get("$schema") if isinstance(schema, dict) else None
         if dialect is not None and not isinstance(dialect, str):
             raise SchemaError(
@@ -104,6 +105,8 @@ class Validator:
 
     def lookup(self, ref: str) -> Any:
         """The schema that ``ref`` points to (from the root); SchemaError if nothing is there."""
+        import referencing.exceptions
+
         try:
             return self._resolver.lookup(ref).contents
         except referencing.exceptions.Unresolvable:
@@ -121,6 +124,8 @@ class Validator:
 
     def errors(self, value: Any) -> list[str]:
         """What in ``value`` does not match, as ``path: message`` strings (at most MAX_ERRORS)."""
+        import jsonschema.exceptions
+
         found: list[str] = []
         try:
             for error in self._validator.iter_errors(value):
@@ -163,6 +168,8 @@ def _problem(cls: Any, schema: Any) -> str | None:
 
 
 def _check(cls: Any, schema: Any) -> str | None:
+    import jsonschema.exceptions
+
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
@@ -179,6 +186,9 @@ def _schema_path(parts: Any) -> str:
 
 def _check_references(node: Any, resolver: Any, path: str, depth: int = 0) -> None:
     """Every ``$ref`` resolves within the schema; a nested ``$id`` starts a new base."""
+    import referencing.exceptions
+    import referencing.jsonschema
+
     if not isinstance(node, dict) or depth > 200:
         return
     if "$id" in node and depth:
