@@ -323,3 +323,64 @@ def test_a_batch_job_is_kept_by_its_input_files_key_and_can_be_forgotten(tmp_pat
     # Another process (a restarted kernel) reads the same file.
     assert Store(tmp_path / "s.db").batch_job("k2") == "batch_8"
     store.close()
+
+
+def test_a_batch_of_many_exchanges_and_tool_calls_gets_each_row_its_own_id(tmp_path):
+    # Exchanges are written many to a statement; each keeps the id of its own row, across
+    # statements and around the tool calls that come between them.
+    from nbchat.store.record import ToolCallRecord
+
+    store = Store(tmp_path / "many.db")
+    store.add(exchange("before"))
+    assert store.flush(5)
+    count = 2 * db._MOST_ROWS_PER_INSERT + 7
+    queued: list[Exchange | ToolCallRecord] = []
+    for n in range(count):
+        queued.append(exchange(f"row-{n}", session="s"))
+        if n in (5, 600):
+            queued.append(ToolCallRecord(key=f"row-{n}", session="s", name=f"tool-{n}"))
+    for item in queued:
+        store.add(item)
+    assert store.flush(20)
+    conn = sqlite3.connect(store.path)
+    stored = dict(conn.execute("SELECT key, id FROM exchanges"))
+    assert len(stored) == count + 1
+    for item in queued:
+        if isinstance(item, Exchange):
+            assert item.id == stored[item.key], item.key
+    linked = dict(conn.execute("SELECT name, exchange_id FROM tool_calls"))
+    assert linked == {"tool-5": stored["row-5"], "tool-600": stored["row-600"]}
+    conn.close()
+    store.close()
+
+
+def test_the_writer_keeps_up_with_a_map_that_keeps_the_loop_busy(fresh_store, monkeypatch):
+    # A busy event loop hands the GIL to the writer only every few milliseconds: written a
+    # statement a row, the queue of a fast map grew past its bound and rows were dropped from
+    # the log (half of a 30,000-row map at 128 in flight). The server runs in its own process,
+    # as a real one does, so that the map's loop is the busy one.
+    import nbchat
+
+    monkeypatch.setattr(Store, "MAX_PENDING", 2000)
+    command = [sys.executable, "-m", "tests.loopserver", "--latency", "0.01", "--capacity", "64"]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        client = nbchat.Client(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StoreWarning)
+            result = nbchat.map(
+                "row {i}",
+                [{"i": i} for i in range(6000)],
+                model="m",
+                concurrency=128,
+                client=client,
+                progress=False,
+            )
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert sum(1 for row in result if row["error"]) == 0
+    assert len(storeutil.stored(fresh_store)) == 6000
