@@ -99,63 +99,33 @@ def aiterate(flow: Flow[Any]) -> AsyncIterator[Any]:
 
 
 def _steps(step: _Resume, then: Callable[[], object] | None = None) -> Iterator[Any]:
-    # _Resume.next and .take written out: a stream takes this loop once per read.
-    flow = step.flow
-    result: Any = None
-    failure: BaseException | None = None
     try:
-        while True:
-            try:
-                if failure is not None:
-                    op = flow.throw(failure)
-                    failure = None
-                else:
-                    op = flow.send(result)
-            except StopIteration as stop:
-                step.value = stop.value
-                return
+        while (op := step.next()) is not None:
             if isinstance(op, Emit):
                 yield from op.values
-                result = None
-                continue
-            try:
-                result = op.run()
-            except BaseException as exc:
-                failure = exc
+            else:
+                step.take(op.run)
     finally:
         try:
-            flow.close()  # left early (the caller stopped reading): the flow ends too
+            step.flow.close()  # left early (the caller stopped reading): the flow ends too
         finally:
             if then is not None:
                 then()
 
 
 async def _asteps(step: _Resume) -> AsyncIterator[Any]:
-    flow = step.flow
-    result: Any = None
-    failure: BaseException | None = None
     try:
-        while True:
-            try:
-                if failure is not None:
-                    op = flow.throw(failure)
-                    failure = None
-                else:
-                    op = flow.send(result)
-            except StopIteration as stop:
-                step.value = stop.value
-                return
+        while (op := step.next()) is not None:
             if isinstance(op, Emit):
                 for value in op.values:
                     yield value
-                result = None
                 continue
             try:
-                result = await op.arun()
+                step.result = await op.arun()
             except BaseException as exc:
-                failure = exc
+                step.failure = exc
     finally:
-        flow.close()
+        step.flow.close()
 
 
 class Call:
