@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
-from pathlib import Path
 
 import httpx
 import nbformat
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.fakeserver import sse_events  # noqa: E402
+from recorder import HERE, completion, finish, stream_or_whole
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 
@@ -126,31 +119,19 @@ def answer(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
     last = body["messages"][-1]
     said = json.dumps(last.get("content"))
-    for words, message, prompt, completion in TRANSCRIPT:
+    for words, message, prompt, completion_tokens in TRANSCRIPT:
         if words in said or words in str(last.get("content")):
             break
     else:
         raise AssertionError(f"the transcript has no reply for {said[:120]}")
-    reason = "tool_calls" if message.get("tool_calls") else "stop"
-    reply = {
-        "id": f"chatcmpl-{abs(hash(words)) % 10**8}",
-        "object": "chat.completion",
-        "created": 1765000000,
-        "model": MODEL,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": reason}
-        ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-    }
-    if body.get("stream"):
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = list(sse_events(reply, usage=usage))
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events)
-    return httpx.Response(200, json=reply)
+    reply = completion(
+        message,
+        {"prompt_tokens": prompt, "completion_tokens": completion_tokens},
+        id=f"chatcmpl-{abs(hash(words)) % 10**8}",
+        created=1765000000,
+        model=MODEL,
+    )
+    return stream_or_whole(body, reply)
 
 
 def main() -> None:
@@ -181,14 +162,7 @@ def main() -> None:
         if os.environ.get("NBCHAT_REPLAY") == "replay":
             os.environ["NBCHAT_REPLAY"] = "record"  # the setup cell asks for replay
     close_all()
-    from nbchat.store.replay import _cassettes
-
-    _cassettes.clear()
-    data = json.loads(cassette.read_text())
-    for interaction in data["interactions"]:
-        interaction["latency"] = None  # a scripted server's speed says nothing
-    cassette.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-    print(f"{cassette}: {len(data['interactions'])} interactions")
+    finish(cassette)
 
 
 if __name__ == "__main__":

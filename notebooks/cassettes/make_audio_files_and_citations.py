@@ -17,7 +17,7 @@ import math
 import struct
 
 import httpx
-from recorder import record, stream_or_whole
+from recorder import completion, record, stream_or_whole
 
 
 def _spoken() -> str:
@@ -131,19 +131,14 @@ def answer(request: httpx.Request) -> httpx.Response:
             break
     else:
         raise AssertionError(f"the transcript has no reply for {said[:80]}")
-    reason = "tool_calls" if message.get("tool_calls") else "stop"
-    total = usage["prompt_tokens"] + usage["completion_tokens"]
-    reply = {
-        "id": f"chatcmpl-demo{number}",
-        "object": "chat.completion",
-        "created": 1747040000,
-        "model": body["model"],
-        "service_tier": "default",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": reason}
-        ],
-        "usage": {**usage, "total_tokens": total},
-    }
+    reply = completion(
+        message,
+        usage,
+        id=f"chatcmpl-demo{number}",
+        created=1747040000,
+        model=body["model"],
+        service_tier="default",
+    )
     return stream_or_whole(body, reply)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from recorder import record, stream_or_whole
+from recorder import completion, record, stream_or_whole
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 
@@ -81,27 +81,19 @@ def answer(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
     last = body["messages"][-1]
     said = "tool" if last["role"] == "tool" else json.dumps(last["content"])
-    for words, message, prompt, completion in TRANSCRIPT:
+    for words, message, prompt, completion_tokens in TRANSCRIPT:
         if words in said:
             break
     else:
         raise AssertionError(f"the transcript has no reply for {said[:80]}")
-    reason = "tool_calls" if message.get("tool_calls") else "stop"
-    reply = {
-        "id": f"chatcmpl-{abs(hash(words)) % 10**8}",
-        "object": "chat.completion",
-        "created": 1747040000,
-        "model": MODEL,
-        "system_fingerprint": "fp_transcript",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": reason}
-        ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-    }
+    reply = completion(
+        message,
+        {"prompt_tokens": prompt, "completion_tokens": completion_tokens},
+        id=f"chatcmpl-{abs(hash(words)) % 10**8}",
+        created=1747040000,
+        model=MODEL,
+        system_fingerprint="fp_transcript",
+    )
     return stream_or_whole(body, reply)
 
 

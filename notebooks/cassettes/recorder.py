@@ -30,7 +30,6 @@ def record(notebook: str, answer: Callable[[httpx.Request], httpx.Response]) -> 
 
     from nbchat import Client
     from nbchat.conversation import sessions
-    from nbchat.store.replay import _cassettes
 
     cassette = HERE / f"{notebook}.json"
     cassette.unlink(missing_ok=True)
@@ -56,12 +55,35 @@ def record(notebook: str, answer: Callable[[httpx.Request], httpx.Response]) -> 
             print(f"(a cell failed while recording: {cell.source.splitlines()[0][:70]!r})")
         if os.environ.get("NBCHAT_REPLAY") == "replay":
             os.environ["NBCHAT_REPLAY"] = "record"  # the setup cell asks for replay
+    finish(cassette)
+
+
+def finish(cassette: Path) -> None:
+    """Write the cassette the recording made, with no latencies (a scripted server's speed
+    says nothing), and say how many interactions it holds."""
+    from nbchat.store.replay import _cassettes
+
     _cassettes.clear()
     data = json.loads(cassette.read_text())
     for interaction in data["interactions"]:
-        interaction["latency"] = None  # a scripted server's speed says nothing
+        interaction["latency"] = None
     cassette.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
     print(f"{cassette}: {len(data['interactions'])} interactions")
+
+
+def completion(message: dict, usage: dict, **fields: object) -> dict:
+    """A one-choice ``chat.completion`` saying ``message`` (finishing with its tool calls, if it
+    makes any), with ``fields`` (id, created, model…) and ``usage`` and its total."""
+    reason = "tool_calls" if message.get("tool_calls") else "stop"
+    total = usage["prompt_tokens"] + usage["completion_tokens"]
+    return {
+        "object": "chat.completion",
+        **fields,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": reason}
+        ],
+        "usage": {**usage, "total_tokens": total},
+    }
 
 
 def stream_or_whole(body: dict, reply: dict) -> httpx.Response:
