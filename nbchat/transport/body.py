@@ -84,12 +84,12 @@ def too_large(
 class Decoder:
     """Identity: the bytes as they came."""
 
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        if data:
-            yield data
+    def decode(self, data: bytes) -> Iterable[bytes]:
+        # A tuple, not a generator: a stream without an encoding takes this once per read.
+        return (data,) if data else ()
 
-    def flush(self) -> Iterator[bytes]:
-        return iter(())
+    def flush(self) -> Iterable[bytes]:
+        return ()
 
     @property
     def complete(self) -> bool:
@@ -210,7 +210,7 @@ class _Chain(Decoder):
     def decode(self, data: bytes) -> Iterator[bytes]:
         return self._through(0, self._decoders[0].decode(data))
 
-    def _through(self, at: int, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    def _through(self, at: int, pieces: Iterable[bytes]) -> Iterator[bytes]:
         if at == len(self._decoders) - 1:
             yield from pieces
             return
@@ -371,14 +371,6 @@ def decoded_flow(
         return
     decoder = decoder_for(response)
     pieces = RawPieces(response)
-    if type(decoder) is Decoder:
-        # No content encoding (nearly every stream): each read is a piece as it came, one
-        # generator step fewer per read.
-        while raw := (yield pieces):
-            yield Emit(each(raw))
-            if until():
-                return
-        return
     while raw := (yield pieces):
         for piece in decoder.decode(raw):
             yield Emit(each(piece))
