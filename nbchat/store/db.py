@@ -621,7 +621,8 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> list[int | 
     if not rows:
         return ids
     # Within the bound-variable limit of this SQLite build (999 before 3.32, 32,766 since).
-    per = max(1, min(_MOST_ROWS_PER_INSERT, conn.getlimit(_VARIABLE_LIMIT) // len(_COLUMNS)))
+    variables = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(_MOST_ROWS_PER_INSERT, variables // len(_COLUMNS)))
     columns = ", ".join(_COLUMNS)
     one = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
     for start in range(0, len(rows), per):
@@ -633,9 +634,6 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> list[int | 
             raise sqlite3.OperationalError("the store gave no id for the rows it wrote")
         ids.extend(range(last - len(chunk) + 1, last + 1))
     return ids
-
-
-_VARIABLE_LIMIT = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 
 
 def _call_values(conn: sqlite3.Connection, call: ToolCallRecord) -> list[Any]:
